@@ -1,0 +1,350 @@
+//! The product catalog: compatible id groups and type shares, from TOML.
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{PciId, VendorError};
+
+const EMBEDDED: &str = include_str!("../catalog/default.toml");
+
+/// A directional edge set: devices with an id in `from` may migrate to devices with an id in `to`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdRule {
+    /// Source ids.
+    #[serde(deserialize_with = "pci_ids")]
+    pub from: Vec<PciId>,
+    /// Target ids.
+    #[serde(deserialize_with = "pci_ids")]
+    pub to: Vec<PciId>,
+}
+
+/// An Intel GVT-g vGPU type.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GvtType {
+    /// Type id as in `mdev_supported_types` (`i915-GVTg_V5_4`).
+    pub name: String,
+    /// Instances that fit on one GPU: one instance holds 1/instances of it.
+    pub instances: u32,
+}
+
+/// Intel GVT-g knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GvtCatalog {
+    /// Parent GPU compatibility edges.
+    #[serde(default)]
+    pub parents: Vec<IdRule>,
+    /// Known vGPU types.
+    #[serde(default)]
+    pub types: Vec<GvtType>,
+}
+
+/// NVMe VF knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NvmeCatalog {
+    /// VF id compatibility edges.
+    #[serde(default)]
+    pub functions: Vec<IdRule>,
+}
+
+/// A QAT family: VFs and SIOV mdev types that share one migration format.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QatFamily {
+    /// Family name (`[a-z0-9_]+`), carried in version strings.
+    pub name: String,
+    /// VF ids in the family.
+    #[serde(default, deserialize_with = "pci_ids")]
+    pub vf_ids: Vec<PciId>,
+    /// mdev types in the family, as `parent-vendor:parent-device/type-id`.
+    #[serde(default)]
+    pub mdev_types: Vec<String>,
+}
+
+/// A directional QAT family edge.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QatMigration {
+    /// Source family.
+    pub from: String,
+    /// Target families.
+    pub to: Vec<String>,
+}
+
+/// QAT knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QatCatalog {
+    /// Families.
+    #[serde(default)]
+    pub families: Vec<QatFamily>,
+    /// Edges between families (each family always reaches itself).
+    #[serde(default)]
+    pub migrations: Vec<QatMigration>,
+}
+
+/// An mtty type.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MttyType {
+    /// Type id (`mtty-2`).
+    pub name: String,
+    /// Serial ports per instance.
+    pub ports: u32,
+}
+
+/// mtty knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MttyCatalog {
+    /// Known types.
+    #[serde(default)]
+    pub types: Vec<MttyType>,
+}
+
+/// All product knowledge the vendor models use.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Intel GVT-g.
+    #[serde(default)]
+    pub i915: GvtCatalog,
+    /// NVMe VFs.
+    #[serde(default)]
+    pub nvme: NvmeCatalog,
+    /// QAT VFs and SIOV mdevs.
+    #[serde(default)]
+    pub qat: QatCatalog,
+    /// The kernel's mtty sample.
+    #[serde(default)]
+    pub mtty: MttyCatalog,
+}
+
+fn pci_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PciId>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+impl Catalog {
+    /// The catalog compiled into devmig.
+    pub fn embedded() -> Self {
+        // The embedded text is checked by a unit test; failing here is a build defect.
+        Self::from_toml(EMBEDDED, "embedded").unwrap_or_default()
+    }
+
+    /// The embedded catalog's TOML text.
+    pub fn embedded_text() -> &'static str {
+        EMBEDDED
+    }
+
+    /// Parses and validates a catalog; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, VendorError> {
+        let catalog: Catalog = toml::from_str(text).map_err(|e| VendorError::Catalog {
+            origin: origin.to_string(),
+            why: e.to_string().trim().to_string(),
+        })?;
+        catalog.validate().map_err(|why| VendorError::Catalog {
+            origin: origin.to_string(),
+            why,
+        })?;
+        Ok(catalog)
+    }
+
+    /// The embedded catalog extended with the file at `path`.
+    pub fn embedded_with_file(path: &Path) -> Result<Self, VendorError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| VendorError::Catalog {
+            origin: origin.clone(),
+            why: e.to_string(),
+        })?;
+        let extra = Self::from_toml(&text, &origin)?;
+        let mut merged = Self::embedded();
+        merged.extend(extra);
+        merged
+            .validate()
+            .map_err(|why| VendorError::Catalog { origin, why })?;
+        Ok(merged)
+    }
+
+    /// Appends every list of `other` to this catalog.
+    pub fn extend(&mut self, other: Catalog) {
+        self.i915.parents.extend(other.i915.parents);
+        self.i915.types.extend(other.i915.types);
+        self.nvme.functions.extend(other.nvme.functions);
+        self.qat.families.extend(other.qat.families);
+        self.qat.migrations.extend(other.qat.migrations);
+        self.mtty.types.extend(other.mtty.types);
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        for (i, t) in self.i915.types.iter().enumerate() {
+            if t.instances == 0 {
+                return Err(format!("i915.types[{i}].instances must be at least 1"));
+            }
+            if !is_type_id(&t.name) {
+                return Err(format!(
+                    "i915.types[{i}].name {:?} is not a valid type id",
+                    t.name
+                ));
+            }
+            if !seen.insert(t.name.as_str()) {
+                return Err(format!("i915.types[{i}].name {:?} is listed twice", t.name));
+            }
+        }
+        let mut families = BTreeSet::new();
+        for (i, f) in self.qat.families.iter().enumerate() {
+            if f.name.is_empty()
+                || !f
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(format!(
+                    "qat.families[{i}].name {:?} must match [a-z0-9_]+",
+                    f.name
+                ));
+            }
+            if !families.insert(f.name.as_str()) {
+                return Err(format!(
+                    "qat.families[{i}].name {:?} is listed twice",
+                    f.name
+                ));
+            }
+            for (j, m) in f.mdev_types.iter().enumerate() {
+                let ok = m
+                    .split_once('/')
+                    .is_some_and(|(id, ty)| id.parse::<PciId>().is_ok() && is_type_id(ty));
+                if !ok {
+                    return Err(format!(
+                        "qat.families[{i}].mdev_types[{j}] {m:?} is not parent-vendor:parent-device/type-id"
+                    ));
+                }
+            }
+        }
+        for (i, m) in self.qat.migrations.iter().enumerate() {
+            for name in std::iter::once(&m.from).chain(&m.to) {
+                if !families.contains(name.as_str()) {
+                    return Err(format!("qat.migrations[{i}] names unknown family {name:?}"));
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in self.mtty.types.iter().enumerate() {
+            if t.ports == 0 || !is_type_id(&t.name) || !seen.insert(t.name.as_str()) {
+                return Err(format!(
+                    "mtty.types[{i}] {:?} needs a unique valid name and ports >= 1",
+                    t.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Target ids reachable from `source` under `rules`, always including `source` itself.
+    pub fn targets_of(rules: &[IdRule], source: PciId) -> BTreeSet<PciId> {
+        let mut out: BTreeSet<PciId> = rules
+            .iter()
+            .filter(|r| r.from.contains(&source))
+            .flat_map(|r| r.to.iter().copied())
+            .collect();
+        out.insert(source);
+        out
+    }
+
+    /// The GVT-g type named `name`.
+    pub fn gvt_type(&self, name: &str) -> Option<&GvtType> {
+        self.i915.types.iter().find(|t| t.name == name)
+    }
+
+    /// The QAT family of a VF id.
+    pub fn qat_family_of_vf(&self, id: PciId) -> Option<&QatFamily> {
+        self.qat.families.iter().find(|f| f.vf_ids.contains(&id))
+    }
+
+    /// The QAT family of an mdev type on a parent with `parent_id`.
+    pub fn qat_family_of_mdev(&self, parent_id: PciId, type_id: &str) -> Option<&QatFamily> {
+        let key = format!("{parent_id}/{type_id}");
+        self.qat
+            .families
+            .iter()
+            .find(|f| f.mdev_types.contains(&key))
+    }
+
+    /// QAT families `family` may migrate to (always including itself).
+    pub fn qat_targets(&self, family: &str) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .qat
+            .migrations
+            .iter()
+            .filter(|m| m.from == family)
+            .flat_map(|m| m.to.iter().cloned())
+            .collect();
+        out.insert(family.to_string());
+        out
+    }
+
+    /// Ports per instance of an mtty type.
+    pub fn mtty_ports(&self, type_id: &str) -> Option<u32> {
+        self.mtty
+            .types
+            .iter()
+            .find(|t| t.name == type_id)
+            .map(|t| t.ports)
+    }
+}
+
+/// An mdev type id as the kernel names them: `[A-Za-z0-9_.-]+`, not `.` or `..`.
+pub(crate) fn is_type_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_is_valid() {
+        let c = Catalog::from_toml(EMBEDDED, "embedded").expect("embedded catalog parses");
+        assert_eq!(c.gvt_type("i915-GVTg_V5_4").map(|t| t.instances), Some(4));
+        assert_eq!(c, Catalog::embedded());
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let e = Catalog::from_toml("[i915]\n[[i915.types]]\nname = \"x\"\ninstances = 0\n", "t")
+            .unwrap_err();
+        assert!(e.to_string().contains("i915.types[0].instances"), "{e}");
+        let e = Catalog::from_toml(
+            "[nvme]\nfunctions = [{ from = [\"zz:1\"], to = [] }]\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("zz:1"), "{e}");
+        let e = Catalog::from_toml("[qat]\nbogus = 1\n", "t").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Catalog::from_toml("[[qat.migrations]]\nfrom = \"a\"\nto = []\n", "t").unwrap_err();
+        assert!(e.to_string().contains("unknown family \"a\""), "{e}");
+    }
+
+    #[test]
+    fn id_rules_are_directional() {
+        let c = Catalog::embedded();
+        let kbl: PciId = "8086:591b".parse().expect("id");
+        let kblr: PciId = "8086:5917".parse().expect("id");
+        assert!(Catalog::targets_of(&c.i915.parents, kbl).contains(&kblr));
+        assert!(!Catalog::targets_of(&c.i915.parents, kblr).contains(&kbl));
+    }
+}

@@ -1,0 +1,59 @@
+use serde::Serialize;
+
+/// One rule a model evaluated for a (source, target) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldCheck {
+    /// Stable rule code, namespaced by model (`i915.gvt_minor`); the reason code when it fails.
+    pub rule: String,
+    /// The field the rule reads (`gvt_version`).
+    pub field: String,
+    /// The source's value.
+    pub source_value: String,
+    /// The target's value.
+    pub target_value: String,
+    /// Whether the rule accepted.
+    pub passed: bool,
+    /// One human sentence: what the rule requires.
+    pub message: String,
+}
+
+impl FieldCheck {
+    pub(crate) fn new(
+        rule: &str,
+        field: &str,
+        source: impl ToString,
+        target: impl ToString,
+        passed: bool,
+        message: impl Into<String>,
+    ) -> Self {
+        FieldCheck {
+            rule: rule.to_string(),
+            field: field.to_string(),
+            source_value: source.to_string(),
+            target_value: target.to_string(),
+            passed,
+            message: message.into(),
+        }
+    }
+}
+
+/// A model's decision on one source string for one target: every rule it evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The model that decided.
+    pub model: String,
+    /// Every rule evaluated, in the model's order.
+    pub checks: Vec<FieldCheck>,
+}
+
+impl Decision {
+    /// True when every rule passed.
+    pub fn accepted(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The rules that failed.
+    pub fn rejections(&self) -> impl Iterator<Item = &FieldCheck> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}

@@ -1,0 +1,37 @@
+use std::fmt::Debug;
+
+use crate::{Attributes, Decision, DeviceFacts, Requirement, VendorError};
+
+/// The vendor driver's half of the `migration_version` interface for one driver.
+///
+/// Implementations are pure: they read [`DeviceFacts`] and strings, never sysfs.
+pub trait VendorModel: Send + Sync + Debug {
+    /// The driver-name prefix of every version string this model emits (`i915`).
+    fn name(&self) -> &'static str;
+
+    /// True when this model is the vendor driver for `dev`.
+    fn recognizes(&self, dev: &DeviceFacts) -> bool;
+
+    /// True when `version` is in one of this model's formats (by prefix or shape).
+    fn claims_version(&self, version: &str) -> bool;
+
+    /// The version string the driver shows for `dev`.
+    fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError>;
+
+    /// Every rule applied to `source` written into `target`. An unparseable
+    /// source is [`VendorError::BadVersion`]; a target the model cannot
+    /// migrate is [`VendorError::Unsupported`].
+    fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError>;
+
+    /// The typed step-a attributes of `dev`.
+    fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError>;
+
+    /// What a target's attributes must satisfy to possibly accept `source`.
+    fn requirement(&self, source: &str) -> Result<Requirement, VendorError>;
+
+    /// Names of per-device configuration attributes the model reads from the
+    /// device's sysfs directory into [`DeviceFacts::params`].
+    fn param_files(&self) -> &'static [&'static str] {
+        &[]
+    }
+}

@@ -1,0 +1,309 @@
+//! Intel GVT-g vGPUs (driver i915).
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::catalog::is_type_id;
+use crate::models::{
+    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id,
+    parse_version_field, pci_id, version_checks, version_constraint,
+};
+use crate::{
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck,
+    PciId, Requirement, VendorError, VendorModel,
+};
+
+const NAME: &str = "i915";
+const SHARES: &str = "i915.shares";
+
+/// A parsed GVT-g version string.
+///
+/// Emitted form: `i915-v<gvt version>-<vendor>-<device>-<type>-<aggregator>`,
+/// e.g. `i915-v1.2.0-8086-591d-i915-GVTg_V5_8-1` (the seed's `i915-v1-...`
+/// example reads as GVT version 1.0.0). Also accepted: the v5 patch format
+/// `"%04x-%04x-%s-%08x"` (`8086-591d-GVTg_V5_8-01020000`), whose last field
+/// packs the version as `MMmmbbbb` (major, minor, bugfix) and whose
+/// aggregator is 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GvtVersion {
+    /// GVT software version.
+    pub gvt: DriverVersion,
+    /// Parent GPU vendor:device.
+    pub parent: PciId,
+    /// Full type id (`i915-GVTg_V5_8`).
+    pub mdev_type: String,
+    /// Instances aggregated into this vGPU.
+    pub aggregator: u32,
+}
+
+impl GvtVersion {
+    /// Parses either accepted format.
+    pub fn parse(s: &str) -> Result<Self, VendorError> {
+        if let Some(rest) = s.strip_prefix("i915-v") {
+            let f = fields(NAME, rest, 4)?;
+            let (ty, aggr) = f[3]
+                .rsplit_once('-')
+                .ok_or_else(|| VendorError::bad_version(NAME, s, "missing aggregator"))?;
+            let aggregator = parse_aggregator(s, aggr)?;
+            if !is_type_id(ty) {
+                return Err(VendorError::bad_version(
+                    NAME,
+                    s,
+                    format!("{ty:?} is not a type id"),
+                ));
+            }
+            Ok(GvtVersion {
+                gvt: parse_version_field(NAME, s, f[0])?,
+                parent: parse_pair(s, f[1], f[2])?,
+                mdev_type: ty.to_string(),
+                aggregator,
+            })
+        } else {
+            let f: Vec<&str> = s.split('-').collect();
+            let [vendor, device, ty, packed] = f.as_slice() else {
+                return Err(VendorError::bad_version(
+                    NAME,
+                    s,
+                    "neither i915-v... nor vendor-device-type-version",
+                ));
+            };
+            if ty.is_empty()
+                || ty.len() > 16
+                || !is_type_id(ty)
+                || packed.len() != 8
+                || !packed.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(VendorError::bad_version(
+                    NAME,
+                    s,
+                    "v5 format needs a type name of at most 16 chars and 8 hex digits",
+                ));
+            }
+            let v = u32::from_str_radix(packed, 16)
+                .map_err(|e| VendorError::bad_version(NAME, s, e.to_string()))?;
+            Ok(GvtVersion {
+                gvt: DriverVersion::new(v >> 24, (v >> 16) & 0xff, v & 0xffff),
+                parent: parse_pair(s, vendor, device)?,
+                mdev_type: format!("i915-{ty}"),
+                aggregator: 1,
+            })
+        }
+    }
+
+    /// The emitted (prefixed) form.
+    pub fn render(&self) -> String {
+        format!(
+            "i915-v{}-{:04x}-{:04x}-{}-{}",
+            self.gvt, self.parent.vendor, self.parent.device, self.mdev_type, self.aggregator
+        )
+    }
+}
+
+fn parse_pair(whole: &str, vendor: &str, device: &str) -> Result<PciId, VendorError> {
+    parse_pci_id(NAME, whole, &format!("{vendor}:{device}"))
+}
+
+fn parse_aggregator(whole: &str, s: &str) -> Result<u32, VendorError> {
+    match s.parse::<u32>() {
+        Ok(n) if n >= 1 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(VendorError::bad_version(
+            NAME,
+            whole,
+            format!("aggregator {s:?} is not a positive integer"),
+        )),
+    }
+}
+
+/// A reduced fraction of one GPU, rendered `p/q`.
+fn share(num: u32, den: u32) -> String {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let g = gcd(num, den).max(1);
+    format!("{}/{}", num / g, den / g)
+}
+
+/// The GVT-g model.
+#[derive(Debug)]
+pub struct GvtModel {
+    catalog: Arc<Catalog>,
+}
+
+impl GvtModel {
+    /// A model reading `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        GvtModel { catalog }
+    }
+
+    fn instances(&self, ty: &str) -> Option<u32> {
+        self.catalog.gvt_type(ty).map(|t| t.instances)
+    }
+
+    /// The target's own version fields.
+    fn target(&self, dev: &DeviceFacts) -> Result<GvtVersion, VendorError> {
+        if !dev.is_mdev_like() {
+            return Err(VendorError::unsupported(
+                NAME,
+                "GVT-g migrates mdevs and mdev types only",
+            ));
+        }
+        let ty = dev
+            .mdev_type
+            .as_deref()
+            .ok_or_else(|| VendorError::unsupported(NAME, "no mdev type"))?;
+        let n = self.instances(ty).ok_or_else(|| {
+            VendorError::unsupported(NAME, format!("type {ty:?} is not in the catalog"))
+        })?;
+        if dev.aggregator == 0 || dev.aggregator > n {
+            return Err(VendorError::unsupported(
+                NAME,
+                format!("aggregator {} outside 1..={n} for {ty}", dev.aggregator),
+            ));
+        }
+        Ok(GvtVersion {
+            gvt: driver_version(NAME, dev)?,
+            parent: pci_id(NAME, dev)?,
+            mdev_type: ty.to_string(),
+            aggregator: dev.aggregator,
+        })
+    }
+
+    /// The source's fields, with its type's instance count.
+    fn source(&self, s: &str) -> Result<(GvtVersion, u32), VendorError> {
+        let v = GvtVersion::parse(s)?;
+        let n = self.instances(&v.mdev_type).ok_or_else(|| {
+            VendorError::bad_version(
+                NAME,
+                s,
+                format!("type {:?} is not in the catalog", v.mdev_type),
+            )
+        })?;
+        if v.aggregator > n {
+            return Err(VendorError::bad_version(
+                NAME,
+                s,
+                format!(
+                    "aggregator {} exceeds the {n} instances of {}",
+                    v.aggregator, v.mdev_type
+                ),
+            ));
+        }
+        Ok((v, n))
+    }
+
+    /// Shares of a GPU the target can hold: its own for an mdev; any
+    /// aggregation of the type for a type node.
+    fn target_shares(dev: &DeviceFacts, t: &GvtVersion, n: u32) -> BTreeSet<String> {
+        match dev.kind {
+            crate::FactsKind::MdevType => (1..=n).map(|k| share(k, n)).collect(),
+            _ => [share(t.aggregator, n)].into(),
+        }
+    }
+}
+
+impl VendorModel for GvtModel {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn recognizes(&self, dev: &DeviceFacts) -> bool {
+        dev.is_mdev_like()
+            && dev.driver.as_deref() == Some(NAME)
+            && dev
+                .mdev_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("i915-GVTg"))
+    }
+
+    fn claims_version(&self, version: &str) -> bool {
+        version.starts_with("i915-")
+            || (version.split('-').count() == 4 && GvtVersion::parse(version).is_ok())
+    }
+
+    fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError> {
+        Ok(self.target(dev)?.render())
+    }
+
+    fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
+        let (s, ns) = self.source(source)?;
+        let t = self.target(target)?;
+        let nt = self.instances(&t.mdev_type).unwrap_or(1);
+        let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);
+        let source_share = share(s.aggregator, ns);
+        let shares = Self::target_shares(target, &t, nt);
+        let mut checks = vec![id_check(
+            "i915.parent_group",
+            "parent_id",
+            s.parent,
+            t.parent,
+            &allowed,
+        )];
+        checks.extend(version_checks(NAME, "gvt_version", s.gvt, t.gvt));
+        let target_share = match target.kind {
+            crate::FactsKind::MdevType => format!(
+                "{} x1..{nt} = {}",
+                t.mdev_type,
+                shares.iter().cloned().collect::<Vec<_>>().join(",")
+            ),
+            _ => format!(
+                "{} x{} = {}",
+                t.mdev_type,
+                t.aggregator,
+                share(t.aggregator, nt)
+            ),
+        };
+        checks.push(FieldCheck::new(
+            "i915.share",
+            "resource_share",
+            format!("{} x{} = {source_share}", s.mdev_type, s.aggregator),
+            target_share,
+            // Native rule in integers: a_s / n_s == a_t / n_t for some allowed a_t.
+            match target.kind {
+                crate::FactsKind::MdevType => {
+                    (s.aggregator * nt) % ns == 0 && (1..=nt).contains(&(s.aggregator * nt / ns))
+                }
+                _ => s.aggregator * nt == t.aggregator * ns,
+            },
+            "the vGPU must hold the same share of a GPU (type instances x aggregator)",
+        ));
+        Ok(Decision {
+            model: NAME.to_string(),
+            checks,
+        })
+    }
+
+    fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
+        let t = self.target(dev)?;
+        let n = self.instances(&t.mdev_type).unwrap_or(1);
+        Ok(Attributes::from([
+            model_attr(NAME),
+            (
+                "i915.parent_id".to_string(),
+                AttrValue::String(t.parent.to_string()),
+            ),
+            ("i915.gvt_version".to_string(), AttrValue::Semver(t.gvt)),
+            (
+                SHARES.to_string(),
+                AttrValue::Set(Self::target_shares(dev, &t, n)),
+            ),
+        ]))
+    }
+
+    fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
+        let (s, ns) = self.source(source)?;
+        let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);
+        Ok(Requirement {
+            all: vec![
+                model_constraint(NAME),
+                Constraint::OneOf {
+                    attr: "i915.parent_id".to_string(),
+                    values: allowed.iter().map(PciId::to_string).collect(),
+                },
+                version_constraint("i915.gvt_version", s.gvt),
+                Constraint::Contains {
+                    attr: SHARES.to_string(),
+                    value: share(s.aggregator, ns),
+                },
+            ],
+        })
+    }
+}

@@ -1,0 +1,100 @@
+use std::sync::Arc;
+
+use crate::models::{GvtModel, MttyModel, NvmeModel, QatModel};
+use crate::{
+    Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel,
+};
+
+/// Every vendor model devmig ships, over one catalog; dispatches by device and by version string.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    catalog: Arc<Catalog>,
+    models: Arc<Vec<Box<dyn VendorModel>>>,
+}
+
+impl Registry {
+    /// All shipped models reading `catalog`.
+    pub fn new(catalog: Catalog) -> Self {
+        let catalog = Arc::new(catalog);
+        let models: Vec<Box<dyn VendorModel>> = vec![
+            Box::new(GvtModel::new(catalog.clone())),
+            Box::new(NvmeModel::new(catalog.clone())),
+            Box::new(QatModel::new(catalog.clone())),
+            Box::new(MttyModel::new(catalog.clone())),
+        ];
+        Registry {
+            catalog,
+            models: Arc::new(models),
+        }
+    }
+
+    /// The catalog the models read.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The models, in dispatch order.
+    pub fn models(&self) -> impl Iterator<Item = &dyn VendorModel> {
+        self.models.iter().map(|m| m.as_ref())
+    }
+
+    /// The model that is the vendor driver of `dev`.
+    pub fn model_for_device(&self, dev: &DeviceFacts) -> Option<&dyn VendorModel> {
+        self.models().find(|m| m.recognizes(dev))
+    }
+
+    /// The model whose format `version` is in.
+    pub fn model_for_version(&self, version: &str) -> Option<&dyn VendorModel> {
+        self.models().find(|m| m.claims_version(version))
+    }
+
+    /// Every configuration file name any model reads.
+    pub fn param_files(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.models().flat_map(|m| m.param_files().iter().copied())
+    }
+
+    /// The version string of `dev`.
+    pub fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError> {
+        self.model_for_device(dev)
+            .ok_or(VendorError::NoModel)?
+            .version(dev)
+    }
+
+    /// The target's vendor decision on `source`. A string of another vendor
+    /// is a rejection with rule `vendor_mismatch`, as the kernel would
+    /// reject it (EINVAL).
+    pub fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
+        let model = self.model_for_device(target).ok_or(VendorError::NoModel)?;
+        if !model.claims_version(source) {
+            let source_model = self
+                .model_for_version(source)
+                .map_or("unknown", |m| m.name());
+            return Ok(Decision {
+                model: model.name().to_string(),
+                checks: vec![FieldCheck::new(
+                    "vendor_mismatch",
+                    "model",
+                    source_model,
+                    model.name(),
+                    false,
+                    "the source string belongs to another vendor driver",
+                )],
+            });
+        }
+        model.evaluate(source, target)
+    }
+
+    /// The step-a attributes of `dev`.
+    pub fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
+        self.model_for_device(dev)
+            .ok_or(VendorError::NoModel)?
+            .attributes(dev)
+    }
+
+    /// The requirement `source` places on targets.
+    pub fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
+        self.model_for_version(source)
+            .ok_or_else(|| VendorError::UnknownVersion(source.chars().take(120).collect()))?
+            .requirement(source)
+    }
+}

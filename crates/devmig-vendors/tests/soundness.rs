@@ -1,0 +1,154 @@
+//! Property tests: the soundness law (step a never excludes what step b
+//! accepts), its converse for the shipped models (step a is exact), version
+//! round trips, and rejection reasons that name the failing attribute.
+use devmig_vendors::{Catalog, DeviceFacts, Registry};
+use proptest::prelude::*;
+
+fn version() -> impl Strategy<Value = String> {
+    (1u32..=2, 0u32..=3, 0u32..=2).prop_map(|(a, b, c)| format!("{a}.{b}.{c}"))
+}
+
+fn gvt() -> impl Strategy<Value = DeviceFacts> {
+    (
+        prop::sample::select(vec!["8086:591b", "8086:5917", "8086:591d"]),
+        version(),
+        prop::sample::select(vec![
+            ("i915-GVTg_V5_1", 1u32),
+            ("i915-GVTg_V5_2", 2),
+            ("i915-GVTg_V5_4", 4),
+            ("i915-GVTg_V5_8", 8),
+        ]),
+        1u32..=8,
+        any::<bool>(),
+    )
+        .prop_map(|(id, v, (ty, n), a, is_type)| {
+            if is_type {
+                DeviceFacts::mdev_type("0000:00:02.0", id, "i915", Some(&v), ty)
+            } else {
+                DeviceFacts::mdev("0000:00:02.0", id, "i915", Some(&v), ty, 1 + (a - 1) % n)
+            }
+        })
+}
+
+fn nvme() -> impl Strategy<Value = DeviceFacts> {
+    (
+        prop::sample::select(vec!["144d:a824", "144d:a825", "144d:a826"]),
+        version(),
+        prop::sample::select(vec![
+            "nvme+tcp://s1.example:4420/nqn.a",
+            "NVMe+TCP://S1.Example:4420/nqn.a",
+            "nvme+rdma://s2.example/nqn.b",
+        ]),
+    )
+        .prop_map(|(id, v, url)| {
+            DeviceFacts::pci_function(id, true, "nvme", Some(&v))
+                .with_param("remote_storage_url", url)
+        })
+}
+
+fn qat() -> impl Strategy<Value = DeviceFacts> {
+    (
+        0usize..3,
+        version(),
+        prop::sample::subsequence(
+            vec!["aes-gcm", "sha256", "chacha20-poly1305", "zstd"],
+            1..=4,
+        ),
+    )
+        .prop_map(|(kind, v, algs)| {
+            let algs = algs.join(" ");
+            match kind {
+                0 => DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some(&v)),
+                1 => DeviceFacts::pci_function("8086:37c9", true, "c6xxvf", Some(&v)),
+                _ => DeviceFacts::mdev(
+                    "0000:6b:00.0",
+                    "8086:4940",
+                    "4xxx",
+                    Some(&v),
+                    "qat_4xxx-vqat",
+                    1,
+                ),
+            }
+            .with_param("crypto_algorithms", &algs)
+        })
+}
+
+fn mtty() -> impl Strategy<Value = DeviceFacts> {
+    (
+        prop::sample::select(vec!["mtty-1", "mtty-2"]),
+        version(),
+        any::<bool>(),
+    )
+        .prop_map(|(ty, v, is_type)| {
+            if is_type {
+                DeviceFacts::mdev_type("mtty", "", "mtty", Some(&v), ty)
+            } else {
+                DeviceFacts::mdev("mtty", "", "mtty", Some(&v), ty, 1)
+            }
+        })
+}
+
+fn device() -> impl Strategy<Value = DeviceFacts> {
+    prop_oneof![gvt(), nvme(), qat(), mtty()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// accept(S, T) <=> requirement(S) holds on attributes(T), for any pair of devices.
+    #[test]
+    fn step_a_and_step_b_agree(src in device(), dst in device()) {
+        let r = Registry::new(Catalog::embedded());
+        // Sources are created devices: a type node has no version of its own to migrate.
+        prop_assume!(!matches!(src.kind, devmig_vendors::FactsKind::MdevType));
+        let s = r.version(&src).expect("generated sources are supported");
+        let accepted = r.evaluate(&s, &dst).expect("generated targets are supported").accepted();
+        let req = r.requirement(&s).expect("requirement");
+        let attrs = r.attributes(&dst).expect("attributes");
+        let satisfied = req.satisfied_by(&attrs);
+        prop_assert!(!accepted || satisfied, "soundness broken: {s} accepted by {dst:?} but unmet {:?}", req.unmet(&attrs));
+        prop_assert!(accepted || !satisfied, "step a admits a target step b rejects: {s} -> {dst:?}");
+    }
+
+    /// A device always accepts its own version string, and the string round-trips through the parser.
+    #[test]
+    fn own_version_is_accepted_and_round_trips(dev in device()) {
+        let r = Registry::new(Catalog::embedded());
+        prop_assume!(!matches!(dev.kind, devmig_vendors::FactsKind::MdevType));
+        let v = r.version(&dev).expect("version");
+        prop_assert!(devmig_vendors::is_valid_version_string(&v));
+        let model = r.model_for_version(&v).expect("claimed");
+        prop_assert_eq!(model.name(), r.model_for_device(&dev).expect("recognised").name());
+        prop_assert!(r.evaluate(&v, &dev).expect("eval").accepted(), "{} rejected by its own device", v);
+    }
+
+    /// Every rejection names a rule of the target's model (or vendor_mismatch) and carries both values.
+    #[test]
+    fn rejections_name_their_rule(src in device(), dst in device()) {
+        let r = Registry::new(Catalog::embedded());
+        prop_assume!(!matches!(src.kind, devmig_vendors::FactsKind::MdevType));
+        let s = r.version(&src).expect("version");
+        let d = r.evaluate(&s, &dst).expect("eval");
+        let model = r.model_for_device(&dst).expect("model").name();
+        for c in d.rejections() {
+            prop_assert!(c.rule == "vendor_mismatch" || c.rule.starts_with(&format!("{model}.")), "{}", c.rule);
+            prop_assert!(!c.source_value.is_empty() && !c.target_value.is_empty());
+        }
+    }
+
+    /// The NVMe field encoding round-trips any string and yields printable ASCII.
+    #[test]
+    fn nvme_field_encoding_round_trips(s in any::<String>()) {
+        let e = devmig_vendors::models::encode_field(&s);
+        prop_assert!(e.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        prop_assert_eq!(devmig_vendors::models::decode_field(&e).expect("decode"), s);
+    }
+
+    /// Parsers never panic on arbitrary input.
+    #[test]
+    fn parsers_never_panic(s in "\\PC{0,80}") {
+        let r = Registry::new(Catalog::embedded());
+        let _ = r.requirement(&s);
+        let _ = r.evaluate(&s, &DeviceFacts::mdev("mtty", "", "mtty", Some("0.1"), "mtty-1", 1));
+    }
+}
