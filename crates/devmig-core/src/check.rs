@@ -1,0 +1,390 @@
+//! The checker: step b of the proposal, against the kernel or the vendor model.
+use std::time::Duration;
+
+use devmig_vendors::{Attributes, Registry, VendorError};
+use serde::Serialize;
+
+use crate::device::{Device, MigrationSupport};
+use crate::discovery::{discover, discover_one};
+use crate::errno::is_transient;
+use crate::protocol::{ReadFailure, read_version, write_version};
+use crate::verdict::{Reason, Side};
+use crate::{
+    CheckReport, CoreError, DeviceId, Inventory, IoFailure, MIGRATION_VERSION, SysfsIo, SysfsRoot,
+    Verdict, validate_version,
+};
+
+/// Where a version string, or a decision, came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// The kernel's `migration_version` attribute.
+    Kernel,
+    /// devmig's vendor model (the userspace adapter), because the kernel lacks the attribute.
+    Model,
+}
+
+/// A device's version string, or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionReport {
+    /// The device and its version (absent on failure).
+    #[serde(flatten)]
+    pub side: Side,
+    /// Why there is no version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// True when the failure says nothing definitive (timeout, transient errno).
+    #[serde(skip)]
+    pub transient: bool,
+}
+
+/// The typed step-a attributes of one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttributesReport {
+    /// The device.
+    pub device: String,
+    /// The model that derived them.
+    pub model: String,
+    /// The attributes.
+    pub attributes: Attributes,
+}
+
+/// Runs discovery and the protocol under one root, with one model registry and one I/O pool.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    root: SysfsRoot,
+    io: SysfsIo,
+    registry: Registry,
+}
+
+impl Checker {
+    /// A checker bounding every sysfs operation by `timeout`.
+    pub fn new(root: SysfsRoot, registry: Registry, timeout: Duration) -> Self {
+        Checker {
+            root,
+            io: SysfsIo::new(timeout),
+            registry,
+        }
+    }
+
+    /// The sysfs root.
+    pub fn root(&self) -> &SysfsRoot {
+        &self.root
+    }
+
+    /// The model registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The I/O pool.
+    pub fn io(&self) -> &SysfsIo {
+        &self.io
+    }
+
+    /// Every device under the root.
+    pub fn inventory(&self) -> Result<Inventory, CoreError> {
+        discover(&self.root, &self.io, &self.registry)
+    }
+
+    /// One device.
+    pub fn device(&self, id: &DeviceId) -> Result<Device, CoreError> {
+        discover_one(&self.root, &self.io, &self.registry, id)
+    }
+
+    /// The version string of `id`: read from the kernel, or computed by the model.
+    pub fn version(&self, id: &DeviceId) -> Result<VersionReport, CoreError> {
+        let dev = self.device(id)?;
+        Ok(self.version_of(&dev))
+    }
+
+    pub(crate) fn version_of(&self, dev: &Device) -> VersionReport {
+        let mut side = Side {
+            device: Some(dev.id.to_string()),
+            model: dev.migration.model.clone(),
+            ..Side::default()
+        };
+        let fail = |side: Side, reason: Reason, transient: bool| VersionReport {
+            side,
+            reason: Some(reason),
+            transient,
+        };
+        match dev.migration.support {
+            MigrationSupport::Kernel => {
+                side.source = Some(Provenance::Kernel);
+                let attr = self.root.join(dev.id.node_path()).join(MIGRATION_VERSION);
+                match read_version(&self.io, &attr) {
+                    Ok(v) => {
+                        side.version = Some(v);
+                        VersionReport {
+                            side,
+                            reason: None,
+                            transient: false,
+                        }
+                    }
+                    Err(ReadFailure::Io(f)) => {
+                        let (code, transient) = io_code("source_read_failed", f);
+                        fail(
+                            side,
+                            Reason::io(code, "reading migration_version", f),
+                            transient,
+                        )
+                    }
+                    Err(ReadFailure::Invalid(why)) => fail(
+                        side,
+                        Reason::new(
+                            "source_version_invalid",
+                            format!("the driver returned an unusable version: {why}"),
+                        ),
+                        false,
+                    ),
+                }
+            }
+            MigrationSupport::Model => {
+                side.source = Some(Provenance::Model);
+                let version = dev
+                    .facts
+                    .as_ref()
+                    .ok_or(VendorError::NoModel)
+                    .and_then(|f| self.registry.version(f));
+                match version {
+                    Ok(v) => {
+                        side.version = Some(v);
+                        VersionReport {
+                            side,
+                            reason: None,
+                            transient: false,
+                        }
+                    }
+                    Err(e) => fail(
+                        side,
+                        Reason::new("source_unsupported", e.to_string()),
+                        false,
+                    ),
+                }
+            }
+            MigrationSupport::None => {
+                let why = dev
+                    .migration
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| "the device does not support migration".into());
+                fail(side, Reason::new("source_unsupported", why), false)
+            }
+        }
+    }
+
+    /// Reads the source's version and has the target judge it.
+    pub fn check(&self, source: &DeviceId, target: &DeviceId) -> Result<CheckReport, CoreError> {
+        let src = self.device(source)?;
+        let dst = self.device(target)?;
+        let read = self.version_of(&src);
+        let Some(version) = read.side.version.clone() else {
+            let report = CheckReport::new(
+                read.side,
+                Side {
+                    device: Some(dst.id.to_string()),
+                    ..Side::default()
+                },
+            );
+            let reason = read
+                .reason
+                .unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
+            return Ok(if read.transient {
+                report.error(reason)
+            } else {
+                report.incompatible(reason)
+            });
+        };
+        if let (DeviceId::MdevType { type_id: a, .. }, DeviceId::MdevType { type_id: b, .. }) =
+            (&src.id, &dst.id)
+        {
+            if a != b {
+                let report = CheckReport::new(
+                    read.side,
+                    Side {
+                        device: Some(dst.id.to_string()),
+                        ..Side::default()
+                    },
+                );
+                return Ok(report.incompatible(Reason::new(
+                    "type_mismatch",
+                    format!("type nodes are only comparable within one type ({a} vs {b})"),
+                )));
+            }
+        }
+        Ok(self.judge(read.side, &version, &dst))
+    }
+
+    /// Has the target judge a version string that came from elsewhere.
+    pub fn check_version(
+        &self,
+        version: &str,
+        target: &DeviceId,
+    ) -> Result<CheckReport, CoreError> {
+        validate_version(version)?;
+        let dst = self.device(target)?;
+        let from = Side {
+            version: Some(version.to_string()),
+            ..Side::default()
+        };
+        Ok(self.judge(from, version, &dst))
+    }
+
+    /// Step b on one discovered target.
+    pub(crate) fn judge(&self, from: Side, version: &str, target: &Device) -> CheckReport {
+        let mut to = Side {
+            device: Some(target.id.to_string()),
+            model: target.migration.model.clone(),
+            ..Side::default()
+        };
+        let decision = target
+            .facts
+            .as_ref()
+            .filter(|_| to.model.is_some())
+            .map(|f| self.registry.evaluate(version, f));
+        match target.migration.support {
+            MigrationSupport::Kernel => {
+                to.source = Some(Provenance::Kernel);
+                let attr = self
+                    .root
+                    .join(target.id.node_path())
+                    .join(MIGRATION_VERSION);
+                to.version = read_version(&self.io, &attr).ok();
+                let write = write_version(&self.io, &attr, version);
+                let mut report = CheckReport::new(from, to);
+                if let Some(Ok(d)) = &decision {
+                    report.checks = d.checks.clone();
+                }
+                match write {
+                    Ok(()) => {
+                        report.verdict = if report.to.version.as_deref() == Some(version) {
+                            Verdict::Identical
+                        } else {
+                            Verdict::Compatible
+                        };
+                        report
+                    }
+                    Err(f) => {
+                        let (code, transient) = match f.errno() {
+                            Some(libc::ENODEV) => ("target_unsupported", false),
+                            _ => io_code("target_rejected", f),
+                        };
+                        let report = if transient {
+                            report.error(Reason::io(code, "writing migration_version", f))
+                        } else {
+                            report.incompatible(Reason::io(
+                                code,
+                                "the target's driver refused the version",
+                                f,
+                            ))
+                        };
+                        with_model_reasons(report, decision.as_ref())
+                    }
+                }
+            }
+            MigrationSupport::Model => {
+                to.source = Some(Provenance::Model);
+                to.version = target
+                    .facts
+                    .as_ref()
+                    .and_then(|f| self.registry.version(f).ok());
+                let report = CheckReport::new(from, to);
+                match decision {
+                    Some(Ok(d)) => {
+                        let mut report = CheckReport {
+                            checks: d.checks.clone(),
+                            ..report
+                        };
+                        if d.accepted() {
+                            report.verdict = if report.to.version.as_deref() == Some(version) {
+                                Verdict::Identical
+                            } else {
+                                Verdict::Compatible
+                            };
+                            report
+                        } else {
+                            report.verdict = Verdict::Incompatible;
+                            report.reasons = d.rejections().map(Reason::from_check).collect();
+                            report
+                        }
+                    }
+                    Some(Err(e @ VendorError::BadVersion { .. })) => {
+                        report.incompatible(Reason::new("source_version_invalid", e.to_string()))
+                    }
+                    Some(Err(e)) => {
+                        report.incompatible(Reason::new("target_unsupported", e.to_string()))
+                    }
+                    None => report.incompatible(Reason::new(
+                        "target_unsupported",
+                        "no vendor model recognises the target",
+                    )),
+                }
+            }
+            MigrationSupport::None => {
+                let why = target
+                    .migration
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| "the target does not support migration".into());
+                CheckReport::new(from, to).incompatible(Reason::new("target_unsupported", why))
+            }
+        }
+    }
+
+    /// The typed step-a attributes of `id`.
+    pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CoreError> {
+        let dev = self.device(id)?;
+        let facts = dev.facts.as_ref().ok_or(VendorError::NoModel)?;
+        let model = self
+            .registry
+            .model_for_device(facts)
+            .ok_or(VendorError::NoModel)?;
+        Ok(AttributesReport {
+            device: dev.id.to_string(),
+            model: model.name().to_string(),
+            attributes: model.attributes(facts)?,
+        })
+    }
+}
+
+/// Adds the model's field-level reasons to a kernel rejection: the "why" the errno cannot carry.
+fn with_model_reasons(
+    mut report: CheckReport,
+    decision: Option<&Result<devmig_vendors::Decision, VendorError>>,
+) -> CheckReport {
+    if report.verdict == Verdict::Incompatible {
+        if let Some(Ok(d)) = decision {
+            report
+                .reasons
+                .extend(d.rejections().map(Reason::from_check));
+        }
+    }
+    report
+}
+
+/// The reason code for an I/O failure and whether it is transient (verdict `error`).
+fn io_code(definitive: &'static str, f: IoFailure) -> (&'static str, bool) {
+    match f {
+        IoFailure::Timeout { .. } => ("timeout", true),
+        IoFailure::Overloaded => ("overloaded", true),
+        IoFailure::ShortWrite { .. } => ("target_write_failed", true),
+        IoFailure::Errno { errno } if errno == libc::ENOENT => (
+            if definitive == "source_read_failed" {
+                "source_unsupported"
+            } else {
+                "target_unsupported"
+            },
+            false,
+        ),
+        IoFailure::Errno { errno } if is_transient(errno) => (
+            if definitive == "source_read_failed" {
+                "source_read_failed"
+            } else {
+                "target_write_failed"
+            },
+            true,
+        ),
+        IoFailure::Errno { .. } => (definitive, false),
+    }
+}
