@@ -250,7 +250,19 @@ impl Checker {
                     .root
                     .join(target.id.node_path())
                     .join(MIGRATION_VERSION);
-                to.version = read_version(&self.io, &attr).ok();
+                let own = read_version(&self.io, &attr);
+                if let Err(ReadFailure::Io(
+                    f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded),
+                )) = own
+                {
+                    // A target that hangs on read is not written to: its driver is stuck.
+                    return CheckReport::new(from, to).error(Reason::io(
+                        io_code("target_rejected", f).0,
+                        "reading the target's migration_version",
+                        f,
+                    ));
+                }
+                to.version = own.ok();
                 let write = write_version(&self.io, &attr, version);
                 let mut report = CheckReport::new(from, to);
                 if let Some(Ok(d)) = &decision {

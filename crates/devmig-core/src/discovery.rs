@@ -202,7 +202,8 @@ pub(crate) fn migration_of(
 ) -> Migration {
     let model = facts.and_then(|f| registry.model_for_device(f));
     let name = model.map(|m| m.name().to_string());
-    if dir.join(MIGRATION_VERSION).is_file() {
+    // An attribute is anything but a directory (sysfs attributes are files; tests link devices here).
+    if fs::metadata(dir.join(MIGRATION_VERSION)).is_ok_and(|m| !m.is_dir()) {
         return Migration {
             support: MigrationSupport::Kernel,
             model: name,
