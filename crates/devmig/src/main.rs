@@ -1,1 +1,61 @@
-fn main() {}
+//! The `devmig` command.
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use devmig_core::{Checker, SysfsRoot};
+use devmig_vendors::{Catalog, Registry};
+
+mod cli;
+mod commands;
+mod error;
+mod output;
+
+use cli::{Cli, Command};
+use error::CliError;
+
+fn checker(cli: &Cli) -> Result<Checker, CliError> {
+    let catalog = match &cli.catalog {
+        Some(path) => Catalog::embedded_with_file(path)?,
+        None => Catalog::embedded(),
+    };
+    if cli.timeout_ms == 0 {
+        return Err(CliError::Usage("--timeout-ms must be at least 1".into()));
+    }
+    Ok(Checker::new(
+        SysfsRoot::new(&cli.sysfs_root),
+        Registry::new(catalog),
+        Duration::from_millis(cli.timeout_ms),
+    ))
+}
+
+fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliError> {
+    let checker = checker(cli)?;
+    let o = cli.output;
+    match &cli.command {
+        Command::List => commands::inventory::list(&checker, o, out),
+        Command::Show { device } => commands::inventory::show(&checker, device, o, out),
+        Command::Version { device } => commands::version::version(&checker, device, o, out, err),
+        Command::Check(args) => commands::check::check(&checker, args, false, o, out),
+        Command::Explain(args) => commands::check::check(&checker, args, true, o, out),
+        Command::Attributes { device } => {
+            commands::attributes::attributes(&checker, device, o, out)
+        }
+        Command::Match(args) => commands::matching::matching(&checker, args, o, out),
+        Command::Demo => commands::demo::demo(checker.registry(), out),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let code = match run(&cli, &mut stdout.lock(), &mut stderr.lock()) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(stderr.lock(), "devmig: {}", e.chain());
+            e.exit_code()
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(3))
+}

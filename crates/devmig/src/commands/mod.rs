@@ -1,0 +1,48 @@
+//! One module per verb; each writes to `out` and returns the exit code.
+pub mod attributes;
+pub mod check;
+pub mod demo;
+pub mod inventory;
+pub mod matching;
+pub mod version;
+
+use std::io::Read;
+use std::path::Path;
+
+use devmig_core::DeviceId;
+
+use crate::cli::SourceArgs;
+use crate::error::CliError;
+
+/// Parses a DEVICE argument.
+pub fn device_id(s: &str) -> Result<DeviceId, CliError> {
+    Ok(s.parse::<DeviceId>()?)
+}
+
+/// The source string given with --version or --version-file, if any.
+pub fn source_string(args: &SourceArgs) -> Result<Option<String>, CliError> {
+    if let Some(v) = &args.version {
+        return Ok(Some(v.clone()));
+    }
+    let Some(path) = &args.version_file else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(64 * 1024)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| CliError::Io {
+        what: format!("reading version file {}", path.display()),
+        source: e,
+    })?;
+    let text =
+        String::from_utf8(devmig_core::strip_one_newline(&bytes).to_vec()).map_err(|_| {
+            CliError::Usage(format!("version file {} is not ASCII text", path.display()))
+        })?;
+    Ok(Some(text))
+}

@@ -1,0 +1,55 @@
+//! The CLI's error type and its exit codes.
+use thiserror::Error;
+
+/// Everything a command can fail with.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// Wrong arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// An error from the core library.
+    #[error(transparent)]
+    Core(#[from] devmig_core::CoreError),
+    /// An error from the vendor models or catalog.
+    #[error(transparent)]
+    Vendor(#[from] devmig_vendors::VendorError),
+    /// Reading input or writing output failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// 2 for bad usage or input, 1 when a device cannot migrate at all, 3 for runtime errors.
+    pub fn exit_code(&self) -> i32 {
+        use devmig_vendors::VendorError as V;
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Core(e) if e.is_bad_input() => 2,
+            CliError::Core(devmig_core::CoreError::Vendor(V::NoModel | V::Unsupported { .. })) => 1,
+            CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
+            CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
+            _ => 3,
+        }
+    }
+
+    /// The message with its whole cause chain.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            let s = e.to_string();
+            if !out.contains(&s) {
+                out.push_str(": ");
+                out.push_str(&s);
+            }
+            cur = e.source();
+        }
+        out
+    }
+}
