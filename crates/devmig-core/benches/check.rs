@@ -1,1 +1,2 @@
+//! Benchmarks (placeholder until written).
 fn main() {}

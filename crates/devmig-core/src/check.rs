@@ -10,8 +10,8 @@ use crate::errno::is_transient;
 use crate::protocol::{ReadFailure, read_version, write_version};
 use crate::verdict::{Reason, Side};
 use crate::{
-    CheckReport, CoreError, DeviceId, Inventory, IoFailure, MIGRATION_VERSION, SysfsIo, SysfsRoot,
-    Verdict, validate_version,
+    CheckReport, CoreError, DeviceId, Inventory, IoFailure, MIGRATION_VERSION, SysfsIo, SysfsRoot, Verdict,
+    validate_version,
 };
 
 /// Where a version string, or a decision, came from.
@@ -60,11 +60,7 @@ pub struct Checker {
 impl Checker {
     /// A checker bounding every sysfs operation by `timeout`.
     pub fn new(root: SysfsRoot, registry: Registry, timeout: Duration) -> Self {
-        Checker {
-            root,
-            io: SysfsIo::new(timeout),
-            registry,
-        }
+        Checker { root, io: SysfsIo::new(timeout), registry }
     }
 
     /// The sysfs root.
@@ -99,16 +95,9 @@ impl Checker {
     }
 
     pub(crate) fn version_of(&self, dev: &Device) -> VersionReport {
-        let mut side = Side {
-            device: Some(dev.id.to_string()),
-            model: dev.migration.model.clone(),
-            ..Side::default()
-        };
-        let fail = |side: Side, reason: Reason, transient: bool| VersionReport {
-            side,
-            reason: Some(reason),
-            transient,
-        };
+        let mut side = Side { device: Some(dev.id.to_string()), model: dev.migration.model.clone(), ..Side::default() };
+        let fail =
+            |side: Side, reason: Reason, transient: bool| VersionReport { side, reason: Some(reason), transient };
         match dev.migration.support {
             MigrationSupport::Kernel => {
                 side.source = Some(Provenance::Kernel);
@@ -116,19 +105,11 @@ impl Checker {
                 match read_version(&self.io, &attr) {
                     Ok(v) => {
                         side.version = Some(v);
-                        VersionReport {
-                            side,
-                            reason: None,
-                            transient: false,
-                        }
+                        VersionReport { side, reason: None, transient: false }
                     }
                     Err(ReadFailure::Io(f)) => {
                         let (code, transient) = io_code("source_read_failed", f);
-                        fail(
-                            side,
-                            Reason::io(code, "reading migration_version", f),
-                            transient,
-                        )
+                        fail(side, Reason::io(code, "reading migration_version", f), transient)
                     }
                     Err(ReadFailure::Invalid(why)) => fail(
                         side,
@@ -142,33 +123,18 @@ impl Checker {
             }
             MigrationSupport::Model => {
                 side.source = Some(Provenance::Model);
-                let version = dev
-                    .facts
-                    .as_ref()
-                    .ok_or(VendorError::NoModel)
-                    .and_then(|f| self.registry.version(f));
+                let version = dev.facts.as_ref().ok_or(VendorError::NoModel).and_then(|f| self.registry.version(f));
                 match version {
                     Ok(v) => {
                         side.version = Some(v);
-                        VersionReport {
-                            side,
-                            reason: None,
-                            transient: false,
-                        }
+                        VersionReport { side, reason: None, transient: false }
                     }
-                    Err(e) => fail(
-                        side,
-                        Reason::new("source_unsupported", e.to_string()),
-                        false,
-                    ),
+                    Err(e) => fail(side, Reason::new("source_unsupported", e.to_string()), false),
                 }
             }
             MigrationSupport::None => {
-                let why = dev
-                    .migration
-                    .detail
-                    .clone()
-                    .unwrap_or_else(|| "the device does not support migration".into());
+                let why =
+                    dev.migration.detail.clone().unwrap_or_else(|| "the device does not support migration".into());
                 fail(side, Reason::new("source_unsupported", why), false)
             }
         }
@@ -176,85 +142,72 @@ impl Checker {
 
     /// Reads the source's version and has the target judge it.
     pub fn check(&self, source: &DeviceId, target: &DeviceId) -> Result<CheckReport, CoreError> {
+        if let (DeviceId::MdevType { type_id: a, .. }, DeviceId::MdevType { type_id: b, .. }) = (source, target) {
+            if a != b {
+                let side = |id: &DeviceId| Side { device: Some(id.to_string()), ..Side::default() };
+                let why = format!("type nodes are only comparable within one type ({a} vs {b})");
+                return Ok(CheckReport::new(side(source), side(target)).incompatible(Reason::new("type_mismatch", why)));
+            }
+        }
+        if let Some(report) = self.kernel_fast_path(source, target) {
+            return Ok(report);
+        }
         let src = self.device(source)?;
         let dst = self.device(target)?;
         let read = self.version_of(&src);
         let Some(version) = read.side.version.clone() else {
-            let report = CheckReport::new(
-                read.side,
-                Side {
-                    device: Some(dst.id.to_string()),
-                    ..Side::default()
-                },
-            );
-            let reason = read
-                .reason
-                .unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
-            return Ok(if read.transient {
-                report.error(reason)
-            } else {
-                report.incompatible(reason)
-            });
+            let report = CheckReport::new(read.side, Side { device: Some(dst.id.to_string()), ..Side::default() });
+            let reason = read.reason.unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
+            return Ok(if read.transient { report.error(reason) } else { report.incompatible(reason) });
         };
-        if let (DeviceId::MdevType { type_id: a, .. }, DeviceId::MdevType { type_id: b, .. }) =
-            (&src.id, &dst.id)
-        {
-            if a != b {
-                let report = CheckReport::new(
-                    read.side,
-                    Side {
-                        device: Some(dst.id.to_string()),
-                        ..Side::default()
-                    },
-                );
-                return Ok(report.incompatible(Reason::new(
-                    "type_mismatch",
-                    format!("type nodes are only comparable within one type ({a} vs {b})"),
-                )));
-            }
-        }
         Ok(self.judge(read.side, &version, &dst))
     }
 
+    /// Both sides have kernel attributes and the target accepts: read, read,
+    /// write in one pooled job, no discovery. `None` sends the caller down the
+    /// full path (an attribute is absent, or the target said no and the
+    /// report needs the model's reasons).
+    fn kernel_fast_path(&self, source: &DeviceId, target: &DeviceId) -> Option<CheckReport> {
+        let src_attr = self.root.join(source.node_path()).join(MIGRATION_VERSION);
+        let dst_attr = self.root.join(target.node_path()).join(MIGRATION_VERSION);
+        let outcome = self.io.run_guarded(move |guard| kernel_exchange(&src_attr, &dst_attr, guard));
+        let side =
+            |id: &DeviceId| Side { device: Some(id.to_string()), source: Some(Provenance::Kernel), ..Side::default() };
+        match outcome {
+            Ok(Exchange::Accepted { version, target_version }) => {
+                let identical = target_version.as_deref() == Some(version.as_str());
+                let from = Side { version: Some(version), ..side(source) };
+                let mut report = CheckReport::new(from, Side { version: target_version, ..side(target) });
+                report.verdict = if identical { Verdict::Identical } else { Verdict::Compatible };
+                Some(report)
+            }
+            Ok(Exchange::FullPath) => None,
+            Err(f) => {
+                let reason = Reason::io(io_code("target_rejected", f).0, "exchanging migration_version", f);
+                Some(CheckReport::new(side(source), side(target)).error(reason))
+            }
+        }
+    }
+
     /// Has the target judge a version string that came from elsewhere.
-    pub fn check_version(
-        &self,
-        version: &str,
-        target: &DeviceId,
-    ) -> Result<CheckReport, CoreError> {
+    pub fn check_version(&self, version: &str, target: &DeviceId) -> Result<CheckReport, CoreError> {
         validate_version(version)?;
         let dst = self.device(target)?;
-        let from = Side {
-            version: Some(version.to_string()),
-            ..Side::default()
-        };
+        let from = Side { version: Some(version.to_string()), ..Side::default() };
         Ok(self.judge(from, version, &dst))
     }
 
     /// Step b on one discovered target.
     pub(crate) fn judge(&self, from: Side, version: &str, target: &Device) -> CheckReport {
-        let mut to = Side {
-            device: Some(target.id.to_string()),
-            model: target.migration.model.clone(),
-            ..Side::default()
-        };
-        let decision = target
-            .facts
-            .as_ref()
-            .filter(|_| to.model.is_some())
-            .map(|f| self.registry.evaluate(version, f));
+        let mut to =
+            Side { device: Some(target.id.to_string()), model: target.migration.model.clone(), ..Side::default() };
+        let decision = target.facts.as_ref().filter(|_| to.model.is_some()).map(|f| self.registry.evaluate(version, f));
         match target.migration.support {
             MigrationSupport::Kernel => {
                 to.source = Some(Provenance::Kernel);
-                let attr = self
-                    .root
-                    .join(target.id.node_path())
-                    .join(MIGRATION_VERSION);
+                let attr = self.root.join(target.id.node_path()).join(MIGRATION_VERSION);
                 let own = read_version(&self.io, &attr);
-                if let Err(ReadFailure::Io(
-                    f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded),
-                )) = own
-                {
+                if let Err(ReadFailure::Io(f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded))) = own {
                     // A target that hangs on read is not written to: its driver is stuck.
                     return CheckReport::new(from, to).error(Reason::io(
                         io_code("target_rejected", f).0,
@@ -285,11 +238,7 @@ impl Checker {
                         let report = if transient {
                             report.error(Reason::io(code, "writing migration_version", f))
                         } else {
-                            report.incompatible(Reason::io(
-                                code,
-                                "the target's driver refused the version",
-                                f,
-                            ))
+                            report.incompatible(Reason::io(code, "the target's driver refused the version", f))
                         };
                         with_model_reasons(report, decision.as_ref())
                     }
@@ -297,17 +246,11 @@ impl Checker {
             }
             MigrationSupport::Model => {
                 to.source = Some(Provenance::Model);
-                to.version = target
-                    .facts
-                    .as_ref()
-                    .and_then(|f| self.registry.version(f).ok());
+                to.version = target.facts.as_ref().and_then(|f| self.registry.version(f).ok());
                 let report = CheckReport::new(from, to);
                 match decision {
                     Some(Ok(d)) => {
-                        let mut report = CheckReport {
-                            checks: d.checks.clone(),
-                            ..report
-                        };
+                        let mut report = CheckReport { checks: d.checks.clone(), ..report };
                         if d.accepted() {
                             report.verdict = if report.to.version.as_deref() == Some(version) {
                                 Verdict::Identical
@@ -324,21 +267,15 @@ impl Checker {
                     Some(Err(e @ VendorError::BadVersion { .. })) => {
                         report.incompatible(Reason::new("source_version_invalid", e.to_string()))
                     }
-                    Some(Err(e)) => {
-                        report.incompatible(Reason::new("target_unsupported", e.to_string()))
+                    Some(Err(e)) => report.incompatible(Reason::new("target_unsupported", e.to_string())),
+                    None => {
+                        report.incompatible(Reason::new("target_unsupported", "no vendor model recognises the target"))
                     }
-                    None => report.incompatible(Reason::new(
-                        "target_unsupported",
-                        "no vendor model recognises the target",
-                    )),
                 }
             }
             MigrationSupport::None => {
-                let why = target
-                    .migration
-                    .detail
-                    .clone()
-                    .unwrap_or_else(|| "the target does not support migration".into());
+                let why =
+                    target.migration.detail.clone().unwrap_or_else(|| "the target does not support migration".into());
                 CheckReport::new(from, to).incompatible(Reason::new("target_unsupported", why))
             }
         }
@@ -348,15 +285,40 @@ impl Checker {
     pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CoreError> {
         let dev = self.device(id)?;
         let facts = dev.facts.as_ref().ok_or(VendorError::NoModel)?;
-        let model = self
-            .registry
-            .model_for_device(facts)
-            .ok_or(VendorError::NoModel)?;
+        let model = self.registry.model_for_device(facts).ok_or(VendorError::NoModel)?;
         Ok(AttributesReport {
             device: dev.id.to_string(),
             model: model.name().to_string(),
             attributes: model.attributes(facts)?,
         })
+    }
+}
+
+/// What the fast path's job found.
+enum Exchange {
+    /// The target took the source's string.
+    Accepted { version: String, target_version: Option<String> },
+    /// Anything else: decide on the full path.
+    FullPath,
+}
+
+/// Read source, read target, write target; stops at anything but success.
+fn kernel_exchange(src: &std::path::Path, dst: &std::path::Path, guard: &crate::JobGuard) -> Exchange {
+    let Ok(bytes) = crate::io::read_once(src) else { return Exchange::FullPath };
+    let version = match std::str::from_utf8(crate::strip_one_newline(&bytes)) {
+        Ok(v) if validate_version(v).is_ok() => v.to_string(),
+        _ => return Exchange::FullPath,
+    };
+    let target_version = match crate::io::read_once(dst) {
+        Ok(bytes) => std::str::from_utf8(crate::strip_one_newline(&bytes)).ok().map(str::to_string),
+        Err(_) => return Exchange::FullPath,
+    };
+    if guard.abandoned() {
+        return Exchange::FullPath;
+    }
+    match crate::io::write_once(dst, version.as_bytes()) {
+        Ok(()) => Exchange::Accepted { version, target_version },
+        Err(_) => Exchange::FullPath,
     }
 }
 
@@ -367,9 +329,7 @@ fn with_model_reasons(
 ) -> CheckReport {
     if report.verdict == Verdict::Incompatible {
         if let Some(Ok(d)) = decision {
-            report
-                .reasons
-                .extend(d.rejections().map(Reason::from_check));
+            report.reasons.extend(d.rejections().map(Reason::from_check));
         }
     }
     report
@@ -381,22 +341,12 @@ fn io_code(definitive: &'static str, f: IoFailure) -> (&'static str, bool) {
         IoFailure::Timeout { .. } => ("timeout", true),
         IoFailure::Overloaded => ("overloaded", true),
         IoFailure::ShortWrite { .. } => ("target_write_failed", true),
-        IoFailure::Errno { errno } if errno == libc::ENOENT => (
-            if definitive == "source_read_failed" {
-                "source_unsupported"
-            } else {
-                "target_unsupported"
-            },
-            false,
-        ),
-        IoFailure::Errno { errno } if is_transient(errno) => (
-            if definitive == "source_read_failed" {
-                "source_read_failed"
-            } else {
-                "target_write_failed"
-            },
-            true,
-        ),
+        IoFailure::Errno { errno } if errno == libc::ENOENT => {
+            (if definitive == "source_read_failed" { "source_unsupported" } else { "target_unsupported" }, false)
+        }
+        IoFailure::Errno { errno } if is_transient(errno) => {
+            (if definitive == "source_read_failed" { "source_read_failed" } else { "target_write_failed" }, true)
+        }
         IoFailure::Errno { .. } => (definitive, false),
     }
 }

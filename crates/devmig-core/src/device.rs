@@ -153,11 +153,7 @@ impl Device {
             device_api: None,
             available_instances: None,
             aggregator: None,
-            migration: Migration {
-                support: MigrationSupport::None,
-                model: None,
-                detail: None,
-            },
+            migration: Migration { support: MigrationSupport::None, model: None, detail: None },
             problems: Vec::new(),
             facts: None,
         }

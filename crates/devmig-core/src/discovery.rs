@@ -42,11 +42,7 @@ impl Inventory {
 
 /// Discovers every device under `root`. A malformed or unreadable entry is
 /// reported on its device (or in [`Inventory::problems`]); it never aborts the listing.
-pub fn discover(
-    root: &SysfsRoot,
-    io: &SysfsIo,
-    registry: &Registry,
-) -> Result<Inventory, CoreError> {
+pub fn discover(root: &SysfsRoot, io: &SysfsIo, registry: &Registry) -> Result<Inventory, CoreError> {
     let root_path = root.path().to_path_buf();
     match io.run(move || fs::metadata(&root_path).map(|m| m.is_dir())) {
         Ok(Ok(true)) => {}
@@ -57,39 +53,22 @@ pub fn discover(
             });
         }
         Ok(Err(e)) => {
-            return Err(CoreError::Root {
-                path: root.path().into(),
-                source: e,
-            });
+            return Err(CoreError::Root { path: root.path().into(), source: e });
         }
         Err(failure) => {
-            return Err(CoreError::Io {
-                op: "stat",
-                path: root.path().into(),
-                failure,
-            });
+            return Err(CoreError::Io { op: "stat", path: root.path().into(), failure });
         }
     }
-    let mut inv = Inventory {
-        devices: Vec::new(),
-        mdev_parents: Vec::new(),
-        problems: Vec::new(),
-    };
+    let mut inv = Inventory { devices: Vec::new(), mdev_parents: Vec::new(), problems: Vec::new() };
     for name in list_dir(root, io, "sys/bus/pci/devices", &mut inv.problems) {
         match name.parse::<PciAddress>() {
-            Ok(addr) => inv
-                .devices
-                .push(discover_in_job(root, io, registry, DeviceId::Pci(addr))),
-            Err(_) => inv.problems.push(format!(
-                "/sys/bus/pci/devices/{name}: ignored, not a PCI address"
-            )),
+            Ok(addr) => inv.devices.push(discover_in_job(root, io, registry, DeviceId::Pci(addr))),
+            Err(_) => inv.problems.push(format!("/sys/bus/pci/devices/{name}: ignored, not a PCI address")),
         }
     }
     for parent in list_dir(root, io, "sys/class/mdev_bus", &mut inv.problems) {
         if !parent_name_ok(&parent) {
-            inv.problems.push(format!(
-                "/sys/class/mdev_bus/{parent}: ignored, not a valid parent name"
-            ));
+            inv.problems.push(format!("/sys/class/mdev_bus/{parent}: ignored, not a valid parent name"));
             continue;
         }
         let types_rel = format!("sys/class/mdev_bus/{parent}/mdev_supported_types");
@@ -100,34 +79,21 @@ pub fn discover(
                     types.push(ty);
                     inv.devices.push(discover_in_job(root, io, registry, id));
                 }
-                Err(_) => inv
-                    .problems
-                    .push(format!("/{types_rel}/{ty}: ignored, not a valid type id")),
+                Err(_) => inv.problems.push(format!("/{types_rel}/{ty}: ignored, not a valid type id")),
             }
         }
         // The parent's driver as its types saw it (read inside their timed jobs).
-        let driver = inv
-            .devices
-            .iter()
-            .rev()
-            .find(|d| d.parent.as_deref() == Some(&parent))
-            .and_then(|d| d.driver.clone());
-        inv.mdev_parents.push(MdevParent {
-            name: parent,
-            driver,
-            types,
-        });
+        let driver =
+            inv.devices.iter().rev().find(|d| d.parent.as_deref() == Some(&parent)).and_then(|d| d.driver.clone());
+        inv.mdev_parents.push(MdevParent { name: parent, driver, types });
     }
     for uuid in list_dir(root, io, "sys/bus/mdev/devices", &mut inv.problems) {
         match uuid.parse::<DeviceId>() {
             Ok(id @ DeviceId::Mdev(_)) => inv.devices.push(discover_in_job(root, io, registry, id)),
-            _ => inv.problems.push(format!(
-                "/sys/bus/mdev/devices/{uuid}: ignored, not an mdev UUID"
-            )),
+            _ => inv.problems.push(format!("/sys/bus/mdev/devices/{uuid}: ignored, not an mdev UUID")),
         }
     }
-    inv.devices
-        .sort_by(|a, b| (a.id.to_string(), a.kind).cmp(&(b.id.to_string(), b.kind)));
+    inv.devices.sort_by_key(|d| (d.id.to_string(), d.kind));
     inv.mdev_parents.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(inv)
 }
@@ -142,15 +108,8 @@ pub(crate) fn discover_one(
     let node = root.join(id.node_path());
     match io.run(move || fs::metadata(&node).map(|m| m.is_dir())) {
         Ok(Ok(true)) => Ok(discover_in_job(root, io, registry, id.clone())),
-        Ok(_) => Err(CoreError::DeviceNotFound {
-            id: id.to_string(),
-            root: root.path().into(),
-        }),
-        Err(failure) => Err(CoreError::Io {
-            op: "stat",
-            path: root.join(id.node_path()),
-            failure,
-        }),
+        Ok(_) => Err(CoreError::DeviceNotFound { id: id.to_string(), root: root.path().into() }),
+        Err(failure) => Err(CoreError::Io { op: "stat", path: root.join(id.node_path()), failure }),
     }
 }
 
@@ -166,8 +125,7 @@ fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: Devi
                 DeviceId::MdevType { .. } => DeviceKind::MdevType,
             };
             let mut d = Device::new(id, kind);
-            d.problems
-                .push(format!("discovery did not finish: {failure}"));
+            d.problems.push(format!("discovery did not finish: {failure}"));
             d.migration.detail = Some("unknown: discovery did not finish".into());
             d
         }
@@ -178,9 +136,7 @@ fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Devic
     let dir = root.join(id.node_path());
     let mut d = match &id {
         DeviceId::Pci(_) => pci_device(root, &dir, id.clone()),
-        DeviceId::MdevType { parent, type_id } => {
-            mdev_type(root, &dir, parent.clone(), type_id.clone(), id.clone())
-        }
+        DeviceId::MdevType { parent, type_id } => mdev_type(root, &dir, parent.clone(), type_id.clone(), id.clone()),
         DeviceId::Mdev(_) => mdev(root, &dir, id.clone()),
     };
     if let Some(facts) = d.facts.as_mut() {
@@ -195,33 +151,17 @@ fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Devic
 }
 
 /// Whether the kernel attribute exists, else whether a model can stand in.
-pub(crate) fn migration_of(
-    dir: &Path,
-    registry: &Registry,
-    facts: Option<&DeviceFacts>,
-) -> Migration {
+pub(crate) fn migration_of(dir: &Path, registry: &Registry, facts: Option<&DeviceFacts>) -> Migration {
     let model = facts.and_then(|f| registry.model_for_device(f));
     let name = model.map(|m| m.name().to_string());
     // An attribute is anything but a directory (sysfs attributes are files; tests link devices here).
     if fs::metadata(dir.join(MIGRATION_VERSION)).is_ok_and(|m| !m.is_dir()) {
-        return Migration {
-            support: MigrationSupport::Kernel,
-            model: name,
-            detail: None,
-        };
+        return Migration { support: MigrationSupport::Kernel, model: name, detail: None };
     }
     match (model, facts) {
         (Some(m), Some(f)) => match m.version(f) {
-            Ok(_) => Migration {
-                support: MigrationSupport::Model,
-                model: name,
-                detail: None,
-            },
-            Err(e) => Migration {
-                support: MigrationSupport::None,
-                model: name,
-                detail: Some(e.to_string()),
-            },
+            Ok(_) => Migration { support: MigrationSupport::Model, model: name, detail: None },
+            Err(e) => Migration { support: MigrationSupport::None, model: name, detail: Some(e.to_string()) },
         },
         _ => Migration {
             support: MigrationSupport::None,
@@ -255,19 +195,11 @@ fn pci_device(root: &SysfsRoot, dir: &Path, id: DeviceId) -> Device {
         let num = number(dir, "sriov_numvfs", p).unwrap_or(0);
         let mut vfs: Vec<(u32, String)> = entries(dir, p)
             .into_iter()
-            .filter_map(|n| {
-                n.strip_prefix("virtfn")
-                    .and_then(|i| i.parse().ok())
-                    .map(|i: u32| (i, n))
-            })
+            .filter_map(|n| n.strip_prefix("virtfn").and_then(|i| i.parse().ok()).map(|i: u32| (i, n)))
             .filter_map(|(i, n)| link_name(dir, &n, p).map(|t| (i, t)))
             .collect();
         vfs.sort();
-        d.sriov = Some(Sriov {
-            total_vfs: total,
-            num_vfs: num,
-            vfs: vfs.into_iter().map(|(_, t)| t).collect(),
-        });
+        d.sriov = Some(Sriov { total_vfs: total, num_vfs: num, vfs: vfs.into_iter().map(|(_, t)| t).collect() });
     }
     d.kind = if d.physfn.is_some() {
         DeviceKind::SriovVf
@@ -282,12 +214,7 @@ fn pci_device(root: &SysfsRoot, dir: &Path, id: DeviceId) -> Device {
         d.mdev_types.sort();
     }
     if let (Some(info), Some(driver)) = (&d.pci, &d.driver) {
-        d.facts = Some(DeviceFacts::pci_function(
-            &info.id,
-            d.physfn.is_some(),
-            driver,
-            d.driver_version.as_deref(),
-        ));
+        d.facts = Some(DeviceFacts::pci_function(&info.id, d.physfn.is_some(), driver, d.driver_version.as_deref()));
     }
     d
 }
@@ -297,17 +224,9 @@ fn parent_info(
     root: &SysfsRoot,
     parent: &str,
     p: &mut Vec<String>,
-) -> (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-) {
+) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
     let dir = root.join(format!("sys/class/mdev_bus/{parent}"));
-    let id = match (
-        hex(&dir, "vendor", 4, &mut Vec::new()),
-        hex(&dir, "device", 4, &mut Vec::new()),
-    ) {
+    let id = match (hex(&dir, "vendor", 4, &mut Vec::new()), hex(&dir, "device", 4, &mut Vec::new())) {
         (Some(v), Some(d)) => Some(format!("{v:04x}:{d:04x}")),
         _ => None,
     };
@@ -329,29 +248,17 @@ fn parent_info(
 fn virtual_class(root: &SysfsRoot, dir: &Path) -> Option<String> {
     let real = fs::canonicalize(dir).ok()?;
     let base = fs::canonicalize(root.path()).ok()?;
-    let rel: Vec<String> = real
-        .strip_prefix(base)
-        .ok()?
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let rel: Vec<String> =
+        real.strip_prefix(base).ok()?.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     match rel.as_slice() {
-        [sys, devices, virt, class, _]
-            if sys == "sys" && devices == "devices" && virt == "virtual" =>
-        {
+        [sys, devices, virt, class, _] if sys == "sys" && devices == "devices" && virt == "virtual" => {
             Some(class.clone())
         }
         _ => None,
     }
 }
 
-fn mdev_type(
-    root: &SysfsRoot,
-    dir: &Path,
-    parent: String,
-    type_id: String,
-    id: DeviceId,
-) -> Device {
+fn mdev_type(root: &SysfsRoot, dir: &Path, parent: String, type_id: String, id: DeviceId) -> Device {
     let mut d = Device::new(id, DeviceKind::MdevType);
     let p = &mut d.problems;
     d.name = text(dir, "name", p);
@@ -361,13 +268,8 @@ fn mdev_type(
     let (pid, driver, module, version) = parent_info(root, &parent, p);
     (d.driver, d.driver_module, d.driver_version) = (driver.clone(), module, version.clone());
     if let Some(drv) = driver {
-        d.facts = Some(DeviceFacts::mdev_type(
-            &parent,
-            pid.as_deref().unwrap_or(""),
-            &drv,
-            version.as_deref(),
-            &type_id,
-        ));
+        d.facts =
+            Some(DeviceFacts::mdev_type(&parent, pid.as_deref().unwrap_or(""), &drv, version.as_deref(), &type_id));
     }
     d.parent = Some(parent);
     d
@@ -383,35 +285,22 @@ fn mdev(root: &SysfsRoot, dir: &Path, id: DeviceId) -> Device {
     let parts: Option<(String, String)> = resolved.as_ref().ok().and_then(|t| {
         let names: Vec<String> = t
             .components()
-            .filter_map(|c| {
-                if let Component::Normal(n) = c {
-                    Some(n.to_string_lossy().into_owned())
-                } else {
-                    None
-                }
-            })
+            .filter_map(|c| if let Component::Normal(n) = c { Some(n.to_string_lossy().into_owned()) } else { None })
             .collect();
         match names.as_slice() {
-            [.., parent, types, ty] if types == "mdev_supported_types" => {
-                Some((parent.clone(), ty.clone()))
-            }
+            [.., parent, types, ty] if types == "mdev_supported_types" => Some((parent.clone(), ty.clone())),
             _ => None,
         }
     });
     let Some((parent, ty)) = parts else {
         p.push(match resolved {
-            Ok(t) => format!(
-                "mdev_type: link resolves to {}, not into mdev_supported_types",
-                t.display()
-            ),
+            Ok(t) => format!("mdev_type: link resolves to {}, not into mdev_supported_types", t.display()),
             Err(e) => format!("mdev_type: {e}"),
         });
         return d;
     };
     if !parent_name_ok(&parent) {
-        p.push(format!(
-            "mdev_type: parent {parent:?} is not a valid parent name"
-        ));
+        p.push(format!("mdev_type: parent {parent:?} is not a valid parent name"));
         return d;
     }
     let (pid, driver, module, version) = parent_info(root, &parent, p);
@@ -436,18 +325,10 @@ fn parent_name_ok(name: &str) -> bool {
 }
 
 /// Driver name, module name and module version of the device at `dir`.
-fn driver_of(
-    root: &SysfsRoot,
-    dir: &Path,
-    p: &mut Vec<String>,
-) -> (Option<String>, Option<String>, Option<String>) {
+fn driver_of(root: &SysfsRoot, dir: &Path, p: &mut Vec<String>) -> (Option<String>, Option<String>, Option<String>) {
     let driver = link_name(dir, "driver", p);
-    let module = driver
-        .as_ref()
-        .and_then(|_| link_name(&dir.join("driver"), "module", p));
-    let version = module
-        .as_ref()
-        .and_then(|m| text(&root.join(format!("sys/module/{m}")), "version", p));
+    let module = driver.as_ref().and_then(|_| link_name(&dir.join("driver"), "module", p));
+    let version = module.as_ref().and_then(|m| text(&root.join(format!("sys/module/{m}")), "version", p));
     (driver, module, version)
 }
 
@@ -456,11 +337,7 @@ fn list_dir(root: &SysfsRoot, io: &SysfsIo, rel: &str, problems: &mut Vec<String
     let dir = root.join(rel);
     match io.run(move || {
         let mut p = Vec::new();
-        let names = if dir.exists() {
-            entries(&dir, &mut p)
-        } else {
-            Vec::new()
-        };
+        let names = if dir.exists() { entries(&dir, &mut p) } else { Vec::new() };
         (names, p)
     }) {
         Ok((mut names, p)) => {
@@ -482,10 +359,7 @@ fn entries(dir: &Path, p: &mut Vec<String>) -> Vec<String> {
                 Ok(e) => match e.file_name().into_string() {
                     Ok(n) => Some(n),
                     Err(n) => {
-                        p.push(format!(
-                            "{}: ignored entry with a non-UTF-8 name {n:?}",
-                            dir.display()
-                        ));
+                        p.push(format!("{}: ignored entry with a non-UTF-8 name {n:?}", dir.display()));
                         None
                     }
                 },
@@ -529,9 +403,7 @@ fn hex(dir: &Path, name: &str, digits: usize, p: &mut Vec<String>) -> Option<u32
         .filter(|h| !h.is_empty() && h.len() <= digits)
         .and_then(|h| u32::from_str_radix(h, 16).ok());
     if parsed.is_none() {
-        p.push(format!(
-            "{name}: {t:?} is not 0x-prefixed hex of at most {digits} digits"
-        ));
+        p.push(format!("{name}: {t:?} is not 0x-prefixed hex of at most {digits} digits"));
     }
     parsed
 }

@@ -51,17 +51,12 @@ pub enum CoreError {
 impl CoreError {
     /// True for errors caused by the caller's input (exit code 2 in the CLI).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            CoreError::InvalidId { .. }
-                | CoreError::InvalidVersion(_)
-                | CoreError::DeviceNotFound { .. }
-        ) || matches!(
-            self,
-            CoreError::Vendor(
-                devmig_vendors::VendorError::UnknownVersion(_)
-                    | devmig_vendors::VendorError::BadVersion { .. }
+        matches!(self, CoreError::InvalidId { .. } | CoreError::InvalidVersion(_) | CoreError::DeviceNotFound { .. })
+            || matches!(
+                self,
+                CoreError::Vendor(
+                    devmig_vendors::VendorError::UnknownVersion(_) | devmig_vendors::VendorError::BadVersion { .. }
+                )
             )
-        )
     }
 }

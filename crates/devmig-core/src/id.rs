@@ -66,13 +66,11 @@ pub enum DeviceId {
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+        && b.iter().enumerate().all(
+            |(i, c)| {
+                if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() }
+            },
+        )
 }
 
 /// A name that is one safe path component of the given alphabet.
@@ -80,18 +78,14 @@ fn is_component(s: &str, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('.')
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_-".contains(&c) || extra.contains(&c))
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-".contains(&c) || extra.contains(&c))
 }
 
 impl FromStr for DeviceId {
     type Err = CoreError;
     /// Strict grammar: nothing that could leave the sysfs tree gets through.
     fn from_str(s: &str) -> Result<Self, CoreError> {
-        let bad = |why: &str| CoreError::InvalidId {
-            id: s.chars().take(100).collect(),
-            why: why.to_string(),
-        };
+        let bad = |why: &str| CoreError::InvalidId { id: s.chars().take(100).collect(), why: why.to_string() };
         if let Some((parent, ty)) = s.split_once('/') {
             if !is_component(parent, b".:") {
                 return Err(bad(
@@ -107,17 +101,14 @@ impl FromStr for DeviceId {
                 Ok(p) => p.0,
                 Err(_) => parent.to_string(),
             };
-            return Ok(DeviceId::MdevType {
-                parent,
-                type_id: ty.to_string(),
-            });
+            return Ok(DeviceId::MdevType { parent, type_id: ty.to_string() });
         }
         if is_uuid(s) {
             return Ok(DeviceId::Mdev(s.to_ascii_lowercase()));
         }
-        s.parse::<PciAddress>().map(DeviceId::Pci).map_err(|_| {
-            bad("expected a PCI address (0000:00:02.0), an mdev UUID, or PARENT/TYPE-ID")
-        })
+        s.parse::<PciAddress>()
+            .map(DeviceId::Pci)
+            .map_err(|_| bad("expected a PCI address (0000:00:02.0), an mdev UUID, or PARENT/TYPE-ID"))
     }
 }
 
@@ -127,9 +118,9 @@ impl DeviceId {
         match self {
             DeviceId::Pci(a) => PathBuf::from(format!("sys/bus/pci/devices/{a}")),
             DeviceId::Mdev(u) => PathBuf::from(format!("sys/bus/mdev/devices/{u}")),
-            DeviceId::MdevType { parent, type_id } => PathBuf::from(format!(
-                "sys/class/mdev_bus/{parent}/mdev_supported_types/{type_id}"
-            )),
+            DeviceId::MdevType { parent, type_id } => {
+                PathBuf::from(format!("sys/class/mdev_bus/{parent}/mdev_supported_types/{type_id}"))
+            }
         }
     }
 }
@@ -156,32 +147,15 @@ mod tests {
 
     #[test]
     fn accepts_the_three_forms() {
-        assert_eq!(
-            "0000:00:02.0".parse::<DeviceId>().expect("pci").to_string(),
-            "0000:00:02.0"
-        );
-        assert_eq!(
-            "0000:3D:01.1".parse::<DeviceId>().expect("pci").to_string(),
-            "0000:3d:01.1"
-        );
+        assert_eq!("0000:00:02.0".parse::<DeviceId>().expect("pci").to_string(), "0000:00:02.0");
+        assert_eq!("0000:3D:01.1".parse::<DeviceId>().expect("pci").to_string(), "0000:3d:01.1");
         let u = "83B8F4F2-509F-382F-3C1E-E6BFE0FA1001";
+        assert_eq!(u.parse::<DeviceId>().expect("uuid"), DeviceId::Mdev(u.to_ascii_lowercase()));
         assert_eq!(
-            u.parse::<DeviceId>().expect("uuid"),
-            DeviceId::Mdev(u.to_ascii_lowercase())
+            "0000:00:02.0/i915-GVTg_V5_4".parse::<DeviceId>().expect("type"),
+            DeviceId::MdevType { parent: "0000:00:02.0".into(), type_id: "i915-GVTg_V5_4".into() }
         );
-        assert_eq!(
-            "0000:00:02.0/i915-GVTg_V5_4"
-                .parse::<DeviceId>()
-                .expect("type"),
-            DeviceId::MdevType {
-                parent: "0000:00:02.0".into(),
-                type_id: "i915-GVTg_V5_4".into()
-            }
-        );
-        assert!(matches!(
-            "mtty/mtty-2".parse::<DeviceId>(),
-            Ok(DeviceId::MdevType { .. })
-        ));
+        assert!(matches!("mtty/mtty-2".parse::<DeviceId>(), Ok(DeviceId::MdevType { .. })));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -61,21 +61,16 @@ impl IoFailure {
     }
 
     fn from_io(e: &std::io::Error) -> Self {
-        IoFailure::Errno {
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-        }
+        IoFailure::Errno { errno: e.raw_os_error().unwrap_or(libc::EIO) }
     }
 }
 
 impl fmt::Display for IoFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IoFailure::Errno { errno } => write!(
-                f,
-                "{} ({})",
-                errno_name(*errno),
-                std::io::Error::from_raw_os_error(*errno)
-            ),
+            IoFailure::Errno { errno } => {
+                write!(f, "{} ({})", errno_name(*errno), std::io::Error::from_raw_os_error(*errno))
+            }
             IoFailure::ShortWrite { written } => {
                 write!(f, "short write: the kernel took {written} bytes")
             }
@@ -102,21 +97,16 @@ struct Pool {
 impl Pool {
     fn spawn_worker(self: &Arc<Self>) {
         let pool = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name("devmig-sysfs-io".into())
-            .spawn(move || {
-                while let Ok((job, state)) = pool.queue.recv() {
-                    job();
-                    if state
-                        .compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire)
-                        .is_err()
-                    {
-                        // The caller gave up and started a replacement: this worker retires.
-                        pool.stuck.fetch_sub(1, Ordering::AcqRel);
-                        return;
-                    }
+        let spawned = std::thread::Builder::new().name("devmig-sysfs-io".into()).spawn(move || {
+            while let Ok((job, state)) = pool.queue.recv() {
+                job();
+                if state.compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    // The caller gave up and started a replacement: this worker retires.
+                    pool.stuck.fetch_sub(1, Ordering::AcqRel);
+                    return;
                 }
-            });
+            }
+        });
         if let Err(e) = spawned {
             // Without a worker the queue still drains through the others; say so once.
             eprintln!("devmig: could not start a sysfs I/O worker: {e}");
@@ -134,10 +124,7 @@ pub struct SysfsIo {
 
 impl fmt::Debug for SysfsIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SysfsIo")
-            .field("timeout", &self.timeout)
-            .field("stuck", &self.stuck())
-            .finish()
+        f.debug_struct("SysfsIo").field("timeout", &self.timeout).field("stuck", &self.stuck()).finish()
     }
 }
 
@@ -145,11 +132,7 @@ impl SysfsIo {
     /// A pool whose operations time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
         let (jobs, queue) = unbounded();
-        let pool = Arc::new(Pool {
-            jobs,
-            queue,
-            stuck: AtomicUsize::new(0),
-        });
+        let pool = Arc::new(Pool { jobs, queue, stuck: AtomicUsize::new(0) });
         for _ in 0..BASE_WORKERS {
             pool.spawn_worker();
         }
@@ -167,18 +150,25 @@ impl SysfsIo {
     }
 
     /// Runs `f` on a worker and waits at most the timeout for its result.
-    pub fn run<R: Send + 'static>(
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, IoFailure> {
+        self.run_guarded(move |_| f())
+    }
+
+    /// Like [`SysfsIo::run`], and `f` can ask its [`JobGuard`] whether the
+    /// caller has given up (so a multi-step job does not write after its deadline).
+    pub fn run_guarded<R: Send + 'static>(
         &self,
-        f: impl FnOnce() -> R + Send + 'static,
+        f: impl FnOnce(&JobGuard) -> R + Send + 'static,
     ) -> Result<R, IoFailure> {
         if self.stuck() >= MAX_STUCK {
             return Err(IoFailure::Overloaded);
         }
         let (tx, rx) = bounded(1);
         let state = Arc::new(AtomicU8::new(PENDING));
+        let guard = JobGuard(Arc::clone(&state));
         let job: Job = Box::new(move || {
             // The receiver may be gone after a timeout; nothing to do then.
-            let _ = tx.send(f());
+            let _ = tx.send(f(&guard));
         });
         if self.pool.jobs.send((job, Arc::clone(&state))).is_err() {
             return Err(IoFailure::Overloaded);
@@ -186,15 +176,10 @@ impl SysfsIo {
         match rx.recv_timeout(self.timeout) {
             Ok(r) => Ok(r),
             Err(_) => {
-                if state
-                    .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
+                if state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                     self.pool.stuck.fetch_add(1, Ordering::AcqRel);
                     self.pool.spawn_worker();
-                    Err(IoFailure::Timeout {
-                        after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-                    })
+                    Err(IoFailure::Timeout { after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX) })
                 } else {
                     // Finished just as the deadline passed: the result is there.
                     rx.recv().map_err(|_| IoFailure::Timeout {
@@ -218,8 +203,19 @@ impl SysfsIo {
     }
 }
 
+/// Lets a job see whether its caller stopped waiting for it.
+#[derive(Debug)]
+pub struct JobGuard(Arc<AtomicU8>);
+
+impl JobGuard {
+    /// True once the caller timed out and abandoned the job.
+    pub fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
+}
+
 /// Opens and reads once; the bytes the kernel returned.
-pub(crate) fn read_once(path: &PathBuf) -> Result<Vec<u8>, IoFailure> {
+pub(crate) fn read_once(path: &Path) -> Result<Vec<u8>, IoFailure> {
     let mut f = File::open(path).map_err(|e| IoFailure::from_io(&e))?;
     let mut buf = vec![0u8; READ_BUF];
     let n = f.read(&mut buf).map_err(|e| IoFailure::from_io(&e))?;
@@ -228,11 +224,8 @@ pub(crate) fn read_once(path: &PathBuf) -> Result<Vec<u8>, IoFailure> {
 }
 
 /// Opens write-only (no O_TRUNC) and writes once.
-pub(crate) fn write_once(path: &PathBuf, data: &[u8]) -> Result<(), IoFailure> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| IoFailure::from_io(&e))?;
+pub(crate) fn write_once(path: &Path, data: &[u8]) -> Result<(), IoFailure> {
+    let mut f = OpenOptions::new().write(true).open(path).map_err(|e| IoFailure::from_io(&e))?;
     let n = f.write(data).map_err(|e| IoFailure::from_io(&e))?;
     if n != data.len() {
         return Err(IoFailure::ShortWrite { written: n });
@@ -270,23 +263,8 @@ mod tests {
     fn real_syscall_errors_carry_their_errno() {
         let dir = tempfile::tempdir().expect("tempdir");
         let io = SysfsIo::new(Duration::from_secs(5));
-        assert_eq!(
-            io.read(&dir.path().join("missing")),
-            Err(IoFailure::Errno {
-                errno: libc::ENOENT
-            })
-        );
-        assert_eq!(
-            io.read(dir.path()),
-            Err(IoFailure::Errno {
-                errno: libc::EISDIR
-            })
-        );
-        assert_eq!(
-            io.write(dir.path(), b"x"),
-            Err(IoFailure::Errno {
-                errno: libc::EISDIR
-            })
-        );
+        assert_eq!(io.read(&dir.path().join("missing")), Err(IoFailure::Errno { errno: libc::ENOENT }));
+        assert_eq!(io.read(dir.path()), Err(IoFailure::Errno { errno: libc::EISDIR }));
+        assert_eq!(io.write(dir.path(), b"x"), Err(IoFailure::Errno { errno: libc::EISDIR }));
     }
 }

@@ -38,9 +38,7 @@ pub struct MatchReport {
 impl MatchReport {
     /// Devices step b accepted.
     pub fn accepted(&self) -> impl Iterator<Item = &MatchCandidate> {
-        self.candidates
-            .iter()
-            .filter(|c| c.verdict.is_some_and(Verdict::is_compatible))
+        self.candidates.iter().filter(|c| c.verdict.is_some_and(Verdict::is_compatible))
     }
 }
 
@@ -51,9 +49,7 @@ impl Checker {
         let read = self.version_of(&dev);
         let Some(version) = read.side.version.clone() else {
             let reason = read.reason.map(|r| r.message).unwrap_or_default();
-            return Err(CoreError::InvalidVersion(format!(
-                "source {source} has no version: {reason}"
-            )));
+            return Err(CoreError::InvalidVersion(format!("source {source} has no version: {reason}")));
         };
         self.match_impl(read.side, &version, Some(source))
     }
@@ -61,55 +57,26 @@ impl Checker {
     /// Matches a version string that came from elsewhere.
     pub fn match_version(&self, version: &str) -> Result<MatchReport, CoreError> {
         validate_version(version)?;
-        self.match_impl(
-            Side {
-                version: Some(version.to_string()),
-                ..Side::default()
-            },
-            version,
-            None,
-        )
+        self.match_impl(Side { version: Some(version.to_string()), ..Side::default() }, version, None)
     }
 
-    fn match_impl(
-        &self,
-        from: Side,
-        version: &str,
-        exclude: Option<&DeviceId>,
-    ) -> Result<MatchReport, CoreError> {
+    fn match_impl(&self, from: Side, version: &str, exclude: Option<&DeviceId>) -> Result<MatchReport, CoreError> {
         let requirement = self.registry().requirement(version)?;
         let inventory = self.inventory()?;
         let mut candidates = Vec::new();
-        for dev in inventory
-            .devices
-            .iter()
-            .filter(|d| d.migration.support != MigrationSupport::None && Some(&d.id) != exclude)
+        for dev in
+            inventory.devices.iter().filter(|d| d.migration.support != MigrationSupport::None && Some(&d.id) != exclude)
         {
-            let attrs = dev
-                .facts
-                .as_ref()
-                .and_then(|f| self.registry().attributes(f).ok());
+            let attrs = dev.facts.as_ref().and_then(|f| self.registry().attributes(f).ok());
             let (step_a, unmet) = match &attrs {
                 Some(a) => {
                     let unmet = requirement.unmet(a);
-                    (
-                        if unmet.is_empty() {
-                            "passed"
-                        } else {
-                            "excluded"
-                        },
-                        unmet,
-                    )
+                    (if unmet.is_empty() { "passed" } else { "excluded" }, unmet)
                 }
                 None => ("unfiltered", Vec::new()),
             };
-            let mut c = MatchCandidate {
-                device: dev.id.to_string(),
-                step_a,
-                unmet,
-                verdict: None,
-                reasons: Vec::new(),
-            };
+            let mut c =
+                MatchCandidate { device: dev.id.to_string(), step_a, unmet, verdict: None, reasons: Vec::new() };
             if step_a != "excluded" {
                 let report = self.judge(from.clone(), version, dev);
                 c.verdict = Some(report.verdict);
@@ -117,10 +84,6 @@ impl Checker {
             }
             candidates.push(c);
         }
-        Ok(MatchReport {
-            from,
-            requirement,
-            candidates,
-        })
+        Ok(MatchReport { from, requirement, candidates })
     }
 }

@@ -23,10 +23,7 @@ pub fn validate_version(s: &str) -> Result<(), CoreError> {
     } else if s.len() > MAX_VERSION_LEN {
         format!("it is {} bytes, the limit is {MAX_VERSION_LEN}", s.len())
     } else {
-        let (i, c) = s
-            .char_indices()
-            .find(|(_, c)| !(' '..='~').contains(c))
-            .unwrap_or((0, '?'));
+        let (i, c) = s.char_indices().find(|(_, c)| !(' '..='~').contains(c)).unwrap_or((0, '?'));
         format!("byte {i} is {c:?}; only printable ASCII (space to '~') may be written")
     };
     Err(CoreError::InvalidVersion(why))
@@ -44,8 +41,7 @@ pub(crate) enum ReadFailure {
 /// One read of the attribute; one trailing newline stripped; validated.
 pub(crate) fn read_version(io: &SysfsIo, attr: &Path) -> Result<String, ReadFailure> {
     let bytes = io.read(attr).map_err(ReadFailure::Io)?;
-    let text = std::str::from_utf8(strip_one_newline(&bytes))
-        .map_err(|_| ReadFailure::Invalid("not ASCII".into()))?;
+    let text = std::str::from_utf8(strip_one_newline(&bytes)).map_err(|_| ReadFailure::Invalid("not ASCII".into()))?;
     validate_version(text).map_err(|e| ReadFailure::Invalid(e.to_string()))?;
     Ok(text.to_string())
 }

@@ -96,28 +96,14 @@ impl TreeBuilder {
 
     /// A PCI function under `/sys/devices/pci0000:00` with its bus link.
     pub fn pci(&self, s: &PciSpec<'_>) -> io::Result<String> {
-        let dir = format!(
-            "sys/devices/pci{}:{}/{}",
-            &s.addr[..4],
-            &s.addr[5..7],
-            s.addr
-        );
+        let dir = format!("sys/devices/pci{}:{}/{}", &s.addr[..4], &s.addr[5..7], s.addr);
         fs::create_dir_all(self.p(&dir))?;
         self.file(&format!("{dir}/vendor"), format!("0x{:04x}\n", s.vendor))?;
         self.file(&format!("{dir}/device"), format!("0x{:04x}\n", s.device))?;
-        self.file(
-            &format!("{dir}/subsystem_vendor"),
-            format!("0x{:04x}\n", s.subsystem.0),
-        )?;
-        self.file(
-            &format!("{dir}/subsystem_device"),
-            format!("0x{:04x}\n", s.subsystem.1),
-        )?;
+        self.file(&format!("{dir}/subsystem_vendor"), format!("0x{:04x}\n", s.subsystem.0))?;
+        self.file(&format!("{dir}/subsystem_device"), format!("0x{:04x}\n", s.subsystem.1))?;
         self.file(&format!("{dir}/class"), format!("0x{:06x}\n", s.class))?;
-        self.file(
-            &format!("{dir}/revision"),
-            format!("0x{:02x}\n", s.revision),
-        )?;
+        self.file(&format!("{dir}/revision"), format!("0x{:02x}\n", s.revision))?;
         self.file(&format!("{dir}/config"), config_space(s))?;
         self.link(&format!("sys/bus/pci/devices/{}", s.addr), &dir)?;
         if let Some((driver, module, version)) = s.driver {
@@ -134,10 +120,7 @@ impl TreeBuilder {
         }
         if let Some(g) = s.iommu_group {
             fs::create_dir_all(self.p(&format!("sys/kernel/iommu_groups/{g}/devices")))?;
-            self.link(
-                &format!("{dir}/iommu_group"),
-                &format!("sys/kernel/iommu_groups/{g}"),
-            )?;
+            self.link(&format!("{dir}/iommu_group"), &format!("sys/kernel/iommu_groups/{g}"))?;
         }
         if let Some(v) = s.migration_version {
             self.file(&format!("{dir}/migration_version"), format!("{v}\n"))?;
@@ -152,10 +135,7 @@ impl TreeBuilder {
     pub fn sriov(&self, pf: &str, total: u32, vfs: &[&str]) -> io::Result<()> {
         let pf_dir = self.real_dir(&format!("sys/bus/pci/devices/{pf}"))?;
         self.file(&format!("{pf_dir}/sriov_totalvfs"), format!("{total}\n"))?;
-        self.file(
-            &format!("{pf_dir}/sriov_numvfs"),
-            format!("{}\n", vfs.len()),
-        )?;
+        self.file(&format!("{pf_dir}/sriov_numvfs"), format!("{}\n", vfs.len()))?;
         for (i, vf) in vfs.iter().enumerate() {
             let vf_dir = self.real_dir(&format!("sys/bus/pci/devices/{vf}"))?;
             self.link(&format!("{pf_dir}/virtfn{i}"), &vf_dir)?;
@@ -192,15 +172,9 @@ impl TreeBuilder {
         let dir = format!("{pdir}/mdev_supported_types/{type_id}");
         fs::create_dir_all(self.p(&format!("{dir}/devices")))?;
         self.file(&format!("{dir}/name"), format!("{type_id}\n"))?;
-        self.file(
-            &format!("{dir}/description"),
-            format!("{type_id} instance\n"),
-        )?;
+        self.file(&format!("{dir}/description"), format!("{type_id} instance\n"))?;
         self.file(&format!("{dir}/device_api"), "vfio-pci\n")?;
-        self.file(
-            &format!("{dir}/available_instances"),
-            format!("{available}\n"),
-        )?;
+        self.file(&format!("{dir}/available_instances"), format!("{available}\n"))?;
         self.file(&format!("{dir}/create"), "")?;
         if let Some(v) = migration_version {
             self.file(&format!("{dir}/migration_version"), format!("{v}\n"))?;
@@ -244,12 +218,7 @@ impl TreeBuilder {
         let base = fs::canonicalize(&self.root)?;
         real.strip_prefix(base)
             .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{rel} leaves the tree"),
-                )
-            })
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{rel} leaves the tree")))
     }
 }
 
@@ -323,12 +292,7 @@ pub fn example_host(b: &TreeBuilder, host: ExampleHost) -> io::Result<()> {
     };
     b.pci(&gpu)?;
     b.mdev_parent_pci("0000:00:02.0")?;
-    for (ty, avail) in [
-        ("i915-GVTg_V5_1", 1),
-        ("i915-GVTg_V5_2", 2),
-        ("i915-GVTg_V5_4", 4),
-        ("i915-GVTg_V5_8", 8),
-    ] {
+    for (ty, avail) in [("i915-GVTg_V5_1", 1), ("i915-GVTg_V5_2", 2), ("i915-GVTg_V5_4", 4), ("i915-GVTg_V5_8", 8)] {
         b.mdev_type("0000:00:02.0", ty, avail, None)?;
     }
     let audio = PciSpec {
@@ -344,18 +308,9 @@ pub fn example_host(b: &TreeBuilder, host: ExampleHost) -> io::Result<()> {
         iommu_group: Some(10),
         ..PciSpec::new("0000:3d:00.0", 0x144d, 0xa824, 0x010802)
     })?;
-    let url_a = [(
-        "remote_storage_url",
-        "nvme+tcp://storage1.example:4420/nqn.2024-01.example:vol-a",
-    )];
-    let url_b = [(
-        "remote_storage_url",
-        "NVMe+TCP://Storage1.Example:4420/nqn.2024-01.example:vol-a",
-    )];
-    let url_c = [(
-        "remote_storage_url",
-        "nvme+tcp://storage2.example:4420/nqn.2024-01.example:vol-c",
-    )];
+    let url_a = [("remote_storage_url", "nvme+tcp://storage1.example:4420/nqn.2024-01.example:vol-a")];
+    let url_b = [("remote_storage_url", "NVMe+TCP://Storage1.Example:4420/nqn.2024-01.example:vol-a")];
+    let url_c = [("remote_storage_url", "nvme+tcp://storage2.example:4420/nqn.2024-01.example:vol-c")];
     b.pci(&PciSpec {
         driver: nvme_driver,
         iommu_group: Some(11),
@@ -375,14 +330,7 @@ pub fn example_host(b: &TreeBuilder, host: ExampleHost) -> io::Result<()> {
         iommu_group: Some(20),
         ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
     })?;
-    let algs_vf = [(
-        "crypto_algorithms",
-        if newer {
-            "aes-gcm sha256 chacha20-poly1305"
-        } else {
-            "aes-gcm sha256"
-        },
-    )];
+    let algs_vf = [("crypto_algorithms", if newer { "aes-gcm sha256 chacha20-poly1305" } else { "aes-gcm sha256" })];
     b.pci(&PciSpec {
         driver: Some(("4xxxvf", "qat_4xxxvf", Some(v("1.2.0", "1.2.3")))),
         iommu_group: Some(21),
@@ -400,34 +348,13 @@ pub fn example_host(b: &TreeBuilder, host: ExampleHost) -> io::Result<()> {
     b.mdev_type("mtty", "mtty-2", 12, None)?;
 
     if newer {
-        b.mdev(
-            B_VGPU_HALF,
-            "0000:00:02.0",
-            "i915-GVTg_V5_8",
-            Some(4),
-            None,
-            &[],
-        )?;
-        b.mdev(
-            B_VGPU_EIGHTH,
-            "0000:00:02.0",
-            "i915-GVTg_V5_8",
-            Some(1),
-            None,
-            &[],
-        )?;
+        b.mdev(B_VGPU_HALF, "0000:00:02.0", "i915-GVTg_V5_8", Some(4), None, &[])?;
+        b.mdev(B_VGPU_EIGHTH, "0000:00:02.0", "i915-GVTg_V5_8", Some(1), None, &[])?;
         b.mdev(B_MTTY, "mtty", "mtty-1", None, None, &[])?;
     } else {
         b.mdev(A_VGPU, "0000:00:02.0", "i915-GVTg_V5_4", Some(2), None, &[])?;
         b.mdev(A_MTTY, "mtty", "mtty-2", None, None, &[])?;
-        b.mdev(
-            A_QAT,
-            "0000:6b:00.0",
-            "qat_4xxx-vqat",
-            None,
-            None,
-            &[("crypto_algorithms", "aes-gcm sha256")],
-        )?;
+        b.mdev(A_QAT, "0000:6b:00.0", "qat_4xxx-vqat", None, None, &[("crypto_algorithms", "aes-gcm sha256")])?;
     }
     Ok(())
 }

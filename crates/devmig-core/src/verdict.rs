@@ -85,10 +85,7 @@ impl Reason {
     pub fn from_check(c: &FieldCheck) -> Self {
         Reason {
             code: c.rule.clone(),
-            message: format!(
-                "{}: {} (source {}, target {})",
-                c.field, c.message, c.source_value, c.target_value
-            ),
+            message: format!("{}: {} (source {}, target {})", c.field, c.message, c.source_value, c.target_value),
             errno: None,
             errno_name: None,
             field: Some(c.field.clone()),
@@ -132,13 +129,7 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub(crate) fn new(from: Side, to: Side) -> Self {
-        CheckReport {
-            verdict: Verdict::Error,
-            from,
-            to,
-            reasons: Vec::new(),
-            checks: Vec::new(),
-        }
+        CheckReport { verdict: Verdict::Error, from, to, reasons: Vec::new(), checks: Vec::new() }
     }
 
     /// Sets an incompatible verdict with `reason`.

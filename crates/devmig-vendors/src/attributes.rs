@@ -97,18 +97,11 @@ impl Constraint {
             (_, None) => false,
             (Constraint::Equals { value: want, .. }, Some(have)) => want == have,
             (Constraint::OneOf { values, .. }, Some(AttrValue::String(s))) => values.contains(s),
-            (Constraint::Contains { value: want, .. }, Some(AttrValue::Set(set))) => {
-                set.contains(want)
+            (Constraint::Contains { value: want, .. }, Some(AttrValue::Set(set))) => set.contains(want),
+            (Constraint::Superset { values, .. }, Some(AttrValue::Set(set))) => set.is_superset(values),
+            (Constraint::SemverCompatible { major, min_minor, .. }, Some(AttrValue::Semver(v))) => {
+                v.major == *major && v.minor >= *min_minor
             }
-            (Constraint::Superset { values, .. }, Some(AttrValue::Set(set))) => {
-                set.is_superset(values)
-            }
-            (
-                Constraint::SemverCompatible {
-                    major, min_minor, ..
-                },
-                Some(AttrValue::Semver(v)),
-            ) => v.major == *major && v.minor >= *min_minor,
             _ => false,
         }
     }
@@ -119,25 +112,13 @@ impl fmt::Display for Constraint {
         match self {
             Constraint::Equals { attr, value } => write!(f, "{attr} == {value}"),
             Constraint::OneOf { attr, values } => {
-                write!(
-                    f,
-                    "{attr} in [{}]",
-                    values.iter().cloned().collect::<Vec<_>>().join(",")
-                )
+                write!(f, "{attr} in [{}]", values.iter().cloned().collect::<Vec<_>>().join(","))
             }
             Constraint::Contains { attr, value } => write!(f, "{attr} contains {value}"),
             Constraint::Superset { attr, values } => {
-                write!(
-                    f,
-                    "{attr} contains all of [{}]",
-                    values.iter().cloned().collect::<Vec<_>>().join(",")
-                )
+                write!(f, "{attr} contains all of [{}]", values.iter().cloned().collect::<Vec<_>>().join(","))
             }
-            Constraint::SemverCompatible {
-                attr,
-                major,
-                min_minor,
-            } => {
+            Constraint::SemverCompatible { attr, major, min_minor } => {
                 write!(f, "{attr} is {major}.x with minor >= {min_minor}")
             }
         }
@@ -166,10 +147,7 @@ impl Requirement {
         self.all
             .iter()
             .filter(|c| !c.holds(attrs.get(c.attr())))
-            .map(|c| Unmet {
-                constraint: c.clone(),
-                target_value: attrs.get(c.attr()).cloned(),
-            })
+            .map(|c| Unmet { constraint: c.clone(), target_value: attrs.get(c.attr()).cloned() })
             .collect()
     }
 
@@ -185,10 +163,7 @@ mod tests {
 
     #[test]
     fn missing_or_mistyped_attribute_never_holds() {
-        let c = Constraint::Contains {
-            attr: "a".into(),
-            value: "x".into(),
-        };
+        let c = Constraint::Contains { attr: "a".into(), value: "x".into() };
         assert!(!c.holds(None));
         assert!(!c.holds(Some(&AttrValue::String("x".into()))));
         assert!(c.holds(Some(&AttrValue::Set(["x".to_string()].into()))));

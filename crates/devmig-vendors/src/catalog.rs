@@ -126,10 +126,7 @@ pub struct Catalog {
 
 fn pci_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PciId>, D::Error> {
     let texts = Vec::<String>::deserialize(d)?;
-    texts
-        .iter()
-        .map(|t| t.parse().map_err(serde::de::Error::custom))
-        .collect()
+    texts.iter().map(|t| t.parse().map_err(serde::de::Error::custom)).collect()
 }
 
 impl Catalog {
@@ -146,30 +143,21 @@ impl Catalog {
 
     /// Parses and validates a catalog; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, VendorError> {
-        let catalog: Catalog = toml::from_str(text).map_err(|e| VendorError::Catalog {
-            origin: origin.to_string(),
-            why: e.to_string().trim().to_string(),
-        })?;
-        catalog.validate().map_err(|why| VendorError::Catalog {
-            origin: origin.to_string(),
-            why,
-        })?;
+        let catalog: Catalog = toml::from_str(text)
+            .map_err(|e| VendorError::Catalog { origin: origin.to_string(), why: e.to_string().trim().to_string() })?;
+        catalog.validate().map_err(|why| VendorError::Catalog { origin: origin.to_string(), why })?;
         Ok(catalog)
     }
 
     /// The embedded catalog extended with the file at `path`.
     pub fn embedded_with_file(path: &Path) -> Result<Self, VendorError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| VendorError::Catalog {
-            origin: origin.clone(),
-            why: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| VendorError::Catalog { origin: origin.clone(), why: e.to_string() })?;
         let extra = Self::from_toml(&text, &origin)?;
         let mut merged = Self::embedded();
         merged.extend(extra);
-        merged
-            .validate()
-            .map_err(|why| VendorError::Catalog { origin, why })?;
+        merged.validate().map_err(|why| VendorError::Catalog { origin, why })?;
         Ok(merged)
     }
 
@@ -190,10 +178,7 @@ impl Catalog {
                 return Err(format!("i915.types[{i}].instances must be at least 1"));
             }
             if !is_type_id(&t.name) {
-                return Err(format!(
-                    "i915.types[{i}].name {:?} is not a valid type id",
-                    t.name
-                ));
+                return Err(format!("i915.types[{i}].name {:?} is not a valid type id", t.name));
             }
             if !seen.insert(t.name.as_str()) {
                 return Err(format!("i915.types[{i}].name {:?} is listed twice", t.name));
@@ -201,27 +186,14 @@ impl Catalog {
         }
         let mut families = BTreeSet::new();
         for (i, f) in self.qat.families.iter().enumerate() {
-            if f.name.is_empty()
-                || !f
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(format!(
-                    "qat.families[{i}].name {:?} must match [a-z0-9_]+",
-                    f.name
-                ));
+            if f.name.is_empty() || !f.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(format!("qat.families[{i}].name {:?} must match [a-z0-9_]+", f.name));
             }
             if !families.insert(f.name.as_str()) {
-                return Err(format!(
-                    "qat.families[{i}].name {:?} is listed twice",
-                    f.name
-                ));
+                return Err(format!("qat.families[{i}].name {:?} is listed twice", f.name));
             }
             for (j, m) in f.mdev_types.iter().enumerate() {
-                let ok = m
-                    .split_once('/')
-                    .is_some_and(|(id, ty)| id.parse::<PciId>().is_ok() && is_type_id(ty));
+                let ok = m.split_once('/').is_some_and(|(id, ty)| id.parse::<PciId>().is_ok() && is_type_id(ty));
                 if !ok {
                     return Err(format!(
                         "qat.families[{i}].mdev_types[{j}] {m:?} is not parent-vendor:parent-device/type-id"
@@ -239,10 +211,7 @@ impl Catalog {
         let mut seen = BTreeSet::new();
         for (i, t) in self.mtty.types.iter().enumerate() {
             if t.ports == 0 || !is_type_id(&t.name) || !seen.insert(t.name.as_str()) {
-                return Err(format!(
-                    "mtty.types[{i}] {:?} needs a unique valid name and ports >= 1",
-                    t.name
-                ));
+                return Err(format!("mtty.types[{i}] {:?} needs a unique valid name and ports >= 1", t.name));
             }
         }
         Ok(())
@@ -250,11 +219,8 @@ impl Catalog {
 
     /// Target ids reachable from `source` under `rules`, always including `source` itself.
     pub fn targets_of(rules: &[IdRule], source: PciId) -> BTreeSet<PciId> {
-        let mut out: BTreeSet<PciId> = rules
-            .iter()
-            .filter(|r| r.from.contains(&source))
-            .flat_map(|r| r.to.iter().copied())
-            .collect();
+        let mut out: BTreeSet<PciId> =
+            rules.iter().filter(|r| r.from.contains(&source)).flat_map(|r| r.to.iter().copied()).collect();
         out.insert(source);
         out
     }
@@ -272,32 +238,20 @@ impl Catalog {
     /// The QAT family of an mdev type on a parent with `parent_id`.
     pub fn qat_family_of_mdev(&self, parent_id: PciId, type_id: &str) -> Option<&QatFamily> {
         let key = format!("{parent_id}/{type_id}");
-        self.qat
-            .families
-            .iter()
-            .find(|f| f.mdev_types.contains(&key))
+        self.qat.families.iter().find(|f| f.mdev_types.contains(&key))
     }
 
     /// QAT families `family` may migrate to (always including itself).
     pub fn qat_targets(&self, family: &str) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = self
-            .qat
-            .migrations
-            .iter()
-            .filter(|m| m.from == family)
-            .flat_map(|m| m.to.iter().cloned())
-            .collect();
+        let mut out: BTreeSet<String> =
+            self.qat.migrations.iter().filter(|m| m.from == family).flat_map(|m| m.to.iter().cloned()).collect();
         out.insert(family.to_string());
         out
     }
 
     /// Ports per instance of an mtty type.
     pub fn mtty_ports(&self, type_id: &str) -> Option<u32> {
-        self.mtty
-            .types
-            .iter()
-            .find(|t| t.name == type_id)
-            .map(|t| t.ports)
+        self.mtty.types.iter().find(|t| t.name == type_id).map(|t| t.ports)
     }
 }
 
@@ -307,8 +261,7 @@ pub(crate) fn is_type_id(s: &str) -> bool {
         && s.len() <= 64
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 #[cfg(test)]
@@ -324,14 +277,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_key() {
-        let e = Catalog::from_toml("[i915]\n[[i915.types]]\nname = \"x\"\ninstances = 0\n", "t")
-            .unwrap_err();
+        let e = Catalog::from_toml("[i915]\n[[i915.types]]\nname = \"x\"\ninstances = 0\n", "t").unwrap_err();
         assert!(e.to_string().contains("i915.types[0].instances"), "{e}");
-        let e = Catalog::from_toml(
-            "[nvme]\nfunctions = [{ from = [\"zz:1\"], to = [] }]\n",
-            "t",
-        )
-        .unwrap_err();
+        let e = Catalog::from_toml("[nvme]\nfunctions = [{ from = [\"zz:1\"], to = [] }]\n", "t").unwrap_err();
         assert!(e.to_string().contains("zz:1"), "{e}");
         let e = Catalog::from_toml("[qat]\nbogus = 1\n", "t").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");

@@ -19,11 +19,7 @@ pub struct DriverVersion {
 impl DriverVersion {
     /// Build from the three parts.
     pub const fn new(major: u32, minor: u32, bugfix: u32) -> Self {
-        DriverVersion {
-            major,
-            minor,
-            bugfix,
-        }
+        DriverVersion { major, minor, bugfix }
     }
 
     /// The reviewers' rule: same major, target minor >= source minor, bugfix ignored.
@@ -50,9 +46,7 @@ impl FromStr for DriverVersion {
             if digits == 0 {
                 break;
             }
-            parts[count] = rest[..digits]
-                .parse()
-                .map_err(|_| format!("{s:?}: number too large"))?;
+            parts[count] = rest[..digits].parse().map_err(|_| format!("{s:?}: number too large"))?;
             count += 1;
             rest = &rest[digits..];
             match rest.strip_prefix('.') {
@@ -87,13 +81,7 @@ mod tests {
         let new = DriverVersion::new(1, 3, 0);
         assert!(new.accepts_source(&old));
         assert!(!old.accepts_source(&new));
-        assert!(
-            old.accepts_source(&DriverVersion::new(1, 2, 0)),
-            "bugfix is ignored"
-        );
-        assert!(
-            !DriverVersion::new(2, 0, 0).accepts_source(&old),
-            "majors never mix"
-        );
+        assert!(old.accepts_source(&DriverVersion::new(1, 2, 0)), "bugfix is ignored");
+        assert!(!DriverVersion::new(2, 0, 0).accepts_source(&old), "majors never mix");
     }
 }

@@ -43,17 +43,10 @@ impl VendorError {
         if shown.len() < version.len() {
             shown.push('…');
         }
-        VendorError::BadVersion {
-            model,
-            version: shown,
-            why: why.into(),
-        }
+        VendorError::BadVersion { model, version: shown, why: why.into() }
     }
 
     pub(crate) fn unsupported(model: &'static str, why: impl Into<String>) -> Self {
-        VendorError::Unsupported {
-            model,
-            why: why.into(),
-        }
+        VendorError::Unsupported { model, why: why.into() }
     }
 }

@@ -43,12 +43,7 @@ pub struct DeviceFacts {
 
 impl DeviceFacts {
     /// Facts of a PCI function.
-    pub fn pci_function(
-        id: &str,
-        virtual_function: bool,
-        driver: &str,
-        driver_version: Option<&str>,
-    ) -> Self {
+    pub fn pci_function(id: &str, virtual_function: bool, driver: &str, driver_version: Option<&str>) -> Self {
         DeviceFacts {
             kind: FactsKind::PciFunction { virtual_function },
             pci_id: id.parse().ok(),
@@ -90,10 +85,7 @@ impl DeviceFacts {
         driver_version: Option<&str>,
         mdev_type: &str,
     ) -> Self {
-        DeviceFacts {
-            kind: FactsKind::MdevType,
-            ..Self::mdev(parent, parent_id, driver, driver_version, mdev_type, 1)
-        }
+        DeviceFacts { kind: FactsKind::MdevType, ..Self::mdev(parent, parent_id, driver, driver_version, mdev_type, 1) }
     }
 
     /// Adds one configuration parameter.
@@ -109,11 +101,6 @@ impl DeviceFacts {
 
     /// True for an SR-IOV virtual function.
     pub fn is_vf(&self) -> bool {
-        matches!(
-            self.kind,
-            FactsKind::PciFunction {
-                virtual_function: true
-            }
-        )
+        matches!(self.kind, FactsKind::PciFunction { virtual_function: true })
     }
 }

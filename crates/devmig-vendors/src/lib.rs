@@ -33,9 +33,7 @@ mod pci_id;
 mod registry;
 
 pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};
-pub use catalog::{
-    Catalog, GvtCatalog, GvtType, IdRule, MttyCatalog, NvmeCatalog, QatCatalog, QatFamily,
-};
+pub use catalog::{Catalog, GvtCatalog, GvtType, IdRule, MttyCatalog, NvmeCatalog, QatCatalog, QatFamily};
 pub use decision::{Decision, FieldCheck};
 pub use driver_version::DriverVersion;
 pub use error::VendorError;

@@ -27,9 +27,7 @@ impl FromStr for PciId {
     type Err = String;
     /// Parses `vvvv:dddd` (exactly four hex digits each, any case).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (v, d) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not vendor:device"))?;
+        let (v, d) = s.split_once(':').ok_or_else(|| format!("{s:?} is not vendor:device"))?;
         Ok(PciId::new(hex4(v)?, hex4(d)?))
     }
 }

@@ -1,9 +1,7 @@
 use std::sync::Arc;
 
 use crate::models::{GvtModel, MttyModel, NvmeModel, QatModel};
-use crate::{
-    Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel,
-};
+use crate::{Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel};
 
 /// Every vendor model devmig ships, over one catalog; dispatches by device and by version string.
 #[derive(Debug, Clone)]
@@ -22,10 +20,7 @@ impl Registry {
             Box::new(QatModel::new(catalog.clone())),
             Box::new(MttyModel::new(catalog.clone())),
         ];
-        Registry {
-            catalog,
-            models: Arc::new(models),
-        }
+        Registry { catalog, models: Arc::new(models) }
     }
 
     /// The catalog the models read.
@@ -55,9 +50,7 @@ impl Registry {
 
     /// The version string of `dev`.
     pub fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError> {
-        self.model_for_device(dev)
-            .ok_or(VendorError::NoModel)?
-            .version(dev)
+        self.model_for_device(dev).ok_or(VendorError::NoModel)?.version(dev)
     }
 
     /// The target's vendor decision on `source`. A string of another vendor
@@ -66,9 +59,7 @@ impl Registry {
     pub fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
         let model = self.model_for_device(target).ok_or(VendorError::NoModel)?;
         if !model.claims_version(source) {
-            let source_model = self
-                .model_for_version(source)
-                .map_or("unknown", |m| m.name());
+            let source_model = self.model_for_version(source).map_or("unknown", |m| m.name());
             return Ok(Decision {
                 model: model.name().to_string(),
                 checks: vec![FieldCheck::new(
@@ -86,9 +77,7 @@ impl Registry {
 
     /// The step-a attributes of `dev`.
     pub fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
-        self.model_for_device(dev)
-            .ok_or(VendorError::NoModel)?
-            .attributes(dev)
+        self.model_for_device(dev).ok_or(VendorError::NoModel)?.attributes(dev)
     }
 
     /// The requirement `source` places on targets.

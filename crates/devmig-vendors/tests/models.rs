@@ -7,54 +7,28 @@ fn registry() -> Registry {
 }
 
 fn gvt(parent_id: &str, version: &str, ty: &str, aggregator: u32) -> DeviceFacts {
-    DeviceFacts::mdev(
-        "0000:00:02.0",
-        parent_id,
-        "i915",
-        Some(version),
-        ty,
-        aggregator,
-    )
+    DeviceFacts::mdev("0000:00:02.0", parent_id, "i915", Some(version), ty, aggregator)
 }
 
 fn failed_rules(r: &Registry, source: &str, target: &DeviceFacts) -> Vec<String> {
-    r.evaluate(source, target)
-        .expect("evaluates")
-        .rejections()
-        .map(|c| c.rule.clone())
-        .collect()
+    r.evaluate(source, target).expect("evaluates").rejections().map(|c| c.rule.clone()).collect()
 }
 
 #[test]
 fn gvt_shares_follow_the_follow_up_rfc() {
     // GVTg_V5_4 x2 == GVTg_V5_8 x4 == GVTg_V5_2 x1
     let r = registry();
-    let a = r
-        .version(&gvt("8086:591d", "1.2.0", "i915-GVTg_V5_4", 2))
-        .expect("version");
+    let a = r.version(&gvt("8086:591d", "1.2.0", "i915-GVTg_V5_4", 2)).expect("version");
     assert_eq!(a, "i915-v1.2.0-8086-591d-i915-GVTg_V5_4-2");
-    for (ty, aggr) in [
-        ("i915-GVTg_V5_8", 4),
-        ("i915-GVTg_V5_2", 1),
-        ("i915-GVTg_V5_4", 2),
-    ] {
-        assert!(
-            r.evaluate(&a, &gvt("8086:591d", "1.2.0", ty, aggr))
-                .expect("eval")
-                .accepted(),
-            "{ty} x{aggr}"
-        );
+    for (ty, aggr) in [("i915-GVTg_V5_8", 4), ("i915-GVTg_V5_2", 1), ("i915-GVTg_V5_4", 2)] {
+        assert!(r.evaluate(&a, &gvt("8086:591d", "1.2.0", ty, aggr)).expect("eval").accepted(), "{ty} x{aggr}");
     }
-    assert_eq!(
-        failed_rules(&r, &a, &gvt("8086:591d", "1.2.0", "i915-GVTg_V5_8", 1)),
-        ["i915.share"]
-    );
+    assert_eq!(failed_rules(&r, &a, &gvt("8086:591d", "1.2.0", "i915-GVTg_V5_8", 1)), ["i915.share"]);
 }
 
 #[test]
 fn gvt_accepts_the_seed_and_v5_formats() {
-    let seed =
-        GvtVersion::parse("i915-v1-8086-591d-i915-GVTg_V5_8-1").expect("seed example parses");
+    let seed = GvtVersion::parse("i915-v1-8086-591d-i915-GVTg_V5_8-1").expect("seed example parses");
     assert_eq!(
         (seed.gvt, seed.mdev_type.as_str(), seed.aggregator),
         (DriverVersion::new(1, 0, 0), "i915-GVTg_V5_8", 1)
@@ -64,10 +38,7 @@ fn gvt_accepts_the_seed_and_v5_formats() {
     assert_eq!(v5.mdev_type, "i915-GVTg_V5_8");
     assert!(
         registry()
-            .evaluate(
-                "8086-591d-GVTg_V5_8-01020003",
-                &gvt("8086:591d", "1.2.0", "i915-GVTg_V5_8", 1)
-            )
+            .evaluate("8086-591d-GVTg_V5_8-01020003", &gvt("8086:591d", "1.2.0", "i915-GVTg_V5_8", 1))
             .expect("eval")
             .accepted()
     );
@@ -84,84 +55,42 @@ fn gvt_accepts_the_seed_and_v5_formats() {
 #[test]
 fn gvt_relations_are_directional() {
     let r = registry();
-    let older = r
-        .version(&gvt("8086:591b", "1.1.0", "i915-GVTg_V5_4", 1))
-        .expect("v");
-    let newer = r
-        .version(&gvt("8086:5917", "1.3.0", "i915-GVTg_V5_4", 1))
-        .expect("v");
+    let older = r.version(&gvt("8086:591b", "1.1.0", "i915-GVTg_V5_4", 1)).expect("v");
+    let newer = r.version(&gvt("8086:5917", "1.3.0", "i915-GVTg_V5_4", 1)).expect("v");
     // Older driver on a KBL GT2 -> newer driver on KBL-R: accepted.
-    assert!(
-        r.evaluate(&older, &gvt("8086:5917", "1.3.0", "i915-GVTg_V5_4", 1))
-            .expect("e")
-            .accepted()
-    );
+    assert!(r.evaluate(&older, &gvt("8086:5917", "1.3.0", "i915-GVTg_V5_4", 1)).expect("e").accepted());
     // The way back fails on both the parent edge and the minor version.
     assert_eq!(
         failed_rules(&r, &newer, &gvt("8086:591b", "1.1.0", "i915-GVTg_V5_4", 1)),
         ["i915.parent_group", "i915.gvt_version_minor"]
     );
-    assert_eq!(
-        failed_rules(&r, &older, &gvt("8086:591b", "2.1.0", "i915-GVTg_V5_4", 1)),
-        ["i915.gvt_version_major"]
-    );
+    assert_eq!(failed_rules(&r, &older, &gvt("8086:591b", "2.1.0", "i915-GVTg_V5_4", 1)), ["i915.gvt_version_major"]);
 }
 
 #[test]
 fn gvt_type_node_accepts_any_reachable_aggregation() {
     let r = registry();
-    let src = r
-        .version(&gvt("8086:591d", "1.0.0", "i915-GVTg_V5_8", 2))
-        .expect("v"); // a quarter GPU
-    let ty =
-        |t: &str| DeviceFacts::mdev_type("0000:00:02.0", "8086:591d", "i915", Some("1.0.0"), t);
-    assert!(
-        r.evaluate(&src, &ty("i915-GVTg_V5_4"))
-            .expect("e")
-            .accepted()
-    );
-    assert_eq!(
-        failed_rules(&r, &src, &ty("i915-GVTg_V5_2")),
-        ["i915.share"]
-    );
+    let src = r.version(&gvt("8086:591d", "1.0.0", "i915-GVTg_V5_8", 2)).expect("v"); // a quarter GPU
+    let ty = |t: &str| DeviceFacts::mdev_type("0000:00:02.0", "8086:591d", "i915", Some("1.0.0"), t);
+    assert!(r.evaluate(&src, &ty("i915-GVTg_V5_4")).expect("e").accepted());
+    assert_eq!(failed_rules(&r, &src, &ty("i915-GVTg_V5_2")), ["i915.share"]);
 }
 
 #[test]
 fn nvme_urls_compare_after_normalisation() {
     let r = registry();
     let vf = |url: &str, ver: &str| {
-        DeviceFacts::pci_function("144d:a824", true, "nvme", Some(ver))
-            .with_param("remote_storage_url", url)
+        DeviceFacts::pci_function("144d:a824", true, "nvme", Some(ver)).with_param("remote_storage_url", url)
     };
-    let src = r
-        .version(&vf(
-            "NVMe+TCP://Storage.Example:4420/nqn.2014-08.org.nvmexpress:uuid:1",
-            "1.4.0",
-        ))
-        .expect("v");
+    let src = r.version(&vf("NVMe+TCP://Storage.Example:4420/nqn.2014-08.org.nvmexpress:uuid:1", "1.4.0")).expect("v");
+    assert!(src.starts_with("nvme-v1-144d:a824-1.4.0-nvme+tcp://storage.example:4420/"), "{src}");
     assert!(
-        src.starts_with("nvme-v1-144d:a824-1.4.0-nvme+tcp://storage.example:4420/"),
-        "{src}"
+        r.evaluate(&src, &vf("nvme+tcp://storage.example:4420/nqn.2014-08.org.nvmexpress:uuid:1", "1.5.2"))
+            .expect("e")
+            .accepted()
     );
-    assert!(
-        r.evaluate(
-            &src,
-            &vf(
-                "nvme+tcp://storage.example:4420/nqn.2014-08.org.nvmexpress:uuid:1",
-                "1.5.2"
-            )
-        )
-        .expect("e")
-        .accepted()
-    );
-    assert_eq!(
-        failed_rules(&r, &src, &vf("nvme+tcp://other.example:4420/x", "1.4.0")),
-        ["nvme.storage_url"]
-    );
-    assert_eq!(
-        normalize_url("HTTP://A.example:80/x/../y").expect("url"),
-        "http://a.example/y"
-    );
+    assert_eq!(failed_rules(&r, &src, &vf("nvme+tcp://other.example:4420/x", "1.4.0")), ["nvme.storage_url"]);
+    assert_eq!(normalize_url("HTTP://A.example:80/x/../y").expect("url"), "http://a.example/y");
     let odd = "nvme://h/a b%20-ü\u{7f}";
     assert_eq!(decode_field(&encode_field(odd)).expect("decode"), odd);
     let v = NvmeVersion::parse(&src).expect("parse");
@@ -172,52 +101,24 @@ fn nvme_urls_compare_after_normalisation() {
 fn qat_crypto_is_a_directional_superset_and_hybrid_pairs_work() {
     let r = registry();
     let vf = |algs: &str| {
-        DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some("1.2.0"))
-            .with_param("crypto_algorithms", algs)
+        DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some("1.2.0")).with_param("crypto_algorithms", algs)
     };
     let siov = |algs: &str| {
-        DeviceFacts::mdev(
-            "0000:6b:00.0",
-            "8086:4940",
-            "4xxx",
-            Some("1.2.0"),
-            "qat_4xxx-vqat",
-            1,
-        )
-        .with_param("crypto_algorithms", algs)
+        DeviceFacts::mdev("0000:6b:00.0", "8086:4940", "4xxx", Some("1.2.0"), "qat_4xxx-vqat", 1)
+            .with_param("crypto_algorithms", algs)
     };
     let small = r.version(&vf("aes-gcm sha256")).expect("v");
-    let big = r
-        .version(&vf("aes-gcm,sha256,chacha20-poly1305"))
-        .expect("v");
-    assert!(
-        r.evaluate(&small, &vf("aes-gcm sha256 chacha20-poly1305"))
-            .expect("e")
-            .accepted()
-    );
-    assert_eq!(
-        failed_rules(&r, &big, &vf("aes-gcm sha256")),
-        ["qat.crypto_superset"]
-    );
+    let big = r.version(&vf("aes-gcm,sha256,chacha20-poly1305")).expect("v");
+    assert!(r.evaluate(&small, &vf("aes-gcm sha256 chacha20-poly1305")).expect("e").accepted());
+    assert_eq!(failed_rules(&r, &big, &vf("aes-gcm sha256")), ["qat.crypto_superset"]);
     // Hybrid: VF -> SIOV mdev and back, as the catalog says.
-    assert!(
-        r.evaluate(&small, &siov("aes-gcm sha256"))
-            .expect("e")
-            .accepted()
-    );
+    assert!(r.evaluate(&small, &siov("aes-gcm sha256")).expect("e").accepted());
     let from_siov = r.version(&siov("aes-gcm sha256")).expect("v");
-    assert!(
-        r.evaluate(&from_siov, &vf("aes-gcm sha256"))
-            .expect("e")
-            .accepted()
-    );
+    assert!(r.evaluate(&from_siov, &vf("aes-gcm sha256")).expect("e").accepted());
     // c62x has no edge to 4xxx.
     let c62x = DeviceFacts::pci_function("8086:37c9", true, "c6xxvf", Some("1.2.0"))
         .with_param("crypto_algorithms", "aes-gcm sha256");
-    assert_eq!(
-        failed_rules(&r, &r.version(&c62x).expect("v"), &vf("aes-gcm sha256")),
-        ["qat.family"]
-    );
+    assert_eq!(failed_rules(&r, &r.version(&c62x).expect("v"), &vf("aes-gcm sha256")), ["qat.family"]);
 }
 
 #[test]
@@ -234,29 +135,10 @@ fn mtty_ports_must_match() {
 fn foreign_and_broken_strings_are_rejected_not_accepted() {
     let r = registry();
     let target = gvt("8086:591d", "1.0.0", "i915-GVTg_V5_8", 1);
-    assert_eq!(
-        failed_rules(&r, "mtty-v1-0.1.0-mtty-2", &target),
-        ["vendor_mismatch"]
-    );
+    assert_eq!(failed_rules(&r, "mtty-v1-0.1.0-mtty-2", &target), ["vendor_mismatch"]);
     assert_eq!(failed_rules(&r, "garbage", &target), ["vendor_mismatch"]);
-    assert!(matches!(
-        r.evaluate("i915-v1-8086-591d-i915-Nope-1", &target),
-        Err(VendorError::BadVersion { .. })
-    ));
-    assert!(matches!(
-        r.requirement("garbage"),
-        Err(VendorError::UnknownVersion(_))
-    ));
-    let no_version = DeviceFacts::mdev(
-        "0000:00:02.0",
-        "8086:591d",
-        "i915",
-        None,
-        "i915-GVTg_V5_8",
-        1,
-    );
-    assert!(matches!(
-        r.version(&no_version),
-        Err(VendorError::Unsupported { .. })
-    ));
+    assert!(matches!(r.evaluate("i915-v1-8086-591d-i915-Nope-1", &target), Err(VendorError::BadVersion { .. })));
+    assert!(matches!(r.requirement("garbage"), Err(VendorError::UnknownVersion(_))));
+    let no_version = DeviceFacts::mdev("0000:00:02.0", "8086:591d", "i915", None, "i915-GVTg_V5_8", 1);
+    assert!(matches!(r.version(&no_version), Err(VendorError::Unsupported { .. })));
 }

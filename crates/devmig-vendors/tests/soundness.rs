@@ -41,51 +41,31 @@ fn nvme() -> impl Strategy<Value = DeviceFacts> {
         ]),
     )
         .prop_map(|(id, v, url)| {
-            DeviceFacts::pci_function(id, true, "nvme", Some(&v))
-                .with_param("remote_storage_url", url)
+            DeviceFacts::pci_function(id, true, "nvme", Some(&v)).with_param("remote_storage_url", url)
         })
 }
 
 fn qat() -> impl Strategy<Value = DeviceFacts> {
-    (
-        0usize..3,
-        version(),
-        prop::sample::subsequence(
-            vec!["aes-gcm", "sha256", "chacha20-poly1305", "zstd"],
-            1..=4,
-        ),
-    )
+    (0usize..3, version(), prop::sample::subsequence(vec!["aes-gcm", "sha256", "chacha20-poly1305", "zstd"], 1..=4))
         .prop_map(|(kind, v, algs)| {
             let algs = algs.join(" ");
             match kind {
                 0 => DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some(&v)),
                 1 => DeviceFacts::pci_function("8086:37c9", true, "c6xxvf", Some(&v)),
-                _ => DeviceFacts::mdev(
-                    "0000:6b:00.0",
-                    "8086:4940",
-                    "4xxx",
-                    Some(&v),
-                    "qat_4xxx-vqat",
-                    1,
-                ),
+                _ => DeviceFacts::mdev("0000:6b:00.0", "8086:4940", "4xxx", Some(&v), "qat_4xxx-vqat", 1),
             }
             .with_param("crypto_algorithms", &algs)
         })
 }
 
 fn mtty() -> impl Strategy<Value = DeviceFacts> {
-    (
-        prop::sample::select(vec!["mtty-1", "mtty-2"]),
-        version(),
-        any::<bool>(),
-    )
-        .prop_map(|(ty, v, is_type)| {
-            if is_type {
-                DeviceFacts::mdev_type("mtty", "", "mtty", Some(&v), ty)
-            } else {
-                DeviceFacts::mdev("mtty", "", "mtty", Some(&v), ty, 1)
-            }
-        })
+    (prop::sample::select(vec!["mtty-1", "mtty-2"]), version(), any::<bool>()).prop_map(|(ty, v, is_type)| {
+        if is_type {
+            DeviceFacts::mdev_type("mtty", "", "mtty", Some(&v), ty)
+        } else {
+            DeviceFacts::mdev("mtty", "", "mtty", Some(&v), ty, 1)
+        }
+    })
 }
 
 fn device() -> impl Strategy<Value = DeviceFacts> {

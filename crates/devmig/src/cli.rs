@@ -12,13 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "devmig", version)]
 pub struct Cli {
     /// Directory under which /sys is found.
-    #[arg(
-        long,
-        global = true,
-        env = "DEVMIG_SYSFS_ROOT",
-        default_value = "/",
-        value_name = "DIR"
-    )]
+    #[arg(long, global = true, env = "DEVMIG_SYSFS_ROOT", default_value = "/", value_name = "DIR")]
     pub sysfs_root: PathBuf,
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
@@ -27,13 +21,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE")]
     pub catalog: Option<PathBuf>,
     /// Bound on each sysfs operation, in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "DEVMIG_TIMEOUT_MS",
-        default_value_t = 5000,
-        value_name = "MS"
-    )]
+    #[arg(long, global = true, env = "DEVMIG_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,
     /// What to do.
     #[command(subcommand)]

@@ -23,11 +23,7 @@ fn checker(cli: &Cli) -> Result<Checker, CliError> {
     if cli.timeout_ms == 0 {
         return Err(CliError::Usage("--timeout-ms must be at least 1".into()));
     }
-    Ok(Checker::new(
-        SysfsRoot::new(&cli.sysfs_root),
-        Registry::new(catalog),
-        Duration::from_millis(cli.timeout_ms),
-    ))
+    Ok(Checker::new(SysfsRoot::new(&cli.sysfs_root), Registry::new(catalog), Duration::from_millis(cli.timeout_ms)))
 }
 
 fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliError> {
@@ -39,9 +35,7 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Version { device } => commands::version::version(&checker, device, o, out, err),
         Command::Check(args) => commands::check::check(&checker, args, false, o, out),
         Command::Explain(args) => commands::check::check(&checker, args, true, o, out),
-        Command::Attributes { device } => {
-            commands::attributes::attributes(&checker, device, o, out)
-        }
+        Command::Attributes { device } => commands::attributes::attributes(&checker, device, o, out),
         Command::Match(args) => commands::matching::matching(&checker, args, o, out),
         Command::Demo => commands::demo::demo(checker.registry(), out),
     }

@@ -8,17 +8,13 @@ use crate::error::CliError;
 
 /// Writes `value` as pretty JSON with sorted keys and `"schema": schema`.
 pub fn json(out: &mut dyn Write, schema: &str, value: &impl Serialize) -> Result<(), CliError> {
-    let mut v = serde_json::to_value(value).map_err(|e| CliError::Io {
-        what: "encoding JSON".into(),
-        source: e.into(),
-    })?;
+    let mut v =
+        serde_json::to_value(value).map_err(|e| CliError::Io { what: "encoding JSON".into(), source: e.into() })?;
     if let serde_json::Value::Object(map) = &mut v {
         map.insert("schema".into(), serde_json::Value::String(schema.into()));
     }
-    let text = serde_json::to_string_pretty(&v).map_err(|e| CliError::Io {
-        what: "encoding JSON".into(),
-        source: e.into(),
-    })?;
+    let text = serde_json::to_string_pretty(&v)
+        .map_err(|e| CliError::Io { what: "encoding JSON".into(), source: e.into() })?;
     writeln!(out, "{text}").map_err(write_err)
 }
 
@@ -56,10 +52,7 @@ pub fn line(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Cli
 
 /// Maps an output error.
 pub fn write_err(e: std::io::Error) -> CliError {
-    CliError::Io {
-        what: "writing output".into(),
-        source: e,
-    }
+    CliError::Io { what: "writing output".into(), source: e }
 }
 
 /// `-` for an absent value.

@@ -28,9 +28,7 @@ fn devmig(root: &Path, args: &[&str]) -> Output {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name]
-        .iter()
-        .collect();
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
     if std::env::var_os("DEVMIG_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden");
         return;
@@ -41,12 +39,7 @@ fn golden(name: &str, actual: &str) {
 }
 
 fn ok(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout.clone()).expect("utf-8")
 }
 
@@ -61,14 +54,8 @@ fn list_show_and_attributes_match_golden_files() {
         ("show-vgpu.json", vec!["-o", "json", "show", A_VGPU]),
         ("show-type.txt", vec!["show", "0000:00:02.0/i915-GVTg_V5_4"]),
         ("attributes-vgpu.txt", vec!["attributes", A_VGPU]),
-        (
-            "attributes-qat.json",
-            vec!["-o", "json", "attributes", "0000:6b:00.1"],
-        ),
-        (
-            "attributes-type.json",
-            vec!["-o", "json", "attributes", "0000:00:02.0/i915-GVTg_V5_8"],
-        ),
+        ("attributes-qat.json", vec!["-o", "json", "attributes", "0000:6b:00.1"]),
+        ("attributes-type.json", vec!["-o", "json", "attributes", "0000:00:02.0/i915-GVTg_V5_8"]),
     ];
     for (name, args) in cases {
         golden(name, &ok(&devmig(r, &args)));
@@ -81,11 +68,7 @@ fn json_is_sorted_and_versioned() {
     let text = ok(&devmig(a.dir.path(), &["-o", "json", "list"]));
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["schema"], "devmig.list/v1");
-    let keys: Vec<&String> = v["devices"][0]
-        .as_object()
-        .expect("object")
-        .keys()
-        .collect();
+    let keys: Vec<&String> = v["devices"][0].as_object().expect("object").keys().collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
@@ -102,41 +85,23 @@ fn check_exit_codes_follow_the_readme() {
 
     let o = devmig(b.dir.path(), &["check", "--version-file", vf, B_VGPU_HALF]);
     assert_eq!(o.status.code(), Some(0));
-    let o = devmig(
-        b.dir.path(),
-        &["-o", "json", "check", "--version", v.trim(), B_VGPU_EIGHTH],
-    );
+    let o = devmig(b.dir.path(), &["-o", "json", "check", "--version", v.trim(), B_VGPU_EIGHTH]);
     assert_eq!(o.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(
-        (
-            j["schema"].as_str(),
-            j["verdict"].as_str(),
-            j["reasons"][0]["code"].as_str()
-        ),
-        (
-            Some("devmig.check/v1"),
-            Some("incompatible"),
-            Some("i915.share")
-        )
+        (j["schema"].as_str(), j["verdict"].as_str(), j["reasons"][0]["code"].as_str()),
+        (Some("devmig.check/v1"), Some("incompatible"), Some("i915.share"))
     );
     assert_eq!(j["to"]["source"], "model");
 
-    let e = ok(&devmig(
-        b.dir.path(),
-        &["explain", "--version", v.trim(), B_VGPU_HALF],
-    ));
+    let e = ok(&devmig(b.dir.path(), &["explain", "--version", v.trim(), B_VGPU_HALF]));
     let rule_line = |rule: &str| {
         e.lines()
             .find(|l| l.split_whitespace().nth(1) == Some(rule))
             .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
     };
     assert_eq!(rule_line("i915.share").as_deref(), Some("pass"), "{e}");
-    assert_eq!(
-        rule_line("i915.gvt_version_minor").as_deref(),
-        Some("pass"),
-        "{e}"
-    );
+    assert_eq!(rule_line("i915.gvt_version_minor").as_deref(), Some("pass"), "{e}");
 
     // Bad input: exit 2, with a message naming what was wrong.
     for args in [
@@ -147,18 +112,10 @@ fn check_exit_codes_follow_the_readme() {
         vec!["bogus"],
     ] {
         let o = devmig(b.dir.path(), &args);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         assert!(!o.stderr.is_empty());
     }
-    let o = devmig(
-        b.dir.path(),
-        &["check", "--version", "caf\u{e9}", B_VGPU_HALF],
-    );
+    let o = devmig(b.dir.path(), &["check", "--version", "caf\u{e9}", B_VGPU_HALF]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("printable ASCII"));
 
     // A device that cannot migrate: exit 1 with the reason.
@@ -176,26 +133,13 @@ fn version_from_stdin_and_match() {
     let (a, b) = (host(ExampleHost::A), host(ExampleHost::B));
     let v = ok(&devmig(a.dir.path(), &["version", "0000:3d:00.1"]));
     let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .args([
-            "--sysfs-root",
-            b.dir.path().to_str().expect("path"),
-            "-o",
-            "json",
-            "match",
-            "--version-file",
-            "-",
-        ])
+        .args(["--sysfs-root", b.dir.path().to_str().expect("path"), "-o", "json", "match", "--version-file", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(v.as_bytes())
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(v.as_bytes()).expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
@@ -211,10 +155,7 @@ fn version_from_stdin_and_match() {
 
 #[test]
 fn demo_runs_and_cleans_up() {
-    let o = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .arg("demo")
-        .output()
-        .expect("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_devmig")).arg("demo").output().expect("run");
     let text = ok(&o);
     for needle in [
         "verdict: compatible",

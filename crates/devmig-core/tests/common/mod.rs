@@ -19,11 +19,7 @@ impl Host {
 
 pub fn empty_host(timeout: Duration) -> Host {
     let dir = tempfile::tempdir().expect("tempdir");
-    let checker = Checker::new(
-        SysfsRoot::new(dir.path()),
-        Registry::new(Catalog::embedded()),
-        timeout,
-    );
+    let checker = Checker::new(SysfsRoot::new(dir.path()), Registry::new(Catalog::embedded()), timeout);
     Host { dir, checker }
 }
 

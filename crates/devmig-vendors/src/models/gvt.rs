@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use crate::catalog::is_type_id;
 use crate::models::{
-    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id,
-    parse_version_field, pci_id, version_checks, version_constraint,
+    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
+    version_checks, version_constraint,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck,
-    PciId, Requirement, VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
+    VendorError, VendorModel,
 };
 
 const NAME: &str = "i915";
@@ -40,16 +40,11 @@ impl GvtVersion {
     pub fn parse(s: &str) -> Result<Self, VendorError> {
         if let Some(rest) = s.strip_prefix("i915-v") {
             let f = fields(NAME, rest, 4)?;
-            let (ty, aggr) = f[3]
-                .rsplit_once('-')
-                .ok_or_else(|| VendorError::bad_version(NAME, s, "missing aggregator"))?;
+            let (ty, aggr) =
+                f[3].rsplit_once('-').ok_or_else(|| VendorError::bad_version(NAME, s, "missing aggregator"))?;
             let aggregator = parse_aggregator(s, aggr)?;
             if !is_type_id(ty) {
-                return Err(VendorError::bad_version(
-                    NAME,
-                    s,
-                    format!("{ty:?} is not a type id"),
-                ));
+                return Err(VendorError::bad_version(NAME, s, format!("{ty:?} is not a type id")));
             }
             Ok(GvtVersion {
                 gvt: parse_version_field(NAME, s, f[0])?,
@@ -60,11 +55,7 @@ impl GvtVersion {
         } else {
             let f: Vec<&str> = s.split('-').collect();
             let [vendor, device, ty, packed] = f.as_slice() else {
-                return Err(VendorError::bad_version(
-                    NAME,
-                    s,
-                    "neither i915-v... nor vendor-device-type-version",
-                ));
+                return Err(VendorError::bad_version(NAME, s, "neither i915-v... nor vendor-device-type-version"));
             };
             if ty.is_empty()
                 || ty.len() > 16
@@ -78,8 +69,7 @@ impl GvtVersion {
                     "v5 format needs a type name of at most 16 chars and 8 hex digits",
                 ));
             }
-            let v = u32::from_str_radix(packed, 16)
-                .map_err(|e| VendorError::bad_version(NAME, s, e.to_string()))?;
+            let v = u32::from_str_radix(packed, 16).map_err(|e| VendorError::bad_version(NAME, s, e.to_string()))?;
             Ok(GvtVersion {
                 gvt: DriverVersion::new(v >> 24, (v >> 16) & 0xff, v & 0xffff),
                 parent: parse_pair(s, vendor, device)?,
@@ -105,11 +95,7 @@ fn parse_pair(whole: &str, vendor: &str, device: &str) -> Result<PciId, VendorEr
 fn parse_aggregator(whole: &str, s: &str) -> Result<u32, VendorError> {
     match s.parse::<u32>() {
         Ok(n) if n >= 1 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(VendorError::bad_version(
-            NAME,
-            whole,
-            format!("aggregator {s:?} is not a positive integer"),
-        )),
+        _ => Err(VendorError::bad_version(NAME, whole, format!("aggregator {s:?} is not a positive integer"))),
     }
 }
 
@@ -141,18 +127,12 @@ impl GvtModel {
     /// The target's own version fields.
     fn target(&self, dev: &DeviceFacts) -> Result<GvtVersion, VendorError> {
         if !dev.is_mdev_like() {
-            return Err(VendorError::unsupported(
-                NAME,
-                "GVT-g migrates mdevs and mdev types only",
-            ));
+            return Err(VendorError::unsupported(NAME, "GVT-g migrates mdevs and mdev types only"));
         }
-        let ty = dev
-            .mdev_type
-            .as_deref()
-            .ok_or_else(|| VendorError::unsupported(NAME, "no mdev type"))?;
-        let n = self.instances(ty).ok_or_else(|| {
-            VendorError::unsupported(NAME, format!("type {ty:?} is not in the catalog"))
-        })?;
+        let ty = dev.mdev_type.as_deref().ok_or_else(|| VendorError::unsupported(NAME, "no mdev type"))?;
+        let n = self
+            .instances(ty)
+            .ok_or_else(|| VendorError::unsupported(NAME, format!("type {ty:?} is not in the catalog")))?;
         if dev.aggregator == 0 || dev.aggregator > n {
             return Err(VendorError::unsupported(
                 NAME,
@@ -171,20 +151,13 @@ impl GvtModel {
     fn source(&self, s: &str) -> Result<(GvtVersion, u32), VendorError> {
         let v = GvtVersion::parse(s)?;
         let n = self.instances(&v.mdev_type).ok_or_else(|| {
-            VendorError::bad_version(
-                NAME,
-                s,
-                format!("type {:?} is not in the catalog", v.mdev_type),
-            )
+            VendorError::bad_version(NAME, s, format!("type {:?} is not in the catalog", v.mdev_type))
         })?;
         if v.aggregator > n {
             return Err(VendorError::bad_version(
                 NAME,
                 s,
-                format!(
-                    "aggregator {} exceeds the {n} instances of {}",
-                    v.aggregator, v.mdev_type
-                ),
+                format!("aggregator {} exceeds the {n} instances of {}", v.aggregator, v.mdev_type),
             ));
         }
         Ok((v, n))
@@ -208,15 +181,11 @@ impl VendorModel for GvtModel {
     fn recognizes(&self, dev: &DeviceFacts) -> bool {
         dev.is_mdev_like()
             && dev.driver.as_deref() == Some(NAME)
-            && dev
-                .mdev_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("i915-GVTg"))
+            && dev.mdev_type.as_deref().is_some_and(|t| t.starts_with("i915-GVTg"))
     }
 
     fn claims_version(&self, version: &str) -> bool {
-        version.starts_with("i915-")
-            || (version.split('-').count() == 4 && GvtVersion::parse(version).is_ok())
+        version.starts_with("i915-") || (version.split('-').count() == 4 && GvtVersion::parse(version).is_ok())
     }
 
     fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError> {
@@ -230,26 +199,13 @@ impl VendorModel for GvtModel {
         let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);
         let source_share = share(s.aggregator, ns);
         let shares = Self::target_shares(target, &t, nt);
-        let mut checks = vec![id_check(
-            "i915.parent_group",
-            "parent_id",
-            s.parent,
-            t.parent,
-            &allowed,
-        )];
+        let mut checks = vec![id_check("i915.parent_group", "parent_id", s.parent, t.parent, &allowed)];
         checks.extend(version_checks(NAME, "gvt_version", s.gvt, t.gvt));
         let target_share = match target.kind {
-            crate::FactsKind::MdevType => format!(
-                "{} x1..{nt} = {}",
-                t.mdev_type,
-                shares.iter().cloned().collect::<Vec<_>>().join(",")
-            ),
-            _ => format!(
-                "{} x{} = {}",
-                t.mdev_type,
-                t.aggregator,
-                share(t.aggregator, nt)
-            ),
+            crate::FactsKind::MdevType => {
+                format!("{} x1..{nt} = {}", t.mdev_type, shares.iter().cloned().collect::<Vec<_>>().join(","))
+            }
+            _ => format!("{} x{} = {}", t.mdev_type, t.aggregator, share(t.aggregator, nt)),
         };
         checks.push(FieldCheck::new(
             "i915.share",
@@ -265,10 +221,7 @@ impl VendorModel for GvtModel {
             },
             "the vGPU must hold the same share of a GPU (type instances x aggregator)",
         ));
-        Ok(Decision {
-            model: NAME.to_string(),
-            checks,
-        })
+        Ok(Decision { model: NAME.to_string(), checks })
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
@@ -276,15 +229,9 @@ impl VendorModel for GvtModel {
         let n = self.instances(&t.mdev_type).unwrap_or(1);
         Ok(Attributes::from([
             model_attr(NAME),
-            (
-                "i915.parent_id".to_string(),
-                AttrValue::String(t.parent.to_string()),
-            ),
+            ("i915.parent_id".to_string(), AttrValue::String(t.parent.to_string())),
             ("i915.gvt_version".to_string(), AttrValue::Semver(t.gvt)),
-            (
-                SHARES.to_string(),
-                AttrValue::Set(Self::target_shares(dev, &t, n)),
-            ),
+            (SHARES.to_string(), AttrValue::Set(Self::target_shares(dev, &t, n))),
         ]))
     }
 
@@ -299,10 +246,7 @@ impl VendorModel for GvtModel {
                     values: allowed.iter().map(PciId::to_string).collect(),
                 },
                 version_constraint("i915.gvt_version", s.gvt),
-                Constraint::Contains {
-                    attr: SHARES.to_string(),
-                    value: share(s.aggregator, ns),
-                },
+                Constraint::Contains { attr: SHARES.to_string(), value: share(s.aggregator, ns) },
             ],
         })
     }

@@ -2,12 +2,11 @@
 use std::sync::Arc;
 
 use crate::models::{
-    driver_version, fields, model_attr, model_constraint, parse_version_field, version_checks,
-    version_constraint,
+    driver_version, fields, model_attr, model_constraint, parse_version_field, version_checks, version_constraint,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck,
-    Requirement, VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, Requirement,
+    VendorError, VendorModel,
 };
 
 const NAME: &str = "mtty";
@@ -24,14 +23,10 @@ pub struct MttyVersion {
 impl MttyVersion {
     /// Parses the emitted form.
     pub fn parse(s: &str) -> Result<Self, VendorError> {
-        let rest = s
-            .strip_prefix("mtty-v1-")
-            .ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix mtty-v1-"))?;
+        let rest =
+            s.strip_prefix("mtty-v1-").ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix mtty-v1-"))?;
         let f = fields(NAME, rest, 2)?;
-        Ok(MttyVersion {
-            driver: parse_version_field(NAME, s, f[0])?,
-            mdev_type: f[1].to_string(),
-        })
+        Ok(MttyVersion { driver: parse_version_field(NAME, s, f[0])?, mdev_type: f[1].to_string() })
     }
 
     /// The emitted form.
@@ -58,26 +53,17 @@ impl MttyModel {
             .as_deref()
             .filter(|_| dev.is_mdev_like())
             .ok_or_else(|| VendorError::unsupported(NAME, "not an mdev"))?;
-        let ports = self.catalog.mtty_ports(ty).ok_or_else(|| {
-            VendorError::unsupported(NAME, format!("type {ty:?} is not in the catalog"))
-        })?;
-        Ok((
-            MttyVersion {
-                driver: driver_version(NAME, dev)?,
-                mdev_type: ty.to_string(),
-            },
-            ports,
-        ))
+        let ports = self
+            .catalog
+            .mtty_ports(ty)
+            .ok_or_else(|| VendorError::unsupported(NAME, format!("type {ty:?} is not in the catalog")))?;
+        Ok((MttyVersion { driver: driver_version(NAME, dev)?, mdev_type: ty.to_string() }, ports))
     }
 
     fn source(&self, s: &str) -> Result<(MttyVersion, u32), VendorError> {
         let v = MttyVersion::parse(s)?;
         let ports = self.catalog.mtty_ports(&v.mdev_type).ok_or_else(|| {
-            VendorError::bad_version(
-                NAME,
-                s,
-                format!("type {:?} is not in the catalog", v.mdev_type),
-            )
+            VendorError::bad_version(NAME, s, format!("type {:?} is not in the catalog", v.mdev_type))
         })?;
         Ok((v, ports))
     }
@@ -89,8 +75,7 @@ impl VendorModel for MttyModel {
     }
 
     fn recognizes(&self, dev: &DeviceFacts) -> bool {
-        dev.is_mdev_like()
-            && (dev.driver.as_deref() == Some(NAME) || dev.parent.as_deref() == Some(NAME))
+        dev.is_mdev_like() && (dev.driver.as_deref() == Some(NAME) || dev.parent.as_deref() == Some(NAME))
     }
 
     fn claims_version(&self, version: &str) -> bool {
@@ -113,10 +98,7 @@ impl VendorModel for MttyModel {
             "the target must have the same number of serial ports",
         )];
         checks.extend(version_checks(NAME, "driver_version", s.driver, t.driver));
-        Ok(Decision {
-            model: NAME.to_string(),
-            checks,
-        })
+        Ok(Decision { model: NAME.to_string(), checks })
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
@@ -124,10 +106,7 @@ impl VendorModel for MttyModel {
         Ok(Attributes::from([
             model_attr(NAME),
             ("mtty.ports".to_string(), AttrValue::Int(i64::from(ports))),
-            (
-                "mtty.driver_version".to_string(),
-                AttrValue::Semver(t.driver),
-            ),
+            ("mtty.driver_version".to_string(), AttrValue::Semver(t.driver)),
         ]))
     }
 
@@ -136,10 +115,7 @@ impl VendorModel for MttyModel {
         Ok(Requirement {
             all: vec![
                 model_constraint(NAME),
-                Constraint::Equals {
-                    attr: "mtty.ports".to_string(),
-                    value: AttrValue::Int(i64::from(ports)),
-                },
+                Constraint::Equals { attr: "mtty.ports".to_string(), value: AttrValue::Int(i64::from(ports)) },
                 version_constraint("mtty.driver_version", s.driver),
             ],
         })

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::models::{
-    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id,
-    parse_version_field, pci_id, version_checks, version_constraint,
+    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
+    version_checks, version_constraint,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck,
-    PciId, Requirement, VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
+    VendorError, VendorModel,
 };
 
 const NAME: &str = "nvme";
@@ -39,8 +39,7 @@ pub fn decode_field(s: &str) -> Result<String, String> {
 pub fn normalize_url(raw: &str) -> Result<String, String> {
     let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
     if let Some(host) = url.host_str().map(str::to_ascii_lowercase) {
-        url.set_host(Some(&host))
-            .map_err(|e| format!("{raw:?}: host: {e}"))?;
+        url.set_host(Some(&host)).map_err(|e| format!("{raw:?}: host: {e}"))?;
     }
     Ok(url.to_string())
 }
@@ -59,26 +58,16 @@ pub struct NvmeVersion {
 impl NvmeVersion {
     /// Parses the emitted form.
     pub fn parse(s: &str) -> Result<Self, VendorError> {
-        let rest = s
-            .strip_prefix("nvme-v1-")
-            .ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix nvme-v1-"))?;
+        let rest =
+            s.strip_prefix("nvme-v1-").ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix nvme-v1-"))?;
         let f = fields(NAME, rest, 3)?;
         let url = decode_field(f[2]).map_err(|e| VendorError::bad_version(NAME, s, e))?;
-        Ok(NvmeVersion {
-            id: parse_pci_id(NAME, s, f[0])?,
-            driver: parse_version_field(NAME, s, f[1])?,
-            url,
-        })
+        Ok(NvmeVersion { id: parse_pci_id(NAME, s, f[0])?, driver: parse_version_field(NAME, s, f[1])?, url })
     }
 
     /// The emitted form.
     pub fn render(&self) -> String {
-        format!(
-            "nvme-v1-{}-{}-{}",
-            self.id,
-            self.driver,
-            encode_field(&self.url)
-        )
+        format!("nvme-v1-{}-{}-{}", self.id, self.driver, encode_field(&self.url))
     }
 }
 
@@ -103,11 +92,7 @@ impl NvmeModel {
             .get(URL_PARAM)
             .ok_or_else(|| VendorError::unsupported(NAME, format!("no {URL_PARAM} configured")))?;
         let url = normalize_url(raw).map_err(|e| VendorError::unsupported(NAME, e))?;
-        Ok(NvmeVersion {
-            id: pci_id(NAME, dev)?,
-            driver: driver_version(NAME, dev)?,
-            url,
-        })
+        Ok(NvmeVersion { id: pci_id(NAME, dev)?, driver: driver_version(NAME, dev)?, url })
     }
 }
 
@@ -130,17 +115,10 @@ impl VendorModel for NvmeModel {
 
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
         let s = NvmeVersion::parse(source)?;
-        let source_url =
-            normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?;
+        let source_url = normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?;
         let t = self.target(target)?;
         let allowed = Catalog::targets_of(&self.catalog.nvme.functions, s.id);
-        let mut checks = vec![id_check(
-            "nvme.function_group",
-            "pci_id",
-            s.id,
-            t.id,
-            &allowed,
-        )];
+        let mut checks = vec![id_check("nvme.function_group", "pci_id", s.id, t.id, &allowed)];
         checks.extend(version_checks(NAME, "driver_version", s.driver, t.driver));
         checks.push(FieldCheck::new(
             "nvme.storage_url",
@@ -150,24 +128,15 @@ impl VendorModel for NvmeModel {
             source_url == t.url,
             "the VF must be connected to the same remote storage",
         ));
-        Ok(Decision {
-            model: NAME.to_string(),
-            checks,
-        })
+        Ok(Decision { model: NAME.to_string(), checks })
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
         let t = self.target(dev)?;
         Ok(Attributes::from([
             model_attr(NAME),
-            (
-                "nvme.pci_id".to_string(),
-                AttrValue::String(t.id.to_string()),
-            ),
-            (
-                "nvme.driver_version".to_string(),
-                AttrValue::Semver(t.driver),
-            ),
+            ("nvme.pci_id".to_string(), AttrValue::String(t.id.to_string())),
+            ("nvme.driver_version".to_string(), AttrValue::Semver(t.driver)),
             ("nvme.storage_url".to_string(), AttrValue::String(t.url)),
         ]))
     }
@@ -184,10 +153,7 @@ impl VendorModel for NvmeModel {
                     values: allowed.iter().map(PciId::to_string).collect(),
                 },
                 version_constraint("nvme.driver_version", s.driver),
-                Constraint::Equals {
-                    attr: "nvme.storage_url".to_string(),
-                    value: AttrValue::String(url),
-                },
+                Constraint::Equals { attr: "nvme.storage_url".to_string(), value: AttrValue::String(url) },
             ],
         })
     }

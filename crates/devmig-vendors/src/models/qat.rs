@@ -3,12 +3,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::models::{
-    driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field,
-    pci_id, version_checks, version_constraint,
+    driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id, version_checks,
+    version_constraint,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck,
-    PciId, Requirement, VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
+    VendorError, VendorModel,
 };
 
 const NAME: &str = "qat";
@@ -31,17 +31,13 @@ pub struct QatVersion {
 fn is_alg(a: &str) -> bool {
     !a.is_empty()
         && a.len() <= 64
-        && a.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+        && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
 /// Parses a configured algorithm list (spaces or commas, any case).
 pub fn parse_crypto(list: &str) -> Result<BTreeSet<String>, String> {
-    let set: BTreeSet<String> = list
-        .split([' ', ',', '\n', '\t'])
-        .filter(|a| !a.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let set: BTreeSet<String> =
+        list.split([' ', ',', '\n', '\t']).filter(|a| !a.is_empty()).map(str::to_ascii_lowercase).collect();
     match set.iter().find(|a| !is_alg(a)) {
         Some(bad) => Err(format!("algorithm {bad:?} must match [a-z0-9_.-]+")),
         None => Ok(set),
@@ -51,17 +47,12 @@ pub fn parse_crypto(list: &str) -> Result<BTreeSet<String>, String> {
 impl QatVersion {
     /// Parses the emitted form.
     pub fn parse(s: &str) -> Result<Self, VendorError> {
-        let rest = s
-            .strip_prefix("qat-v1-")
-            .ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix qat-v1-"))?;
+        let rest =
+            s.strip_prefix("qat-v1-").ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix qat-v1-"))?;
         let f = fields(NAME, rest, 4)?;
         let crypto: BTreeSet<String> = f[3].split(',').map(str::to_string).collect();
         if crypto.iter().any(|a| !is_alg(a)) {
-            return Err(VendorError::bad_version(
-                NAME,
-                s,
-                "algorithms must be comma-separated [a-z0-9_.-]+",
-            ));
+            return Err(VendorError::bad_version(NAME, s, "algorithms must be comma-separated [a-z0-9_.-]+"));
         }
         Ok(QatVersion {
             family: f[0].to_string(),
@@ -74,13 +65,7 @@ impl QatVersion {
     /// The emitted form.
     pub fn render(&self) -> String {
         let algs: Vec<&str> = self.crypto.iter().map(String::as_str).collect();
-        format!(
-            "qat-v1-{}-{}-{}-{}",
-            self.family,
-            self.id,
-            self.driver,
-            algs.join(",")
-        )
+        format!("qat-v1-{}-{}-{}-{}", self.family, self.id, self.driver, algs.join(","))
     }
 }
 
@@ -101,8 +86,7 @@ impl QatModel {
         let family = if dev.is_vf() {
             self.catalog.qat_family_of_vf(id)
         } else if dev.is_mdev_like() {
-            self.catalog
-                .qat_family_of_mdev(id, dev.mdev_type.as_deref()?)
+            self.catalog.qat_family_of_mdev(id, dev.mdev_type.as_deref()?)
         } else {
             None
         };
@@ -110,12 +94,13 @@ impl QatModel {
     }
 
     fn target(&self, dev: &DeviceFacts) -> Result<QatVersion, VendorError> {
-        let family = self.family(dev).ok_or_else(|| {
-            VendorError::unsupported(NAME, "not a VF or mdev type of a catalogued QAT family")
-        })?;
-        let list = dev.params.get(CRYPTO_PARAM).ok_or_else(|| {
-            VendorError::unsupported(NAME, format!("no {CRYPTO_PARAM} configured"))
-        })?;
+        let family = self
+            .family(dev)
+            .ok_or_else(|| VendorError::unsupported(NAME, "not a VF or mdev type of a catalogued QAT family"))?;
+        let list = dev
+            .params
+            .get(CRYPTO_PARAM)
+            .ok_or_else(|| VendorError::unsupported(NAME, format!("no {CRYPTO_PARAM} configured")))?;
         let crypto = parse_crypto(list).map_err(|e| VendorError::unsupported(NAME, e))?;
         if crypto.is_empty() {
             return Err(VendorError::unsupported(NAME, "no algorithms configured"));
@@ -131,11 +116,7 @@ impl QatModel {
     fn source(&self, s: &str) -> Result<QatVersion, VendorError> {
         let v = QatVersion::parse(s)?;
         if !self.catalog.qat.families.iter().any(|f| f.name == v.family) {
-            return Err(VendorError::bad_version(
-                NAME,
-                s,
-                format!("family {:?} is not in the catalog", v.family),
-            ));
+            return Err(VendorError::bad_version(NAME, s, format!("family {:?} is not in the catalog", v.family)));
         }
         Ok(v)
     }
@@ -184,10 +165,7 @@ impl VendorModel for QatModel {
                 format!("the target lacks {}", missing.join(","))
             },
         ));
-        Ok(Decision {
-            model: NAME.to_string(),
-            checks,
-        })
+        Ok(Decision { model: NAME.to_string(), checks })
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
@@ -195,10 +173,7 @@ impl VendorModel for QatModel {
         Ok(Attributes::from([
             model_attr(NAME),
             ("qat.family".to_string(), AttrValue::String(t.family)),
-            (
-                "qat.driver_version".to_string(),
-                AttrValue::Semver(t.driver),
-            ),
+            ("qat.driver_version".to_string(), AttrValue::Semver(t.driver)),
             ("qat.crypto".to_string(), AttrValue::Set(t.crypto)),
         ]))
     }
@@ -208,15 +183,9 @@ impl VendorModel for QatModel {
         Ok(Requirement {
             all: vec![
                 model_constraint(NAME),
-                Constraint::OneOf {
-                    attr: "qat.family".to_string(),
-                    values: self.catalog.qat_targets(&s.family),
-                },
+                Constraint::OneOf { attr: "qat.family".to_string(), values: self.catalog.qat_targets(&s.family) },
                 version_constraint("qat.driver_version", s.driver),
-                Constraint::Superset {
-                    attr: "qat.crypto".to_string(),
-                    values: s.crypto,
-                },
+                Constraint::Superset { attr: "qat.crypto".to_string(), values: s.crypto },
             ],
         })
     }

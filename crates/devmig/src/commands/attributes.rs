@@ -9,21 +9,13 @@ use crate::error::CliError;
 use crate::output::{json, line, table};
 
 /// `devmig attributes DEVICE`.
-pub fn attributes(
-    checker: &Checker,
-    device: &str,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<i32, CliError> {
+pub fn attributes(checker: &Checker, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
     let report = checker.attributes(&super::device_id(device)?)?;
     if output == Output::Json {
         json(out, "devmig.attributes/v1", &report)?;
         return Ok(0);
     }
-    line(
-        out,
-        format!("device: {} (model {})", report.device, report.model),
-    )?;
+    line(out, format!("device: {} (model {})", report.device, report.model))?;
     let rows = report.attributes.iter().map(|(k, v)| {
         let ty = match v {
             AttrValue::String(_) => "string",

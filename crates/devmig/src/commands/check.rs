@@ -11,26 +11,17 @@ use crate::output::{fields, json, line, table};
 pub fn run_check(checker: &Checker, args: &CheckArgs) -> Result<CheckReport, CliError> {
     let given = super::source_string(&args.source)?;
     match (args.devices.as_slice(), given) {
-        ([source, target], None) => {
-            Ok(checker.check(&super::device_id(source)?, &super::device_id(target)?)?)
+        ([source, target], None) => Ok(checker.check(&super::device_id(source)?, &super::device_id(target)?)?),
+        ([target], Some(version)) => Ok(checker.check_version(&version, &super::device_id(target)?)?),
+        ([_, _], Some(_)) => {
+            Err(CliError::Usage("give SOURCE TARGET, or TARGET with --version/--version-file, not both".into()))
         }
-        ([target], Some(version)) => {
-            Ok(checker.check_version(&version, &super::device_id(target)?)?)
-        }
-        ([_, _], Some(_)) => Err(CliError::Usage(
-            "give SOURCE TARGET, or TARGET with --version/--version-file, not both".into(),
-        )),
-        _ => Err(CliError::Usage(
-            "give SOURCE TARGET, or TARGET with --version/--version-file".into(),
-        )),
+        _ => Err(CliError::Usage("give SOURCE TARGET, or TARGET with --version/--version-file".into())),
     }
 }
 
 fn side_text(s: &Side) -> String {
-    let who = s
-        .device
-        .clone()
-        .unwrap_or_else(|| "(version string)".into());
+    let who = s.device.clone().unwrap_or_else(|| "(version string)".into());
     let src = match (s.source, &s.model) {
         (Some(Provenance::Kernel), _) => " [kernel]".to_string(),
         (Some(Provenance::Model), Some(m)) => format!(" [model {m}]"),
@@ -44,39 +35,21 @@ fn side_text(s: &Side) -> String {
 }
 
 /// Writes a report; `explain` adds every rule.
-pub fn render(
-    report: &CheckReport,
-    explain: bool,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
+pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn Write) -> Result<(), CliError> {
     if output == Output::Json {
-        let schema = if explain {
-            "devmig.explain/v1"
-        } else {
-            "devmig.check/v1"
-        };
+        let schema = if explain { "devmig.explain/v1" } else { "devmig.check/v1" };
         return json(out, schema, report);
     }
-    let verdict = serde_json::to_value(report.verdict)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let mut rows = vec![
-        ("verdict", verdict),
-        ("from", side_text(&report.from)),
-        ("to", side_text(&report.to)),
-    ];
+    let verdict =
+        serde_json::to_value(report.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let mut rows = vec![("verdict", verdict), ("from", side_text(&report.from)), ("to", side_text(&report.to))];
     for r in &report.reasons {
         rows.push(("reason", format!("{}: {}", r.code, r.message)));
     }
     fields(out, &rows)?;
     if explain {
         if report.checks.is_empty() {
-            line(
-                out,
-                "no vendor model knows the target: no field-by-field rules to show",
-            )?;
+            line(out, "no vendor model knows the target: no field-by-field rules to show")?;
         } else {
             line(out, "")?;
             let rows = report.checks.iter().map(|c| {
@@ -88,11 +61,7 @@ pub fn render(
                     c.message.clone(),
                 ]
             });
-            table(
-                out,
-                &["RESULT", "RULE", "SOURCE", "TARGET", "REQUIRES"],
-                rows,
-            )?;
+            table(out, &["RESULT", "RULE", "SOURCE", "TARGET", "REQUIRES"], rows)?;
         }
     }
     Ok(())

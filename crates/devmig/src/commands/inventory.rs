@@ -19,10 +19,7 @@ pub fn migration_cell(d: &Device) -> String {
 }
 
 fn kind_cell(d: &Device) -> String {
-    serde_json::to_value(d.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// `devmig list`.
@@ -68,19 +65,7 @@ pub fn list(checker: &Checker, output: Output, out: &mut dyn Write) -> Result<i3
             note.join(", "),
         ]
     });
-    table(
-        out,
-        &[
-            "DEVICE",
-            "KIND",
-            "ID/TYPE",
-            "DRIVER",
-            "VERSION",
-            "MIGRATION",
-            "NOTES",
-        ],
-        rows,
-    )?;
+    table(out, &["DEVICE", "KIND", "ID/TYPE", "DRIVER", "VERSION", "MIGRATION", "NOTES"], rows)?;
     for p in &inv.problems {
         writeln!(out, "problem: {p}").map_err(crate::output::write_err)?;
     }
@@ -93,12 +78,7 @@ struct ShowJson<'a> {
 }
 
 /// `devmig show DEVICE`.
-pub fn show(
-    checker: &Checker,
-    device: &str,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<i32, CliError> {
+pub fn show(checker: &Checker, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
     let d = checker.device(&super::device_id(device)?)?;
     if output == Output::Json {
         json(out, "devmig.show/v1", &ShowJson { device: &d })?;
@@ -117,16 +97,8 @@ pub fn show(
     let optional: [(&str, Option<String>); 9] = [
         ("iommu group", d.iommu_group.map(|g| g.to_string())),
         ("physfn", d.physfn.clone()),
-        (
-            "sriov",
-            d.sriov
-                .as_ref()
-                .map(|s| format!("{}/{} vfs: {}", s.num_vfs, s.total_vfs, s.vfs.join(" "))),
-        ),
-        (
-            "mdev types",
-            (!d.mdev_types.is_empty()).then(|| d.mdev_types.join(" ")),
-        ),
+        ("sriov", d.sriov.as_ref().map(|s| format!("{}/{} vfs: {}", s.num_vfs, s.total_vfs, s.vfs.join(" ")))),
+        ("mdev types", (!d.mdev_types.is_empty()).then(|| d.mdev_types.join(" "))),
         ("parent", d.parent.clone()),
         ("mdev type", d.mdev_type.clone()),
         ("name", d.name.clone()),

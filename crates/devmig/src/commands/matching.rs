@@ -12,44 +12,24 @@ pub fn run_match(checker: &Checker, args: &MatchArgs) -> Result<MatchReport, Cli
     match (&args.device, super::source_string(&args.source)?) {
         (Some(d), None) => Ok(checker.match_device(&super::device_id(d)?)?),
         (None, Some(v)) => Ok(checker.match_version(&v)?),
-        _ => Err(CliError::Usage(
-            "give SOURCE, or --version/--version-file".into(),
-        )),
+        _ => Err(CliError::Usage("give SOURCE, or --version/--version-file".into())),
     }
 }
 
 /// `devmig match`: exit 0 when at least one target is accepted, 1 otherwise.
-pub fn matching(
-    checker: &Checker,
-    args: &MatchArgs,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<i32, CliError> {
+pub fn matching(checker: &Checker, args: &MatchArgs, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
     let report = run_match(checker, args)?;
-    let code = if report.accepted().next().is_some() {
-        0
-    } else {
-        1
-    };
+    let code = if report.accepted().next().is_some() { 0 } else { 1 };
     if output == Output::Json {
         json(out, "devmig.match/v1", &report)?;
         return Ok(code);
     }
-    line(
-        out,
-        format!("source: {}", report.from.version.as_deref().unwrap_or("-")),
-    )?;
+    line(out, format!("source: {}", report.from.version.as_deref().unwrap_or("-")))?;
     line(
         out,
         format!(
             "step a requires: {}",
-            report
-                .requirement
-                .all
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            report.requirement.all.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         ),
     )?;
     let rows = report.candidates.iter().map(|c| {
@@ -58,16 +38,11 @@ pub fn matching(
             .and_then(|v| serde_json::to_value(v).ok())
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "-".into());
-        let other_vendor = c
-            .unmet
-            .iter()
-            .find(|u| u.constraint.attr() == devmig_vendors::models::MODEL_ATTR);
+        let other_vendor = c.unmet.iter().find(|u| u.constraint.attr() == devmig_vendors::models::MODEL_ATTR);
         let detail = if let Some(u) = other_vendor {
             format!(
                 "another vendor model ({})",
-                u.target_value
-                    .as_ref()
-                    .map_or("none".to_string(), ToString::to_string)
+                u.target_value.as_ref().map_or("none".to_string(), ToString::to_string)
             )
         } else if !c.unmet.is_empty() {
             c.unmet
@@ -76,19 +51,13 @@ pub fn matching(
                     format!(
                         "needs {} (has {})",
                         u.constraint,
-                        u.target_value
-                            .as_ref()
-                            .map_or("nothing".to_string(), ToString::to_string)
+                        u.target_value.as_ref().map_or("nothing".to_string(), ToString::to_string)
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         } else {
-            c.reasons
-                .iter()
-                .map(|r| r.code.clone())
-                .collect::<Vec<_>>()
-                .join(", ")
+            c.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>().join(", ")
         };
         vec![c.device.clone(), c.step_a.to_string(), verdict, detail]
     });

@@ -29,20 +29,12 @@ pub fn source_string(args: &SourceArgs) -> Result<Option<String>, CliError> {
     };
     let mut bytes = Vec::new();
     let read = if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(64 * 1024)
-            .read_to_end(&mut bytes)
+        std::io::stdin().lock().take(64 * 1024).read_to_end(&mut bytes)
     } else {
         std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
     };
-    read.map_err(|e| CliError::Io {
-        what: format!("reading version file {}", path.display()),
-        source: e,
-    })?;
-    let text =
-        String::from_utf8(devmig_core::strip_one_newline(&bytes).to_vec()).map_err(|_| {
-            CliError::Usage(format!("version file {} is not ASCII text", path.display()))
-        })?;
+    read.map_err(|e| CliError::Io { what: format!("reading version file {}", path.display()), source: e })?;
+    let text = String::from_utf8(devmig_core::strip_one_newline(&bytes).to_vec())
+        .map_err(|_| CliError::Usage(format!("version file {} is not ASCII text", path.display())))?;
     Ok(Some(text))
 }

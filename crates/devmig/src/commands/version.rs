@@ -29,25 +29,14 @@ pub fn version(
     match (&report.side.version, &report.reason) {
         (Some(v), _) => {
             line(out, v)?;
-            let source = report.side.source.map_or("?", |s| {
-                if s == devmig_core::Provenance::Kernel {
-                    "kernel"
-                } else {
-                    "model"
-                }
-            });
-            let model = report
+            let source = report
                 .side
-                .model
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default();
+                .source
+                .map_or("?", |s| if s == devmig_core::Provenance::Kernel { "kernel" } else { "model" });
+            let model = report.side.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
             line(err, format!("source: {source}{model}"))?;
         }
-        (None, Some(r)) => line(
-            err,
-            format!("{device}: no version: {} ({})", r.message, r.code),
-        )?,
+        (None, Some(r)) => line(err, format!("{device}: no version: {} ({})", r.message, r.code))?,
         (None, None) => line(err, format!("{device}: no version"))?,
     }
     Ok(code)
