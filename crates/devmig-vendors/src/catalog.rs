@@ -225,6 +225,16 @@ impl Catalog {
         out
     }
 
+    /// True when `to` is `from` or an edge of `rules` leads from `from` to `to` (no allocation).
+    pub fn reaches(rules: &[IdRule], from: PciId, to: PciId) -> bool {
+        from == to || rules.iter().any(|r| r.from.contains(&from) && r.to.contains(&to))
+    }
+
+    /// True when QAT family `from` may migrate to family `to`.
+    pub fn qat_reaches(&self, from: &str, to: &str) -> bool {
+        from == to || self.qat.migrations.iter().any(|m| m.from == from && m.to.iter().any(|t| t == to))
+    }
+
     /// The GVT-g type named `name`.
     pub fn gvt_type(&self, name: &str) -> Option<&GvtType> {
         self.i915.types.iter().find(|t| t.name == name)

@@ -57,3 +57,52 @@ impl Decision {
         self.checks.iter().filter(|c| !c.passed)
     }
 }
+
+/// One rule's result without rendered values: all a decision needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// Stable rule code.
+    pub rule: &'static str,
+    /// Field the rule reads.
+    pub field: &'static str,
+    /// Whether it accepted.
+    pub passed: bool,
+    /// What the rule requires.
+    pub message: &'static str,
+}
+
+impl Outcome {
+    pub(crate) const fn new(rule: &'static str, field: &'static str, passed: bool, message: &'static str) -> Self {
+        Outcome { rule, field, passed, message }
+    }
+}
+
+impl Decision {
+    /// Renders outcomes into a full decision; `values` gives (source, target) text per rule.
+    pub(crate) fn from_outcomes(
+        model: &str,
+        outcomes: &[Outcome],
+        values: impl Fn(&Outcome) -> (String, String),
+    ) -> Self {
+        let checks = outcomes
+            .iter()
+            .map(|o| {
+                let (source_value, target_value) = values(o);
+                FieldCheck {
+                    rule: o.rule.to_string(),
+                    field: o.field.to_string(),
+                    source_value,
+                    target_value,
+                    passed: o.passed,
+                    message: o.message.to_string(),
+                }
+            })
+            .collect();
+        Decision { model: model.to_string(), checks }
+    }
+}
+
+/// The first failing rule, or `None` when every rule passed.
+pub(crate) fn first_failure(outcomes: &[Outcome]) -> Option<&'static str> {
+    outcomes.iter().find(|o| !o.passed).map(|o| o.rule)
+}

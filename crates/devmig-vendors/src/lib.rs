@@ -35,6 +35,7 @@ mod registry;
 pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};
 pub use catalog::{Catalog, GvtCatalog, GvtType, IdRule, MttyCatalog, NvmeCatalog, QatCatalog, QatFamily};
 pub use decision::{Decision, FieldCheck};
+pub(crate) use decision::{Outcome, first_failure};
 pub use driver_version::DriverVersion;
 pub use error::VendorError;
 pub use facts::{DeviceFacts, FactsKind};

@@ -23,6 +23,10 @@ pub trait VendorModel: Send + Sync + Debug {
     /// migrate is [`VendorError::Unsupported`].
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError>;
 
+    /// The decision alone, as a driver's `store()` computes it: `None` when
+    /// accepted, else the first failing rule. Always agrees with [`VendorModel::evaluate`].
+    fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError>;
+
     /// The typed step-a attributes of `dev`.
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError>;
 

@@ -75,6 +75,15 @@ impl Registry {
         model.evaluate(source, target)
     }
 
+    /// The target's decision alone (`None` = accepted, else the failing rule), without the explanation.
+    pub fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
+        let model = self.model_for_device(target).ok_or(VendorError::NoModel)?;
+        if !model.claims_version(source) {
+            return Ok(Some("vendor_mismatch"));
+        }
+        model.decide(source, target)
+    }
+
     /// The step-a attributes of `dev`.
     pub fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
         self.model_for_device(dev).ok_or(VendorError::NoModel)?.attributes(dev)

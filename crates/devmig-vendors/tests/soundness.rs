@@ -90,6 +90,17 @@ proptest! {
         prop_assert!(accepted || !satisfied, "step a admits a target step b rejects: {s} -> {dst:?}");
     }
 
+    /// The bare decision agrees with the explained one: same verdict, same first failing rule.
+    #[test]
+    fn decide_agrees_with_evaluate(src in device(), dst in device()) {
+        let r = Registry::new(Catalog::embedded());
+        prop_assume!(!matches!(src.kind, devmig_vendors::FactsKind::MdevType));
+        let s = r.version(&src).expect("version");
+        let explained = r.evaluate(&s, &dst).expect("eval");
+        let first = explained.rejections().next().map(|c| c.rule.clone());
+        prop_assert_eq!(r.decide(&s, &dst).expect("decide").map(str::to_string), first);
+    }
+
     /// A device always accepts its own version string, and the string round-trips through the parser.
     #[test]
     fn own_version_is_accepted_and_round_trips(dev in device()) {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use crate::catalog::is_type_id;
 use crate::models::{
-    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
-    version_checks, version_constraint,
+    ID_MESSAGE, driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
+    version_constraint, version_outcomes,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
-    VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, Outcome, PciId, Requirement,
+    VendorError, VendorModel, first_failure,
 };
 
 const NAME: &str = "i915";
@@ -108,6 +108,63 @@ fn share(num: u32, den: u32) -> String {
     format!("{}/{}", num / g, den / g)
 }
 
+/// A parsed source and target with their types' instance counts.
+struct Pair {
+    s: GvtVersion,
+    ns: u32,
+    t: GvtVersion,
+    nt: u32,
+    type_node: bool,
+}
+
+impl Pair {
+    fn outcomes(&self, catalog: &Catalog) -> [Outcome; 4] {
+        let (s, t, ns, nt) = (&self.s, &self.t, self.ns, self.nt);
+        let [major, minor] =
+            version_outcomes(["i915.gvt_version_major", "i915.gvt_version_minor"], "gvt_version", s.gvt, t.gvt);
+        // Native rule in integers: a_s / n_s == a_t / n_t, for the target's a_t or (type node) any a_t in 1..=n_t.
+        let share_ok = if self.type_node {
+            (s.aggregator * nt) % ns == 0 && (1..=nt).contains(&(s.aggregator * nt / ns))
+        } else {
+            s.aggregator * nt == t.aggregator * ns
+        };
+        [
+            Outcome::new(
+                "i915.parent_group",
+                "parent_id",
+                Catalog::reaches(&catalog.i915.parents, s.parent, t.parent),
+                ID_MESSAGE,
+            ),
+            major,
+            minor,
+            Outcome::new(
+                "i915.share",
+                "resource_share",
+                share_ok,
+                "the vGPU must hold the same share of a GPU (type instances x aggregator)",
+            ),
+        ]
+    }
+
+    fn values(&self, o: &Outcome) -> (String, String) {
+        let (s, t) = (&self.s, &self.t);
+        match o.field {
+            "parent_id" => (s.parent.to_string(), t.parent.to_string()),
+            "gvt_version" => (s.gvt.to_string(), t.gvt.to_string()),
+            _ => {
+                let source = format!("{} x{} = {}", s.mdev_type, s.aggregator, share(s.aggregator, self.ns));
+                let target = if self.type_node {
+                    let all: Vec<String> = (1..=self.nt).map(|k| share(k, self.nt)).collect();
+                    format!("{} x1..{} = {}", t.mdev_type, self.nt, all.join(","))
+                } else {
+                    format!("{} x{} = {}", t.mdev_type, t.aggregator, share(t.aggregator, self.nt))
+                };
+                (source, target)
+            }
+        }
+    }
+}
+
 /// The GVT-g model.
 #[derive(Debug)]
 pub struct GvtModel {
@@ -163,6 +220,13 @@ impl GvtModel {
         Ok((v, n))
     }
 
+    fn pair(&self, source: &str, target: &DeviceFacts) -> Result<Pair, VendorError> {
+        let (s, ns) = self.source(source)?;
+        let t = self.target(target)?;
+        let nt = self.instances(&t.mdev_type).unwrap_or(1);
+        Ok(Pair { s, ns, t, nt, type_node: matches!(target.kind, crate::FactsKind::MdevType) })
+    }
+
     /// Shares of a GPU the target can hold: its own for an mdev; any
     /// aggregation of the type for a type node.
     fn target_shares(dev: &DeviceFacts, t: &GvtVersion, n: u32) -> BTreeSet<String> {
@@ -193,35 +257,12 @@ impl VendorModel for GvtModel {
     }
 
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
-        let (s, ns) = self.source(source)?;
-        let t = self.target(target)?;
-        let nt = self.instances(&t.mdev_type).unwrap_or(1);
-        let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);
-        let source_share = share(s.aggregator, ns);
-        let shares = Self::target_shares(target, &t, nt);
-        let mut checks = vec![id_check("i915.parent_group", "parent_id", s.parent, t.parent, &allowed)];
-        checks.extend(version_checks(NAME, "gvt_version", s.gvt, t.gvt));
-        let target_share = match target.kind {
-            crate::FactsKind::MdevType => {
-                format!("{} x1..{nt} = {}", t.mdev_type, shares.iter().cloned().collect::<Vec<_>>().join(","))
-            }
-            _ => format!("{} x{} = {}", t.mdev_type, t.aggregator, share(t.aggregator, nt)),
-        };
-        checks.push(FieldCheck::new(
-            "i915.share",
-            "resource_share",
-            format!("{} x{} = {source_share}", s.mdev_type, s.aggregator),
-            target_share,
-            // Native rule in integers: a_s / n_s == a_t / n_t for some allowed a_t.
-            match target.kind {
-                crate::FactsKind::MdevType => {
-                    (s.aggregator * nt) % ns == 0 && (1..=nt).contains(&(s.aggregator * nt / ns))
-                }
-                _ => s.aggregator * nt == t.aggregator * ns,
-            },
-            "the vGPU must hold the same share of a GPU (type instances x aggregator)",
-        ));
-        Ok(Decision { model: NAME.to_string(), checks })
+        let p = self.pair(source, target)?;
+        Ok(Decision::from_outcomes(NAME, &p.outcomes(&self.catalog), |o| p.values(o)))
+    }
+
+    fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
+        Ok(first_failure(&self.pair(source, target)?.outcomes(&self.catalog)))
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {

@@ -9,9 +9,7 @@ pub use mtty::{MttyModel, MttyVersion};
 pub use nvme::{NvmeModel, NvmeVersion, decode_field, encode_field, normalize_url};
 pub use qat::{QatModel, QatVersion};
 
-use std::collections::BTreeSet;
-
-use crate::{AttrValue, Constraint, DeviceFacts, DriverVersion, FieldCheck, PciId, VendorError};
+use crate::{AttrValue, Constraint, DeviceFacts, DriverVersion, Outcome, PciId, VendorError};
 
 /// Attribute every model sets: which model owns the device.
 pub const MODEL_ATTR: &str = "model";
@@ -30,49 +28,31 @@ pub(crate) fn pci_id(model: &'static str, dev: &DeviceFacts) -> Result<PciId, Ve
     dev.pci_id.ok_or_else(|| VendorError::unsupported(model, "no PCI vendor:device id"))
 }
 
-/// The two checks of the reviewers' version rule.
-pub(crate) fn version_checks(
-    model: &str,
-    field: &str,
+/// The two outcomes of the reviewers' version rule (rule codes: `<model>.<field>_major` / `_minor`).
+pub(crate) fn version_outcomes(
+    rules: [&'static str; 2],
+    field: &'static str,
     source: DriverVersion,
     target: DriverVersion,
-) -> [FieldCheck; 2] {
+) -> [Outcome; 2] {
     [
-        FieldCheck::new(
-            &format!("{model}.{field}_major"),
+        Outcome::new(rules[0], field, source.major == target.major, "major versions must be equal"),
+        Outcome::new(
+            rules[1],
             field,
-            source,
-            target,
-            source.major == target.major,
-            "major versions must be equal",
-        ),
-        FieldCheck::new(
-            &format!("{model}.{field}_minor"),
-            field,
-            source,
-            target,
             source.major != target.major || target.minor >= source.minor,
             "target minor version must be at least the source's",
         ),
     ]
 }
 
-/// The requirement form of [`version_checks`].
+/// The requirement form of [`version_outcomes`].
 pub(crate) fn version_constraint(attr: &str, source: DriverVersion) -> Constraint {
     Constraint::SemverCompatible { attr: attr.to_string(), major: source.major, min_minor: source.minor }
 }
 
-/// The id check against a directional rule set.
-pub(crate) fn id_check(rule: &str, field: &str, source: PciId, target: PciId, allowed: &BTreeSet<PciId>) -> FieldCheck {
-    FieldCheck::new(
-        rule,
-        field,
-        source,
-        target,
-        allowed.contains(&target),
-        "target id must be in the source's compatible group",
-    )
-}
+/// What an id edge rule requires.
+pub(crate) const ID_MESSAGE: &str = "target id must be in the source's compatible group";
 
 /// The model attribute.
 pub(crate) fn model_attr(name: &str) -> (String, AttrValue) {

@@ -2,11 +2,11 @@
 use std::sync::Arc;
 
 use crate::models::{
-    driver_version, fields, model_attr, model_constraint, parse_version_field, version_checks, version_constraint,
+    driver_version, fields, model_attr, model_constraint, parse_version_field, version_constraint, version_outcomes,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, Requirement,
-    VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, Outcome, Requirement,
+    VendorError, VendorModel, first_failure,
 };
 
 const NAME: &str = "mtty";
@@ -69,6 +69,25 @@ impl MttyModel {
     }
 }
 
+fn outcomes(s: &MttyVersion, source_ports: u32, t: &MttyVersion, target_ports: u32) -> [Outcome; 3] {
+    let [major, minor] = version_outcomes(
+        ["mtty.driver_version_major", "mtty.driver_version_minor"],
+        "driver_version",
+        s.driver,
+        t.driver,
+    );
+    [
+        Outcome::new(
+            "mtty.ports",
+            "ports",
+            source_ports == target_ports,
+            "the target must have the same number of serial ports",
+        ),
+        major,
+        minor,
+    ]
+}
+
 impl VendorModel for MttyModel {
     fn name(&self) -> &'static str {
         NAME
@@ -87,18 +106,16 @@ impl VendorModel for MttyModel {
     }
 
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
-        let (s, sp) = self.source(source)?;
-        let (t, tp) = self.target(target)?;
-        let mut checks = vec![FieldCheck::new(
-            "mtty.ports",
-            "ports",
-            format!("{sp} ({})", s.mdev_type),
-            format!("{tp} ({})", t.mdev_type),
-            sp == tp,
-            "the target must have the same number of serial ports",
-        )];
-        checks.extend(version_checks(NAME, "driver_version", s.driver, t.driver));
-        Ok(Decision { model: NAME.to_string(), checks })
+        let ((s, sp), (t, tp)) = (self.source(source)?, self.target(target)?);
+        Ok(Decision::from_outcomes(NAME, &outcomes(&s, sp, &t, tp), |o| match o.field {
+            "ports" => (format!("{sp} ({})", s.mdev_type), format!("{tp} ({})", t.mdev_type)),
+            _ => (s.driver.to_string(), t.driver.to_string()),
+        }))
+    }
+
+    fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
+        let ((s, sp), (t, tp)) = (self.source(source)?, self.target(target)?);
+        Ok(first_failure(&outcomes(&s, sp, &t, tp)))
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::models::{
-    driver_version, fields, id_check, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
-    version_checks, version_constraint,
+    ID_MESSAGE, driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
+    version_constraint, version_outcomes,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
-    VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, Outcome, PciId, Requirement,
+    VendorError, VendorModel, first_failure,
 };
 
 const NAME: &str = "nvme";
@@ -96,6 +96,46 @@ impl NvmeModel {
     }
 }
 
+impl NvmeModel {
+    /// The parsed source, its normalised URL, and the target.
+    fn pair(&self, source: &str, target: &DeviceFacts) -> Result<(NvmeVersion, String, NvmeVersion), VendorError> {
+        let s = NvmeVersion::parse(source)?;
+        let t = self.target(target)?;
+        // A string this model emitted carries a normalised URL already: skip the second parse.
+        let source_url = if s.url == t.url {
+            s.url.clone()
+        } else {
+            normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?
+        };
+        Ok((s, source_url, t))
+    }
+
+    fn outcomes(&self, s: &NvmeVersion, source_url: &str, t: &NvmeVersion) -> [Outcome; 4] {
+        let [major, minor] = version_outcomes(
+            ["nvme.driver_version_major", "nvme.driver_version_minor"],
+            "driver_version",
+            s.driver,
+            t.driver,
+        );
+        [
+            Outcome::new(
+                "nvme.function_group",
+                "pci_id",
+                Catalog::reaches(&self.catalog.nvme.functions, s.id, t.id),
+                ID_MESSAGE,
+            ),
+            major,
+            minor,
+            Outcome::new(
+                "nvme.storage_url",
+                "remote_storage_url",
+                source_url == t.url,
+                "the VF must be connected to the same remote storage",
+            ),
+        ]
+    }
+}
+
 impl VendorModel for NvmeModel {
     fn name(&self) -> &'static str {
         NAME
@@ -114,21 +154,18 @@ impl VendorModel for NvmeModel {
     }
 
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
-        let s = NvmeVersion::parse(source)?;
-        let source_url = normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?;
-        let t = self.target(target)?;
-        let allowed = Catalog::targets_of(&self.catalog.nvme.functions, s.id);
-        let mut checks = vec![id_check("nvme.function_group", "pci_id", s.id, t.id, &allowed)];
-        checks.extend(version_checks(NAME, "driver_version", s.driver, t.driver));
-        checks.push(FieldCheck::new(
-            "nvme.storage_url",
-            "remote_storage_url",
-            &source_url,
-            &t.url,
-            source_url == t.url,
-            "the VF must be connected to the same remote storage",
-        ));
-        Ok(Decision { model: NAME.to_string(), checks })
+        let (s, source_url, t) = self.pair(source, target)?;
+        let outcomes = self.outcomes(&s, &source_url, &t);
+        Ok(Decision::from_outcomes(NAME, &outcomes, |o| match o.field {
+            "pci_id" => (s.id.to_string(), t.id.to_string()),
+            "driver_version" => (s.driver.to_string(), t.driver.to_string()),
+            _ => (source_url.clone(), t.url.clone()),
+        }))
+    }
+
+    fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
+        let (s, source_url, t) = self.pair(source, target)?;
+        Ok(first_failure(&self.outcomes(&s, &source_url, &t)))
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {

@@ -3,12 +3,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::models::{
-    driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id, version_checks,
-    version_constraint,
+    driver_version, fields, model_attr, model_constraint, parse_pci_id, parse_version_field, pci_id,
+    version_constraint, version_outcomes,
 };
 use crate::{
-    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, FieldCheck, PciId, Requirement,
-    VendorError, VendorModel,
+    AttrValue, Attributes, Catalog, Constraint, Decision, DeviceFacts, DriverVersion, Outcome, PciId, Requirement,
+    VendorError, VendorModel, first_failure,
 };
 
 const NAME: &str = "qat";
@@ -122,6 +122,33 @@ impl QatModel {
     }
 }
 
+impl QatModel {
+    fn outcomes(&self, s: &QatVersion, t: &QatVersion) -> [Outcome; 4] {
+        let [major, minor] = version_outcomes(
+            ["qat.driver_version_major", "qat.driver_version_minor"],
+            "driver_version",
+            s.driver,
+            t.driver,
+        );
+        [
+            Outcome::new(
+                "qat.family",
+                "family",
+                self.catalog.qat_reaches(&s.family, &t.family),
+                "the target's family must be one the source's family migrates to",
+            ),
+            major,
+            minor,
+            Outcome::new(
+                "qat.crypto_superset",
+                "crypto_algorithms",
+                t.crypto.is_superset(&s.crypto),
+                "the target must support every source algorithm",
+            ),
+        ]
+    }
+}
+
 impl VendorModel for QatModel {
     fn name(&self) -> &'static str {
         NAME
@@ -140,32 +167,21 @@ impl VendorModel for QatModel {
     }
 
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
-        let s = self.source(source)?;
-        let t = self.target(target)?;
-        let families = self.catalog.qat_targets(&s.family);
-        let mut checks = vec![FieldCheck::new(
-            "qat.family",
-            "family",
-            &s.family,
-            &t.family,
-            families.contains(&t.family),
-            "the target's family must be one the source's family migrates to",
-        )];
-        checks.extend(version_checks(NAME, "driver_version", s.driver, t.driver));
-        let missing: Vec<&str> = s.crypto.difference(&t.crypto).map(String::as_str).collect();
-        checks.push(FieldCheck::new(
-            "qat.crypto_superset",
-            "crypto_algorithms",
-            s.crypto.iter().cloned().collect::<Vec<_>>().join(","),
-            t.crypto.iter().cloned().collect::<Vec<_>>().join(","),
-            missing.is_empty(),
-            if missing.is_empty() {
-                "the target supports every source algorithm".to_string()
-            } else {
-                format!("the target lacks {}", missing.join(","))
-            },
-        ));
-        Ok(Decision { model: NAME.to_string(), checks })
+        let (s, t) = (self.source(source)?, self.target(target)?);
+        let join = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
+        Ok(Decision::from_outcomes(NAME, &self.outcomes(&s, &t), |o| match o.field {
+            "family" => (s.family.clone(), t.family.clone()),
+            "driver_version" => (s.driver.to_string(), t.driver.to_string()),
+            _ => {
+                let missing: BTreeSet<String> = s.crypto.difference(&t.crypto).cloned().collect();
+                let lacks = if missing.is_empty() { String::new() } else { format!(" (lacks {})", join(&missing)) };
+                (join(&s.crypto), format!("{}{lacks}", join(&t.crypto)))
+            }
+        }))
+    }
+
+    fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
+        Ok(first_failure(&self.outcomes(&self.source(source)?, &self.target(target)?)))
     }
 
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
