@@ -44,6 +44,7 @@ fn check(c: &mut Criterion) {
     g.bench_function("bare_syscalls", |bch| bch.iter(|| bare(black_box(&src), black_box(&dst))));
     g.bench_function("library_check", |bch| bch.iter(|| checker.check(black_box(&s), black_box(&t))));
     g.bench_function("library_check_version", |bch| bch.iter(|| checker.check_version(black_box(v), black_box(&t))));
+    g.bench_function("pool_handoff_only", |bch| bch.iter(|| checker.io().run(|| black_box(1))));
     g.finish();
 }
 

@@ -101,7 +101,7 @@ impl Checker {
         match dev.migration.support {
             MigrationSupport::Kernel => {
                 side.source = Some(Provenance::Kernel);
-                let attr = self.root.join(dev.id.node_path()).join(MIGRATION_VERSION);
+                let attr = self.attr_path(&dev.id);
                 match read_version(&self.io, &attr) {
                     Ok(v) => {
                         side.version = Some(v);
@@ -149,7 +149,7 @@ impl Checker {
                 return Ok(CheckReport::new(side(source), side(target)).incompatible(Reason::new("type_mismatch", why)));
             }
         }
-        if let Some(report) = self.kernel_fast_path(source, target) {
+        if let Some(report) = self.kernel_fast_path(FastSource::Device(source), target) {
             return Ok(report);
         }
         let src = self.device(source)?;
@@ -163,28 +163,42 @@ impl Checker {
         Ok(self.judge(read.side, &version, &dst))
     }
 
-    /// Both sides have kernel attributes and the target accepts: read, read,
-    /// write in one pooled job, no discovery. `None` sends the caller down the
-    /// full path (an attribute is absent, or the target said no and the
-    /// report needs the model's reasons).
-    fn kernel_fast_path(&self, source: &DeviceId, target: &DeviceId) -> Option<CheckReport> {
-        let src_attr = self.root.join(source.node_path()).join(MIGRATION_VERSION);
-        let dst_attr = self.root.join(target.node_path()).join(MIGRATION_VERSION);
-        let outcome = self.io.run_guarded(move |guard| kernel_exchange(&src_attr, &dst_attr, guard));
-        let side =
+    /// The `migration_version` path of `id` under the root.
+    fn attr_path(&self, id: &DeviceId) -> std::path::PathBuf {
+        let mut p = self.root.join(id.node_path());
+        p.push(MIGRATION_VERSION);
+        p
+    }
+
+    /// The target has a kernel attribute and accepts: (read the source,) read
+    /// the target, write it, in one pooled job, with no discovery. `None` sends
+    /// the caller down the full path (an attribute is absent, or the target
+    /// said no and the report needs the model's reasons).
+    fn kernel_fast_path(&self, source: FastSource<'_>, target: &DeviceId) -> Option<CheckReport> {
+        let src = match source {
+            FastSource::Device(id) => Err(self.attr_path(id)),
+            FastSource::Version(v) => Ok(v.to_string()),
+        };
+        let dst_attr = self.attr_path(target);
+        let outcome = self.io.run_guarded(move |guard| kernel_exchange(src, &dst_attr, guard));
+        let kernel =
             |id: &DeviceId| Side { device: Some(id.to_string()), source: Some(Provenance::Kernel), ..Side::default() };
+        let from = match source {
+            FastSource::Device(id) => kernel(id),
+            FastSource::Version(_) => Side::default(),
+        };
         match outcome {
             Ok(Exchange::Accepted { version, target_version }) => {
                 let identical = target_version.as_deref() == Some(version.as_str());
-                let from = Side { version: Some(version), ..side(source) };
-                let mut report = CheckReport::new(from, Side { version: target_version, ..side(target) });
+                let from = Side { version: Some(version), ..from };
+                let mut report = CheckReport::new(from, Side { version: target_version, ..kernel(target) });
                 report.verdict = if identical { Verdict::Identical } else { Verdict::Compatible };
                 Some(report)
             }
             Ok(Exchange::FullPath) => None,
             Err(f) => {
                 let reason = Reason::io(io_code("target_rejected", f).0, "exchanging migration_version", f);
-                Some(CheckReport::new(side(source), side(target)).error(reason))
+                Some(CheckReport::new(from, kernel(target)).error(reason))
             }
         }
     }
@@ -192,6 +206,9 @@ impl Checker {
     /// Has the target judge a version string that came from elsewhere.
     pub fn check_version(&self, version: &str, target: &DeviceId) -> Result<CheckReport, CoreError> {
         validate_version(version)?;
+        if let Some(report) = self.kernel_fast_path(FastSource::Version(version), target) {
+            return Ok(report);
+        }
         let dst = self.device(target)?;
         let from = Side { version: Some(version.to_string()), ..Side::default() };
         Ok(self.judge(from, version, &dst))
@@ -205,7 +222,7 @@ impl Checker {
         match target.migration.support {
             MigrationSupport::Kernel => {
                 to.source = Some(Provenance::Kernel);
-                let attr = self.root.join(target.id.node_path()).join(MIGRATION_VERSION);
+                let attr = self.attr_path(&target.id);
                 let own = read_version(&self.io, &attr);
                 if let Err(ReadFailure::Io(f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded))) = own {
                     // A target that hangs on read is not written to: its driver is stuck.
@@ -302,12 +319,31 @@ enum Exchange {
     FullPath,
 }
 
-/// Read source, read target, write target; stops at anything but success.
-fn kernel_exchange(src: &std::path::Path, dst: &std::path::Path, guard: &crate::JobGuard) -> Exchange {
-    let Ok(bytes) = crate::io::read_once(src) else { return Exchange::FullPath };
-    let version = match std::str::from_utf8(crate::strip_one_newline(&bytes)) {
-        Ok(v) if validate_version(v).is_ok() => v.to_string(),
-        _ => return Exchange::FullPath,
+/// Where the fast path's source string comes from.
+#[derive(Clone, Copy)]
+enum FastSource<'a> {
+    /// A local device's kernel attribute.
+    Device(&'a DeviceId),
+    /// A string from elsewhere, already validated.
+    Version(&'a str),
+}
+
+/// (Read source,) read target, write target; stops at anything but success.
+/// `src` is the source string (`Ok`) or the source attribute to read (`Err`).
+fn kernel_exchange(
+    src: Result<String, std::path::PathBuf>,
+    dst: &std::path::Path,
+    guard: &crate::JobGuard,
+) -> Exchange {
+    let version = match src {
+        Ok(v) => v,
+        Err(path) => {
+            let Ok(bytes) = crate::io::read_once(&path) else { return Exchange::FullPath };
+            match std::str::from_utf8(crate::strip_one_newline(&bytes)) {
+                Ok(v) if validate_version(v).is_ok() => v.to_string(),
+                _ => return Exchange::FullPath,
+            }
+        }
     };
     let target_version = match crate::io::read_once(dst) {
         Ok(bytes) => std::str::from_utf8(crate::strip_one_newline(&bytes)).ok().map(str::to_string),

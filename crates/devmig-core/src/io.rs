@@ -14,19 +14,19 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use serde::Serialize;
 
 use crate::errno::errno_name;
 
-/// Workers started with the pool.
-const BASE_WORKERS: usize = 2;
+/// Workers started by [`SysfsIo::new`]: one suits a CLI; a server asks for more.
+const BASE_WORKERS: usize = 1;
 /// Most workers that may be stuck in the kernel at once.
 pub const MAX_STUCK: usize = 64;
 /// Largest attribute read: sysfs shows at most one page; one more byte detects overflow.
-const READ_BUF: usize = 8192;
+const READ_BUF: usize = 4097;
 
 /// How one sysfs operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,7 +98,7 @@ impl Pool {
     fn spawn_worker(self: &Arc<Self>) {
         let pool = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("devmig-sysfs-io".into()).spawn(move || {
-            while let Ok((job, state)) = pool.queue.recv() {
+            while let Some((job, state)) = spin_then_recv(&pool.queue, None) {
                 job();
                 if state.compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
                     // The caller gave up and started a replacement: this worker retires.
@@ -129,11 +129,16 @@ impl fmt::Debug for SysfsIo {
 }
 
 impl SysfsIo {
-    /// A pool whose operations time out after `timeout`.
+    /// A pool of one worker whose operations time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        Self::with_workers(timeout, BASE_WORKERS)
+    }
+
+    /// A pool of `workers` threads (at least one) for concurrent callers.
+    pub fn with_workers(timeout: Duration, workers: usize) -> Self {
         let (jobs, queue) = unbounded();
         let pool = Arc::new(Pool { jobs, queue, stuck: AtomicUsize::new(0) });
-        for _ in 0..BASE_WORKERS {
+        for _ in 0..workers.max(1) {
             pool.spawn_worker();
         }
         SysfsIo { pool, timeout }
@@ -173,9 +178,9 @@ impl SysfsIo {
         if self.pool.jobs.send((job, Arc::clone(&state))).is_err() {
             return Err(IoFailure::Overloaded);
         }
-        match rx.recv_timeout(self.timeout) {
-            Ok(r) => Ok(r),
-            Err(_) => {
+        match spin_then_recv(&rx, Some(self.timeout)) {
+            Some(r) => Ok(r),
+            None => {
                 if state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                     self.pool.stuck.fetch_add(1, Ordering::AcqRel);
                     self.pool.spawn_worker();
@@ -203,6 +208,29 @@ impl SysfsIo {
     }
 }
 
+/// How long a thread polls (yielding the CPU) before it parks. Waking a
+/// parked thread costs tens of microseconds on small VMs, several times the
+/// sysfs syscalls themselves; a short poll keeps back-to-back operations cheap.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Receives from `rx`: polls for up to [`SPIN`], then blocks (at most `timeout` in all).
+/// `None` when the timeout passed or the channel closed.
+fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Option<Duration>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) if start.elapsed() < SPIN => std::thread::yield_now(),
+            Err(crossbeam_channel::TryRecvError::Empty) => break,
+        }
+    }
+    match timeout {
+        Some(t) => rx.recv_timeout(t.saturating_sub(start.elapsed())).ok(),
+        None => rx.recv().ok(),
+    }
+}
+
 /// Lets a job see whether its caller stopped waiting for it.
 #[derive(Debug)]
 pub struct JobGuard(Arc<AtomicU8>);
@@ -216,11 +244,15 @@ impl JobGuard {
 
 /// Opens and reads once; the bytes the kernel returned.
 pub(crate) fn read_once(path: &Path) -> Result<Vec<u8>, IoFailure> {
+    thread_local! {
+        // One zeroed page per worker, reused: reads copy out only what the kernel returned.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF]);
+    }
     let mut f = File::open(path).map_err(|e| IoFailure::from_io(&e))?;
-    let mut buf = vec![0u8; READ_BUF];
-    let n = f.read(&mut buf).map_err(|e| IoFailure::from_io(&e))?;
-    buf.truncate(n);
-    Ok(buf)
+    BUF.with_borrow_mut(|buf| {
+        let n = f.read(buf).map_err(|e| IoFailure::from_io(&e))?;
+        Ok(buf[..n].to_vec())
+    })
 }
 
 /// Opens write-only (no O_TRUNC) and writes once.
@@ -235,8 +267,6 @@ pub(crate) fn write_once(path: &Path, data: &[u8]) -> Result<(), IoFailure> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
 
     #[test]

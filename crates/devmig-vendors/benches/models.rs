@@ -28,7 +28,9 @@ fn accept(c: &mut Criterion) {
         assert!(r.evaluate(&source, &target).expect("evaluates").accepted());
         assert_eq!(r.decide(&source, &target).expect("decides"), None);
         g.bench_function(format!("{name}_decide"), |b| b.iter(|| r.decide(black_box(&source), black_box(&target))));
-        g.bench_function(format!("{name}_explained"), |b| b.iter(|| r.evaluate(black_box(&source), black_box(&target))));
+        g.bench_function(format!("{name}_explained"), |b| {
+            b.iter(|| r.evaluate(black_box(&source), black_box(&target)))
+        });
     }
     g.finish();
 }
