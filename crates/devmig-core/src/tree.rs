@@ -50,24 +50,40 @@ impl<'a> PciSpec<'a> {
     }
 }
 
-/// A tree under one directory.
+/// Where a [`TreeBuilder`] puts what it lays out: a directory on disk
+/// ([`DiskSink`]) or an in-memory tree (the FUSE emulator's). Paths are
+/// relative to the sysfs root (`sys/bus/pci/...`).
+pub trait TreeSink {
+    /// Creates a directory and its parents.
+    fn mkdir_all(&self, rel: &str) -> io::Result<()>;
+    /// Creates or replaces a file (parents created).
+    fn write(&self, rel: &str, content: &[u8]) -> io::Result<()>;
+    /// Creates a symlink at `at` whose text is `target` (relative, as the kernel's are).
+    fn symlink(&self, at: &str, target: &Path) -> io::Result<()>;
+    /// True when something (even a dangling link) is at `rel`.
+    fn exists(&self, rel: &str) -> bool;
+    /// The real path of `rel` with every link followed, relative to the root.
+    fn resolve(&self, rel: &str) -> io::Result<String>;
+}
+
+/// A [`TreeSink`] writing files and links under a directory.
 #[derive(Debug, Clone)]
-pub struct TreeBuilder {
+pub struct DiskSink {
     root: PathBuf,
 }
 
-impl TreeBuilder {
-    /// A builder writing under `root` (which becomes the sysfs root: files go to `root/sys/...`).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        TreeBuilder { root: root.into() }
-    }
-
+impl DiskSink {
     fn p(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
+}
 
-    /// Writes `rel` with `content`, creating parent directories.
-    pub fn file(&self, rel: &str, content: impl AsRef<[u8]>) -> io::Result<()> {
+impl TreeSink for DiskSink {
+    fn mkdir_all(&self, rel: &str) -> io::Result<()> {
+        fs::create_dir_all(self.p(rel))
+    }
+
+    fn write(&self, rel: &str, content: &[u8]) -> io::Result<()> {
         let path = self.p(rel);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
@@ -75,19 +91,65 @@ impl TreeBuilder {
         fs::write(path, content)
     }
 
-    /// Creates a relative symlink at `at` pointing to `target` (both relative to the root).
-    pub fn link(&self, at: &str, target: &str) -> io::Result<()> {
+    fn symlink(&self, at: &str, target: &Path) -> io::Result<()> {
         let at_path = self.p(at);
         if let Some(dir) = at_path.parent() {
             fs::create_dir_all(dir)?;
         }
+        std::os::unix::fs::symlink(target, at_path)
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        fs::symlink_metadata(self.p(rel)).is_ok()
+    }
+
+    fn resolve(&self, rel: &str) -> io::Result<String> {
+        let real = fs::canonicalize(self.p(rel))?;
+        let base = fs::canonicalize(&self.root)?;
+        real.strip_prefix(base)
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{rel} leaves the tree")))
+    }
+}
+
+/// Lays out kernel-shaped sysfs trees into a [`TreeSink`].
+#[derive(Debug, Clone)]
+pub struct TreeBuilder<S: TreeSink = DiskSink> {
+    sink: S,
+}
+
+impl TreeBuilder<DiskSink> {
+    /// A builder writing under `root` (which becomes the sysfs root: files go to `root/sys/...`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        TreeBuilder { sink: DiskSink { root: root.into() } }
+    }
+}
+
+impl<S: TreeSink> TreeBuilder<S> {
+    /// A builder writing into `sink`.
+    pub fn with_sink(sink: S) -> Self {
+        TreeBuilder { sink }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Writes `rel` with `content`, creating parent directories.
+    pub fn file(&self, rel: &str, content: impl AsRef<[u8]>) -> io::Result<()> {
+        self.sink.write(rel, content.as_ref())
+    }
+
+    /// Creates a relative symlink at `at` pointing to `target` (both relative to the root).
+    pub fn link(&self, at: &str, target: &str) -> io::Result<()> {
         let from_dir = Path::new(at).parent().unwrap_or(Path::new(""));
-        std::os::unix::fs::symlink(relative(from_dir, Path::new(target)), at_path)
+        self.sink.symlink(at, &relative(from_dir, Path::new(target)))
     }
 
     /// A loaded module with an optional version.
     pub fn module(&self, name: &str, version: Option<&str>) -> io::Result<()> {
-        fs::create_dir_all(self.p(&format!("sys/module/{name}")))?;
+        self.sink.mkdir_all(&format!("sys/module/{name}"))?;
         if let Some(v) = version {
             self.file(&format!("sys/module/{name}/version"), format!("{v}\n"))?;
         }
@@ -97,7 +159,7 @@ impl TreeBuilder {
     /// A PCI function under `/sys/devices/pci0000:00` with its bus link.
     pub fn pci(&self, s: &PciSpec<'_>) -> io::Result<String> {
         let dir = format!("sys/devices/pci{}:{}/{}", &s.addr[..4], &s.addr[5..7], s.addr);
-        fs::create_dir_all(self.p(&dir))?;
+        self.sink.mkdir_all(&dir)?;
         self.file(&format!("{dir}/vendor"), format!("0x{:04x}\n", s.vendor))?;
         self.file(&format!("{dir}/device"), format!("0x{:04x}\n", s.device))?;
         self.file(&format!("{dir}/subsystem_vendor"), format!("0x{:04x}\n", s.subsystem.0))?;
@@ -105,21 +167,35 @@ impl TreeBuilder {
         self.file(&format!("{dir}/class"), format!("0x{:06x}\n", s.class))?;
         self.file(&format!("{dir}/revision"), format!("0x{:02x}\n", s.revision))?;
         self.file(&format!("{dir}/config"), config_space(s))?;
+        // What pciutils' sysfs backend reads besides config: no BARs, no interrupt.
+        self.file(&format!("{dir}/irq"), "0\n")?;
+        self.file(&format!("{dir}/resource"), "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(13))?;
+        let modalias = format!(
+            "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+            s.vendor,
+            s.device,
+            s.subsystem.0,
+            s.subsystem.1,
+            s.class >> 16,
+            (s.class >> 8) & 0xff,
+            s.class & 0xff
+        );
+        self.file(&format!("{dir}/modalias"), modalias)?;
         self.link(&format!("sys/bus/pci/devices/{}", s.addr), &dir)?;
         if let Some((driver, module, version)) = s.driver {
             let drv = format!("sys/bus/pci/drivers/{driver}");
-            fs::create_dir_all(self.p(&drv))?;
+            self.sink.mkdir_all(&drv)?;
             self.module(module, version)?;
-            if fs::symlink_metadata(self.p(&format!("{drv}/module"))).is_err() {
+            if !self.sink.exists(&format!("{drv}/module")) {
                 self.link(&format!("{drv}/module"), &format!("sys/module/{module}"))?;
             }
             self.link(&format!("{dir}/driver"), &drv)?;
-            if fs::symlink_metadata(self.p(&format!("{drv}/{}", s.addr))).is_err() {
+            if !self.sink.exists(&format!("{drv}/{}", s.addr)) {
                 self.link(&format!("{drv}/{}", s.addr), &dir)?;
             }
         }
         if let Some(g) = s.iommu_group {
-            fs::create_dir_all(self.p(&format!("sys/kernel/iommu_groups/{g}/devices")))?;
+            self.sink.mkdir_all(&format!("sys/kernel/iommu_groups/{g}/devices"))?;
             self.link(&format!("{dir}/iommu_group"), &format!("sys/kernel/iommu_groups/{g}"))?;
         }
         if let Some(v) = s.migration_version {
@@ -147,7 +223,7 @@ impl TreeBuilder {
     /// Registers a PCI function as an mdev parent.
     pub fn mdev_parent_pci(&self, addr: &str) -> io::Result<String> {
         let dir = self.real_dir(&format!("sys/bus/pci/devices/{addr}"))?;
-        fs::create_dir_all(self.p(&format!("{dir}/mdev_supported_types")))?;
+        self.sink.mkdir_all(&format!("{dir}/mdev_supported_types"))?;
         self.link(&format!("sys/class/mdev_bus/{addr}"), &dir)?;
         Ok(dir)
     }
@@ -155,7 +231,7 @@ impl TreeBuilder {
     /// A virtual mdev parent such as mtty's (`/sys/devices/virtual/<class>/<name>`).
     pub fn mdev_parent_virtual(&self, class: &str, name: &str) -> io::Result<String> {
         let dir = format!("sys/devices/virtual/{class}/{name}");
-        fs::create_dir_all(self.p(&format!("{dir}/mdev_supported_types")))?;
+        self.sink.mkdir_all(&format!("{dir}/mdev_supported_types"))?;
         self.link(&format!("sys/class/mdev_bus/{name}"), &dir)?;
         Ok(dir)
     }
@@ -170,7 +246,7 @@ impl TreeBuilder {
     ) -> io::Result<String> {
         let pdir = self.real_dir(&format!("sys/class/mdev_bus/{parent}"))?;
         let dir = format!("{pdir}/mdev_supported_types/{type_id}");
-        fs::create_dir_all(self.p(&format!("{dir}/devices")))?;
+        self.sink.mkdir_all(&format!("{dir}/devices"))?;
         self.file(&format!("{dir}/name"), format!("{type_id}\n"))?;
         self.file(&format!("{dir}/description"), format!("{type_id} instance\n"))?;
         self.file(&format!("{dir}/device_api"), "vfio-pci\n")?;
@@ -195,7 +271,7 @@ impl TreeBuilder {
         let pdir = self.real_dir(&format!("sys/class/mdev_bus/{parent}"))?;
         let dir = format!("{pdir}/{uuid}");
         let tdir = format!("{pdir}/mdev_supported_types/{type_id}");
-        fs::create_dir_all(self.p(&dir))?;
+        self.sink.mkdir_all(&dir)?;
         self.link(&format!("{dir}/mdev_type"), &tdir)?;
         self.link(&format!("{tdir}/devices/{uuid}"), &dir)?;
         self.link(&format!("sys/bus/mdev/devices/{uuid}"), &dir)?;
@@ -214,11 +290,7 @@ impl TreeBuilder {
 
     /// The real directory (relative to the root) a link under the root points to.
     fn real_dir(&self, rel: &str) -> io::Result<String> {
-        let real = fs::canonicalize(self.p(rel))?;
-        let base = fs::canonicalize(&self.root)?;
-        real.strip_prefix(base)
-            .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{rel} leaves the tree")))
+        self.sink.resolve(rel)
     }
 }
 
@@ -279,7 +351,7 @@ pub mod example_uuids {
 /// type, the mtty sample, and an audio function no model knows. No node has
 /// a kernel `migration_version` file: versions and decisions come from the
 /// vendor models (devmig's userspace adapter).
-pub fn example_host(b: &TreeBuilder, host: ExampleHost) -> io::Result<()> {
+pub fn example_host<S: TreeSink>(b: &TreeBuilder<S>, host: ExampleHost) -> io::Result<()> {
     use example_uuids::*;
     let newer = host == ExampleHost::B;
     let v = |a: &'static str, bb: &'static str| if newer { bb } else { a };
