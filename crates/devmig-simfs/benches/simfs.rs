@@ -1,0 +1,2 @@
+//! simfs figures (written below).
+fn main() {}

@@ -1,0 +1,359 @@
+//! An emulated host: the tree plus device state, with the sysfs semantics
+//! of the attributes that matter (FUSE-free; tested without a mount).
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use devmig_core::DeviceId;
+use devmig_vendors::{DeviceFacts, Registry, VendorError};
+
+use crate::nodes::{FileKind, Ino, Node, Nodes};
+
+/// sysfs hands a store() at most one page.
+pub const STORE_LIMIT: usize = 4096;
+
+/// An errno answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+/// Which operations a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// read(2) only.
+    Read,
+    /// write(2) only.
+    Write,
+    /// Both.
+    Any,
+}
+
+/// An injected fault on one attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Operations it hits.
+    pub op: FaultOp,
+    /// Answer only after this long.
+    pub delay: Duration,
+    /// Answer with this errno instead.
+    pub errno: Option<i32>,
+    /// Never answer (until unmount).
+    pub hang: bool,
+}
+
+/// Whether a node with a `migration_version` attribute supports migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// The vendor model shows and judges the string.
+    Supported,
+    /// The attribute exists, but reads and writes fail with ENODEV.
+    Unsupported,
+}
+
+/// A node that carries migration state.
+#[derive(Debug, Clone)]
+pub(crate) struct Migratable {
+    pub facts: Option<DeviceFacts>,
+    pub support: Support,
+}
+
+/// An mdev parent's capacity, in the units its types cost.
+#[derive(Debug, Clone)]
+pub(crate) struct Parent {
+    pub capacity: u32,
+    pub pci_id: String,
+    pub driver: String,
+    pub driver_version: Option<String>,
+}
+
+/// An mdev type.
+#[derive(Debug, Clone)]
+pub(crate) struct MdevType {
+    pub parent: String,
+    pub type_id: String,
+    pub cost: u32,
+    pub params: BTreeMap<String, String>,
+    pub support: Option<Support>,
+}
+
+/// A created mdev.
+#[derive(Debug, Clone)]
+pub(crate) struct Mdev {
+    pub type_key: String,
+    pub aggregator: u32,
+}
+
+/// One emulated host.
+#[derive(Debug)]
+pub struct Host {
+    pub(crate) hostname: String,
+    pub(crate) nodes: Nodes,
+    pub(crate) registry: Registry,
+    /// `migration_version` owners by device id text.
+    pub(crate) migratable: BTreeMap<String, Migratable>,
+    pub(crate) parents: BTreeMap<String, Parent>,
+    /// Types by `parent/type`.
+    pub(crate) types: BTreeMap<String, MdevType>,
+    pub(crate) mdevs: BTreeMap<String, Mdev>,
+    pub(crate) faults: HashMap<Ino, Fault>,
+}
+
+/// What a node is, for getattr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Directory.
+    Dir,
+    /// Symlink.
+    Link,
+    /// Attribute file.
+    File,
+}
+
+/// getattr's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Kind.
+    pub kind: Kind,
+    /// Permission bits.
+    pub perm: u16,
+    /// Size: 4096 for attributes (as sysfs shows), the length for binary files and links.
+    pub size: u64,
+}
+
+const ENOENT: Errno = Errno(libc::ENOENT);
+const EINVAL: Errno = Errno(libc::EINVAL);
+const ENODEV: Errno = Errno(libc::ENODEV);
+const EACCES: Errno = Errno(libc::EACCES);
+
+fn strip_newline(data: &[u8]) -> &[u8] {
+    data.strip_suffix(b"\n").unwrap_or(data)
+}
+
+impl Host {
+    /// The host's name.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// Live nodes in the tree.
+    pub fn node_count(&self) -> usize {
+        self.nodes.live()
+    }
+
+    /// The tree (read-only).
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    fn node(&self, ino: Ino) -> Result<&Node, Errno> {
+        self.nodes.get(ino).ok_or(ENOENT)
+    }
+
+    /// getattr.
+    pub fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
+        Ok(match self.node(ino)? {
+            Node::Dir(_) => Stat { kind: Kind::Dir, perm: 0o755, size: 0 },
+            Node::Link(t) => Stat { kind: Kind::Link, perm: 0o777, size: t.as_os_str().len() as u64 },
+            Node::File(f) => {
+                let perm = match f.access() {
+                    (true, true) => 0o644,
+                    (true, false) => 0o444,
+                    _ => 0o200,
+                };
+                // Text attributes show 4096 as sysfs does; binary ones (config) their length.
+                let size = match f {
+                    FileKind::Static(data) if data.iter().any(|b| !(b.is_ascii_graphic() || b" \n\t".contains(b))) => {
+                        data.len() as u64
+                    }
+                    _ => 4096,
+                };
+                Stat { kind: Kind::File, perm, size }
+            }
+        })
+    }
+
+    /// lookup.
+    pub fn lookup(&self, dir: Ino, name: &str) -> Result<Ino, Errno> {
+        match self.node(dir)? {
+            Node::Dir(_) => self.nodes.child(dir, name).ok_or(ENOENT),
+            _ => Err(Errno(libc::ENOTDIR)),
+        }
+    }
+
+    /// readdir: (inode, kind, name), `.` and `..` first.
+    pub fn readdir(&self, dir: Ino) -> Result<Vec<(Ino, Kind, String)>, Errno> {
+        let Node::Dir(entries) = self.node(dir)? else { return Err(Errno(libc::ENOTDIR)) };
+        let mut out = vec![
+            (dir, Kind::Dir, ".".to_string()),
+            (self.nodes.parent(dir).unwrap_or(dir), Kind::Dir, "..".to_string()),
+        ];
+        for (name, ino) in entries {
+            if let Ok(st) = self.stat(*ino) {
+                out.push((*ino, st.kind, name.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// readlink.
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>, Errno> {
+        match self.node(ino)? {
+            Node::Link(t) => Ok(t.as_os_str().as_encoded_bytes().to_vec()),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// open: kernfs refuses to open an attribute for a direction it has no handler for.
+    pub fn open(&self, ino: Ino, read: bool, write: bool) -> Result<(), Errno> {
+        match self.node(ino)? {
+            Node::File(f) => {
+                let (r, w) = f.access();
+                if (read && !r) || (write && !w) { Err(EACCES) } else { Ok(()) }
+            }
+            Node::Dir(_) if write => Err(Errno(libc::EISDIR)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The fault on `ino` that applies to a read (`write == false`) or a write.
+    pub fn fault(&self, ino: Ino, write: bool) -> Option<&Fault> {
+        self.faults.get(&ino).filter(|f| match f.op {
+            FaultOp::Any => true,
+            FaultOp::Read => !write,
+            FaultOp::Write => write,
+        })
+    }
+
+    /// The whole content of a file, as show() renders it now.
+    pub fn read(&self, ino: Ino) -> Result<Vec<u8>, Errno> {
+        let Node::File(f) = self.node(ino)? else { return Err(Errno(libc::EISDIR)) };
+        match f {
+            FileKind::Static(data) => Ok(data.clone()),
+            FileKind::MigrationVersion(id) => {
+                let m = self.migratable.get(id).ok_or(ENODEV)?;
+                if m.support == Support::Unsupported {
+                    return Err(ENODEV);
+                }
+                let facts = m.facts.as_ref().ok_or(ENODEV)?;
+                let v = self.registry.version(facts).map_err(|_| ENODEV)?;
+                Ok(format!("{v}\n").into_bytes())
+            }
+            FileKind::AvailableInstances(key) => Ok(format!("{}\n", self.available(key)).into_bytes()),
+            FileKind::Aggregator(uuid) => {
+                Ok(format!("{}\n", self.mdevs.get(uuid).ok_or(ENODEV)?.aggregator).into_bytes())
+            }
+            FileKind::Create(_) | FileKind::Remove(_) => Err(EACCES),
+        }
+    }
+
+    /// One write(2), judged alone; the offset plays no part. Returns the bytes taken.
+    pub fn write(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
+        let data = &data[..data.len().min(STORE_LIMIT)];
+        let Node::File(f) = self.node(ino)?.clone() else { return Err(Errno(libc::EISDIR)) };
+        match f {
+            FileKind::MigrationVersion(id) => self.store_version(&id, data)?,
+            FileKind::Create(key) => {
+                let uuid = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
+                self.create_mdev(&key, uuid, 1)?;
+            }
+            FileKind::Remove(uuid) => {
+                if strip_newline(data) != b"1" {
+                    return Err(EINVAL);
+                }
+                self.remove_mdev(&uuid)?;
+            }
+            FileKind::Aggregator(uuid) => {
+                let n: u32 =
+                    std::str::from_utf8(strip_newline(data)).ok().and_then(|s| s.trim().parse().ok()).ok_or(EINVAL)?;
+                self.set_aggregator(&uuid, n)?;
+            }
+            FileKind::Static(_) | FileKind::AvailableInstances(_) => return Err(EACCES),
+        }
+        Ok(data.len())
+    }
+
+    fn store_version(&self, id: &str, data: &[u8]) -> Result<(), Errno> {
+        let m = self.migratable.get(id).ok_or(ENODEV)?;
+        if m.support == Support::Unsupported {
+            return Err(ENODEV);
+        }
+        let facts = m.facts.as_ref().ok_or(ENODEV)?;
+        // sysfs_streq: one trailing newline does not count.
+        let source = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
+        match self.registry.decide(source, facts) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) | Err(VendorError::BadVersion { .. } | VendorError::UnknownVersion(_)) => Err(EINVAL),
+            Err(_) => Err(ENODEV),
+        }
+    }
+
+    fn used(&self, parent: &str) -> u32 {
+        self.mdevs
+            .values()
+            .filter_map(|m| self.types.get(&m.type_key).filter(|t| t.parent == parent).map(|t| t.cost * m.aggregator))
+            .sum()
+    }
+
+    /// Free instances of a type (`parent/type`).
+    pub fn available(&self, key: &str) -> u32 {
+        let Some(t) = self.types.get(key) else { return 0 };
+        let Some(p) = self.parents.get(&t.parent) else { return 0 };
+        p.capacity.saturating_sub(self.used(&t.parent)) / t.cost.max(1)
+    }
+
+    /// Creates an mdev of `parent/type` with `uuid` (what a write to `create` does).
+    pub fn create_mdev(&mut self, key: &str, uuid: &str, aggregator: u32) -> Result<(), Errno> {
+        let id = match uuid.parse::<DeviceId>() {
+            Ok(DeviceId::Mdev(u)) => u,
+            _ => return Err(EINVAL),
+        };
+        if self.mdevs.contains_key(&id) {
+            return Err(Errno(libc::EEXIST));
+        }
+        let t = self.types.get(key).ok_or(ENODEV)?.clone();
+        if self.available(key) < aggregator {
+            return Err(Errno(libc::EUSERS));
+        }
+        let params: Vec<(&str, &str)> = t.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        crate::spec::lay_out_mdev(self, &id, &t.parent, &t.type_id, aggregator, &params, t.support)
+            .map_err(|_| Errno(libc::EIO))
+    }
+
+    fn remove_mdev(&mut self, uuid: &str) -> Result<(), Errno> {
+        let m = self.mdevs.remove(uuid).ok_or(ENODEV)?;
+        self.migratable.remove(uuid);
+        let t = self.types.get(&m.type_key).ok_or(ENODEV)?;
+        let dir = self.nodes.lookup(&format!("sys/bus/mdev/devices/{uuid}"), true).and_then(|i| self.nodes.path_of(i));
+        let type_dir = self
+            .nodes
+            .lookup(&format!("sys/class/mdev_bus/{}/mdev_supported_types/{}", t.parent, t.type_id), true)
+            .and_then(|i| self.nodes.path_of(i));
+        for rel in [Some(format!("sys/bus/mdev/devices/{uuid}")), type_dir.map(|d| format!("{d}/devices/{uuid}")), dir]
+            .into_iter()
+            .flatten()
+        {
+            // Each is present by construction; a missing one only means less to remove.
+            let _ = self.nodes.remove(&rel);
+        }
+        self.faults.retain(|ino, _| self.nodes.get(*ino).is_some());
+        Ok(())
+    }
+
+    fn set_aggregator(&mut self, uuid: &str, n: u32) -> Result<(), Errno> {
+        let m = self.mdevs.get(uuid).ok_or(ENODEV)?;
+        let t = self.types.get(&m.type_key).ok_or(ENODEV)?;
+        let p = self.parents.get(&t.parent).ok_or(ENODEV)?;
+        if n == 0 || n * t.cost > p.capacity {
+            return Err(EINVAL);
+        }
+        let others = self.used(&t.parent) - m.aggregator * t.cost;
+        if others + n * t.cost > p.capacity {
+            return Err(Errno(libc::EUSERS));
+        }
+        if let Some(m) = self.mdevs.get_mut(uuid) {
+            m.aggregator = n;
+        }
+        if let Some(f) = self.migratable.get_mut(uuid).and_then(|m| m.facts.as_mut()) {
+            f.aggregator = n;
+        }
+        Ok(())
+    }
+}

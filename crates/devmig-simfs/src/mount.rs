@@ -1,0 +1,120 @@
+//! Mounting a host through the kernel's FUSE driver, as root, with no fusermount.
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use fuser::{BackgroundSession, Config, Session, SessionACL};
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::fuse::{Parked, SimFs};
+use crate::{Host, SimError};
+
+/// How long unmounting waits for the session thread before leaving it behind.
+const JOIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A mounted host. Dropping it unmounts (also during a panic).
+pub struct Mounted {
+    path: PathBuf,
+    host: Arc<Mutex<Host>>,
+    parked: Arc<Parked>,
+    session: Option<BackgroundSession>,
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted").field("path", &self.path).finish()
+    }
+}
+
+/// Detaches a dead FUSE mount (its server was killed: ENOTCONN) from `path`. True when one was detached.
+pub fn detach_stale(path: &Path) -> Result<bool, SimError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            nix::mount::umount2(path, MntFlags::MNT_DETACH).map_err(|e| SimError::Mount {
+                what: "detaching the dead mount on",
+                path: path.into(),
+                source: e.into(),
+            })?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Mounts `host` on `path` (an existing directory). Needs root (CAP_SYS_ADMIN) and /dev/fuse.
+pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
+    detach_stale(path)?;
+    let err = |what: &'static str| move |e: std::io::Error| SimError::Mount { what, path: path.into(), source: e };
+    let dev = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/fuse")
+        .map_err(err("opening /dev/fuse to mount"))?;
+    let options = format!("fd={},rootmode=40000,user_id=0,group_id=0,allow_other", dev.as_raw_fd());
+    nix::mount::mount(
+        Some("devmig-simfs"),
+        path,
+        Some("fuse.devmig-simfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| SimError::Mount { what: "mounting on", path: path.into(), source: e.into() })?;
+    let host = Arc::new(Mutex::new(host));
+    let parked = Arc::new(Parked::default());
+    let fs = SimFs { host: Arc::clone(&host), parked: Arc::clone(&parked), mounted_at: SystemTime::now() };
+    let mut config = Config::default();
+    config.acl = SessionACL::All;
+    let mut mounted = Mounted { path: path.into(), host, parked, session: None };
+    // The kernel queued FUSE_INIT at mount(2); from_fd answers it.
+    let session = Session::from_fd(fs, OwnedFd::from(dev), SessionACL::All, config)
+        .map_err(err("starting the FUSE session on"))?;
+    mounted.session = Some(session.spawn().map_err(err("starting the FUSE thread for"))?);
+    Ok(mounted)
+}
+
+impl Mounted {
+    /// The mountpoint.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host behind the mount (lock held while the guard lives).
+    pub fn host(&self) -> MutexGuard<'_, Host> {
+        self.host.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Unmounts now.
+    pub fn unmount(mut self) -> Result<(), SimError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), SimError> {
+        let Some(session) = self.session.take() else { return Ok(()) };
+        let detached = nix::mount::umount2(&self.path, MntFlags::MNT_DETACH);
+        // Requests parked by a hang fault get EIO now, so their callers let go of the mount.
+        self.parked.release();
+        let deadline = Instant::now() + JOIN_DEADLINE;
+        while !session.guard.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if session.guard.is_finished() {
+            let _ = session.join();
+        } else {
+            // Something still holds a file open in the detached tree; the thread exits when it lets go.
+            std::mem::forget(session);
+        }
+        detached.map_err(|e| SimError::Mount { what: "unmounting", path: self.path.clone(), source: e.into() })
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!("simfs: {e}");
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! The host spec (TOML): what devices an emulated host has, validated with
+//! errors that name the bad key, and laid out with core's `TreeBuilder`.
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use devmig_core::tree::{PciSpec, TreeBuilder};
+use devmig_core::{DeviceId, PciAddress};
+use devmig_vendors::{Catalog, DeviceFacts, PciId, Registry};
+use serde::Deserialize;
+
+use crate::SimError;
+use crate::host::{Fault, FaultOp, Host, Mdev, MdevType, Migratable, Parent, Support};
+use crate::nodes::{FileKind, MemSink, Nodes};
+
+/// Whether a node gets a `migration_version` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationSpec {
+    /// Present when a vendor model recognises the device (the default).
+    #[default]
+    Auto,
+    /// No attribute (what every kernel today shows).
+    Absent,
+    /// The attribute exists but the driver answers ENODEV.
+    Unsupported,
+}
+
+/// A PCI function (a VF when nested under `sriov.vfs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PciDeviceSpec {
+    /// `DDDD:BB:DD.F`.
+    pub address: String,
+    /// `vendor:device`.
+    pub id: String,
+    /// `subsystem_vendor:subsystem_device` (default: vendor:0000).
+    pub subsystem: Option<String>,
+    /// Class code, `0x` and six hex digits.
+    pub class: String,
+    /// Revision.
+    #[serde(default)]
+    pub revision: u8,
+    /// Bound driver.
+    pub driver: Option<String>,
+    /// The driver's module (default: the driver's name).
+    pub module: Option<String>,
+    /// `/sys/module/<module>/version`.
+    pub driver_version: Option<String>,
+    /// IOMMU group.
+    pub iommu_group: Option<u32>,
+    /// `migration_version` presence.
+    #[serde(default)]
+    pub migration: MigrationSpec,
+    /// Vendor configuration attributes (`remote_storage_url`, `crypto_algorithms`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// SR-IOV: this is a PF with these VFs.
+    pub sriov: Option<SriovSpec>,
+    /// This function is an mdev parent.
+    pub mdev: Option<MdevParentSpec>,
+}
+
+/// A PF's SR-IOV state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SriovSpec {
+    /// `sriov_totalvfs`.
+    pub total_vfs: u32,
+    /// The enabled VFs.
+    #[serde(default)]
+    pub vfs: Vec<PciDeviceSpec>,
+}
+
+/// An mdev parent's types.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevParentSpec {
+    /// Capacity in type units (default: from the catalog for i915 and mtty, else 8 instances).
+    pub capacity: Option<u32>,
+    /// Supported types.
+    pub types: Vec<TypeSpec>,
+}
+
+/// One supported mdev type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeSpec {
+    /// Type id.
+    pub id: String,
+    /// Configuration attributes of the type (copied into mdevs created from it).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// `migration_version` presence on the type node and its mdevs.
+    #[serde(default)]
+    pub migration: MigrationSpec,
+}
+
+/// A virtual mdev parent such as mtty's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualParentSpec {
+    /// Device name (`mtty`).
+    pub name: String,
+    /// Its class under `/sys/devices/virtual` (default: the name).
+    pub class: Option<String>,
+    /// Its module's version.
+    pub driver_version: Option<String>,
+    /// Its types.
+    pub mdev: MdevParentSpec,
+}
+
+/// An existing mdev.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevSpec {
+    /// UUID.
+    pub uuid: String,
+    /// Parent name.
+    pub parent: String,
+    /// Type id.
+    #[serde(rename = "type")]
+    pub type_id: String,
+    /// Instances aggregated (default 1).
+    #[serde(default = "one")]
+    pub aggregator: u32,
+    /// Configuration attributes (default: the type's).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A fault on one attribute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// The device (PCI address, mdev UUID or PARENT/TYPE-ID).
+    pub device: String,
+    /// The attribute's file name.
+    pub attribute: String,
+    /// `read`, `write` or `any` (default).
+    pub op: Option<String>,
+    /// Answer only after this many milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Answer with this errno (`EIO`, `EINVAL`, `ENODEV`, `EBUSY`, `EAGAIN`, `ENOSPC`, `EPERM`, `EACCES`).
+    pub error: Option<String>,
+    /// Never answer, until unmount.
+    #[serde(default)]
+    pub hang: bool,
+}
+
+/// One emulated host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// Host name.
+    pub hostname: String,
+    /// PCI functions.
+    #[serde(default)]
+    pub pci: Vec<PciDeviceSpec>,
+    /// Virtual mdev parents.
+    #[serde(default)]
+    pub virtual_parent: Vec<VirtualParentSpec>,
+    /// Existing mdevs.
+    #[serde(default)]
+    pub mdev: Vec<MdevSpec>,
+    /// Injected faults.
+    #[serde(default)]
+    pub fault: Vec<FaultSpec>,
+}
+
+/// The embedded example specs: the demo's two hosts.
+pub const EXAMPLE_HOST_A: &str = include_str!("../specs/host-a.toml");
+/// Host B of the demo.
+pub const EXAMPLE_HOST_B: &str = include_str!("../specs/host-b.toml");
+
+fn errno_by_name(name: &str) -> Option<i32> {
+    Some(match name {
+        "EIO" => libc::EIO,
+        "EINVAL" => libc::EINVAL,
+        "ENODEV" => libc::ENODEV,
+        "EBUSY" => libc::EBUSY,
+        "EAGAIN" => libc::EAGAIN,
+        "ENOSPC" => libc::ENOSPC,
+        "EPERM" => libc::EPERM,
+        "EACCES" => libc::EACCES,
+        _ => return None,
+    })
+}
+
+/// Greatest common divisor.
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl HostSpec {
+    /// Parses and validates a spec; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str, catalog: &Catalog) -> Result<Self, SimError> {
+        let spec: HostSpec = toml::from_str(text)
+            .map_err(|e| SimError::Spec { origin: origin.into(), why: e.to_string().trim().to_string() })?;
+        spec.validate(catalog).map_err(|why| SimError::Spec { origin: origin.into(), why })?;
+        Ok(spec)
+    }
+
+    /// Every PCI function with its spec key, VFs included: (key, spec, is_vf).
+    fn functions(&self) -> Vec<(String, &PciDeviceSpec, bool)> {
+        let mut out = Vec::new();
+        for (i, d) in self.pci.iter().enumerate() {
+            out.push((format!("pci[{i}]"), d, false));
+            for (j, vf) in d.sriov.iter().flat_map(|s| s.vfs.iter()).enumerate() {
+                out.push((format!("pci[{i}].sriov.vfs[{j}]"), vf, true));
+            }
+        }
+        out
+    }
+
+    /// Capacity and per-type cost of a parent's types (cost by type id).
+    fn costs(
+        driver: Option<&str>,
+        name: &str,
+        m: &MdevParentSpec,
+        catalog: &Catalog,
+    ) -> Result<(u32, BTreeMap<String, u32>), String> {
+        let mut costs = BTreeMap::new();
+        if driver == Some("i915") {
+            let mut units = 1u32;
+            for t in &m.types {
+                let n = catalog
+                    .gvt_type(&t.id)
+                    .ok_or_else(|| format!("type {:?} is not a catalogued i915 type", t.id))?
+                    .instances;
+                units = units / gcd(units, n) * n;
+            }
+            for t in &m.types {
+                costs.insert(t.id.clone(), units / catalog.gvt_type(&t.id).map_or(1, |g| g.instances));
+            }
+            return Ok((m.capacity.unwrap_or(units), costs));
+        }
+        if driver == Some("mtty") || name == "mtty" {
+            for t in &m.types {
+                costs.insert(
+                    t.id.clone(),
+                    catalog
+                        .mtty_ports(&t.id)
+                        .ok_or_else(|| format!("type {:?} is not a catalogued mtty type", t.id))?,
+                );
+            }
+            return Ok((m.capacity.unwrap_or(24), costs));
+        }
+        for t in &m.types {
+            costs.insert(t.id.clone(), 1);
+        }
+        Ok((m.capacity.unwrap_or(8), costs))
+    }
+
+    fn validate(&self, catalog: &Catalog) -> Result<(), String> {
+        if self.hostname.is_empty() || !self.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!("hostname {:?} must be [A-Za-z0-9._-]+", self.hostname));
+        }
+        let mut addresses = BTreeSet::new();
+        let mut modules: HashMap<String, (String, Option<String>)> = HashMap::new();
+        let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (key, d, is_vf) in self.functions() {
+            let addr = d
+                .address
+                .parse::<PciAddress>()
+                .map_err(|_| format!("{key}.address {:?} is not DDDD:BB:DD.F", d.address))?;
+            if !addresses.insert(addr.to_string()) {
+                return Err(format!("{key}.address {} is listed twice", d.address));
+            }
+            d.id.parse::<PciId>().map_err(|e| format!("{key}.id: {e}"))?;
+            if let Some(s) = &d.subsystem {
+                s.parse::<PciId>().map_err(|e| format!("{key}.subsystem: {e}"))?;
+            }
+            let class_ok =
+                d.class.strip_prefix("0x").is_some_and(|h| h.len() == 6 && u32::from_str_radix(h, 16).is_ok());
+            if !class_ok {
+                return Err(format!("{key}.class {:?} is not 0x followed by six hex digits", d.class));
+            }
+            for name in d.params.keys() {
+                if !is_attr_name(name) {
+                    return Err(format!("{key}.params: {name:?} is not a valid attribute name"));
+                }
+            }
+            if let Some(drv) = &d.driver {
+                if !is_attr_name(drv) {
+                    return Err(format!("{key}.driver {drv:?} is not a valid driver name"));
+                }
+                let module = d.module.clone().unwrap_or_else(|| drv.clone());
+                if !is_attr_name(&module) {
+                    return Err(format!("{key}.module {module:?} is not a valid module name"));
+                }
+                let entry = modules.entry(module.clone()).or_insert_with(|| (key.clone(), d.driver_version.clone()));
+                if entry.1 != d.driver_version {
+                    return Err(format!(
+                        "{key}.driver_version {:?} differs from {}'s for module {module}",
+                        d.driver_version, entry.0
+                    ));
+                }
+            } else if d.module.is_some() || d.driver_version.is_some() {
+                return Err(format!("{key}: module and driver_version need a driver"));
+            }
+            if is_vf && (d.sriov.is_some() || d.mdev.is_some()) {
+                return Err(format!("{key}: a VF cannot have sriov or mdev"));
+            }
+            if let Some(s) = &d.sriov {
+                if s.vfs.len() as u32 > s.total_vfs {
+                    return Err(format!("{key}.sriov: {} VFs exceed total_vfs {}", s.vfs.len(), s.total_vfs));
+                }
+            }
+            if let Some(m) = &d.mdev {
+                Self::validate_types(&format!("{key}.mdev"), m)?;
+                Self::costs(d.driver.as_deref(), &addr.to_string(), m, catalog)
+                    .map_err(|e| format!("{key}.mdev: {e}"))?;
+                parents.insert(addr.to_string(), m.types.iter().map(|t| t.id.clone()).collect());
+            }
+        }
+        for (i, v) in self.virtual_parent.iter().enumerate() {
+            let key = format!("virtual_parent[{i}]");
+            if !is_attr_name(&v.name) || v.name.parse::<PciAddress>().is_ok() || parents.contains_key(&v.name) {
+                return Err(format!("{key}.name {:?} must be a unique device name", v.name));
+            }
+            if let Some(c) = &v.class {
+                if !is_attr_name(c) {
+                    return Err(format!("{key}.class {c:?} is not a valid class name"));
+                }
+            }
+            Self::validate_types(&format!("{key}.mdev"), &v.mdev)?;
+            Self::costs(None, &v.name, &v.mdev, catalog).map_err(|e| format!("{key}.mdev: {e}"))?;
+            parents.insert(v.name.clone(), v.mdev.types.iter().map(|t| t.id.clone()).collect());
+        }
+        let mut uuids = BTreeSet::new();
+        for (i, m) in self.mdev.iter().enumerate() {
+            let key = format!("mdev[{i}]");
+            match m.uuid.parse::<DeviceId>() {
+                Ok(DeviceId::Mdev(u)) if uuids.insert(u.clone()) => {}
+                Ok(DeviceId::Mdev(_)) => return Err(format!("{key}.uuid {} is listed twice", m.uuid)),
+                _ => return Err(format!("{key}.uuid {:?} is not a UUID", m.uuid)),
+            }
+            let types = parents
+                .get(&m.parent)
+                .ok_or_else(|| format!("{key}.parent {:?} is not an mdev parent of this host", m.parent))?;
+            if !types.contains(&m.type_id) {
+                return Err(format!("{key}.type {:?} is not a type of {}", m.type_id, m.parent));
+            }
+            if m.aggregator == 0 {
+                return Err(format!("{key}.aggregator must be at least 1"));
+            }
+        }
+        for (i, f) in self.fault.iter().enumerate() {
+            let key = format!("fault[{i}]");
+            f.device.parse::<DeviceId>().map_err(|e| format!("{key}.device: {e}"))?;
+            if !is_attr_name(&f.attribute) {
+                return Err(format!("{key}.attribute {:?} is not a valid attribute name", f.attribute));
+            }
+            if let Some(op) = &f.op {
+                if !["read", "write", "any"].contains(&op.as_str()) {
+                    return Err(format!("{key}.op {op:?} must be read, write or any"));
+                }
+            }
+            if let Some(e) = &f.error {
+                errno_by_name(e).ok_or_else(|| {
+                    format!("{key}.error {e:?} is not one of EIO EINVAL ENODEV EBUSY EAGAIN ENOSPC EPERM EACCES")
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_types(key: &str, m: &MdevParentSpec) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        for (j, t) in m.types.iter().enumerate() {
+            if !is_attr_name(&t.id) || !seen.insert(&t.id) {
+                return Err(format!("{key}.types[{j}].id {:?} must be a unique type id", t.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the emulated host. Faults naming an attribute that does not exist are an error.
+    pub fn build(&self, registry: Registry, origin: &str) -> Result<Host, SimError> {
+        self.validate(registry.catalog()).map_err(|why| SimError::Spec { origin: origin.into(), why })?;
+        let mut host = Host {
+            hostname: self.hostname.clone(),
+            nodes: Nodes::default(),
+            registry,
+            migratable: BTreeMap::new(),
+            parents: BTreeMap::new(),
+            types: BTreeMap::new(),
+            mdevs: BTreeMap::new(),
+            faults: HashMap::new(),
+        };
+        self.lay_out_static(&mut host.nodes).map_err(SimError::Build)?;
+        self.record_functions(&mut host).map_err(SimError::Build)?;
+        self.record_parents(&mut host).map_err(SimError::Build)?;
+        for m in &self.mdev {
+            let key = format!("{}/{}", m.parent, m.type_id);
+            let type_params = host.types.get(&key).map(|t| t.params.clone()).unwrap_or_default();
+            let params = if m.params.is_empty() { type_params } else { m.params.clone() };
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let support = host.types.get(&key).and_then(|t| t.support);
+            let uuid = m.uuid.to_ascii_lowercase();
+            lay_out_mdev(&mut host, &uuid, &m.parent, &m.type_id, m.aggregator, &params, support)
+                .map_err(SimError::Build)?;
+        }
+        for (i, f) in self.fault.iter().enumerate() {
+            let id: DeviceId = f
+                .device
+                .parse()
+                .map_err(|e| SimError::Spec { origin: origin.into(), why: format!("fault[{i}].device: {e}") })?;
+            let rel = format!("{}/{}", id.node_path().display(), f.attribute);
+            let ino = host
+                .nodes
+                .lookup(&rel, true)
+                .filter(|i| matches!(host.nodes.get(*i), Some(crate::nodes::Node::File(_))));
+            let ino = ino.ok_or_else(|| SimError::Spec {
+                origin: origin.into(),
+                why: format!("fault[{i}]: /{rel} does not exist on this host"),
+            })?;
+            let op = match f.op.as_deref() {
+                Some("read") => FaultOp::Read,
+                Some("write") => FaultOp::Write,
+                _ => FaultOp::Any,
+            };
+            let fault = Fault {
+                op,
+                delay: Duration::from_millis(f.delay_ms),
+                errno: f.error.as_deref().and_then(errno_by_name),
+                hang: f.hang,
+            };
+            host.faults.insert(ino, fault);
+        }
+        Ok(host)
+    }
+
+    /// Files and links, as the kernel lays them out (dynamic files come after).
+    fn lay_out_static(&self, nodes: &mut Nodes) -> std::io::Result<()> {
+        let b = TreeBuilder::with_sink(MemSink(RefCell::new(nodes)));
+        for (_, d, _) in self.functions() {
+            let id: PciId = d.id.parse().map_err(std::io::Error::other)?;
+            let sub = d.subsystem.as_deref().map(|s| s.parse::<PciId>()).transpose().map_err(std::io::Error::other)?;
+            let class = u32::from_str_radix(d.class.trim_start_matches("0x"), 16).map_err(std::io::Error::other)?;
+            let params: Vec<(&str, &str)> = d.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let module = d.module.as_deref().or(d.driver.as_deref()).unwrap_or_default();
+            let spec = PciSpec {
+                subsystem: sub.map_or((id.vendor, 0), |s| (s.vendor, s.device)),
+                revision: d.revision,
+                driver: d.driver.as_deref().map(|drv| (drv, module, d.driver_version.as_deref())),
+                iommu_group: d.iommu_group,
+                migration_version: None,
+                params: &params,
+                ..PciSpec::new(&d.address, id.vendor, id.device, class)
+            };
+            b.pci(&spec)?;
+        }
+        for d in &self.pci {
+            if let Some(s) = &d.sriov {
+                let vfs: Vec<&str> = s.vfs.iter().map(|v| v.address.as_str()).collect();
+                b.sriov(&d.address, s.total_vfs, &vfs)?;
+            }
+            if let Some(m) = &d.mdev {
+                b.mdev_parent_pci(&d.address)?;
+                lay_out_types(&b, &d.address, m)?;
+            }
+        }
+        for v in &self.virtual_parent {
+            let class = v.class.as_deref().unwrap_or(&v.name);
+            b.module(class, v.driver_version.as_deref())?;
+            b.mdev_parent_virtual(class, &v.name)?;
+            lay_out_types(&b, &v.name, &v.mdev)?;
+        }
+        Ok(())
+    }
+
+    fn record_functions(&self, host: &mut Host) -> std::io::Result<()> {
+        for (_, d, is_vf) in self.functions() {
+            let facts = d.driver.as_deref().map(|drv| {
+                let mut f = DeviceFacts::pci_function(&d.id, is_vf, drv, d.driver_version.as_deref());
+                f.params = d.params.clone();
+                f
+            });
+            let id = d.address.to_ascii_lowercase();
+            let support = resolve(d.migration, &host.registry, facts.as_ref());
+            add_migratable(
+                host,
+                &DeviceId::Pci(d.address.parse().map_err(std::io::Error::other)?),
+                &id,
+                facts,
+                support,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn record_parents(&self, host: &mut Host) -> std::io::Result<()> {
+        let catalog = host.registry.catalog().clone();
+        let mut all: Vec<(String, String, Option<String>, Option<String>, &MdevParentSpec)> = Vec::new();
+        for d in &self.pci {
+            if let Some(m) = &d.mdev {
+                all.push((d.address.to_ascii_lowercase(), d.id.clone(), d.driver.clone(), d.driver_version.clone(), m));
+            }
+        }
+        for v in &self.virtual_parent {
+            let class = v.class.clone().unwrap_or_else(|| v.name.clone());
+            all.push((v.name.clone(), String::new(), Some(class), v.driver_version.clone(), &v.mdev));
+        }
+        for (name, pci_id, driver, version, m) in all {
+            let (capacity, costs) =
+                Self::costs(driver.as_deref(), &name, m, &catalog).map_err(std::io::Error::other)?;
+            let driver_name = driver.clone().unwrap_or_default();
+            host.parents.insert(
+                name.clone(),
+                Parent {
+                    capacity,
+                    pci_id: pci_id.clone(),
+                    driver: driver_name.clone(),
+                    driver_version: version.clone(),
+                },
+            );
+            for t in &m.types {
+                let key = format!("{name}/{}", t.id);
+                let mut facts = DeviceFacts::mdev_type(&name, &pci_id, &driver_name, version.as_deref(), &t.id);
+                facts.params = t.params.clone();
+                let facts = driver.as_ref().map(|_| facts);
+                let support = resolve(t.migration, &host.registry, facts.as_ref());
+                let type_dir = host
+                    .nodes
+                    .lookup(
+                        &format!(
+                            "sys/class/mdev_bus/{key_dir}",
+                            key_dir = key.replacen('/', "/mdev_supported_types/", 1)
+                        ),
+                        true,
+                    )
+                    .and_then(|i| host.nodes.path_of(i))
+                    .ok_or_else(|| std::io::Error::other(format!("type dir of {key} missing")))?;
+                host.nodes
+                    .put_file(&format!("{type_dir}/available_instances"), FileKind::AvailableInstances(key.clone()))?;
+                host.nodes.put_file(&format!("{type_dir}/create"), FileKind::Create(key.clone()))?;
+                let cost = costs.get(&t.id).copied().unwrap_or(1);
+                host.types.insert(
+                    key.clone(),
+                    MdevType { parent: name.clone(), type_id: t.id.clone(), cost, params: t.params.clone(), support },
+                );
+                let id = DeviceId::MdevType { parent: name.clone(), type_id: t.id.clone() };
+                add_migratable(host, &id, &key, facts, support)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lay_out_types<S: devmig_core::tree::TreeSink>(
+    b: &TreeBuilder<S>,
+    parent: &str,
+    m: &MdevParentSpec,
+) -> std::io::Result<()> {
+    for t in &m.types {
+        let dir = b.mdev_type(parent, &t.id, 0, None)?;
+        for (k, v) in &t.params {
+            b.file(&format!("{dir}/{k}"), format!("{v}\n"))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_attr_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn resolve(m: MigrationSpec, registry: &Registry, facts: Option<&DeviceFacts>) -> Option<Support> {
+    match m {
+        MigrationSpec::Auto => facts.and_then(|f| registry.model_for_device(f)).map(|_| Support::Supported),
+        MigrationSpec::Absent => None,
+        MigrationSpec::Unsupported => Some(Support::Unsupported),
+    }
+}
+
+/// Records a node's migration state and, when supported, its `migration_version` file.
+fn add_migratable(
+    host: &mut Host,
+    id: &DeviceId,
+    key: &str,
+    facts: Option<DeviceFacts>,
+    support: Option<Support>,
+) -> std::io::Result<()> {
+    let Some(support) = support else { return Ok(()) };
+    let dir = host
+        .nodes
+        .lookup(&id.node_path().to_string_lossy(), true)
+        .and_then(|i| host.nodes.path_of(i))
+        .ok_or_else(|| std::io::Error::other(format!("node of {id} missing")))?;
+    host.nodes
+        .put_file(&format!("{dir}/{}", devmig_core::MIGRATION_VERSION), FileKind::MigrationVersion(key.to_string()))?;
+    host.migratable.insert(key.to_string(), Migratable { facts, support });
+    Ok(())
+}
+
+/// Lays out one mdev and records it (at build time, and for each write to `create`).
+pub(crate) fn lay_out_mdev(
+    host: &mut Host,
+    uuid: &str,
+    parent: &str,
+    type_id: &str,
+    aggregator: u32,
+    params: &[(&str, &str)],
+    support: Option<Support>,
+) -> std::io::Result<()> {
+    let dir = {
+        let b = TreeBuilder::with_sink(MemSink(RefCell::new(&mut host.nodes)));
+        b.mdev(uuid, parent, type_id, Some(aggregator), None, params)?
+    };
+    host.nodes.put_file(&format!("{dir}/remove"), FileKind::Remove(uuid.to_string()))?;
+    host.nodes.put_file(&format!("{dir}/aggregator"), FileKind::Aggregator(uuid.to_string()))?;
+    let p = host.parents.get(parent).cloned().ok_or_else(|| std::io::Error::other(format!("no parent {parent}")))?;
+    let mut facts = DeviceFacts::mdev(parent, &p.pci_id, &p.driver, p.driver_version.as_deref(), type_id, aggregator);
+    facts.params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    host.mdevs.insert(uuid.to_string(), Mdev { type_key: format!("{parent}/{type_id}"), aggregator });
+    add_migratable(host, &DeviceId::Mdev(uuid.to_string()), uuid, Some(facts), support)
+}

@@ -1,0 +1,58 @@
+//! The protocol end to end across two mounted hosts, for every vendor model.
+mod common;
+
+use common::{codes, cross, host_a, host_b, id};
+use devmig_core::{MigrationSupport, Provenance, Verdict};
+
+const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+const A_MTTY: &str = "4b20d080-1b54-4048-85b3-a6a62d165c02";
+const A_QAT: &str = "4b20d080-1b54-4048-85b3-a6a62d165c03";
+const B_HALF: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01";
+const B_EIGHTH: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02";
+const B_MTTY: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a03";
+
+#[test]
+fn every_model_through_the_kernel_write_path() {
+    let (a, b) = (host_a(), host_b());
+    let inv = a.checker.inventory().expect("inventory");
+    assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+    let vgpu = inv.get(&id(A_VGPU)).expect("vgpu discovered through FUSE");
+    assert_eq!(vgpu.migration.support, MigrationSupport::Kernel);
+
+    let r = cross(&a, &b, A_VGPU, B_HALF);
+    assert_eq!((r.verdict, r.to.source), (Verdict::Compatible, Some(Provenance::Kernel)), "{r:?}");
+    let r = cross(&a, &b, A_VGPU, B_EIGHTH);
+    assert_eq!(r.verdict, Verdict::Incompatible);
+    assert_eq!(r.reasons[0].code, "target_rejected");
+    assert_eq!(r.reasons[0].errno_name.as_deref(), Some("EINVAL"), "the driver's errno");
+    assert!(codes(&r).contains(&"i915.share"), "the model says why: {:?}", codes(&r));
+    assert_eq!(cross(&a, &b, A_VGPU, "0000:00:02.0/i915-GVTg_V5_2").verdict, Verdict::Compatible);
+    assert!(codes(&cross(&b, &a, B_HALF, A_VGPU)).contains(&"i915.gvt_version_minor"));
+
+    assert_eq!(cross(&a, &b, "0000:3d:00.1", "0000:3d:00.1").verdict, Verdict::Compatible);
+    assert!(codes(&cross(&a, &b, "0000:3d:00.1", "0000:3d:00.2")).contains(&"nvme.storage_url"));
+    assert_eq!(cross(&a, &b, A_QAT, "0000:6b:00.1").verdict, Verdict::Compatible, "hybrid mdev -> VF");
+    assert!(codes(&cross(&a, &b, A_MTTY, B_MTTY)).contains(&"mtty.ports"));
+    assert_eq!(cross(&a, &b, A_MTTY, "mtty/mtty-2").verdict, Verdict::Identical);
+    assert_eq!(a.checker.check(&id(A_VGPU), &id(A_VGPU)).expect("check").verdict, Verdict::Identical);
+}
+
+#[test]
+fn missing_and_unsupported_attributes() {
+    let (a, b) = (host_a(), host_b());
+    // 0000:5e:00.2 has no attribute: the model decides (userspace adapter).
+    let r = cross(&a, &b, "0000:3d:00.1", "0000:5e:00.2");
+    assert_eq!(r.to.source, Some(Provenance::Model));
+    assert_eq!(r.verdict, Verdict::Compatible, "catalog edge a824 -> a825: {r:?}");
+    // 0000:5e:00.3 has the attribute, but its driver answers ENODEV.
+    let r = cross(&a, &b, "0000:3d:00.1", "0000:5e:00.3");
+    assert_eq!(
+        (r.verdict, r.reasons[0].code.as_str(), r.reasons[0].errno_name.as_deref()),
+        (Verdict::Incompatible, "target_unsupported", Some("ENODEV"))
+    );
+    let v = b.checker.version(&id("0000:5e:00.3")).expect("version");
+    assert_eq!(v.reason.map(|r| r.code), Some("source_read_failed".to_string()));
+    // A device no model knows has no attribute at all.
+    let r = a.checker.check(&id("0000:3d:00.1"), &id("0000:00:1f.3")).expect("check");
+    assert_eq!(codes(&r), ["target_unsupported"]);
+}
