@@ -499,17 +499,25 @@ impl HostSpec {
 
     fn record_parents(&self, host: &mut Host) -> std::io::Result<()> {
         let catalog = host.registry.catalog().clone();
-        let mut all: Vec<(String, String, Option<String>, Option<String>, &MdevParentSpec)> = Vec::new();
+        let mut all = Vec::new();
         for d in &self.pci {
             if let Some(m) = &d.mdev {
-                all.push((d.address.to_ascii_lowercase(), d.id.clone(), d.driver.clone(), d.driver_version.clone(), m));
+                let (name, pci_id) = (d.address.to_ascii_lowercase(), d.id.clone());
+                all.push(ParentRow {
+                    name,
+                    pci_id,
+                    driver: d.driver.clone(),
+                    version: d.driver_version.clone(),
+                    mdev: m,
+                });
             }
         }
         for v in &self.virtual_parent {
             let class = v.class.clone().unwrap_or_else(|| v.name.clone());
-            all.push((v.name.clone(), String::new(), Some(class), v.driver_version.clone(), &v.mdev));
+            let (name, version) = (v.name.clone(), v.driver_version.clone());
+            all.push(ParentRow { name, pci_id: String::new(), driver: Some(class), version, mdev: &v.mdev });
         }
-        for (name, pci_id, driver, version, m) in all {
+        for ParentRow { name, pci_id, driver, version, mdev: m } in all {
             let (capacity, costs) =
                 Self::costs(driver.as_deref(), &name, m, &catalog).map_err(std::io::Error::other)?;
             let driver_name = driver.clone().unwrap_or_default();
@@ -553,6 +561,15 @@ impl HostSpec {
         }
         Ok(())
     }
+}
+
+/// One mdev parent, PCI or virtual, as the host records it.
+struct ParentRow<'a> {
+    name: String,
+    pci_id: String,
+    driver: Option<String>,
+    version: Option<String>,
+    mdev: &'a MdevParentSpec,
 }
 
 fn lay_out_types<S: devmig_core::tree::TreeSink>(
