@@ -1,0 +1,188 @@
+//! sysfs write semantics through a mounted simfs, with real syscalls.
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{host_a, host_b, id, mount_spec};
+use devmig_core::Verdict;
+
+const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+
+fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).expect("read")
+}
+
+#[test]
+fn each_write_is_judged_alone_whatever_the_offset_or_mode() {
+    let (a, b) = (host_a(), host_b());
+    let src = read(&a.mounted.path().join(format!("sys/bus/mdev/devices/{A_VGPU}/migration_version")));
+    assert!(src.ends_with('\n') && src.starts_with("i915-v1.2.0-"), "show() appends a newline: {src:?}");
+    let half = b.mounted.path().join("sys/bus/mdev/devices/9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01/migration_version");
+    let eighth = b.mounted.path().join("sys/bus/mdev/devices/9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02/migration_version");
+
+    // `cat src > dst` round-trips: sysfs_streq ignores one trailing newline; `>` truncates first (O_TRUNC).
+    let sh = |cmd: String| Command::new("bash").arg("-c").arg(cmd).output().expect("bash");
+    let ok = sh(format!("/usr/bin/printf '%s' '{src}' > '{}'", half.display()));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = sh(format!("/usr/bin/printf '%s' '{src}' > '{}'", eighth.display()));
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("Invalid argument"));
+    // `>>` (O_APPEND) and pwrite at an offset land the same.
+    assert!(sh(format!("/usr/bin/printf '%s' '{src}' >> '{}'", half.display())).status.success());
+    let f = OpenOptions::new().write(true).open(&half).expect("open");
+    assert_eq!(f.write_at(src.trim_end().as_bytes(), 100).expect("pwrite at 100"), src.trim_end().len());
+    assert_eq!(
+        errno_of(OpenOptions::new().write(true).open(&eighth).expect("open").write_at(src.as_bytes(), 7)),
+        Some(libc::EINVAL)
+    );
+    // A second write(2) on the same open file is judged alone too.
+    let mut f = OpenOptions::new().write(true).open(&half).expect("open");
+    assert!(f.write(b"garbage").is_err());
+    assert_eq!(f.write(src.as_bytes()).expect("then a good one"), src.len());
+
+    // Input past 4096 bytes is cut (no E2BIG): the driver sees 4096 and rejects them.
+    let mut big = src.trim_end().as_bytes().to_vec();
+    big.resize(5000, b'x');
+    let n = OpenOptions::new().write(true).open(&half).expect("open").write(&big);
+    assert_eq!(errno_of(n), Some(libc::EINVAL));
+    // Reading stays correct after all that (no stale cache, nothing stored by the writes).
+    assert!(read(&half).starts_with("i915-v1.3.0-8086-591d-i915-GVTg_V5_8-4"));
+}
+
+#[test]
+fn read_only_and_write_only_files_refuse_the_other_direction() {
+    let a = host_a();
+    let dev = a.mounted.path().join("sys/bus/pci/devices/0000:00:02.0");
+    assert_eq!(errno_of(OpenOptions::new().write(true).open(dev.join("vendor"))), Some(libc::EACCES));
+    let ty = a.mounted.path().join("sys/class/mdev_bus/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_8");
+    assert_eq!(errno_of(fs::File::open(ty.join("create"))), Some(libc::EACCES));
+    assert_eq!(errno_of(OpenOptions::new().write(true).open(ty.join("available_instances"))), Some(libc::EACCES));
+    assert_eq!(read(&dev.join("vendor")), "0x8086\n");
+    let mut config = Vec::new();
+    fs::File::open(dev.join("config")).expect("config").read_to_end(&mut config).expect("read");
+    assert_eq!(&config[..4], &[0x86, 0x80, 0x1d, 0x59], "config space starts with the ids");
+}
+
+#[test]
+fn create_and_remove_mdevs_with_available_instances_following() {
+    let a = host_a();
+    let root = a.mounted.path();
+    let ty = root.join("sys/class/mdev_bus/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_8");
+    let avail = || read(&ty.join("available_instances")).trim().parse::<u32>().expect("number");
+    // Host A's vGPU holds half the GPU: four eighths are left.
+    assert_eq!(avail(), 4);
+    let u = "0fd6c4a2-8a3e-4c2b-9d5e-6f7a8b9c0d1e";
+    let create = |uuid: &str| {
+        OpenOptions::new().write(true).open(ty.join("create")).and_then(|mut f| f.write(format!("{uuid}\n").as_bytes()))
+    };
+    create(u).expect("create");
+    assert_eq!(avail(), 3, "never stale");
+    let mdev = root.join(format!("sys/bus/mdev/devices/{u}"));
+    assert!(mdev.join("mdev_type").exists());
+    assert_eq!(
+        fs::read_link(mdev.join("mdev_type")).expect("link"),
+        Path::new("../mdev_supported_types/i915-GVTg_V5_8")
+    );
+    assert!(ty.join("devices").join(u).exists());
+    assert_eq!(errno_of(create(u)), Some(libc::EEXIST));
+    assert_eq!(errno_of(create("not-a-uuid")), Some(libc::EINVAL));
+    for i in 0..3 {
+        create(&format!("0fd6c4a2-8a3e-4c2b-9d5e-6f7a8b9c0d2{i}")).expect("fill");
+    }
+    assert_eq!(avail(), 0);
+    assert_eq!(errno_of(create("0fd6c4a2-8a3e-4c2b-9d5e-6f7a8b9c0d30")), Some(libc::EUSERS), "no instance left");
+    // The new mdev is a working migration target.
+    let v = a.checker.version(&id(A_VGPU)).expect("v").side.version.expect("version");
+    let r = a.checker.check_version(&v, &id(u)).expect("check");
+    assert_eq!(r.verdict, Verdict::Incompatible, "an eighth is not half");
+    fs::write(mdev.join("aggregator"), "4").expect_err("aggregator 4 needs room the full GPU does not have");
+    // remove takes "1".
+    assert_eq!(
+        errno_of(OpenOptions::new().write(true).open(mdev.join("remove")).and_then(|mut f| f.write(b"0"))),
+        Some(libc::EINVAL)
+    );
+    OpenOptions::new().write(true).open(mdev.join("remove")).and_then(|mut f| f.write(b"1\n")).expect("remove");
+    assert!(!mdev.exists());
+    assert!(!ty.join("devices").join(u).exists());
+    assert_eq!(avail(), 1);
+}
+
+const FAULTY: &str = r#"
+hostname = "faulty"
+[[pci]]
+address = "0000:3d:00.0"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+driver_version = "1.4.0"
+[pci.sriov]
+total_vfs = 4
+[[pci.sriov.vfs]]
+address = "0000:3d:00.1"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+driver_version = "1.4.0"
+params = { remote_storage_url = "nvme+tcp://s.example/a" }
+[[pci.sriov.vfs]]
+address = "0000:3d:00.2"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+driver_version = "1.4.0"
+params = { remote_storage_url = "nvme+tcp://s.example/a" }
+[[pci.sriov.vfs]]
+address = "0000:3d:00.3"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+driver_version = "1.4.0"
+params = { remote_storage_url = "nvme+tcp://s.example/a" }
+
+[[fault]]
+device = "0000:3d:00.1"
+attribute = "migration_version"
+op = "read"
+error = "EIO"
+
+[[fault]]
+device = "0000:3d:00.2"
+attribute = "migration_version"
+op = "write"
+hang = true
+
+[[fault]]
+device = "0000:3d:00.3"
+attribute = "migration_version"
+op = "write"
+delay_ms = 50
+"#;
+
+#[test]
+fn faults_give_errors_timeouts_and_delays_never_compatible() {
+    let lab = mount_spec(FAULTY, Duration::from_millis(500));
+    let c = &lab.checker;
+    // Read error on the source.
+    let r = c.check(&id("0000:3d:00.1"), &id("0000:3d:00.3")).expect("check");
+    assert_eq!(
+        (r.verdict, r.reasons[0].code.as_str(), r.reasons[0].errno_name.as_deref()),
+        (Verdict::Incompatible, "source_read_failed", Some("EIO"))
+    );
+    let v = c.version(&id("0000:3d:00.3")).expect("v").side.version.expect("version");
+    // A slow driver answers late, inside the timeout.
+    assert_eq!(c.check_version(&v, &id("0000:3d:00.3")).expect("check").verdict, Verdict::Identical);
+    // A hung driver: devmig's timeout gives `error`, never `compatible`.
+    let started = std::time::Instant::now();
+    let r = c.check_version(&v, &id("0000:3d:00.2")).expect("check");
+    assert_eq!((r.verdict, r.reasons[0].code.as_str()), (Verdict::Error, "timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Unmounting releases the hung request; the fixture's drop must not hang either.
+}
