@@ -173,6 +173,10 @@ pub struct HostSpec {
     pub fault: Vec<FaultSpec>,
 }
 
+/// Directories of the mdevctl package (empty: no persistent definitions, no callouts).
+const MDEVCTL_DIRS: [&str; 3] =
+    ["etc/mdevctl.d", "usr/lib/mdevctl/scripts.d/callouts", "usr/lib/mdevctl/scripts.d/notifiers"];
+
 /// The embedded example specs: the demo's two hosts.
 pub const EXAMPLE_HOST_A: &str = include_str!("../specs/host-a.toml");
 /// Host B of the demo.
@@ -396,6 +400,11 @@ impl HostSpec {
             faults: HashMap::new(),
         };
         self.lay_out_static(&mut host.nodes).map_err(SimError::Build)?;
+        // What an installed mdevctl package adds outside /sys: mdevctl checks for these
+        // directories and then runs unchanged with MDEVCTL_ENV_ROOT at the mount.
+        for dir in MDEVCTL_DIRS {
+            host.nodes.mkdir_all(dir).map_err(SimError::Build)?;
+        }
         self.record_functions(&mut host).map_err(SimError::Build)?;
         self.record_parents(&mut host).map_err(SimError::Build)?;
         for m in &self.mdev {

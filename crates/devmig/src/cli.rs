@@ -63,8 +63,35 @@ pub enum Command {
     },
     /// Local targets that pass step a, then verified by step b.
     Match(MatchArgs),
-    /// Tour a built-in emulated lab.
+    /// Tour a built-in emulated lab: two hosts mounted with simfs (needs root).
     Demo,
+    /// The sysfs emulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+/// `devmig sim ...`
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Print a host spec.
+    Spec {
+        /// The embedded example spec, commented.
+        #[arg(long, required = true)]
+        example: bool,
+    },
+    /// Validate a host spec without mounting it.
+    Validate {
+        /// The spec file.
+        spec: PathBuf,
+    },
+    /// Mount an emulated host on DIR in the foreground; unmount on SIGINT/SIGTERM (needs root).
+    Mount {
+        /// The host spec (default: the embedded example).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// The mountpoint (an existing directory).
+        dir: PathBuf,
+    },
 }
 
 /// Where the source version comes from: a local device, or a string from another host.

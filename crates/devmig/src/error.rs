@@ -13,6 +13,9 @@ pub enum CliError {
     /// An error from the vendor models or catalog.
     #[error(transparent)]
     Vendor(#[from] devmig_vendors::VendorError),
+    /// The emulator failed (bad spec, mount).
+    #[error(transparent)]
+    Sim(#[from] devmig_simfs::SimError),
     /// Reading input or writing output failed.
     #[error("{what}")]
     Io {
@@ -34,6 +37,7 @@ impl CliError {
             CliError::Core(devmig_core::CoreError::Vendor(V::NoModel | V::Unsupported { .. })) => 1,
             CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
             CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
+            CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
             _ => 3,
         }
     }

@@ -38,6 +38,7 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Attributes { device } => commands::attributes::attributes(&checker, device, o, out),
         Command::Match(args) => commands::matching::matching(&checker, args, o, out),
         Command::Demo => commands::demo::demo(checker.registry(), out),
+        Command::Sim(sim) => commands::sim::sim(sim, checker.registry(), out),
     }
 }
 

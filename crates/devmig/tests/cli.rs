@@ -169,3 +169,28 @@ fn demo_runs_and_cleans_up() {
         assert!(text.contains(needle), "demo output lacks {needle}");
     }
 }
+
+#[test]
+fn sim_spec_example_validates_and_bad_specs_name_the_key() {
+    let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "spec", "--example"]).output().expect("run");
+    let text = ok(&o);
+    assert!(text.contains("hostname = \"host-a\""));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("lab.toml");
+    std::fs::write(&good, &text).expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "validate"]).arg(&good).output().expect("run");
+    assert!(ok(&o).contains("host host-a is valid"));
+    for (bad, key) in [
+        (text.replace("address = \"0000:3d:00.2\"", "address = \"0000:3d:00.x\""), "pci[2].sriov.vfs[1].address"),
+        (text.replace("class = \"0x040300\"", "class = \"audio\""), "pci[1].class"),
+        (text.replace("type = \"mtty-2\"", "type = \"mtty-9\""), "mdev[1].type"),
+        (text.replace("hostname = \"host-a\"", "hostname = \"host-a\"\nbogus = 1"), "bogus"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, bad).expect("write");
+        let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "validate"]).arg(&path).output().expect("run");
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+}

@@ -1,87 +1,136 @@
-//! `demo`: a guided tour of two example hosts.
-//!
-//! The hosts are kernel-shaped trees of plain files in a temp dir. Plain
-//! files accept any write, so no node carries a kernel `migration_version`
-//! attribute here: every version and decision comes from devmig's vendor
-//! models (the userspace adapter), and the output says so.
+//! `demo`: a guided tour of two emulated hosts, mounted with simfs in temp dirs.
 use std::io::Write;
 use std::time::Duration;
 
-use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::*};
-use devmig_core::{Checker, DeviceId, SysfsRoot};
+use devmig_core::{CheckReport, Checker, DeviceId, SysfsRoot};
+use devmig_simfs::spec::{EXAMPLE_HOST_A, EXAMPLE_HOST_B};
+use devmig_simfs::{HostSpec, Mounted};
 use devmig_vendors::Registry;
 
 use crate::cli::Output;
 use crate::error::CliError;
 use crate::output::line;
 
-struct Lab {
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-    a: Checker,
-    b: Checker,
+const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+const A_MTTY: &str = "4b20d080-1b54-4048-85b3-a6a62d165c02";
+const A_QAT: &str = "4b20d080-1b54-4048-85b3-a6a62d165c03";
+const B_HALF: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01";
+const B_EIGHTH: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02";
+const B_MTTY: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a03";
+/// The target mdev the demo creates on host B (for host A's QAT SIOV mdev).
+const NEW_MDEV: &str = "c0ffee00-0000-4000-8000-000000000001";
+
+struct Host {
+    checker: Checker,
+    mounted: Mounted,
+    _dir: tempfile::TempDir,
 }
 
-fn build(registry: &Registry) -> Result<Lab, CliError> {
-    let io_err = |what: &str| {
-        let what = what.to_string();
-        move |e| CliError::Io { what: what.clone(), source: e }
-    };
-    let da = tempfile::Builder::new().prefix("devmig-demo-hostA-").tempdir().map_err(io_err("creating host A"))?;
-    let db = tempfile::Builder::new().prefix("devmig-demo-hostB-").tempdir().map_err(io_err("creating host B"))?;
-    example_host(&TreeBuilder::new(da.path()), ExampleHost::A).map_err(io_err("building host A"))?;
-    example_host(&TreeBuilder::new(db.path()), ExampleHost::B).map_err(io_err("building host B"))?;
-    let t = Duration::from_secs(5);
-    let a = Checker::new(SysfsRoot::new(da.path()), registry.clone(), t);
-    let b = Checker::new(SysfsRoot::new(db.path()), registry.clone(), t);
-    Ok(Lab { _dirs: (da, db), a, b })
+fn mount(text: &str, name: &str, registry: &Registry) -> Result<Host, CliError> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("devmig-demo-{name}-"))
+        .tempdir()
+        .map_err(|e| CliError::Io { what: "creating a mountpoint".into(), source: e })?;
+    let host = HostSpec::from_toml(text, name, registry.catalog())?.build(registry.clone(), name)?;
+    let mounted = devmig_simfs::mount(host, dir.path())?;
+    let checker = Checker::new(SysfsRoot::new(dir.path()), registry.clone(), Duration::from_secs(5));
+    Ok(Host { checker, mounted, _dir: dir })
 }
 
-fn pair(lab: &Lab, title: &str, src: &str, dst: &str, out: &mut dyn Write) -> Result<(), CliError> {
+fn id(s: &str) -> Result<DeviceId, CliError> {
+    Ok(s.parse::<DeviceId>()?)
+}
+
+/// Reads `src`'s version on `a` and has `b` judge it; prints the report.
+fn pair(a: &Host, b: &Host, title: &str, src: &str, dst: &str, out: &mut dyn Write) -> Result<CheckReport, CliError> {
     line(out, format!("\n## {title}\n$ devmig check hostA:{src} hostB:{dst}"))?;
-    let version = lab.a.version(&src.parse::<DeviceId>()?)?;
+    let version = a.checker.version(&id(src)?)?;
     let Some(v) = version.side.version.clone() else {
-        line(out, format!("source has no version: {:?}", version.reason))?;
-        return Ok(());
+        return Err(CliError::Usage(format!("demo source {src} has no version: {:?}", version.reason)));
     };
-    let report = lab.b.check_version(&v, &dst.parse::<DeviceId>()?)?;
-    let report = devmig_core::CheckReport { from: version.side, ..report };
-    super::check::render(&report, false, Output::Table, out)
+    let report = CheckReport { from: version.side, ..b.checker.check_version(&v, &id(dst)?)? };
+    super::check::render(&report, false, Output::Table, out)?;
+    Ok(report)
 }
 
 /// `devmig demo`.
 pub fn demo(registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
-    let lab = build(registry)?;
-    line(out, "devmig demo: two example hosts, built as kernel-shaped sysfs trees in temp dirs.")?;
-    line(out, "These trees are plain files, which accept any write, so no device here has a kernel")?;
-    line(out, "migration_version attribute: devmig's vendor models supply versions and decisions")?;
-    line(out, "(\"[model ...]\" below), exactly as on a host whose kernel lacks the attribute.")?;
-    line(out, "\n# host A")?;
-    super::inventory::list(&lab.a, Output::Table, out)?;
+    super::sim::require_root("devmig demo")?;
+    let a = mount(EXAMPLE_HOST_A, "hostA", registry)?;
+    let b = mount(EXAMPLE_HOST_B, "hostB", registry)?;
+    line(out, "devmig demo: two emulated hosts, mounted with simfs (a FUSE emulation of sysfs):")?;
+    line(out, format!("  hostA on {}\n  hostB on {}", a.mounted.path().display(), b.mounted.path().display()))?;
+    line(out, "Writes into migration_version go through the kernel's FUSE driver to the vendor model,")?;
+    line(out, "which accepts or fails the write(2) with a real errno, as a driver would. ([kernel] below.)")?;
+    line(out, "\n# hostA")?;
+    super::inventory::list(&a.checker, Output::Table, out)?;
 
     pair(
-        &lab,
-        "Intel GVT-g: GVTg_V5_4 x2 -> GVTg_V5_8 x4 (same share, newer minor driver): compatible",
+        &a,
+        &b,
+        "Intel GVT-g: GVTg_V5_4 x2 -> GVTg_V5_8 x4 (same share, newer minor): compatible",
         A_VGPU,
-        B_VGPU_HALF,
+        B_HALF,
         out,
     )?;
-    pair(&lab, "Intel GVT-g: half a GPU -> an eighth: incompatible", A_VGPU, B_VGPU_EIGHTH, out)?;
-    pair(&lab, "Intel GVT-g: to an mdev type before the target exists", A_VGPU, "0000:00:02.0/i915-GVTg_V5_2", out)?;
-    pair(&lab, "NVMe VF: same remote storage, spelled differently: compatible", "0000:3d:00.1", "0000:3d:00.1", out)?;
-    pair(&lab, "NVMe VF: other remote storage: incompatible", "0000:3d:00.1", "0000:3d:00.2", out)?;
-    pair(&lab, "QAT hybrid: SIOV mdev -> VF with a crypto superset: compatible", A_QAT, "0000:6b:00.1", out)?;
-    pair(&lab, "mtty: mtty-2 -> same type: identical", A_MTTY, "mtty/mtty-2", out)?;
-    pair(&lab, "mtty: 2 ports -> 1 port: incompatible", A_MTTY, B_MTTY, out)?;
+    pair(
+        &a,
+        &b,
+        "Intel GVT-g: half a GPU -> an eighth: the write fails with EINVAL; the model says why",
+        A_VGPU,
+        B_EIGHTH,
+        out,
+    )?;
+    pair(&b, &a, "Intel GVT-g: newer minor driver -> older: incompatible (directional)", B_HALF, A_VGPU, out)?;
+    pair(&a, &b, "NVMe VF: same remote storage, spelled differently: compatible", "0000:3d:00.1", "0000:3d:00.1", out)?;
+    pair(&a, &b, "NVMe VF: other remote storage: incompatible", "0000:3d:00.1", "0000:3d:00.2", out)?;
+    pair(
+        &a,
+        &b,
+        "NVMe VF without a kernel attribute: devmig's model decides ([model])",
+        "0000:3d:00.1",
+        "0000:5e:00.2",
+        out,
+    )?;
+    pair(&a, &b, "NVMe VF whose driver does not support migration: ENODEV", "0000:3d:00.1", "0000:5e:00.3", out)?;
+    pair(&a, &b, "QAT hybrid: SIOV mdev -> VF with a crypto superset: compatible", A_QAT, "0000:6b:00.1", out)?;
+    pair(&b, &a, "QAT: VF with chacha20 -> VF without it: incompatible", "0000:6b:00.1", "0000:6b:00.1", out)?;
+    pair(&a, &b, "mtty: mtty-2 -> mtty-2 type: identical", A_MTTY, "mtty/mtty-2", out)?;
+    pair(&a, &b, "mtty: 2 ports -> 1 port: incompatible", A_MTTY, B_MTTY, out)?;
 
-    line(out, format!("\n## step a then step b: targets on host B for host A's vGPU {A_VGPU}"))?;
-    let version = lab.a.version(&A_VGPU.parse::<DeviceId>()?)?.side.version.unwrap_or_default();
+    pair(
+        &a,
+        &b,
+        "Before the target exists: a GVT-g type (compatible; hostB has 3/8 of its GPU free, so no room)",
+        A_VGPU,
+        "0000:00:02.0/i915-GVTg_V5_8",
+        out,
+    )?;
+    let qat_type = "0000:6b:00.0/qat_4xxx-vqat";
+    pair(&a, &b, "Before the target exists: the QAT SIOV type", A_QAT, qat_type, out)?;
+    let type_dir = b.mounted.path().join("sys/class/mdev_bus/0000:6b:00.0/mdev_supported_types/qat_4xxx-vqat");
+    let write = |path: &std::path::Path, data: &str| {
+        std::fs::write(path, data).map_err(|e| CliError::Io { what: format!("writing {}", path.display()), source: e })
+    };
+    line(out, format!("\n## Create the target: echo {NEW_MDEV} > /sys/class/mdev_bus/{qat_type}/create"))?;
+    write(&type_dir.join("create"), NEW_MDEV)?;
+    pair(&a, &b, "Check the new mdev", A_QAT, NEW_MDEV, out)?;
+    let mdev_dir = b.mounted.path().join(format!("sys/bus/mdev/devices/{NEW_MDEV}"));
+    line(out, format!("\n## Remove it: echo 1 > /sys/bus/mdev/devices/{NEW_MDEV}/remove"))?;
+    write(&mdev_dir.join("remove"), "1")?;
+    line(out, format!("removed: {}", !mdev_dir.exists()))?;
+
+    line(out, format!("\n## step a then step b on hostB for hostA's vGPU {A_VGPU}"))?;
+    let version = a.checker.version(&id(A_VGPU)?)?.side.version.unwrap_or_default();
     let args = crate::cli::MatchArgs {
         device: None,
         source: crate::cli::SourceArgs { version: Some(version), version_file: None },
     };
-    super::matching::matching(&lab.b, &args, Output::Table, out)?;
+    super::matching::matching(&b.checker, &args, Output::Table, out)?;
 
-    line(out, "\nNot shown yet: the kernel write path, mdev create/remove through sysfs, and fault")?;
-    line(out, "injection. They need the FUSE sysfs emulator (simfs), which is not built yet.")?;
+    let (pa, pb) = (a.mounted.path().to_path_buf(), b.mounted.path().to_path_buf());
+    a.mounted.unmount()?;
+    b.mounted.unmount()?;
+    line(out, format!("\nunmounted {} and {}", pa.display(), pb.display()))?;
     Ok(0)
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod inventory;
 pub mod matching;
+pub mod sim;
 pub mod version;
 
 use std::io::Read;
