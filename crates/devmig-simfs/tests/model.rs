@@ -1,0 +1,129 @@
+//! The FUSE-free host model, without a mount: sysfs semantics by inode, and a
+//! property test of create/remove/aggregator against a simple reference model.
+use std::collections::BTreeMap;
+
+use devmig_simfs::host::{Errno, Host};
+use devmig_simfs::spec::{EXAMPLE_HOST_A, HostSpec};
+use devmig_vendors::{Catalog, Registry};
+use proptest::prelude::*;
+
+fn host() -> Host {
+    HostSpec::from_toml(EXAMPLE_HOST_A, "a", &Catalog::embedded())
+        .expect("spec")
+        .build(Registry::new(Catalog::embedded()), "a")
+        .expect("build")
+}
+
+fn ino(h: &Host, rel: &str) -> u64 {
+    h.nodes().lookup(rel, true).unwrap_or_else(|| panic!("{rel} missing"))
+}
+
+const GPU_TYPES: &str = "sys/class/mdev_bus/0000:00:02.0/mdev_supported_types";
+const TYPES: [(&str, u32); 4] =
+    [("i915-GVTg_V5_1", 8), ("i915-GVTg_V5_2", 4), ("i915-GVTg_V5_4", 2), ("i915-GVTg_V5_8", 1)];
+
+#[test]
+fn attribute_semantics_without_a_mount() {
+    let mut h = host();
+    let v = ino(&h, "sys/bus/mdev/devices/4b20d080-1b54-4048-85b3-a6a62d165c01/migration_version");
+    let own = h.read(v).expect("show");
+    assert_eq!(h.write(v, &own), Ok(own.len()), "its own string, newline and all");
+    assert_eq!(h.write(v, b"i915-v9-8086-591d-i915-GVTg_V5_4-2"), Err(Errno(libc::EINVAL)));
+    assert_eq!(h.open(ino(&h, "sys/bus/pci/devices/0000:00:02.0/vendor"), false, true), Err(Errno(libc::EACCES)));
+    let mut long = own.clone();
+    long.resize(10_000, b'x');
+    assert_eq!(h.write(v, &long), Err(Errno(libc::EINVAL)), "cut to 4096 bytes, then judged");
+    let cut = &long[..4096];
+    assert_eq!(h.write(v, cut), Err(Errno(libc::EINVAL)));
+}
+
+/// The reference: a GPU of 8 units; type i costs 8/N units per instance; mdevs by uuid.
+#[derive(Default)]
+struct Reference {
+    mdevs: BTreeMap<u8, (usize, u32)>,
+}
+
+impl Reference {
+    fn used(&self) -> u32 {
+        self.mdevs.values().map(|(t, a)| TYPES[*t].1 * a).sum::<u32>() + 4 // host A's existing vGPU holds 4 units
+    }
+    fn available(&self, t: usize) -> u32 {
+        (8 - self.used()) / TYPES[t].1
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(u8, usize),
+    Remove(u8),
+    Aggregate(u8, u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6, 0usize..4).prop_map(|(u, t)| Op::Create(u, t)),
+        (0u8..6).prop_map(Op::Remove),
+        (0u8..6, 0u32..5).prop_map(|(u, a)| Op::Aggregate(u, a)),
+    ]
+}
+
+fn uuid(u: u8) -> String {
+    format!("00000000-0000-4000-8000-0000000000{u:02x}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn create_remove_aggregate_match_the_reference(ops in prop::collection::vec(op(), 1..30)) {
+        let mut h = host();
+        let mut r = Reference::default();
+        for op in ops {
+            match op {
+                Op::Create(u, t) => {
+                    let create = ino(&h, &format!("{GPU_TYPES}/{}/create", TYPES[t].0));
+                    let expect = if r.mdevs.contains_key(&u) {
+                        Err(Errno(libc::EEXIST))
+                    } else if r.available(t) < 1 {
+                        Err(Errno(libc::EUSERS))
+                    } else {
+                        r.mdevs.insert(u, (t, 1));
+                        Ok(37)
+                    };
+                    prop_assert_eq!(h.write(create, format!("{}\n", uuid(u)).as_bytes()), expect);
+                }
+                Op::Remove(u) => {
+                    let exists = r.mdevs.remove(&u).is_some();
+                    let path = format!("sys/bus/mdev/devices/{}/remove", uuid(u));
+                    match h.nodes().lookup(&path, true) {
+                        Some(i) => {
+                            prop_assert!(exists);
+                            prop_assert_eq!(h.write(i, b"1"), Ok(1));
+                        }
+                        None => prop_assert!(!exists),
+                    }
+                }
+                Op::Aggregate(u, a) => {
+                    let Some(&(t, old)) = r.mdevs.get(&u) else { continue };
+                    let i = ino(&h, &format!("sys/bus/mdev/devices/{}/aggregator", uuid(u)));
+                    let cost = TYPES[t].1;
+                    let expect = if a == 0 || a * cost > 8 {
+                        Err(Errno(libc::EINVAL))
+                    } else if r.used() - old * cost + a * cost > 8 {
+                        Err(Errno(libc::EUSERS))
+                    } else {
+                        r.mdevs.insert(u, (t, a));
+                        Ok(2)
+                    };
+                    prop_assert_eq!(h.write(i, format!("{a}\n").as_bytes()), expect);
+                }
+            }
+            for (t, (name, _)) in TYPES.iter().enumerate() {
+                let avail = h.read(ino(&h, &format!("{GPU_TYPES}/{name}/available_instances"))).expect("read");
+                prop_assert_eq!(String::from_utf8_lossy(&avail).trim().parse::<u32>().ok(), Some(r.available(t)), "{}", name);
+            }
+            let listed = h.nodes().lookup("sys/bus/mdev/devices", true).map(|d| h.readdir(d).expect("readdir").len() - 2);
+            prop_assert_eq!(listed, Some(r.mdevs.len() + 3));
+        }
+    }
+}

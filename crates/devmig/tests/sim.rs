@@ -1,0 +1,82 @@
+//! `devmig sim mount` as an operator runs it: foreground, SIGTERM unmounts,
+//! and a mount left dead by kill -9 is detached by the next mount.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Detaches whatever is still mounted on the path when the test ends, even by panic.
+struct Detach(PathBuf);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: c is a valid NUL-terminated path; umount2 only reads it. Failure (nothing mounted) is fine.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+fn mounted_on(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(path.to_str().expect("utf-8")))
+}
+
+/// Starts `devmig sim mount DIR` and waits (with a deadline) for it to say it mounted.
+fn start(dir: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .args(["sim", "mount"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the child never writes into a closed pipe.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("sim mount reported within 20 s");
+    assert!(line.starts_with("mounted host host-a"), "{line}");
+    child
+}
+
+fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        std::thread::yield_now();
+    }
+    None
+}
+
+#[test]
+fn sigterm_unmounts_and_a_killed_mount_is_detached_next_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let _guard = Detach(path.clone());
+
+    let mut first = start(&path);
+    assert!(mounted_on(&path));
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    let err = std::fs::metadata(path.join("sys")).expect_err("the server is gone");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "a dead mount is left behind");
+
+    let mut second = start(&path);
+    let list =
+        Command::new(env!("CARGO_BIN_EXE_devmig")).arg("--sysfs-root").arg(&path).arg("list").output().expect("list");
+    assert!(list.status.success() && String::from_utf8_lossy(&list.stdout).contains("0000:3d:00.1"));
+
+    // SAFETY: kill with a valid pid of our own child and a standard signal.
+    assert_eq!(unsafe { libc::kill(second.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = wait(&mut second, Duration::from_secs(20)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!mounted_on(&path), "SIGTERM unmounted");
+}
