@@ -1,18 +1,20 @@
 //! The thin `fuser` adapter: every call goes to the FUSE-free [`Host`];
 //! fuser's types stay in this module.
 use std::ffi::OsStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenAccMode,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, Notifier,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 
 use crate::host::{self, Host, Kind};
 
-/// Entries and attributes are never cached: every lookup and getattr reaches the host.
-const TTL: Duration = Duration::ZERO;
+/// How long the kernel may cache entries and attributes. File contents are never cached
+/// (direct I/O); entries that go away (a removed mdev) are invalidated when they do.
+const TTL: Duration = Duration::from_secs(3600);
 
 /// Replies held back by a `hang` fault; dropped (answered EIO by fuser) at unmount.
 #[derive(Default)]
@@ -34,6 +36,8 @@ pub(crate) struct SimFs {
     pub(crate) host: Arc<Mutex<Host>>,
     pub(crate) parked: Arc<Parked>,
     pub(crate) mounted_at: SystemTime,
+    /// Set once the session runs: tells the kernel which cached entries died.
+    pub(crate) notifier: Arc<OnceLock<Notifier>>,
 }
 
 fn errno(e: host::Errno) -> Errno {
@@ -110,6 +114,12 @@ fn locked(host: &Mutex<Host>) -> MutexGuard<'_, Host> {
 }
 
 impl Filesystem for SimFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Symlink targets never change while their entry lives; let the kernel keep them.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let h = self.host();
         let found = name
@@ -154,7 +164,8 @@ impl Filesystem for SimFs {
         if mode.is_some() || uid.is_some() || gid.is_some() {
             return reply.error(Errno::EPERM);
         }
-        match self.host().stat(ino.0) {
+        let st = self.host().stat(ino.0);
+        match st {
             Ok(st) => reply.attr(&TTL, &self.attr(ino.0, st)),
             Err(e) => reply.error(errno(e)),
         }
@@ -214,10 +225,23 @@ impl Filesystem for SimFs {
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let (host, ino, data) = (Arc::clone(&self.host), ino.0, data.to_vec());
-        self.with_fault(ino, true, reply, ReplyWrite::error, move |reply| match locked(&host).write(ino, &data) {
-            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
-            Err(e) => reply.error(errno(e)),
+        let (host, ino, data, notifier) = (Arc::clone(&self.host), ino.0, data.to_vec(), Arc::clone(&self.notifier));
+        self.with_fault(ino, true, reply, ReplyWrite::error, move |reply| {
+            let (result, gone) = {
+                let mut h = locked(&host);
+                (h.write(ino, &data), h.take_invalidations())
+            };
+            // Before answering, so no caller sees a removed mdev in the kernel's cache.
+            if let Some(n) = notifier.get() {
+                for (dir, name) in gone {
+                    // ENOENT only means the kernel had not cached it.
+                    let _ = n.inval_entry(INodeNo(dir), OsStr::new(&name));
+                }
+            }
+            match result {
+                Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
+                Err(e) => reply.error(errno(e)),
+            }
         });
     }
 

@@ -94,6 +94,8 @@ pub struct Host {
     pub(crate) types: BTreeMap<String, MdevType>,
     pub(crate) mdevs: BTreeMap<String, Mdev>,
     pub(crate) faults: HashMap<Ino, Fault>,
+    /// Entries removed and not yet reported by [`Host::take_invalidations`].
+    pub(crate) invalidations: Vec<(Ino, String)>,
 }
 
 /// What a node is, for getattr.
@@ -168,6 +170,12 @@ impl Host {
                 Stat { kind: Kind::File, perm, size }
             }
         })
+    }
+
+    /// Entries removed since the last call, as (directory, name): what the
+    /// kernel's dentry cache must forget.
+    pub fn take_invalidations(&mut self) -> Vec<(Ino, String)> {
+        std::mem::take(&mut self.invalidations)
     }
 
     /// lookup.
@@ -331,7 +339,9 @@ impl Host {
             .flatten()
         {
             // Each is present by construction; a missing one only means less to remove.
-            let _ = self.nodes.remove(&rel);
+            if let Ok(entry) = self.nodes.remove(&rel) {
+                self.invalidations.push(entry);
+            }
         }
         self.faults.retain(|ino, _| self.nodes.get(*ino).is_some());
         Ok(())

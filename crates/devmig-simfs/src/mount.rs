@@ -65,14 +65,23 @@ pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
     .map_err(|e| SimError::Mount { what: "mounting on", path: path.into(), source: e.into() })?;
     let host = Arc::new(Mutex::new(host));
     let parked = Arc::new(Parked::default());
-    let fs = SimFs { host: Arc::clone(&host), parked: Arc::clone(&parked), mounted_at: SystemTime::now() };
+    let notifier = Arc::new(std::sync::OnceLock::new());
+    let fs = SimFs {
+        host: Arc::clone(&host),
+        parked: Arc::clone(&parked),
+        mounted_at: SystemTime::now(),
+        notifier: Arc::clone(&notifier),
+    };
     let mut config = Config::default();
     config.acl = SessionACL::All;
+    config.n_threads = Some(2);
     let mut mounted = Mounted { path: path.into(), host, parked, session: None };
     // The kernel queued FUSE_INIT at mount(2); from_fd answers it.
     let session = Session::from_fd(fs, OwnedFd::from(dev), SessionACL::All, config)
         .map_err(err("starting the FUSE session on"))?;
-    mounted.session = Some(session.spawn().map_err(err("starting the FUSE thread for"))?);
+    let background = session.spawn().map_err(err("starting the FUSE thread for"))?;
+    let _ = notifier.set(background.notifier());
+    mounted.session = Some(background);
     Ok(mounted)
 }
 

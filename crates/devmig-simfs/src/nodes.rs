@@ -205,13 +205,18 @@ impl Nodes {
     }
 
     /// Unlinks `rel` (without following a final link) and marks everything under it dead.
-    pub fn remove(&mut self, rel: &str) -> io::Result<()> {
+    /// Returns the directory it was in and its name (what a kernel cache must forget).
+    pub fn remove(&mut self, rel: &str) -> io::Result<(Ino, String)> {
         let ino = self.lookup(rel, false).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
         let parent = self.parent(ino).ok_or_else(|| io::Error::other("no parent"))?;
+        let mut name = String::new();
         if let Some(Node::Dir(entries)) =
             self.slots.get_mut(usize::try_from(parent - 1).unwrap_or(usize::MAX)).map(|s| &mut s.node)
         {
-            entries.retain(|_, i| *i != ino);
+            if let Some(n) = entries.iter().find(|(_, i)| **i == ino).map(|(n, _)| n.clone()) {
+                entries.remove(&n);
+                name = n;
+            }
         }
         let mut stack = vec![ino];
         while let Some(i) = stack.pop() {
@@ -221,7 +226,7 @@ impl Nodes {
                 stack.extend(entries.values().copied());
             }
         }
-        Ok(())
+        Ok((parent, name))
     }
 }
 

@@ -398,6 +398,7 @@ impl HostSpec {
             types: BTreeMap::new(),
             mdevs: BTreeMap::new(),
             faults: HashMap::new(),
+            invalidations: Vec::new(),
         };
         self.lay_out_static(&mut host.nodes).map_err(SimError::Build)?;
         // What an installed mdevctl package adds outside /sys: mdevctl checks for these
