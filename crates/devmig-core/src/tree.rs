@@ -330,7 +330,7 @@ pub enum ExampleHost {
     B,
 }
 
-/// mdev UUIDs of the example hosts.
+/// mdev UUIDs of the example hosts (also those of simfs's example specs, whose tests use them).
 pub mod example_uuids {
     /// Host A: a GVTg_V5_4 x2 vGPU (half a GPU).
     pub const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";

@@ -4,12 +4,9 @@ mod common;
 use common::{codes, cross, host_a, host_b, id};
 use devmig_core::{MigrationSupport, Provenance, Verdict};
 
-const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
-const A_MTTY: &str = "4b20d080-1b54-4048-85b3-a6a62d165c02";
-const A_QAT: &str = "4b20d080-1b54-4048-85b3-a6a62d165c03";
-const B_HALF: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01";
-const B_EIGHTH: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02";
-const B_MTTY: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a03";
+use devmig_core::tree::example_uuids::{
+    A_MTTY, A_QAT, A_VGPU, B_MTTY, B_VGPU_EIGHTH as B_EIGHTH, B_VGPU_HALF as B_HALF,
+};
 
 #[test]
 fn every_model_through_the_kernel_write_path() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{host_a, host_b, id, mount_spec};
 use devmig_core::Verdict;
 
-const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+use devmig_core::tree::example_uuids::A_VGPU;
 
 fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())

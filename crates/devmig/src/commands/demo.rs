@@ -2,6 +2,9 @@
 use std::io::Write;
 use std::time::Duration;
 
+use devmig_core::tree::example_uuids::{
+    A_MTTY, A_QAT, A_VGPU, B_MTTY, B_VGPU_EIGHTH as B_EIGHTH, B_VGPU_HALF as B_HALF,
+};
 use devmig_core::{CheckReport, Checker, DeviceId, SysfsRoot};
 use devmig_simfs::spec::{EXAMPLE_HOST_A, EXAMPLE_HOST_B};
 use devmig_simfs::{HostSpec, Mounted};
@@ -11,12 +14,6 @@ use crate::cli::Output;
 use crate::error::CliError;
 use crate::output::line;
 
-const A_VGPU: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
-const A_MTTY: &str = "4b20d080-1b54-4048-85b3-a6a62d165c02";
-const A_QAT: &str = "4b20d080-1b54-4048-85b3-a6a62d165c03";
-const B_HALF: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01";
-const B_EIGHTH: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02";
-const B_MTTY: &str = "9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a03";
 /// The target mdev the demo creates on host B (for host A's QAT SIOV mdev).
 const NEW_MDEV: &str = "c0ffee00-0000-4000-8000-000000000001";
 
