@@ -60,7 +60,12 @@ pub struct Checker {
 impl Checker {
     /// A checker bounding every sysfs operation by `timeout`.
     pub fn new(root: SysfsRoot, registry: Registry, timeout: Duration) -> Self {
-        Checker { root, io: SysfsIo::new(timeout), registry }
+        Self::with_io(root, registry, SysfsIo::new(timeout))
+    }
+
+    /// A checker on a given I/O pool (a server sizes it for its concurrency).
+    pub fn with_io(root: SysfsRoot, registry: Registry, io: SysfsIo) -> Self {
+        Checker { root, io, registry }
     }
 
     /// The sysfs root.

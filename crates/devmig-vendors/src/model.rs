@@ -33,6 +33,13 @@ pub trait VendorModel: Send + Sync + Debug {
     /// What a target's attributes must satisfy to possibly accept `source`.
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError>;
 
+    /// Per-instance settings to copy from `source` into a target mdev created
+    /// from the type `target` (attribute name -> value), such as GVT-g's
+    /// aggregator; the structured follow-up RFC's `dynamic_resources`.
+    fn dynamic_resources(&self, _source: &str, _target: &DeviceFacts) -> Result<Vec<(String, String)>, VendorError> {
+        Ok(Vec::new())
+    }
+
     /// Names of per-device configuration attributes the model reads from the
     /// device's sysfs directory into [`DeviceFacts::params`].
     fn param_files(&self) -> &'static [&'static str] {

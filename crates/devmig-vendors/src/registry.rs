@@ -84,6 +84,11 @@ impl Registry {
         model.decide(source, target)
     }
 
+    /// Settings to copy from `source` into an mdev created from the type `target`.
+    pub fn dynamic_resources(&self, source: &str, target: &DeviceFacts) -> Result<Vec<(String, String)>, VendorError> {
+        self.model_for_device(target).ok_or(VendorError::NoModel)?.dynamic_resources(source, target)
+    }
+
     /// The step-a attributes of `dev`.
     pub fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
         self.model_for_device(dev).ok_or(VendorError::NoModel)?.attributes(dev)

@@ -142,3 +142,21 @@ fn foreign_and_broken_strings_are_rejected_not_accepted() {
     let no_version = DeviceFacts::mdev("0000:00:02.0", "8086:591d", "i915", None, "i915-GVTg_V5_8", 1);
     assert!(matches!(r.version(&no_version), Err(VendorError::Unsupported { .. })));
 }
+
+#[test]
+fn gvt_dynamic_resources_carry_the_share_into_a_new_mdev() {
+    let r = registry();
+    let half = r.version(&gvt("8086:591d", "1.2.0", "i915-GVTg_V5_4", 2)).expect("v");
+    let ty = |t: &str| DeviceFacts::mdev_type("0000:00:02.0", "8086:591d", "i915", Some("1.2.0"), t);
+    assert_eq!(
+        r.dynamic_resources(&half, &ty("i915-GVTg_V5_8")).expect("fits"),
+        [("aggregator".to_string(), "4".to_string())]
+    );
+    assert_eq!(
+        r.dynamic_resources(&half, &ty("i915-GVTg_V5_2")).expect("fits"),
+        [("aggregator".to_string(), "1".to_string())]
+    );
+    assert!(r.dynamic_resources(&half, &ty("i915-GVTg_V5_1")).is_err(), "a whole GPU type cannot hold half");
+    let m = DeviceFacts::mdev_type("mtty", "", "mtty", Some("0.1"), "mtty-2");
+    assert!(r.dynamic_resources("mtty-v1-0.1.0-mtty-2", &m).expect("none").is_empty());
+}

@@ -265,6 +265,20 @@ impl VendorModel for GvtModel {
         Ok(first_failure(&self.pair(source, target)?.outcomes(&self.catalog)))
     }
 
+    fn dynamic_resources(&self, source: &str, target: &DeviceFacts) -> Result<Vec<(String, String)>, VendorError> {
+        let (s, ns) = self.source(source)?;
+        let t = self.target(target)?;
+        let nt = self.instances(&t.mdev_type).unwrap_or(1);
+        // The same share of a GPU: a_t = a_s * n_t / n_s, when that is a whole number of instances.
+        if (s.aggregator * nt) % ns != 0 || s.aggregator * nt / ns == 0 {
+            return Err(VendorError::unsupported(
+                NAME,
+                format!("{} cannot hold {}/{} of a GPU", t.mdev_type, s.aggregator, ns),
+            ));
+        }
+        Ok(vec![("aggregator".to_string(), (s.aggregator * nt / ns).to_string())])
+    }
+
     fn attributes(&self, dev: &DeviceFacts) -> Result<Attributes, VendorError> {
         let t = self.target(dev)?;
         let n = self.instances(&t.mdev_type).unwrap_or(1);
