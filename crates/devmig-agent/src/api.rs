@@ -1,0 +1,418 @@
+//! The REST API under `/api/v1`: one route table builds both the router and the OpenAPI document.
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AgentError;
+use crate::service::{Agent, ClaimRequest};
+use crate::tokens::{Scope, Tokens};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Shared state of the routes.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    /// Accepted tokens.
+    pub tokens: Arc<Tokens>,
+}
+
+/// Who called (the token's name), for the audit log.
+#[derive(Clone, Debug)]
+struct Caller(String);
+
+/// One route: what builds the router and what documents it.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path under the server root (OpenAPI syntax: `{id}`).
+    pub path: &'static str,
+    /// Scope needed; `None` for anonymous probes.
+    pub scope: Option<Scope>,
+    /// One line.
+    pub summary: &'static str,
+    /// Request body schema, if any.
+    pub body: Option<fn() -> Value>,
+    /// Status codes it answers with, and what each means.
+    pub responses: &'static [(u16, &'static str)],
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+const AUTH_ERRORS: [(u16, &str); 2] =
+    [(401, "no or unknown bearer token"), (403, "the token's scope does not allow this")];
+
+fn version_body() -> Value {
+    json!({"type": "object", "required": ["version"], "additionalProperties": false,
+           "properties": {"version": {"type": "string", "maxLength": 4095, "description": "the source's migration_version (printable ASCII)"}}})
+}
+
+fn claim_body() -> Value {
+    json!({"type": "object", "required": ["migration_id", "source_version", "target", "ttl_seconds"], "additionalProperties": false,
+           "properties": {
+             "migration_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+             "source_version": {"type": "string", "maxLength": 4095},
+             "target": {"oneOf": [
+                {"type": "object", "required": ["device"], "properties": {"device": {"type": "string"}}, "additionalProperties": false},
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "description": "PARENT/TYPE-ID: create a new mdev"}}, "additionalProperties": false},
+                {"const": "any"}]},
+             "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}})
+}
+
+/// Every route the agent serves.
+pub fn routes() -> Vec<Route> {
+    let r = |method, path, scope, summary, body, responses, handler| Route {
+        method,
+        path,
+        scope,
+        summary,
+        body,
+        responses,
+        handler,
+    };
+    vec![
+        r(
+            Method::GET,
+            "/api/v1/devices",
+            Some(Scope::Read),
+            "every device (schema devmig.list/v1)",
+            None,
+            &[(200, "the inventory")],
+            || get(list_devices),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/devices/{id}",
+            Some(Scope::Read),
+            "one device",
+            None,
+            &[(200, "the device"), (400, "malformed id"), (404, "no such device")],
+            || get(show_device),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/devices/{id}/migration-version",
+            Some(Scope::Read),
+            "the device's version string and its source (kernel or model)",
+            None,
+            &[(200, "the version, or why there is none"), (400, "malformed id"), (404, "no such device")],
+            || get(device_version),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/devices/{id}/attributes",
+            Some(Scope::Read),
+            "typed step-a attributes",
+            None,
+            &[
+                (200, "the attributes"),
+                (400, "malformed id"),
+                (404, "no such device"),
+                (422, "no vendor model knows the device"),
+            ],
+            || get(device_attributes),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/devices/{id}/check",
+            Some(Scope::Admin),
+            "step b: the device judges a source version (writes to sysfs)",
+            Some(version_body),
+            &[
+                (200, "a verdict: identical, compatible or incompatible (schema devmig.check/v1)"),
+                (400, "malformed id, body or version"),
+                (404, "no such device"),
+                (413, "body too large"),
+                (504, "a sysfs operation timed out: verdict error"),
+            ],
+            || post(check_device),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/match",
+            Some(Scope::Admin),
+            "local targets passing step a, then step b",
+            Some(version_body),
+            &[
+                (200, "candidates (schema devmig.match/v1)"),
+                (400, "malformed body or unknown version format"),
+                (413, "body too large"),
+            ],
+            || post(match_version),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/claims",
+            Some(Scope::Admin),
+            "verify and reserve a target atomically (creating an mdev for a type); idempotent on migration_id",
+            Some(claim_body),
+            &[
+                (200, "the migration already holds this claim"),
+                (201, "claimed"),
+                (400, "malformed request"),
+                (404, "no such device"),
+                (409, "target claimed, migration id bound elsewhere, or nothing free"),
+                (413, "body too large"),
+                (422, "step b rejected the source (report attached)"),
+                (504, "a sysfs operation timed out"),
+            ],
+            || post(create_claim),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/claims",
+            Some(Scope::Read),
+            "active and orphaned claims",
+            None,
+            &[(200, "claims")],
+            || get(list_claims),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/claims/{id}",
+            Some(Scope::Admin),
+            "release a claim (removes an mdev it created)",
+            None,
+            &[(200, "the released claim"), (404, "no such claim")],
+            || delete(release_claim),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Some(Scope::Read),
+            "this document",
+            None,
+            &[(200, "OpenAPI 3.1")],
+            || get(openapi_json),
+        ),
+        r(Method::GET, "/metrics", Some(Scope::Read), "Prometheus text exposition", None, &[(200, "metrics")], || {
+            get(metrics)
+        }),
+        r(Method::GET, "/healthz", None, "liveness (anonymous, says nothing else)", None, &[(200, "alive")], || {
+            get(healthz)
+        }),
+        r(
+            Method::GET,
+            "/readyz",
+            None,
+            "readiness: sysfs root and claim store usable (anonymous)",
+            None,
+            &[(200, "ready"), (503, "not ready")],
+            || get(readyz),
+        ),
+    ]
+}
+
+/// The router: every route of the table, behind one auth check that reads the table.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in routes() {
+        router = router.route(route.path, (route.handler)());
+    }
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 document, built from [`routes`].
+pub fn openapi() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in routes() {
+        let mut responses = serde_json::Map::new();
+        let auth: &[(u16, &str)] = if route.scope.is_some() { &AUTH_ERRORS } else { &[] };
+        for (code, what) in route.responses.iter().chain(auth) {
+            let content = if *code >= 400 && *code != 504 {
+                json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})
+            } else {
+                json!({"application/json": {"schema": {"type": "object"}}})
+            };
+            responses.insert(code.to_string(), json!({"description": what, "content": content}));
+        }
+        let mut op = json!({"summary": route.summary, "responses": responses});
+        if route.path.contains("{id}") {
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"},
+                                      "description": "PCI address, mdev UUID, PARENT/TYPE-ID (URL-encoded), or claim id"}]);
+        }
+        if let Some(body) = route.body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body()}}});
+        }
+        match route.scope {
+            Some(s) => op["security"] = json!([{"bearer": [if s == Scope::Admin { "admin" } else { "read" }]}]),
+            None => op["security"] = json!([]),
+        }
+        let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        entry[route.method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "devmig agent", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Checks source migration_version strings against this host's devices and claims targets."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "code": {"type": "string"}, "report": {"type": "object"}}}}
+        }
+    })
+}
+
+/// The scope a request needs, from the route table (`None`: anonymous).
+fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
+    routes().into_iter().find(|r| r.method == method && r.path == path).and_then(|r| r.scope)
+}
+
+async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, AgentError> {
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let Some(scope) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AgentError::Unauthorized)?;
+    let (name, have) = state.tokens.authorize(presented.as_bytes()).ok_or(AgentError::Unauthorized)?;
+    if have < scope {
+        return Err(AgentError::Forbidden);
+    }
+    req.extensions_mut().insert(Caller(name.to_string()));
+    Ok(next.run(req).await)
+}
+
+/// Runs a blocking agent operation off the async threads.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, AgentError> + Send + 'static,
+) -> Result<R, AgentError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AgentError::Internal(format!("task: {e}")))?
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AgentError> {
+    match b {
+        Ok(Json(v)) => Ok(v),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(AgentError::TooLarge),
+        Err(r) => Err(AgentError::BadRequest(r.body_text())),
+    }
+}
+
+fn with_schema(schema: &str, v: impl serde::Serialize) -> Result<Json<Value>, AgentError> {
+    let mut v = serde_json::to_value(v).map_err(|e| AgentError::Internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("schema".into(), Value::String(schema.into()));
+    }
+    Ok(Json(v))
+}
+
+async fn list_devices(State(s): State<AppState>) -> Result<Json<Value>, AgentError> {
+    let inv = blocking(move || s.agent.devices()).await?;
+    with_schema("devmig.list/v1", inv)
+}
+
+async fn show_device(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AgentError> {
+    let d = blocking(move || s.agent.device(&id)).await?;
+    with_schema("devmig.show/v1", json!({"device": d}))
+}
+
+async fn device_version(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AgentError> {
+    let v = blocking(move || s.agent.version(&id)).await?;
+    with_schema("devmig.version/v1", v)
+}
+
+async fn device_attributes(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AgentError> {
+    let a = blocking(move || s.agent.attributes(&id)).await?;
+    with_schema("devmig.attributes/v1", a)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionBody {
+    version: String,
+}
+
+async fn check_device(
+    State(s): State<AppState>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+    b: Result<Json<VersionBody>, JsonRejection>,
+) -> Result<Response, AgentError> {
+    let VersionBody { version } = body(b)?;
+    let (who, target) = (caller.0.0.clone(), id.clone());
+    let report = blocking(move || s.agent.check(&id, &version)).await?;
+    tracing::info!(who, target, verdict = ?report.verdict, "check (sysfs write)");
+    let timed_out = report.verdict == devmig_core::Verdict::Error && report.reasons.iter().any(|r| r.code == "timeout");
+    let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::OK };
+    Ok((status, with_schema("devmig.check/v1", report)?).into_response())
+}
+
+async fn match_version(
+    State(s): State<AppState>,
+    b: Result<Json<VersionBody>, JsonRejection>,
+) -> Result<Json<Value>, AgentError> {
+    let VersionBody { version } = body(b)?;
+    let m = blocking(move || s.agent.match_version(&version)).await?;
+    with_schema("devmig.match/v1", m)
+}
+
+async fn create_claim(
+    State(s): State<AppState>,
+    caller: axum::Extension<Caller>,
+    b: Result<Json<ClaimRequest>, JsonRejection>,
+) -> Result<Response, AgentError> {
+    let req = body(b)?;
+    let who = caller.0.0.clone();
+    let (claim, created) = blocking(move || s.agent.claim(&req, &who)).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(claim)).into_response())
+}
+
+async fn list_claims(State(s): State<AppState>) -> Result<Json<Value>, AgentError> {
+    let claims = blocking(move || s.agent.claims()).await?;
+    Ok(Json(json!({"schema": "devmig.claims/v1", "claims": claims})))
+}
+
+async fn release_claim(
+    State(s): State<AppState>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AgentError> {
+    let who = caller.0.0.clone();
+    let claim = blocking(move || s.agent.release(&id, &who)).await?;
+    Ok(Json(serde_json::to_value(claim).map_err(|e| AgentError::Internal(e.to_string()))?))
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi())
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    (headers, s.agent.metrics.render()).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let ready = blocking(move || {
+        s.agent.claims()?;
+        std::fs::metadata(s.agent.checker().root().join("sys"))
+            .map_err(|e| AgentError::Internal(format!("sysfs root: {e}")))?;
+        Ok(())
+    })
+    .await;
+    match ready {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
+    }
+}

@@ -1,0 +1,197 @@
+//! Claims, persisted in SQLite (WAL). The database itself refuses a second
+//! active claim on one device or for one migration id (partial unique indexes).
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Where a claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimState {
+    /// The device is reserved.
+    Active,
+    /// Released by the caller.
+    Released,
+    /// Its ttl passed.
+    Expired,
+    /// Its device vanished while the agent was down (reported, not dropped).
+    Orphaned,
+}
+
+impl ClaimState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Active => "active",
+            ClaimState::Released => "released",
+            ClaimState::Expired => "expired",
+            ClaimState::Orphaned => "orphaned",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "active" => ClaimState::Active,
+            "released" => ClaimState::Released,
+            "expired" => ClaimState::Expired,
+            _ => ClaimState::Orphaned,
+        }
+    }
+}
+
+/// One claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    /// Claim id (UUID).
+    pub id: String,
+    /// The caller's migration id (idempotency key).
+    pub migration_id: String,
+    /// The reserved device.
+    pub device: String,
+    /// True when the agent created the device (an mdev) for this claim and removes it on release.
+    pub created_mdev: bool,
+    /// The source version the device accepted.
+    pub source_version: String,
+    /// What was asked: `device:<id>`, `type:<parent/type>` or `any`.
+    pub request: String,
+    /// State.
+    pub state: ClaimState,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// What happened to it, when it matters (orphaned, removal failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The claim store.
+#[derive(Debug)]
+pub struct ClaimStore {
+    db: Connection,
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
+    Ok(Claim {
+        id: r.get(0)?,
+        migration_id: r.get(1)?,
+        device: r.get(2)?,
+        created_mdev: r.get(3)?,
+        source_version: r.get(4)?,
+        request: r.get(5)?,
+        state: ClaimState::parse(&r.get::<_, String>(6)?),
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        note: r.get(9)?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, migration_id, device, created_mdev, source_version, request, state, created_at, expires_at, note";
+
+impl ClaimStore {
+    /// Opens (creating or migrating) `dir/claims.db`.
+    pub fn open(dir: &Path) -> rusqlite::Result<Self> {
+        let db = Connection::open(dir.join("claims.db"))?;
+        // WAL: readers never block the writer; NORMAL: a committed claim survives a crash of the agent.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 1 {
+            db.execute_batch(
+                "CREATE TABLE claims(
+                    id TEXT PRIMARY KEY,
+                    migration_id TEXT NOT NULL,
+                    device TEXT NOT NULL,
+                    created_mdev INTEGER NOT NULL,
+                    source_version TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    note TEXT);
+                 CREATE UNIQUE INDEX claims_active_device ON claims(device) WHERE state = 'active';
+                 CREATE UNIQUE INDEX claims_active_migration ON claims(migration_id) WHERE state = 'active';
+                 CREATE INDEX claims_expiry ON claims(expires_at) WHERE state = 'active';",
+            )?;
+            db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(ClaimStore { db })
+    }
+
+    /// Inserts an active claim. Fails (constraint) if the device or migration id already has one.
+    pub fn insert(&self, c: &Claim) -> rusqlite::Result<()> {
+        self.db.execute(
+            &format!("INSERT INTO claims({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                c.id,
+                c.migration_id,
+                c.device,
+                c.created_mdev,
+                c.source_version,
+                c.request,
+                c.state.as_str(),
+                c.created_at,
+                c.expires_at,
+                c.note
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The claim with `id`.
+    pub fn get(&self, id: &str) -> rusqlite::Result<Option<Claim>> {
+        self.db.query_row(&format!("SELECT {COLUMNS} FROM claims WHERE id = ?1"), [id], row).optional()
+    }
+
+    /// The active claim of a migration id.
+    pub fn active_for_migration(&self, migration_id: &str) -> rusqlite::Result<Option<Claim>> {
+        self.db
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM claims WHERE migration_id = ?1 AND state = 'active'"),
+                [migration_id],
+                row,
+            )
+            .optional()
+    }
+
+    /// The active claim on a device.
+    pub fn active_on_device(&self, device: &str) -> rusqlite::Result<Option<Claim>> {
+        self.db
+            .query_row(&format!("SELECT {COLUMNS} FROM claims WHERE device = ?1 AND state = 'active'"), [device], row)
+            .optional()
+    }
+
+    /// Claims that are active or orphaned (what an operator must see).
+    pub fn current(&self) -> rusqlite::Result<Vec<Claim>> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {COLUMNS} FROM claims WHERE state IN ('active', 'orphaned') ORDER BY created_at, id"
+        ))?;
+        st.query_map([], row)?.collect()
+    }
+
+    /// Active claims whose ttl has passed at `now`.
+    pub fn due(&self, now: i64) -> rusqlite::Result<Vec<Claim>> {
+        let mut st =
+            self.db.prepare(&format!("SELECT {COLUMNS} FROM claims WHERE state = 'active' AND expires_at <= ?1"))?;
+        st.query_map([now], row)?.collect()
+    }
+
+    /// Moves an active claim to `state`, with an optional note. False when it was not active.
+    pub fn finish(&self, id: &str, state: ClaimState, note: Option<&str>) -> rusqlite::Result<bool> {
+        let n = self.db.execute(
+            "UPDATE claims SET state = ?2, note = COALESCE(?3, note) WHERE id = ?1 AND state = 'active'",
+            params![id, state.as_str(), note],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Counts of claims by state.
+    pub fn counts(&self) -> rusqlite::Result<Vec<(ClaimState, i64)>> {
+        let mut st = self.db.prepare("SELECT state, COUNT(*) FROM claims GROUP BY state")?;
+        st.query_map([], |r| Ok((ClaimState::parse(&r.get::<_, String>(0)?), r.get(1)?)))?.collect()
+    }
+}

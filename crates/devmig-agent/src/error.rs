@@ -1,0 +1,208 @@
+//! The agent's errors, their HTTP status (one function) and their RFC 9457 problem documents.
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use devmig_core::{CheckReport, CoreError};
+use devmig_vendors::VendorError;
+use serde::Serialize;
+use thiserror::Error;
+
+/// Everything a request can fail with.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// No or unknown bearer token.
+    #[error("authentication required")]
+    Unauthorized,
+    /// The token's scope does not allow this.
+    #[error("this token's scope does not allow the operation")]
+    Forbidden,
+    /// A malformed request (body, parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the agent accepts.
+    #[error("request body too large")]
+    TooLarge,
+    /// No such claim.
+    #[error("no claim {0}")]
+    ClaimNotFound(String),
+    /// A conflict: target already claimed, migration id bound elsewhere, nothing free.
+    #[error("{detail}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// One sentence.
+        detail: String,
+    },
+    /// Step b said no: the report says why.
+    #[error("the target rejected the source version")]
+    Rejected(Box<CheckReport>),
+    /// A sysfs operation (or a wait for a busy device) did not finish in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// An error of the core library.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The claim store failed.
+    #[error("claim store")]
+    Store(#[from] rusqlite::Error),
+    /// A failure inside the agent (a task that did not finish, bad state).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The status code of an error: the one place that decides it.
+pub fn status_of(e: &AgentError) -> StatusCode {
+    match e {
+        AgentError::Unauthorized => StatusCode::UNAUTHORIZED,
+        AgentError::Forbidden => StatusCode::FORBIDDEN,
+        AgentError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AgentError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AgentError::ClaimNotFound(_) => StatusCode::NOT_FOUND,
+        AgentError::Conflict { .. } => StatusCode::CONFLICT,
+        AgentError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        AgentError::Core(c) => match c {
+            CoreError::InvalidId { .. } | CoreError::InvalidVersion(_) => StatusCode::BAD_REQUEST,
+            CoreError::Vendor(VendorError::UnknownVersion(_) | VendorError::BadVersion { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            CoreError::DeviceNotFound { .. } => StatusCode::NOT_FOUND,
+            CoreError::Vendor(VendorError::NoModel | VendorError::Unsupported { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            CoreError::Io { failure: devmig_core::IoFailure::Timeout { .. }, .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        AgentError::Store(_) | AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The stable problem code of an error.
+pub fn code_of(e: &AgentError) -> &'static str {
+    match e {
+        AgentError::Unauthorized => "unauthorized",
+        AgentError::Forbidden => "forbidden",
+        AgentError::BadRequest(_) => "bad_request",
+        AgentError::TooLarge => "body_too_large",
+        AgentError::ClaimNotFound(_) => "claim_not_found",
+        AgentError::Conflict { code, .. } => code,
+        AgentError::Rejected(_) => "target_rejected",
+        AgentError::Timeout(_) => "timeout",
+        AgentError::Core(CoreError::InvalidId { .. }) => "invalid_device_id",
+        AgentError::Core(CoreError::InvalidVersion(_)) => "invalid_version",
+        AgentError::Core(CoreError::DeviceNotFound { .. }) => "device_not_found",
+        AgentError::Core(CoreError::Vendor(VendorError::UnknownVersion(_) | VendorError::BadVersion { .. })) => {
+            "invalid_version"
+        }
+        AgentError::Core(CoreError::Vendor(_)) => "unsupported_device",
+        AgentError::Core(_) => "sysfs_error",
+        AgentError::Store(_) => "store_error",
+        AgentError::Internal(_) => "internal_error",
+    }
+}
+
+/// An RFC 9457 problem document, with devmig's stable `code` and, for rejections, the check report.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// `urn:devmig:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary (the status's reason phrase).
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened, with its whole cause chain (nothing about tokens).
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// The check report, when step b rejected a claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<CheckReport>>,
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+impl AgentError {
+    /// The problem document of this error.
+    pub fn problem(self) -> Problem {
+        let status = status_of(&self);
+        let code = code_of(&self);
+        let detail = match &self {
+            // Say nothing about which token or why.
+            AgentError::Unauthorized | AgentError::Forbidden => self.to_string(),
+            // Internals stay in the log.
+            AgentError::Store(_) | AgentError::Internal(_) => "internal error; see the agent's log".to_string(),
+            other => chain(other),
+        };
+        let report = if let AgentError::Rejected(r) = self { Some(r) } else { None };
+        Problem {
+            type_uri: format!("urn:devmig:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            status: status.as_u16(),
+            detail,
+            code,
+            report,
+        }
+    }
+}
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        if matches!(self, AgentError::Store(_) | AgentError::Internal(_)) {
+            tracing::error!(error = %chain(&self), "request failed");
+        }
+        let status = status_of(&self);
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        let bad_id = "../x".parse::<devmig_core::DeviceId>().expect_err("invalid");
+        let cases: Vec<(AgentError, u16, &str)> = vec![
+            (AgentError::Unauthorized, 401, "unauthorized"),
+            (AgentError::Forbidden, 403, "forbidden"),
+            (AgentError::BadRequest("x".into()), 400, "bad_request"),
+            (AgentError::TooLarge, 413, "body_too_large"),
+            (AgentError::ClaimNotFound("x".into()), 404, "claim_not_found"),
+            (AgentError::Conflict { code: "target_claimed", detail: "x".into() }, 409, "target_claimed"),
+            (AgentError::Timeout("x".into()), 504, "timeout"),
+            (AgentError::Core(bad_id), 400, "invalid_device_id"),
+            (AgentError::Core(CoreError::InvalidVersion("x".into())), 400, "invalid_version"),
+            (AgentError::Core(CoreError::DeviceNotFound { id: "x".into(), root: "/".into() }), 404, "device_not_found"),
+            (AgentError::Core(CoreError::Vendor(VendorError::NoModel)), 422, "unsupported_device"),
+            (AgentError::Internal("x".into()), 500, "internal_error"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!((status_of(&e).as_u16(), code_of(&e)), (status, code), "{e:?}");
+            let p = e.problem();
+            assert_eq!(
+                (p.status, p.code, p.type_uri.as_str()),
+                (status, code, format!("urn:devmig:problem:{code}").as_str())
+            );
+        }
+    }
+}

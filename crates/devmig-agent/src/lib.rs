@@ -1,0 +1,17 @@
+//! The devmig host agent: the destination-side service a management stack
+//! calls to check a source version against local devices and to claim a
+//! target atomically (one per host).
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod claims;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod service;
+pub mod tokens;
+
+pub use error::AgentError;
+pub use server::{AgentConfig, run};
+pub use service::{Agent, AgentOptions, ClaimRequest, ClaimTarget};
+pub use tokens::{Scope, Tokens};

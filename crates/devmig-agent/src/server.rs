@@ -1,0 +1,120 @@
+//! Serving: configuration, the expiry loop, graceful shutdown with a bound.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, app};
+use crate::{Agent, AgentOptions, Tokens};
+
+/// How long shutdown waits for requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The agent's configuration file (TOML); every key can also be given as a flag.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where /sys hangs.
+    #[serde(default = "default_root")]
+    pub sysfs_root: PathBuf,
+    /// The bearer token file.
+    pub token_file: PathBuf,
+    /// Where claims.db lives.
+    #[serde(default = "default_state")]
+    pub state_dir: PathBuf,
+    /// Bound on each sysfs operation, in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// sysfs I/O worker threads.
+    #[serde(default = "default_workers")]
+    pub io_workers: usize,
+    /// Log as JSON lines.
+    #[serde(default)]
+    pub log_json: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+fn default_root() -> PathBuf {
+    PathBuf::from("/")
+}
+fn default_state() -> PathBuf {
+    PathBuf::from("/var/lib/devmig")
+}
+fn default_timeout() -> u64 {
+    5000
+}
+fn default_workers() -> usize {
+    8
+}
+
+impl AgentConfig {
+    /// Parses a config file's text.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
+        let c: AgentConfig =
+            toml::from_str(text).map_err(|e| format!("agent config {origin}: {}", e.to_string().trim()))?;
+        if c.timeout_ms == 0 || c.io_workers == 0 {
+            return Err(format!("agent config {origin}: timeout_ms and io_workers must be at least 1"));
+        }
+        Ok(c)
+    }
+
+    /// Opens the agent this configuration describes.
+    pub fn open(&self, registry: devmig_vendors::Registry) -> Result<AppState, String> {
+        let tokens = Tokens::load(&self.token_file)?;
+        let options = AgentOptions {
+            sysfs_root: self.sysfs_root.clone(),
+            state_dir: self.state_dir.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+            io_workers: self.io_workers,
+        };
+        let agent = Agent::open(&options, registry).map_err(|e| format!("opening the agent: {e}"))?;
+        Ok(AppState { agent: Arc::new(agent), tokens: Arc::new(tokens) })
+    }
+}
+
+/// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let agent = Arc::clone(&state.agent);
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let a = Arc::clone(&agent);
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.expire()).await {
+                tracing::error!(error = %e, "expiring claims failed");
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut signalled = stop_rx.clone();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let bounded = async move {
+        let _ = signalled.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = bounded => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    expiry.abort();
+    result
+}

@@ -1,0 +1,362 @@
+//! The agent's operations, free of HTTP: what the routes call (on blocking threads).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use devmig_core::AttributesReport;
+use devmig_core::{
+    CheckReport, Checker, CoreError, Device, DeviceId, Inventory, IoFailure, MatchReport, SysfsIo, SysfsRoot,
+    VersionReport,
+};
+use devmig_vendors::Registry;
+use parking_lot::Mutex;
+use serde::Deserialize;
+
+use crate::claims::{Claim, ClaimState, ClaimStore};
+use crate::error::AgentError;
+use crate::metrics::Metrics;
+
+/// What the agent serves.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Where /sys hangs.
+    pub sysfs_root: PathBuf,
+    /// Where claims.db lives.
+    pub state_dir: PathBuf,
+    /// Bound on each sysfs operation (and on waiting for a busy device).
+    pub timeout: Duration,
+    /// sysfs I/O worker threads.
+    pub io_workers: usize,
+}
+
+/// What a claim reserves.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClaimTarget {
+    /// This device.
+    Device(String),
+    /// A new mdev of this type (`PARENT/TYPE-ID`), created for the claim.
+    Type(String),
+    /// Any unclaimed local device that accepts the source.
+    Any,
+}
+
+/// `POST /claims`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The caller's migration id: claiming twice with it returns the same claim.
+    pub migration_id: String,
+    /// The source's version string.
+    pub source_version: String,
+    /// What to reserve.
+    pub target: ClaimTarget,
+    /// Seconds until the claim expires (1..=86400).
+    pub ttl_seconds: u64,
+}
+
+/// The agent.
+#[derive(Debug)]
+pub struct Agent {
+    checker: Checker,
+    store: Mutex<ClaimStore>,
+    /// Serialises claim creation, release and expiry (each is check + write + insert).
+    claims: Mutex<()>,
+    device_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    timeout: Duration,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn valid_migration_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+impl Agent {
+    /// Opens the claim store and reconciles it with the devices present now.
+    pub fn open(o: &AgentOptions, registry: Registry) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(&o.state_dir)
+            .map_err(|e| AgentError::Internal(format!("state dir {}: {e}", o.state_dir.display())))?;
+        let io = SysfsIo::with_workers(o.timeout, o.io_workers);
+        let agent = Agent {
+            checker: Checker::with_io(SysfsRoot::new(&o.sysfs_root), registry, io),
+            store: Mutex::new(ClaimStore::open(&o.state_dir)?),
+            claims: Mutex::new(()),
+            device_locks: Mutex::new(HashMap::new()),
+            timeout: o.timeout,
+            metrics: Metrics::default(),
+        };
+        agent.restore()?;
+        Ok(agent)
+    }
+
+    /// Marks active claims whose device vanished as orphaned (reported, never dropped).
+    fn restore(&self) -> Result<(), AgentError> {
+        let store = self.store.lock();
+        for c in store.current()?.into_iter().filter(|c| c.state == ClaimState::Active) {
+            let gone = match c.device.parse::<DeviceId>() {
+                Ok(id) => matches!(self.checker.device(&id), Err(CoreError::DeviceNotFound { .. })),
+                Err(_) => true,
+            };
+            if gone {
+                store.finish(&c.id, ClaimState::Orphaned, Some("the device vanished while the agent was down"))?;
+                tracing::warn!(claim = %c.id, device = %c.device, "claim orphaned: device vanished");
+            }
+        }
+        self.metrics.set_claims(&store.counts()?);
+        Ok(())
+    }
+
+    /// The checker.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// Runs `f` holding `device`'s write lock, waiting at most the timeout for it.
+    fn with_device<R>(&self, device: &str, f: impl FnOnce() -> R) -> Result<R, AgentError> {
+        let lock = Arc::clone(self.device_locks.lock().entry(device.to_string()).or_default());
+        let _held = lock
+            .try_lock_for(self.timeout)
+            .ok_or_else(|| AgentError::Timeout(format!("device {device} stayed busy for {:?}", self.timeout)))?;
+        Ok(f())
+    }
+
+    /// Every device.
+    pub fn devices(&self) -> Result<Inventory, AgentError> {
+        Ok(self.checker.inventory()?)
+    }
+
+    /// One device.
+    pub fn device(&self, id: &str) -> Result<Device, AgentError> {
+        Ok(self.checker.device(&id.parse()?)?)
+    }
+
+    /// A device's version.
+    pub fn version(&self, id: &str) -> Result<VersionReport, AgentError> {
+        Ok(self.checker.version(&id.parse()?)?)
+    }
+
+    /// A device's step-a attributes.
+    pub fn attributes(&self, id: &str) -> Result<AttributesReport, AgentError> {
+        Ok(self.checker.attributes(&id.parse()?)?)
+    }
+
+    /// Step b of `version` on `id` (writes are serialised per device).
+    pub fn check(&self, id: &str, version: &str) -> Result<CheckReport, AgentError> {
+        let target: DeviceId = id.parse()?;
+        devmig_core::validate_version(version)?;
+        let started = Instant::now();
+        let report = self.with_device(&target.to_string(), || self.checker.check_version(version, &target))??;
+        self.metrics.observe_check(&report, started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    /// Local targets passing step a, then step b.
+    pub fn match_version(&self, version: &str) -> Result<MatchReport, AgentError> {
+        Ok(self.checker.match_version(version)?)
+    }
+
+    /// Current claims (active and orphaned).
+    pub fn claims(&self) -> Result<Vec<Claim>, AgentError> {
+        Ok(self.store.lock().current()?)
+    }
+
+    /// Creates (or, for a known migration id, returns) a claim. `true` when created.
+    pub fn claim(&self, req: &ClaimRequest, who: &str) -> Result<(Claim, bool), AgentError> {
+        if !valid_migration_id(&req.migration_id) {
+            return Err(AgentError::BadRequest("migration_id must be 1..128 of [A-Za-z0-9._:-]".into()));
+        }
+        devmig_core::validate_version(&req.source_version)?;
+        if !(1..=86_400).contains(&req.ttl_seconds) {
+            return Err(AgentError::BadRequest("ttl_seconds must be 1..=86400".into()));
+        }
+        let request = match &req.target {
+            ClaimTarget::Device(d) => format!("device:{}", d.parse::<DeviceId>()?),
+            ClaimTarget::Type(t) => match t.parse::<DeviceId>()? {
+                id @ DeviceId::MdevType { .. } => format!("type:{id}"),
+                _ => return Err(AgentError::BadRequest(format!("{t} is not PARENT/TYPE-ID"))),
+            },
+            ClaimTarget::Any => "any".to_string(),
+        };
+        let _serial = self.claims.lock();
+        self.expire_locked(now())?;
+        if let Some(existing) = self.store.lock().active_for_migration(&req.migration_id)? {
+            if existing.request == request && existing.source_version == req.source_version {
+                return Ok((existing, false));
+            }
+            return Err(AgentError::Conflict {
+                code: "migration_id_conflict",
+                detail: format!(
+                    "migration {} already holds claim {} for {}",
+                    req.migration_id, existing.id, existing.request
+                ),
+            });
+        }
+        let (device, created_mdev) = match &req.target {
+            ClaimTarget::Device(d) => (self.verify_unclaimed(d, &req.source_version)?, false),
+            ClaimTarget::Type(t) => (self.create_target(t, &req.source_version)?, true),
+            ClaimTarget::Any => (self.pick_any(&req.source_version)?, false),
+        };
+        let t = now();
+        let claim = Claim {
+            id: uuid::Uuid::new_v4().to_string(),
+            migration_id: req.migration_id.clone(),
+            device,
+            created_mdev,
+            source_version: req.source_version.clone(),
+            request,
+            state: ClaimState::Active,
+            created_at: t,
+            expires_at: t.saturating_add(i64::try_from(req.ttl_seconds).unwrap_or(86_400)),
+            note: None,
+        };
+        let store = self.store.lock();
+        if let Err(e) = store.insert(&claim) {
+            drop(store);
+            if claim.created_mdev {
+                self.remove_mdev(&claim.device);
+            }
+            return Err(e.into());
+        }
+        self.metrics.set_claims(&store.counts()?);
+        tracing::info!(who, claim = %claim.id, migration = %claim.migration_id, device = %claim.device, "claimed");
+        Ok((claim, true))
+    }
+
+    fn verify_unclaimed(&self, device: &str, version: &str) -> Result<String, AgentError> {
+        let id: DeviceId = device.parse()?;
+        let key = id.to_string();
+        if let Some(c) = self.store.lock().active_on_device(&key)? {
+            return Err(AgentError::Conflict {
+                code: "target_claimed",
+                detail: format!("{key} is held by claim {} (migration {})", c.id, c.migration_id),
+            });
+        }
+        let report = self.check(&key, version)?;
+        match report.verdict {
+            v if v.is_compatible() => Ok(key),
+            devmig_core::Verdict::Error => Err(AgentError::Timeout(format!(
+                "could not decide on {key}: {}",
+                report.reasons.first().map_or("", |r| r.message.as_str())
+            ))),
+            _ => Err(AgentError::Rejected(Box::new(report))),
+        }
+    }
+
+    fn pick_any(&self, version: &str) -> Result<String, AgentError> {
+        let m = self.match_version(version)?;
+        let store = self.store.lock();
+        let mut candidates = 0;
+        for c in m.accepted() {
+            let Ok(id) = c.device.parse::<DeviceId>() else { continue };
+            if matches!(id, DeviceId::MdevType { .. }) {
+                continue;
+            }
+            candidates += 1;
+            if store.active_on_device(&c.device)?.is_none() {
+                return Ok(c.device.clone());
+            }
+        }
+        Err(AgentError::Conflict {
+            code: "no_free_target",
+            detail: format!("{candidates} local devices accept the source and all are claimed"),
+        })
+    }
+
+    /// Creates an mdev of type `t` for `version`, carrying the source's per-instance settings.
+    fn create_target(&self, t: &str, version: &str) -> Result<String, AgentError> {
+        let ty: DeviceId = t.parse()?;
+        let report = self.check(&ty.to_string(), version)?;
+        if !report.verdict.is_compatible() {
+            return Err(AgentError::Rejected(Box::new(report)));
+        }
+        let facts = self.checker.device(&ty)?.facts.ok_or(CoreError::Vendor(devmig_vendors::VendorError::NoModel))?;
+        let settings = self.checker.registry().dynamic_resources(version, &facts).map_err(CoreError::Vendor)?;
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let root = self.checker.root();
+        let io = self.checker.io();
+        io.write(&root.join(ty.node_path()).join("create"), uuid.as_bytes()).map_err(|f| match f.errno() {
+            Some(libc::EUSERS) => {
+                AgentError::Conflict { code: "no_free_instance", detail: format!("{ty} has no free instance") }
+            }
+            _ => sysfs_error("creating the target mdev", f),
+        })?;
+        let mdev = DeviceId::Mdev(uuid.clone());
+        for (attr, value) in &settings {
+            if let Err(f) = io.write(&root.join(mdev.node_path()).join(attr), value.as_bytes()) {
+                self.remove_mdev(&uuid);
+                return Err(match f.errno() {
+                    Some(libc::EUSERS) => AgentError::Conflict {
+                        code: "no_free_instance",
+                        detail: format!("{ty} cannot hold {attr}={value}"),
+                    },
+                    _ => sysfs_error(&format!("setting {attr} on the new mdev"), f),
+                });
+            }
+        }
+        let report = self.check(&uuid, version)?;
+        if !report.verdict.is_compatible() {
+            self.remove_mdev(&uuid);
+            return Err(AgentError::Rejected(Box::new(report)));
+        }
+        tracing::info!(mdev = %uuid, r#type = %ty, ?settings, "created target mdev");
+        Ok(uuid)
+    }
+
+    /// Removes an mdev the agent created; failures are logged and returned as a note.
+    fn remove_mdev(&self, uuid: &str) -> Option<String> {
+        let path = self.checker.root().join(DeviceId::Mdev(uuid.to_string()).node_path()).join("remove");
+        match self.checker.io().write(&path, b"1") {
+            Ok(()) => None,
+            Err(f) => {
+                tracing::warn!(mdev = uuid, failure = %f, "could not remove the claim's mdev");
+                Some(format!("removing mdev {uuid} failed: {f}"))
+            }
+        }
+    }
+
+    /// Releases a claim (removing an mdev it created). Releasing twice returns the claim as it is.
+    pub fn release(&self, id: &str, who: &str) -> Result<Claim, AgentError> {
+        let _serial = self.claims.lock();
+        let claim = self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))?;
+        if claim.state == ClaimState::Active {
+            let note = if claim.created_mdev { self.remove_mdev(&claim.device) } else { None };
+            let store = self.store.lock();
+            store.finish(id, ClaimState::Released, note.as_deref())?;
+            self.metrics.set_claims(&store.counts()?);
+            tracing::info!(who, claim = id, device = %claim.device, "released");
+        }
+        self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))
+    }
+
+    /// Expires claims whose ttl passed; returns how many.
+    pub fn expire(&self) -> Result<usize, AgentError> {
+        let _serial = self.claims.lock();
+        self.expire_locked(now())
+    }
+
+    fn expire_locked(&self, at: i64) -> Result<usize, AgentError> {
+        let due = self.store.lock().due(at)?;
+        for c in &due {
+            let note = if c.created_mdev { self.remove_mdev(&c.device) } else { None };
+            self.store.lock().finish(&c.id, ClaimState::Expired, note.as_deref())?;
+            tracing::info!(claim = %c.id, device = %c.device, "expired");
+        }
+        if !due.is_empty() {
+            self.metrics.set_claims(&self.store.lock().counts()?);
+        }
+        Ok(due.len())
+    }
+}
+
+fn sysfs_error(what: &str, f: IoFailure) -> AgentError {
+    match f {
+        IoFailure::Timeout { .. } => AgentError::Timeout(format!("{what}: {f}")),
+        _ => AgentError::Internal(format!("{what}: {f}")),
+    }
+}

@@ -1,0 +1,99 @@
+//! Bearer tokens from a file, each with a scope, compared in constant time.
+use std::path::Path;
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// GET routes and metrics.
+    Read,
+    /// Everything, including checks (they write to sysfs) and claims.
+    Admin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    scope: Scope,
+    secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    token: Vec<TokenEntry>,
+}
+
+/// The accepted tokens.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    entries: Vec<(String, Scope, Vec<u8>)>,
+}
+
+impl Tokens {
+    /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`) and `secret` (>= 16 chars).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
+        let file: TokenFile =
+            toml::from_str(text).map_err(|e| format!("token file {origin}: {}", e.to_string().trim()))?;
+        let mut entries = Vec::new();
+        for (i, t) in file.token.into_iter().enumerate() {
+            if t.secret.len() < 16 || !t.secret.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!("token file {origin}: token[{i}].secret must be at least 16 printable characters"));
+            }
+            if entries.iter().any(|(n, _, _)| *n == t.name) {
+                return Err(format!("token file {origin}: token[{i}].name {:?} is listed twice", t.name));
+            }
+            entries.push((t.name, t.scope, t.secret.into_bytes()));
+        }
+        if entries.is_empty() {
+            return Err(format!("token file {origin}: no [[token]] entries"));
+        }
+        Ok(Tokens { entries })
+    }
+
+    /// Reads a token file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The name and scope of the token `presented`, comparing against every token in constant time.
+    pub fn authorize(&self, presented: &[u8]) -> Option<(&str, Scope)> {
+        let mut found = None;
+        for (name, scope, secret) in &self.entries {
+            // No early exit: every comparison runs, whatever matched.
+            if bool::from(secret.as_slice().ct_eq(presented)) {
+                found = Some((name.as_str(), *scope));
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_map_to_scopes_and_bad_files_say_why() {
+        let t = Tokens::from_toml(
+            "[[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"0123456789abcdef\"\n[[token]]\nname = \"mon\"\nscope = \"read\"\nsecret = \"fedcba9876543210\"\n",
+            "t",
+        )
+        .expect("valid");
+        assert_eq!(t.authorize(b"0123456789abcdef"), Some(("nova", Scope::Admin)));
+        assert_eq!(t.authorize(b"fedcba9876543210"), Some(("mon", Scope::Read)));
+        assert_eq!(t.authorize(b"0123456789abcdeg"), None);
+        assert_eq!(t.authorize(b""), None);
+        let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"admin\"\nsecret = \"short\"\n", "t")
+            .expect_err("short");
+        assert!(e.contains("token[0].secret"), "{e}");
+        let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"root\"\nsecret = \"0123456789abcdef\"\n", "t")
+            .expect_err("scope");
+        assert!(e.contains("root"), "{e}");
+    }
+}

@@ -1,0 +1,293 @@
+//! The agent's API through its router, over mounted simfs hosts.
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::{ADMIN, READ, call, call_raw, host_a, host_b, lab, seg};
+use devmig_core::tree::example_uuids::{A_MTTY, A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
+use serde_json::{Value, json};
+
+async fn version_on(l: &common::Lab, device: &str) -> String {
+    let (s, v) =
+        call(l, Method::GET, &format!("/api/v1/devices/{}/migration-version", seg(device)), Some(READ), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["version"].as_str().expect("version").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_anonymous_and_scopes_hold() {
+    let b = host_b();
+    let (s, p) = call(&b, Method::GET, "/api/v1/devices", None, None).await;
+    assert_eq!(
+        (s, p["code"].as_str(), p["type"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"), Some("urn:devmig:problem:unauthorized"))
+    );
+    assert_eq!(
+        call(&b, Method::GET, "/api/v1/devices", Some("wrong-token-0123456789"), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, list) = call(&b, Method::GET, "/api/v1/devices", Some(READ), None).await;
+    assert_eq!((s, list["schema"].as_str()), (StatusCode::OK, Some("devmig.list/v1")));
+    let body = json!({"version": "mtty-v1-0.1.0-mtty-2"});
+    let (s, p) = call(
+        &b,
+        Method::POST,
+        &format!("/api/v1/devices/{}/check", seg("mtty/mtty-2")),
+        Some(READ),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    assert!(!p["detail"].as_str().unwrap_or("").contains(READ), "no token leaks");
+    assert_eq!(call(&b, Method::GET, "/api/v1/claims", Some(READ), None).await.0, StatusCode::OK);
+    assert_eq!(call(&b, Method::GET, "/metrics", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&b, Method::GET, "/healthz", None, None).await.0, StatusCode::OK);
+    assert_eq!(call(&b, Method::GET, "/readyz", None, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_it_reaches_sysfs() {
+    let b = host_b();
+    for id in ["..%2F..%2Fetc", "0000:00:02.0%2F..", "%2E%2E", "x%00y"] {
+        let (s, p) = call(&b, Method::GET, &format!("/api/v1/devices/{id}"), Some(READ), None).await;
+        assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_device_id")), "{id}: {p}");
+    }
+    let target = format!("/api/v1/devices/{}/check", seg("mtty/mtty-2"));
+    let (s, p) = call(&b, Method::POST, &target, Some(ADMIN), Some(json!({"version": "caf\u{e9}"}))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_version")));
+    let (s, p) = call(&b, Method::POST, &target, Some(ADMIN), Some(json!({"version": "x".repeat(4096)}))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_version")));
+    let (s, _) =
+        call_raw(&b, Method::POST, &target, ADMIN, format!("{{\"version\": \"{}\"}}", "y".repeat(20_000)).into_bytes())
+            .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, p) =
+        call(&b, Method::POST, &target, Some(ADMIN), Some(json!({"version": "mtty-v1-0.1.0-mtty-2", "extra": 1})))
+            .await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("extra")), "{p}");
+    let (s, p) = call(&b, Method::GET, "/api/v1/devices/0000:99:00.0", Some(READ), None).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::NOT_FOUND, Some("device_not_found")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_host_check_through_two_agents() {
+    let (a, b) = (host_a(), host_b());
+    let v = version_on(&a, A_VGPU).await;
+    let (s, r) = call(
+        &b,
+        Method::POST,
+        &format!("/api/v1/devices/{B_VGPU_HALF}/check"),
+        Some(ADMIN),
+        Some(json!({"version": v})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["verdict"].as_str(), r["to"]["source"].as_str()),
+        (StatusCode::OK, Some("compatible"), Some("kernel")),
+        "{r}"
+    );
+    let (s, r) = call(
+        &b,
+        Method::POST,
+        &format!("/api/v1/devices/{B_VGPU_EIGHTH}/check"),
+        Some(ADMIN),
+        Some(json!({"version": v})),
+    )
+    .await;
+    assert_eq!((s, r["verdict"].as_str()), (StatusCode::OK, Some("incompatible")));
+    let codes: Vec<&str> =
+        r["reasons"].as_array().expect("reasons").iter().filter_map(|x| x["code"].as_str()).collect();
+    assert!(codes.contains(&"target_rejected") && codes.contains(&"i915.share"), "{codes:?}");
+    let (s, m) = call(&b, Method::POST, "/api/v1/match", Some(ADMIN), Some(json!({"version": v}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        m["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .any(|c| c["device"] == B_VGPU_HALF && c["verdict"] == "compatible")
+    );
+    let text = b.state.agent.metrics.render();
+    assert!(text.contains("devmig_agent_checks_total{verdict=\"compatible\"} 1"), "{text}");
+    assert!(text.contains("devmig_agent_checks_total{verdict=\"incompatible\"} 1"), "{text}");
+    assert!(text.contains("devmig_agent_check_duration_seconds_count 2"), "{text}");
+}
+
+const HUNG: &str = r#"
+hostname = "hung"
+[[virtual_parent]]
+name = "mtty"
+driver_version = "0.1"
+[virtual_parent.mdev]
+types = [{ id = "mtty-1" }, { id = "mtty-2" }]
+[[fault]]
+device = "mtty/mtty-1"
+attribute = "migration_version"
+op = "write"
+hang = true
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_attribute_answers_504_error_and_blocks_nothing_else() {
+    let h = lab(HUNG, Duration::from_millis(400));
+    let (u1, u2) = (
+        format!("/api/v1/devices/{}/check", seg("mtty/mtty-1")),
+        format!("/api/v1/devices/{}/check", seg("mtty/mtty-2")),
+    );
+    let hung = call(&h, Method::POST, &u1, Some(ADMIN), Some(json!({"version": "mtty-v1-0.1.0-mtty-1"})));
+    let other = call(&h, Method::POST, &u2, Some(ADMIN), Some(json!({"version": "mtty-v1-0.1.0-mtty-2"})));
+    let ((s1, r1), (s2, r2)) = tokio::join!(hung, other);
+    assert_eq!((s1, r1["verdict"].as_str()), (StatusCode::GATEWAY_TIMEOUT, Some("error")), "{r1}");
+    assert_eq!((s2, r2["verdict"].as_str()), (StatusCode::OK, Some("identical")), "{r2}");
+    let text = h.state.agent.metrics.render();
+    assert!(text.contains("devmig_agent_sysfs_timeouts_total 1"), "{text}");
+}
+
+async fn claim(l: &common::Lab, migration: &str, version: &str, target: Value) -> (StatusCode, Value) {
+    call(
+        l,
+        Method::POST,
+        "/api/v1/claims",
+        Some(ADMIN),
+        Some(json!({"migration_id": migration, "source_version": version, "target": target, "ttl_seconds": 600})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_verified_exclusive_idempotent_and_released() {
+    let (a, b) = (host_a(), host_b());
+    let v = version_on(&a, A_VGPU).await;
+    let (s, c) = claim(&b, "m-1", &v, json!({"device": B_VGPU_HALF})).await;
+    assert_eq!(
+        (s, c["state"].as_str(), c["device"].as_str()),
+        (StatusCode::CREATED, Some("active"), Some(B_VGPU_HALF)),
+        "{c}"
+    );
+    let (s, again) = claim(&b, "m-1", &v, json!({"device": B_VGPU_HALF})).await;
+    assert_eq!((s, &again["id"]), (StatusCode::OK, &c["id"]), "idempotent on the migration id");
+    let (s, p) = claim(&b, "m-2", &v, json!({"device": B_VGPU_HALF})).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("target_claimed")));
+    let (s, p) = claim(&b, "m-1", &v, json!({"device": B_VGPU_EIGHTH})).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("migration_id_conflict")));
+    let (s, p) = claim(&b, "m-3", &v, json!({"device": B_VGPU_EIGHTH})).await;
+    assert_eq!(
+        (s, p["code"].as_str(), p["report"]["verdict"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("target_rejected"), Some("incompatible"))
+    );
+    let id = c["id"].as_str().expect("id");
+    let (s, r) = call(&b, Method::DELETE, &format!("/api/v1/claims/{id}"), Some(ADMIN), None).await;
+    assert_eq!((s, r["state"].as_str()), (StatusCode::OK, Some("released")));
+    assert_eq!(claim(&b, "m-2", &v, json!({"device": B_VGPU_HALF})).await.0, StatusCode::CREATED, "free again");
+    assert_eq!(call(&b, Method::DELETE, "/api/v1/claims/nope", Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_claim_creates_the_target_with_the_sources_share() {
+    let a = host_a();
+    let v = version_on(&a, A_VGPU).await; // half a GPU; host A has half free
+    let (s, c) = claim(&a, "m-gvt", &v, json!({"type": "0000:00:02.0/i915-GVTg_V5_8"})).await;
+    assert_eq!((s, c["created_mdev"].as_bool()), (StatusCode::CREATED, Some(true)), "{c}");
+    let uuid = c["device"].as_str().expect("uuid").to_string();
+    let dir = a.mounted.path().join(format!("sys/bus/mdev/devices/{uuid}"));
+    assert_eq!(std::fs::read_to_string(dir.join("aggregator")).expect("aggregator").trim(), "4", "V5_8 x4 == V5_4 x2");
+    // The GPU is now full: a second one does not fit.
+    let (s, p) = claim(&a, "m-gvt-2", &v, json!({"type": "0000:00:02.0/i915-GVTg_V5_8"})).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("no_free_instance")), "{p}");
+    let (s, _) =
+        call(&a, Method::DELETE, &format!("/api/v1/claims/{}", c["id"].as_str().expect("id")), Some(ADMIN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!dir.exists(), "releasing removes the mdev the claim created");
+    let m = version_on(&a, A_MTTY).await;
+    let (s, c) = claim(&a, "m-mtty", &m, json!({"type": "mtty/mtty-2"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_one_target_exactly_one_wins_and_any_gives_k() {
+    let (a, b) = (host_a(), host_b());
+    let v = version_on(&a, A_VGPU).await;
+    let races =
+        (0..16).map(|i| claim(&b, Box::leak(format!("race-{i}").into_boxed_str()), &v, json!({"device": B_VGPU_HALF})));
+    let results = futures::future::join_all(races).await;
+    let won = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let lost = results.iter().filter(|(s, p)| *s == StatusCode::CONFLICT && p["code"] == "target_claimed").count();
+    assert_eq!((won, lost), (1, 15));
+
+    // Host B has exactly two targets for host A's NVMe VF: its own 3d:00.1 and 5e:00.2 (model-decided).
+    let nv = version_on(&a, "0000:3d:00.1").await;
+    let any = (0..8).map(|i| claim(&b, Box::leak(format!("any-{i}").into_boxed_str()), &nv, json!("any")));
+    let results = futures::future::join_all(any).await;
+    let mut devices: Vec<&str> =
+        results.iter().filter(|(s, _)| *s == StatusCode::CREATED).filter_map(|(_, c)| c["device"].as_str()).collect();
+    devices.sort();
+    assert_eq!(devices, ["0000:3d:00.1", "0000:5e:00.2"]);
+    assert_eq!(results.iter().filter(|(s, p)| *s == StatusCode::CONFLICT && p["code"] == "no_free_target").count(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_survive_a_restart_orphans_are_reported_and_ttls_expire() {
+    let a = host_a();
+    let v = version_on(&a, A_VGPU).await;
+    let (_, kept) = claim(&a, "m-keep", &v, json!({"device": "0000:00:02.0/i915-GVTg_V5_4"})).await;
+    let m = version_on(&a, A_MTTY).await;
+    let (_, made) = claim(&a, "m-orphan", &m, json!({"type": "mtty/mtty-2"})).await;
+    // The agent goes away; someone removes the mdev behind its back; a new agent starts on the same state.
+    let root = a.mounted.path().to_path_buf();
+    let state = a.state_dir.path().to_path_buf();
+    std::fs::write(root.join(format!("sys/bus/mdev/devices/{}/remove", made["device"].as_str().expect("uuid"))), "1")
+        .expect("remove");
+    let again = devmig_agent::Agent::open(
+        &common::options(&root, &state, Duration::from_secs(5)),
+        devmig_vendors::Registry::new(devmig_vendors::Catalog::embedded()),
+    )
+    .expect("reopen");
+    let claims = again.claims().expect("claims");
+    let by_id =
+        |c: &Value| claims.iter().find(|x| x.id == c["id"].as_str().expect("id")).map(|x| (x.state, x.note.clone()));
+    assert_eq!(by_id(&kept).map(|(s, _)| s), Some(devmig_agent::claims::ClaimState::Active));
+    let (state_o, note) = by_id(&made).expect("orphan listed, not dropped");
+    assert_eq!(state_o, devmig_agent::claims::ClaimState::Orphaned);
+    assert!(note.is_some_and(|n| n.contains("vanished")));
+
+    // A claim with a one-second ttl expires, and its created mdev goes with it.
+    let req = devmig_agent::ClaimRequest {
+        migration_id: "m-ttl".into(),
+        source_version: m.clone(),
+        target: devmig_agent::ClaimTarget::Type("mtty/mtty-2".into()),
+        ttl_seconds: 1,
+    };
+    let (c, _) = again.claim(&req, "test").expect("claim");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while again.expire().expect("expire") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the claim never expired");
+        std::thread::yield_now();
+    }
+    assert!(!root.join(format!("sys/bus/mdev/devices/{}", c.device)).exists());
+}
+
+#[test]
+fn the_openapi_document_covers_every_route_and_status() {
+    let doc = devmig_agent::api::openapi();
+    for r in devmig_agent::api::routes() {
+        let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} missing", r.method, r.path);
+        let mut expected: Vec<u16> = r.responses.iter().map(|(c, _)| *c).collect();
+        if r.scope.is_some() {
+            expected.extend([401, 403]);
+        }
+        for code in expected {
+            assert!(op["responses"][code.to_string()].is_object(), "{} {} lacks {code}", r.method, r.path);
+        }
+    }
+    let path: std::path::PathBuf = [env!("CARGO_MANIFEST_DIR"), "openapi.json"].iter().collect();
+    let generated = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    if std::env::var_os("DEVMIG_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("write");
+    }
+    let kept =
+        std::fs::read_to_string(&path).expect("openapi.json is kept in the repo (DEVMIG_UPDATE_OPENAPI=1 writes it)");
+    assert_eq!(kept, generated, "openapi.json is stale: run with DEVMIG_UPDATE_OPENAPI=1");
+}
