@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use devmig_vendors::{Attributes, Registry, VendorError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, MigrationSupport};
 use crate::discovery::{discover, discover_one};
@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Where a version string, or a decision, came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provenance {
     /// The kernel's `migration_version` attribute.
@@ -25,7 +25,7 @@ pub enum Provenance {
 }
 
 /// A device's version string, or why it has none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionReport {
     /// The device and its version (absent on failure).
     #[serde(flatten)]
@@ -39,7 +39,7 @@ pub struct VersionReport {
 }
 
 /// The typed step-a attributes of one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttributesReport {
     /// The device.
     pub device: String,

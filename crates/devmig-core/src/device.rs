@@ -1,10 +1,10 @@
 use devmig_vendors::DeviceFacts;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::DeviceId;
 
 /// What a discovered node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// A PCI function that is neither a PF with VFs nor a VF.
@@ -20,7 +20,7 @@ pub enum DeviceKind {
 }
 
 /// PCI identification of a function, as sysfs shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PciInfo {
     /// `vendor:device` (`8086:591d`).
     pub id: String,
@@ -36,7 +36,7 @@ pub struct PciInfo {
 }
 
 /// SR-IOV capability of a PF.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sriov {
     /// `sriov_totalvfs`.
     pub total_vfs: u32,
@@ -47,7 +47,7 @@ pub struct Sriov {
 }
 
 /// How a device takes part in migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationSupport {
     /// The kernel driver exposes `migration_version`.
@@ -59,7 +59,7 @@ pub enum MigrationSupport {
 }
 
 /// Migration support and where the version comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
     /// Kernel, model or none.
     pub support: MigrationSupport,
@@ -72,7 +72,7 @@ pub struct Migration {
 }
 
 /// One discovered device; fields that do not apply to its kind are absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     /// Its id.
     pub id: DeviceId,

@@ -4,13 +4,13 @@ use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
 use devmig_vendors::{DeviceFacts, Registry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, DeviceKind, Migration, MigrationSupport, PciInfo, Sriov};
 use crate::{CoreError, DeviceId, MIGRATION_VERSION, PciAddress, SysfsIo, SysfsRoot};
 
 /// Everything discovered under one root, sorted by id.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Inventory {
     /// PCI functions, mdev types and mdevs.
     pub devices: Vec<Device>,
@@ -22,7 +22,7 @@ pub struct Inventory {
 }
 
 /// An mdev parent under `/sys/class/mdev_bus`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MdevParent {
     /// Its name (a PCI address or a virtual device name).
     pub name: String,

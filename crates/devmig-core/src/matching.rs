@@ -1,18 +1,18 @@
 //! `match`: local targets that pass step a, then verified by step b.
 use devmig_vendors::{Requirement, Unmet};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::MigrationSupport;
 use crate::verdict::{Reason, Side};
 use crate::{Checker, CoreError, DeviceId, Verdict, validate_version};
 
 /// One local device considered as a target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchCandidate {
     /// The device.
     pub device: String,
     /// `passed`, `excluded`, or `unfiltered` (kernel attribute but no model: step a cannot judge it).
-    pub step_a: &'static str,
+    pub step_a: String,
     /// Constraints the device failed in step a.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmet: Vec<Unmet>,
@@ -25,7 +25,7 @@ pub struct MatchCandidate {
 }
 
 /// The result of `match`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchReport {
     /// The source.
     pub from: Side,
@@ -75,8 +75,13 @@ impl Checker {
                 }
                 None => ("unfiltered", Vec::new()),
             };
-            let mut c =
-                MatchCandidate { device: dev.id.to_string(), step_a, unmet, verdict: None, reasons: Vec::new() };
+            let mut c = MatchCandidate {
+                device: dev.id.to_string(),
+                step_a: step_a.to_string(),
+                unmet,
+                verdict: None,
+                reasons: Vec::new(),
+            };
             if step_a != "excluded" {
                 let report = self.judge(from.clone(), version, dev);
                 c.verdict = Some(report.verdict);

@@ -1,10 +1,10 @@
 use devmig_vendors::FieldCheck;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{IoFailure, Provenance, errno_name};
 
 /// The answer for one (source, target) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Accepted, and the target's own version string equals the source's.
@@ -34,7 +34,7 @@ impl Verdict {
 }
 
 /// A machine-readable reason with a human message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// Stable code: a protocol code (`target_rejected`) or a vendor rule (`i915.share`).
     pub code: String,
@@ -96,7 +96,7 @@ impl Reason {
 }
 
 /// One side of a check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Side {
     /// The device, when the side is a local device.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,7 +113,7 @@ pub struct Side {
 }
 
 /// The full answer of a check: verdict, both sides, reasons and every vendor rule evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// The verdict.
     pub verdict: Verdict,

@@ -187,7 +187,7 @@ fn match_prefilters_then_verifies() {
         ["0000:00:02.0/i915-GVTg_V5_2", "0000:00:02.0/i915-GVTg_V5_4", "0000:00:02.0/i915-GVTg_V5_8", B_VGPU_HALF]
     );
     let eighth = m.candidates.iter().find(|c| c.device == B_VGPU_EIGHTH).expect("listed");
-    assert_eq!((eighth.step_a, eighth.unmet[0].constraint.attr()), ("excluded", "i915.shares"));
+    assert_eq!((eighth.step_a.as_str(), eighth.unmet[0].constraint.attr()), ("excluded", "i915.shares"));
     let nvme = m.candidates.iter().find(|c| c.device == "0000:3d:00.1").expect("listed");
     assert_eq!(nvme.unmet[0].constraint.attr(), "model");
     // Soundness on this lab: nothing step a excluded is accepted by step b.

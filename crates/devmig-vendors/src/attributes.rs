@@ -133,7 +133,7 @@ pub struct Requirement {
 }
 
 /// A constraint a target failed, with the value it had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmet {
     /// The failed constraint.
     pub constraint: Constraint,

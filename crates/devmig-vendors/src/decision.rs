@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 /// One rule a model evaluated for a (source, target) pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldCheck {
     /// Stable rule code, namespaced by model (`i915.gvt_minor`); the reason code when it fails.
     pub rule: String,
@@ -38,7 +38,7 @@ impl FieldCheck {
 }
 
 /// A model's decision on one source string for one target: every rule it evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Decision {
     /// The model that decided.
     pub model: String,
