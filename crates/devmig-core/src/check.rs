@@ -34,7 +34,7 @@ pub struct VersionReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// True when the failure says nothing definitive (timeout, transient errno).
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
 }
 

@@ -100,7 +100,7 @@ pub struct Device {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sriov: Option<Sriov>,
     /// For an mdev parent: its supported types.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mdev_types: Vec<String>,
     /// For an mdev or type: the parent's name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,7 +126,7 @@ pub struct Device {
     /// Migration support.
     pub migration: Migration,
     /// Entries that were malformed or unreadable, one sentence each.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
     /// What the vendor models see of the device.
     #[serde(skip)]

@@ -17,7 +17,7 @@ pub struct Inventory {
     /// mdev parents (PCI or virtual) and their types.
     pub mdev_parents: Vec<MdevParent>,
     /// Entries that could not even be named (bad names, unreadable directories).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
 

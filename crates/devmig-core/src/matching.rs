@@ -14,13 +14,13 @@ pub struct MatchCandidate {
     /// `passed`, `excluded`, or `unfiltered` (kernel attribute but no model: step a cannot judge it).
     pub step_a: String,
     /// Constraints the device failed in step a.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmet: Vec<Unmet>,
     /// Step b's verdict, for devices that reached it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     /// Step b's reasons.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<Reason>,
 }
 

@@ -23,6 +23,15 @@ pub struct Cli {
     /// Bound on each sysfs operation, in milliseconds.
     #[arg(long, global = true, env = "DEVMIG_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,
+    /// Ask this agent instead of the local sysfs (every inspection and check verb).
+    #[arg(long, env = "DEVMIG_AGENT", value_name = "URL")]
+    pub agent: Option<String>,
+    /// The bearer token for --agent (and for agents named by URL): a file holding the secret alone.
+    #[arg(long, env = "DEVMIG_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Named agents, for DEVICE@HOST and HOST arguments: `[agents.<name>]` with `url` and `token_file`.
+    #[arg(long, env = "DEVMIG_AGENTS", value_name = "FILE")]
+    pub agents: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -68,6 +77,70 @@ pub enum Command {
     /// The sysfs emulator.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Run the host agent (REST API, claims, metrics) on this host's sysfs.
+    Agent(AgentArgs),
+    /// Verify and reserve a target on HOST's agent for a migration.
+    Claim(ClaimArgs),
+    /// Release a claim on HOST's agent.
+    Release {
+        /// Agent name (from --agents) or URL.
+        host: String,
+        /// The claim id.
+        claim_id: String,
+    },
+    /// List HOST's active and orphaned claims.
+    Claims {
+        /// Agent name (from --agents) or URL.
+        host: String,
+    },
+}
+
+/// `devmig agent`: a config file, flags, or both (flags win).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent config (TOML): listen, sysfs_root, token_file, state_dir, timeout_ms, io_workers, log_json.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:7070).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The token file: `[[token]]` tables with name, scope (read|admin) and secret.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where claims.db lives (default /var/lib/devmig).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// sysfs I/O worker threads (default 8).
+    #[arg(long, value_name = "N")]
+    pub io_workers: Option<usize>,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// `devmig claim`.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// Agent name (from --agents) or URL.
+    pub host: String,
+    /// Source string options.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The migration id (claiming again with it returns the same claim).
+    #[arg(long, value_name = "ID")]
+    pub migration_id: String,
+    /// Reserve this device.
+    #[arg(long, value_name = "DEVICE", conflicts_with_all = ["mdev_type", "any"])]
+    pub device: Option<String>,
+    /// Create and reserve a new mdev of this type (PARENT/TYPE-ID).
+    #[arg(long = "type", value_name = "PARENT/TYPE", conflicts_with = "any")]
+    pub mdev_type: Option<String>,
+    /// Reserve any unclaimed device that accepts the source.
+    #[arg(long)]
+    pub any: bool,
+    /// Seconds until the claim expires.
+    #[arg(long, default_value_t = 600)]
+    pub ttl: u64,
 }
 
 /// `devmig sim ...`

@@ -16,6 +16,16 @@ pub enum CliError {
     /// The emulator failed (bad spec, mount).
     #[error(transparent)]
     Sim(#[from] devmig_simfs::SimError),
+    /// An agent answered with an error (or could not be reached: status 0).
+    #[error("agent: {detail} ({code}, HTTP {status})")]
+    Remote {
+        /// HTTP status (0 when unreachable).
+        status: u16,
+        /// The problem's stable code.
+        code: String,
+        /// The problem's detail.
+        detail: String,
+    },
     /// Reading input or writing output failed.
     #[error("{what}")]
     Io {
@@ -38,6 +48,8 @@ impl CliError {
             CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
             CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
             CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
+            CliError::Remote { status: 400 | 404 | 413, .. } => 2,
+            CliError::Remote { status: 409 | 422, .. } => 1,
             _ => 3,
         }
     }

@@ -7,13 +7,17 @@ use clap::Parser;
 use devmig_core::{Checker, SysfsRoot};
 use devmig_vendors::{Catalog, Registry};
 
+mod backend;
 mod cli;
 mod commands;
 mod error;
 mod output;
+mod remote;
 
+use backend::Backend;
 use cli::{Cli, Command};
 use error::CliError;
+use remote::Remote;
 
 fn checker(cli: &Cli) -> Result<Checker, CliError> {
     let catalog = match &cli.catalog {
@@ -29,16 +33,39 @@ fn checker(cli: &Cli) -> Result<Checker, CliError> {
 fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliError> {
     let checker = checker(cli)?;
     let o = cli.output;
+    let resolve = |host: &str| -> Result<Backend, CliError> {
+        Ok(Backend::Remote(Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?))
+    };
+    let backend = match &cli.agent {
+        Some(url) => resolve(url)?,
+        None => Backend::Local(checker.clone()),
+    };
     match &cli.command {
-        Command::List => commands::inventory::list(&checker, o, out),
-        Command::Show { device } => commands::inventory::show(&checker, device, o, out),
-        Command::Version { device } => commands::version::version(&checker, device, o, out, err),
-        Command::Check(args) => commands::check::check(&checker, args, false, o, out),
-        Command::Explain(args) => commands::check::check(&checker, args, true, o, out),
-        Command::Attributes { device } => commands::attributes::attributes(&checker, device, o, out),
-        Command::Match(args) => commands::matching::matching(&checker, args, o, out),
+        Command::List => commands::inventory::list(&backend, o, out),
+        Command::Show { device } => commands::inventory::show(&backend, device, o, out),
+        Command::Version { device } => commands::version::version(&backend, device, o, out, err),
+        Command::Check(args) => commands::check::check(&backend, &resolve, args, false, o, out),
+        Command::Explain(args) => commands::check::check(&backend, &resolve, args, true, o, out),
+        Command::Attributes { device } => commands::attributes::attributes(&backend, device, o, out),
+        Command::Match(args) => commands::matching::matching(&backend, args, o, out),
         Command::Demo => commands::demo::demo(checker.registry(), out),
         Command::Sim(sim) => commands::sim::sim(sim, checker.registry(), out),
+        Command::Agent(args) => commands::agent::agent(cli, args, checker.registry(), out),
+        Command::Claim(args) => commands::claims::claim(
+            &Remote::resolve(&args.host, cli.agents.as_deref(), cli.token_file.as_deref())?,
+            args,
+            o,
+            out,
+        ),
+        Command::Release { host, claim_id } => commands::claims::release(
+            &Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?,
+            claim_id,
+            o,
+            out,
+        ),
+        Command::Claims { host } => {
+            commands::claims::list(&Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?, o, out)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `attributes`.
 use std::io::Write;
 
-use devmig_core::Checker;
+use crate::backend::Backend;
 use devmig_vendors::AttrValue;
 
 use crate::cli::Output;
@@ -9,8 +9,8 @@ use crate::error::CliError;
 use crate::output::{json, line, table};
 
 /// `devmig attributes DEVICE`.
-pub fn attributes(checker: &Checker, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let report = checker.attributes(&super::device_id(device)?)?;
+pub fn attributes(backend: &Backend, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
+    let report = backend.attributes(&super::device_id(device)?)?;
     if output == Output::Json {
         json(out, "devmig.attributes/v1", &report)?;
         return Ok(0);

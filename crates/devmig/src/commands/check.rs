@@ -1,18 +1,47 @@
 //! `check` and `explain`.
 use std::io::Write;
 
-use devmig_core::{CheckReport, Checker, Provenance, Side};
+use devmig_core::{CheckReport, Provenance, Side};
+
+use crate::backend::Backend;
 
 use crate::cli::{CheckArgs, Output};
 use crate::error::CliError;
 use crate::output::{fields, json, line, table};
 
-/// Runs the check the arguments describe.
-pub fn run_check(checker: &Checker, args: &CheckArgs) -> Result<CheckReport, CliError> {
+/// Splits `DEVICE@HOST` (the grammar of device ids has no `@`).
+pub fn split_host(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once('@') {
+        Some((device, host)) => (device, Some(host)),
+        None => (arg, None),
+    }
+}
+
+/// Runs the check the arguments describe; `resolve` turns a HOST into its agent.
+pub fn run_check(
+    backend: &Backend,
+    resolve: &dyn Fn(&str) -> Result<Backend, CliError>,
+    args: &CheckArgs,
+) -> Result<CheckReport, CliError> {
     let given = super::source_string(&args.source)?;
+    let on = |arg: &str| -> Result<(Backend, devmig_core::DeviceId), CliError> {
+        let (device, host) = split_host(arg);
+        let b = match host {
+            Some(h) => resolve(h)?,
+            None => backend.clone(),
+        };
+        Ok((b, super::device_id(device)?))
+    };
     match (args.devices.as_slice(), given) {
-        ([source, target], None) => Ok(checker.check(&super::device_id(source)?, &super::device_id(target)?)?),
-        ([target], Some(version)) => Ok(checker.check_version(&version, &super::device_id(target)?)?),
+        ([source, target], None) if source.contains('@') || target.contains('@') => {
+            let ((sb, s), (tb, t)) = (on(source)?, on(target)?);
+            crate::backend::cross(&sb, &s, &tb, &t)
+        }
+        ([source, target], None) => backend.check(&super::device_id(source)?, &super::device_id(target)?),
+        ([target], Some(version)) => {
+            let (tb, t) = on(target)?;
+            tb.check_version(&version, &t)
+        }
         ([_, _], Some(_)) => {
             Err(CliError::Usage("give SOURCE TARGET, or TARGET with --version/--version-file, not both".into()))
         }
@@ -69,13 +98,14 @@ pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn
 
 /// `devmig check` / `devmig explain`.
 pub fn check(
-    checker: &Checker,
+    backend: &Backend,
+    resolve: &dyn Fn(&str) -> Result<Backend, CliError>,
     args: &CheckArgs,
     explain: bool,
     output: Output,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let report = run_check(checker, args)?;
+    let report = run_check(backend, resolve, args)?;
     render(&report, explain, output, out)?;
     Ok(report.verdict.exit_code())
 }

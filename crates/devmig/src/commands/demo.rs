@@ -60,7 +60,7 @@ pub fn demo(registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     line(out, "Writes into migration_version go through the kernel's FUSE driver to the vendor model,")?;
     line(out, "which accepts or fails the write(2) with a real errno, as a driver would. ([kernel] below.)")?;
     line(out, "\n# hostA")?;
-    super::inventory::list(&a.checker, Output::Table, out)?;
+    super::inventory::list(&crate::backend::Backend::Local(a.checker.clone()), Output::Table, out)?;
 
     pair(
         &a,
@@ -123,7 +123,7 @@ pub fn demo(registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
         device: None,
         source: crate::cli::SourceArgs { version: Some(version), version_file: None },
     };
-    super::matching::matching(&b.checker, &args, Output::Table, out)?;
+    super::matching::matching(&crate::backend::Backend::Local(b.checker.clone()), &args, Output::Table, out)?;
 
     let (pa, pb) = (a.mounted.path().to_path_buf(), b.mounted.path().to_path_buf());
     a.mounted.unmount()?;

@@ -1,7 +1,9 @@
 //! `list` and `show`.
 use std::io::Write;
 
-use devmig_core::{Checker, Device, MigrationSupport};
+use devmig_core::{Device, MigrationSupport};
+
+use crate::backend::Backend;
 use serde::Serialize;
 
 use crate::cli::Output;
@@ -23,8 +25,8 @@ fn kind_cell(d: &Device) -> String {
 }
 
 /// `devmig list`.
-pub fn list(checker: &Checker, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let inv = checker.inventory()?;
+pub fn list(backend: &Backend, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
+    let inv = backend.inventory()?;
     if output == Output::Json {
         json(out, "devmig.list/v1", &inv)?;
         return Ok(0);
@@ -78,8 +80,8 @@ struct ShowJson<'a> {
 }
 
 /// `devmig show DEVICE`.
-pub fn show(checker: &Checker, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let d = checker.device(&super::device_id(device)?)?;
+pub fn show(backend: &Backend, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
+    let d = backend.device(&super::device_id(device)?)?;
     if output == Output::Json {
         json(out, "devmig.show/v1", &ShowJson { device: &d })?;
         return Ok(0);

@@ -1,24 +1,26 @@
 //! `match`.
 use std::io::Write;
 
-use devmig_core::{Checker, MatchReport};
+use devmig_core::MatchReport;
+
+use crate::backend::Backend;
 
 use crate::cli::{MatchArgs, Output};
 use crate::error::CliError;
 use crate::output::{json, line, table};
 
 /// Runs the match the arguments describe.
-pub fn run_match(checker: &Checker, args: &MatchArgs) -> Result<MatchReport, CliError> {
+pub fn run_match(backend: &Backend, args: &MatchArgs) -> Result<MatchReport, CliError> {
     match (&args.device, super::source_string(&args.source)?) {
-        (Some(d), None) => Ok(checker.match_device(&super::device_id(d)?)?),
-        (None, Some(v)) => Ok(checker.match_version(&v)?),
+        (Some(d), None) => Ok(backend.match_device(&super::device_id(d)?)?),
+        (None, Some(v)) => Ok(backend.match_version(&v)?),
         _ => Err(CliError::Usage("give SOURCE, or --version/--version-file".into())),
     }
 }
 
 /// `devmig match`: exit 0 when at least one target is accepted, 1 otherwise.
-pub fn matching(checker: &Checker, args: &MatchArgs, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let report = run_match(checker, args)?;
+pub fn matching(backend: &Backend, args: &MatchArgs, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
+    let report = run_match(backend, args)?;
     let code = if report.accepted().next().is_some() { 0 } else { 1 };
     if output == Output::Json {
         json(out, "devmig.match/v1", &report)?;

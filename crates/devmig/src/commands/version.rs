@@ -1,7 +1,7 @@
 //! `version`.
 use std::io::Write;
 
-use devmig_core::Checker;
+use crate::backend::Backend;
 
 use crate::cli::Output;
 use crate::error::CliError;
@@ -10,13 +10,13 @@ use crate::output::{json, line};
 /// `devmig version DEVICE`: the string alone on stdout (so `> file` keeps only it),
 /// its provenance on stderr; JSON carries both.
 pub fn version(
-    checker: &Checker,
+    backend: &Backend,
     device: &str,
     output: Output,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let report = checker.version(&super::device_id(device)?)?;
+    let report = backend.version(&super::device_id(device)?)?;
     let code = match (&report.side.version, &report.reason) {
         (Some(_), _) => 0,
         (None, _) if report.transient => 3,

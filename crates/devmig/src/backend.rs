@@ -1,0 +1,119 @@
+//! Where a verb gets its answers: this host's sysfs, or an agent.
+use devmig_core::{AttributesReport, CheckReport, Checker, Device, DeviceId, Inventory, MatchReport, VersionReport};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::remote::{Remote, segment};
+
+/// This host or an agent.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Local sysfs.
+    Local(Checker),
+    /// A devmig agent.
+    Remote(Remote),
+}
+
+#[derive(Deserialize)]
+struct ShowBody {
+    device: Device,
+}
+
+impl Backend {
+    /// Every device.
+    pub fn inventory(&self) -> Result<Inventory, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.inventory()?),
+            Backend::Remote(r) => r.get("/api/v1/devices"),
+        }
+    }
+
+    /// One device.
+    pub fn device(&self, id: &DeviceId) -> Result<Device, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.device(id)?),
+            Backend::Remote(r) => {
+                Ok(r.get::<ShowBody>(&format!("/api/v1/devices/{}", segment(&id.to_string())))?.device)
+            }
+        }
+    }
+
+    /// A device's version.
+    pub fn version(&self, id: &DeviceId) -> Result<VersionReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.version(id)?),
+            Backend::Remote(r) => r.get(&format!("/api/v1/devices/{}/migration-version", segment(&id.to_string()))),
+        }
+    }
+
+    /// A device's step-a attributes.
+    pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.attributes(id)?),
+            Backend::Remote(r) => r.get(&format!("/api/v1/devices/{}/attributes", segment(&id.to_string()))),
+        }
+    }
+
+    /// Step b of a version string on a target.
+    pub fn check_version(&self, version: &str, target: &DeviceId) -> Result<CheckReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.check_version(version, target)?),
+            Backend::Remote(r) => {
+                let path = format!("/api/v1/devices/{}/check", segment(&target.to_string()));
+                Ok(r.post(&path, &json!({"version": version}), &[StatusCode::OK, StatusCode::GATEWAY_TIMEOUT])?.1)
+            }
+        }
+    }
+
+    /// Reads the source's version and has the target judge it (both on this backend).
+    pub fn check(&self, source: &DeviceId, target: &DeviceId) -> Result<CheckReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.check(source, target)?),
+            Backend::Remote(_) => cross(self, source, self, target),
+        }
+    }
+
+    /// Local targets for a version string.
+    pub fn match_version(&self, version: &str) -> Result<MatchReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.match_version(version)?),
+            Backend::Remote(r) => Ok(r.post("/api/v1/match", &json!({"version": version}), &[StatusCode::OK])?.1),
+        }
+    }
+
+    /// Targets for a local source device.
+    pub fn match_device(&self, source: &DeviceId) -> Result<MatchReport, CliError> {
+        match self {
+            Backend::Local(c) => Ok(c.match_device(source)?),
+            Backend::Remote(_) => {
+                let v = self.version(source)?;
+                let version =
+                    v.side.version.clone().ok_or_else(|| CliError::Usage(format!("source {source} has no version")))?;
+                let mut m = self.match_version(&version)?;
+                m.candidates.retain(|c| c.device != source.to_string());
+                m.from = v.side;
+                Ok(m)
+            }
+        }
+    }
+}
+
+/// A check across two backends: the source's version read on one, judged on the other.
+pub fn cross(src: &Backend, source: &DeviceId, dst: &Backend, target: &DeviceId) -> Result<CheckReport, CliError> {
+    let v = src.version(source)?;
+    let Some(version) = v.side.version.clone() else {
+        let reason = v.reason.unwrap_or_else(|| devmig_core::Reason::new("source_unsupported", "no version"));
+        let mut report: CheckReport = serde_json::from_value(json!({
+            "verdict": "incompatible", "from": v.side, "to": {"device": target.to_string()}, "reasons": [reason], "checks": []
+        }))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+        if v.transient {
+            report.verdict = devmig_core::Verdict::Error;
+        }
+        return Ok(report);
+    };
+    let report = dst.check_version(&version, target)?;
+    Ok(CheckReport { from: v.side, ..report })
+}

@@ -1,0 +1,80 @@
+//! `devmig agent`: configuration, logging, the server until SIGTERM.
+use std::io::Write;
+use std::time::Duration;
+
+use devmig_agent::AgentConfig;
+use devmig_vendors::Registry;
+
+use crate::cli::{AgentArgs, Cli};
+use crate::error::CliError;
+use crate::output::line;
+
+fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
+    let mut c = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Io { what: format!("reading agent config {}", path.display()), source: e })?;
+            AgentConfig::from_toml(&text, &path.display().to_string()).map_err(CliError::Usage)?
+        }
+        None => {
+            let token_file =
+                args.token_file.clone().ok_or_else(|| CliError::Usage("give --config or --token-file".into()))?;
+            AgentConfig::from_toml(&format!("token_file = {:?}", token_file.display().to_string()), "flags")
+                .map_err(CliError::Usage)?
+        }
+    };
+    // Flags win over the file; the global --sysfs-root and --timeout-ms count when not left at their defaults.
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    if let Some(t) = &args.token_file {
+        c.token_file = t.clone();
+    }
+    if let Some(d) = &args.state_dir {
+        c.state_dir = d.clone();
+    }
+    if let Some(n) = args.io_workers {
+        c.io_workers = n.max(1);
+    }
+    if cli.sysfs_root.as_os_str() != "/" {
+        c.sysfs_root = cli.sysfs_root.clone();
+    }
+    if cli.timeout_ms != 5000 {
+        c.timeout_ms = cli.timeout_ms;
+    }
+    c.log_json |= args.log_json;
+    Ok(c)
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
+    let c = config(cli, args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEVMIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second init (tests in one process) keeps the first subscriber.
+    let _ = if c.log_json { builder.json().try_init() } else { builder.try_init() };
+    let state = c.open(registry.clone()).map_err(CliError::Usage)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Io { what: "starting the runtime".into(), source: e })?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| CliError::Io { what: format!("binding {}", c.listen), source: e })?;
+        let addr = listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
+        line(out, format!("devmig agent listening on http://{addr} (sysfs root {}, state {})", c.sysfs_root.display(), c.state_dir.display()))?;
+        out.flush().map_err(crate::output::write_err)?;
+        tracing::info!(%addr, "listening");
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            tracing::info!("shutting down");
+        };
+        devmig_agent::run(listener, state, shutdown).await.map_err(|e| CliError::Io { what: "serving".into(), source: e })
+    })?;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(0)
+}

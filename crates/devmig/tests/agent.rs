@@ -1,0 +1,266 @@
+//! The agent as deployed: `devmig agent` processes on 127.0.0.1:0 over mounted
+//! simfs hosts, driven by the CLI's remote verbs and by raw HTTP.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use devmig_core::tree::example_uuids::{A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
+use devmig_simfs::{HostSpec, Mounted, mount};
+use devmig_vendors::{Catalog, Registry};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-secret-0123456789";
+
+struct Host {
+    mounted: Mounted,
+    _mnt: tempfile::TempDir,
+}
+
+fn host(spec: &str) -> Host {
+    let mnt = tempfile::tempdir().expect("mnt");
+    let h = HostSpec::from_toml(spec, "t", &Catalog::embedded())
+        .expect("spec")
+        .build(Registry::new(Catalog::embedded()), "t")
+        .expect("build");
+    Host { mounted: mount(h, mnt.path()).expect("mount (root)"), _mnt: mnt }
+}
+
+/// A running agent process; killed on drop.
+struct Agent {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn files(dir: &Path) -> (PathBuf, PathBuf) {
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(&tokens, format!("[[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"{ADMIN}\"\n"))
+        .expect("tokens");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, format!("{ADMIN}\n")).expect("secret");
+    (tokens, secret)
+}
+
+fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .arg("--sysfs-root")
+        .arg(root)
+        .args(["agent", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(tokens)
+        .arg("--state-dir")
+        .arg(state)
+        .env("DEVMIG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).expect("agent started within 30 s");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("listening line").to_string();
+    Agent { child, url }
+}
+
+fn devmig(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_devmig")).args(args).env_remove("DEVMIG_AGENT").output().expect("run devmig")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_local_verb_works_against_a_remote_agent() {
+    let (a, b) = (host(devmig_simfs::spec::EXAMPLE_HOST_A), host(devmig_simfs::spec::EXAMPLE_HOST_B));
+    let dir = tempfile::tempdir().expect("dir");
+    let (tokens, secret) = files(dir.path());
+    let (sa, sb) = (dir.path().join("state-a"), dir.path().join("state-b"));
+    let (ga, gb) = (start(a.mounted.path(), &sa, &tokens), start(b.mounted.path(), &sb, &tokens));
+    let secret = secret.to_str().expect("path");
+    let broot = b.mounted.path().to_str().expect("path");
+
+    // Same output, locally and through the agent.
+    for verb in [
+        vec!["-o", "json", "list"],
+        vec!["list"],
+        vec!["show", "0000:3d:00.1"],
+        vec!["-o", "json", "attributes", B_VGPU_HALF],
+        vec!["version", B_VGPU_HALF],
+    ] {
+        let local = devmig(&[&["--sysfs-root", broot], verb.as_slice()].concat());
+        let remote = devmig(&[&["--agent", gb.url.as_str(), "--token-file", secret], verb.as_slice()].concat());
+        assert_eq!(remote.status.code(), local.status.code(), "{verb:?}: {}", String::from_utf8_lossy(&remote.stderr));
+        assert_eq!(stdout(&remote), stdout(&local), "{verb:?}");
+    }
+
+    // DEVICE@HOST: a cross-host check through both agents, hosts named in an agents file.
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(&agents, format!("[agents.hostA]\nurl = \"{}\"\ntoken_file = \"{secret}\"\n[agents.hostB]\nurl = \"{}\"\ntoken_file = \"{secret}\"\n", ga.url, gb.url)).expect("agents");
+    let agents = agents.to_str().expect("path");
+    let ok = devmig(&["--agents", agents, "check", &format!("{A_VGPU}@hostA"), &format!("{B_VGPU_HALF}@hostB")]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), String::from_utf8_lossy(&ok.stderr));
+    // A host given by URL takes its token from --token-file.
+    let no = devmig(&[
+        "--agents",
+        agents,
+        "--token-file",
+        secret,
+        "-o",
+        "json",
+        "check",
+        &format!("{A_VGPU}@hostA"),
+        &format!("{B_VGPU_EIGHTH}@{}", gb.url),
+    ]);
+    assert_eq!(no.status.code(), Some(1), "{}", String::from_utf8_lossy(&no.stderr));
+    let r: Value = serde_json::from_str(&stdout(&no)).expect("json");
+    assert_eq!(r["from"]["device"], A_VGPU);
+    assert!(r["reasons"].as_array().expect("reasons").iter().any(|x| x["code"] == "i915.share"));
+
+    // Claim, list, release through the CLI.
+    let v = stdout(&devmig(&["--agents", agents, "--agent", &ga.url, "--token-file", secret, "version", A_VGPU]));
+    let c = devmig(&[
+        "--agents",
+        agents,
+        "-o",
+        "json",
+        "claim",
+        "hostB",
+        "--version",
+        v.trim(),
+        "--migration-id",
+        "vm-1",
+        "--device",
+        B_VGPU_HALF,
+    ]);
+    assert_eq!(c.status.code(), Some(0), "{}", String::from_utf8_lossy(&c.stderr));
+    let claim: Value = serde_json::from_str(&stdout(&c)).expect("json");
+    let taken = devmig(&[
+        "--agents",
+        agents,
+        "claim",
+        "hostB",
+        "--version",
+        v.trim(),
+        "--migration-id",
+        "vm-2",
+        "--device",
+        B_VGPU_HALF,
+    ]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("target_claimed"));
+    assert!(stdout(&devmig(&["--agents", agents, "claims", "hostB"])).contains("vm-1"));
+    let r = devmig(&["--agents", agents, "release", "hostB", claim["id"].as_str().expect("id")]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(stdout(&r).contains("released"));
+
+    // No token, wrong token: refused.
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "not-the-secret-0000000").expect("bad");
+    let o = devmig(&["--agent", &gb.url, "--token-file", bad.to_str().expect("path"), "list"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unauthorized"));
+}
+
+const MTTY: &str = "hostname = \"storm\"\n[[virtual_parent]]\nname = \"mtty\"\ndriver_version = \"0.1\"\n[virtual_parent.mdev]\ntypes = [{ id = \"mtty-1\" }]\n";
+
+fn post_claim(client: &reqwest::blocking::Client, url: &str, i: usize) -> Option<(u16, Value)> {
+    let body = json!({"migration_id": format!("storm-{i}"), "source_version": "mtty-v1-0.1.0-mtty-1", "target": {"type": "mtty/mtty-1"}, "ttl_seconds": 3600});
+    let res = client.post(format!("{url}/api/v1/claims")).bearer_auth(ADMIN).json(&body).send().ok()?;
+    let status = res.status().as_u16();
+    Some((status, res.json().unwrap_or(Value::Null)))
+}
+
+#[test]
+fn kill_9_during_a_claim_storm_loses_and_doubles_nothing() {
+    let h = host(MTTY);
+    let dir = tempfile::tempdir().expect("dir");
+    let (tokens, _) = files(dir.path());
+    let state = dir.path().join("state");
+    let mut agent = start(h.mounted.path(), &state, &tokens);
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+
+    // 24 clients claim an mtty-1 instance each (the parent has exactly 24 ports); kill -9 as soon as one is acknowledged.
+    let url = agent.url.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let storm: Vec<_> = (0..24)
+        .map(|i| {
+            let (client, url, tx) = (client.clone(), url.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let r = post_claim(&client, &url, i);
+                let _ = tx.send((i, r.clone()));
+                r
+            })
+        })
+        .collect();
+    drop(tx);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Ok((_, r)) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        if r.is_some_and(|(s, _)| s == 201) {
+            break;
+        }
+    }
+    agent.child.kill().expect("kill -9");
+    agent.child.wait().expect("reaped");
+    let answered: Vec<(usize, String)> = storm
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            t.join()
+                .ok()
+                .flatten()
+                .filter(|(s, _)| *s == 201)
+                .map(|(_, c)| (i, c["id"].as_str().unwrap_or("").to_string()))
+        })
+        .collect();
+    assert!(!answered.is_empty(), "at least one claim was acknowledged before the kill");
+    eprintln!("{} of 24 claims acknowledged before kill -9", answered.len());
+
+    // Restart on the same state: every claim the storm was told about is still there, once.
+    let again = start(h.mounted.path(), &state, &tokens);
+    let listed: Value = client
+        .get(format!("{}/api/v1/claims", again.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    let listed = listed["claims"].as_array().expect("claims").clone();
+    for (i, id) in &answered {
+        let n = listed
+            .iter()
+            .filter(|c| c["id"] == id.as_str() && c["migration_id"] == format!("storm-{i}") && c["state"] == "active")
+            .count();
+        assert_eq!(n, 1, "claim {id} of storm-{i} was acknowledged before the kill");
+    }
+    // Replaying the storm is idempotent: acknowledged claims come back as they were.
+    for (i, id) in &answered {
+        let (status, c) = post_claim(&client, &again.url, *i).expect("answer");
+        assert_eq!((status, c["id"].as_str()), (200, Some(id.as_str())));
+    }
+    let mut devices: Vec<String> = listed
+        .iter()
+        .filter(|c| c["state"] == "active")
+        .filter_map(|c| c["device"].as_str().map(str::to_string))
+        .collect();
+    let total = devices.len();
+    devices.sort();
+    devices.dedup();
+    assert_eq!(devices.len(), total, "no device holds two claims");
+    for d in &devices {
+        assert!(h.mounted.path().join(format!("sys/bus/mdev/devices/{d}")).exists(), "claimed mdev {d} exists");
+    }
+}
