@@ -93,6 +93,47 @@ pub enum Command {
         /// Agent name (from --agents) or URL.
         host: String,
     },
+    /// Load harnesses for the figures in BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `devmig bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// POST /devices/{id}/check from concurrent clients against --agent.
+    Agent {
+        /// The source version string to check.
+        #[arg(long)]
+        version: String,
+        /// Target devices; client i uses device i mod n.
+        #[arg(long = "device", required = true)]
+        devices: Vec<String>,
+        /// Client counts to run, one after another.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Seconds per client count.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Also time the bare check in this process on the agent's sysfs root (the overhead baseline).
+        #[arg(long, value_name = "DIR")]
+        baseline_root: Option<PathBuf>,
+    },
+    /// Claim and release from concurrent clients against --agent.
+    Claims {
+        /// The source version string.
+        #[arg(long)]
+        version: String,
+        /// The mdev type each claim creates (PARENT/TYPE-ID).
+        #[arg(long = "type")]
+        mdev_type: String,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 /// `devmig agent`: a config file, flags, or both (flags win).

@@ -63,6 +63,12 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
             o,
             out,
         ),
+        Command::Bench(b) => {
+            let url = cli.agent.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --agent URL".into()))?;
+            let tf =
+                cli.token_file.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --token-file".into()))?;
+            commands::bench::bench(b, url, &remote::read_token(tf)?, checker.registry(), out)
+        }
         Command::Claims { host } => {
             commands::claims::list(&Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?, o, out)
         }
@@ -71,11 +77,13 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    let code = match run(&cli, &mut stdout.lock(), &mut stderr.lock()) {
+    // Unlocked handles: a long-running verb (agent, sim mount) must not hold the
+    // stdout/stderr locks, or its other threads' log lines would wait forever.
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let code = match run(&cli, &mut stdout, &mut stderr) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(stderr.lock(), "devmig: {}", e.chain());
+            let _ = writeln!(stderr, "devmig: {}", e.chain());
             e.exit_code()
         }
     };

@@ -56,9 +56,10 @@ fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
         .arg(tokens)
         .arg("--state-dir")
         .arg(state)
-        .env("DEVMIG_LOG", "warn")
+        // Info logs from request threads: a held stderr lock once deadlocked the agent here.
+        .env("DEVMIG_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn agent");
     let stdout = child.stdout.take().expect("stdout");

@@ -1,6 +1,7 @@
 //! One module per verb; each writes to `out` and returns the exit code.
 pub mod agent;
 pub mod attributes;
+pub mod bench;
 pub mod check;
 pub mod claims;
 pub mod demo;
