@@ -66,19 +66,21 @@ impl Metrics {
         }
     }
 
-    /// Sets the claims gauge from counts by state.
+    /// Sets the claims gauge from counts by state (at startup).
     pub fn set_claims(&self, counts: &[(crate::claims::ClaimState, i64)]) {
         use crate::claims::ClaimState::*;
         for state in [Active, Released, Expired, Orphaned] {
             let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
-            let name = match state {
-                Active => "active",
-                Released => "released",
-                Expired => "expired",
-                Orphaned => "orphaned",
-            };
-            self.claims.get_or_create(&StateLabel { state: name }).set(n);
+            self.claims.get_or_create(&StateLabel { state: state_name(state) }).set(n);
         }
+    }
+
+    /// A claim moved from `from` (None: new) to `to`.
+    pub fn claim_moved(&self, from: Option<crate::claims::ClaimState>, to: crate::claims::ClaimState) {
+        if let Some(f) = from {
+            self.claims.get_or_create(&StateLabel { state: state_name(f) }).dec();
+        }
+        self.claims.get_or_create(&StateLabel { state: state_name(to) }).inc();
     }
 
     /// The Prometheus text exposition.
@@ -87,5 +89,15 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+fn state_name(s: crate::claims::ClaimState) -> &'static str {
+    use crate::claims::ClaimState::*;
+    match s {
+        Active => "active",
+        Released => "released",
+        Expired => "expired",
+        Orphaned => "orphaned",
     }
 }

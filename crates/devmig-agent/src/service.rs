@@ -223,7 +223,7 @@ impl Agent {
             }
             return Err(e.into());
         }
-        self.metrics.set_claims(&store.counts()?);
+        self.metrics.claim_moved(None, ClaimState::Active);
         tracing::info!(who, claim = %claim.id, migration = %claim.migration_id, device = %claim.device, "claimed");
         Ok((claim, true))
     }
@@ -327,8 +327,9 @@ impl Agent {
         if claim.state == ClaimState::Active {
             let note = if claim.created_mdev { self.remove_mdev(&claim.device) } else { None };
             let store = self.store.lock();
-            store.finish(id, ClaimState::Released, note.as_deref())?;
-            self.metrics.set_claims(&store.counts()?);
+            if store.finish(id, ClaimState::Released, note.as_deref())? {
+                self.metrics.claim_moved(Some(ClaimState::Active), ClaimState::Released);
+            }
             tracing::info!(who, claim = id, device = %claim.device, "released");
         }
         self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))
@@ -344,11 +345,10 @@ impl Agent {
         let due = self.store.lock().due(at)?;
         for c in &due {
             let note = if c.created_mdev { self.remove_mdev(&c.device) } else { None };
-            self.store.lock().finish(&c.id, ClaimState::Expired, note.as_deref())?;
+            if self.store.lock().finish(&c.id, ClaimState::Expired, note.as_deref())? {
+                self.metrics.claim_moved(Some(ClaimState::Active), ClaimState::Expired);
+            }
             tracing::info!(claim = %c.id, device = %c.device, "expired");
-        }
-        if !due.is_empty() {
-            self.metrics.set_claims(&self.store.lock().counts()?);
         }
         Ok(due.len())
     }

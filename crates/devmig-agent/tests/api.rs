@@ -181,6 +181,12 @@ async fn claims_are_verified_exclusive_idempotent_and_released() {
     let (s, r) = call(&b, Method::DELETE, &format!("/api/v1/claims/{id}"), Some(ADMIN), None).await;
     assert_eq!((s, r["state"].as_str()), (StatusCode::OK, Some("released")));
     assert_eq!(claim(&b, "m-2", &v, json!({"device": B_VGPU_HALF})).await.0, StatusCode::CREATED, "free again");
+    let text = b.state.agent.metrics.render();
+    assert!(
+        text.contains("devmig_agent_claims{state=\"active\"} 1")
+            && text.contains("devmig_agent_claims{state=\"released\"} 1"),
+        "{text}"
+    );
     assert_eq!(call(&b, Method::DELETE, "/api/v1/claims/nope", Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
 }
 
