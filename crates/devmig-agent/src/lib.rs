@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod tokens;
 
 pub use error::AgentError;

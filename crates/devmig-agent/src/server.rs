@@ -38,6 +38,9 @@ pub struct AgentConfig {
     /// Log as JSON lines.
     #[serde(default)]
     pub log_json: bool,
+    /// Serve HTTPS with these files (and require client certificates when `client_ca` is set).
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -81,10 +84,12 @@ impl AgentConfig {
     }
 }
 
-/// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+/// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in
+/// flight. With `tls`, every connection is TLS (mTLS when the config verifies clients).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let agent = Arc::clone(&state.agent);
@@ -98,21 +103,38 @@ pub async fn run(
             }
         }
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut signalled = stop_rx.clone();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let bounded = async move {
-        let _ = signalled.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    let result = tokio::select! {
-        r = server => r,
-        () = bounded => {
-            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-            Ok(())
+    let result = match tls {
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            });
+            let std_listener = listener.into_std()?;
+            axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?
+                .handle(handle)
+                .serve(app(state).into_make_service())
+                .await
+        }
+        None => {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let mut signalled = stop_rx.clone();
+            let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            });
+            let bounded = async move {
+                let _ = signalled.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                r = server => r,
+                () = bounded => {
+                    tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+                    Ok(())
+                }
+            }
         }
     };
     expiry.abort();

@@ -32,6 +32,15 @@ pub struct Cli {
     /// Named agents, for DEVICE@HOST and HOST arguments: `[agents.<name>]` with `url` and `token_file`.
     #[arg(long, env = "DEVMIG_AGENTS", value_name = "FILE")]
     pub agents: Option<PathBuf>,
+    /// CA bundle (PEM) that signs agents' certificates, for https:// agents.
+    #[arg(long, env = "DEVMIG_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for agents that require one (mTLS).
+    #[arg(long, env = "DEVMIG_CLIENT_CERT", value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "DEVMIG_CLIENT_KEY", value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -157,6 +166,15 @@ pub struct AgentArgs {
     /// Log JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA bundle (PEM): mTLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// `devmig claim`.

@@ -33,9 +33,13 @@ fn checker(cli: &Cli) -> Result<Checker, CliError> {
 fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliError> {
     let checker = checker(cli)?;
     let o = cli.output;
-    let resolve = |host: &str| -> Result<Backend, CliError> {
-        Ok(Backend::Remote(Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?))
+    let tls = remote::TlsClient {
+        ca_file: cli.ca_file.clone(),
+        client_cert: cli.client_cert.clone(),
+        client_key: cli.client_key.clone(),
     };
+    let remote_for = |host: &str| Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref(), &tls);
+    let resolve = |host: &str| -> Result<Backend, CliError> { Ok(Backend::Remote(remote_for(host)?)) };
     let backend = match &cli.agent {
         Some(url) => resolve(url)?,
         None => Backend::Local(checker.clone()),
@@ -51,27 +55,15 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Demo => commands::demo::demo(checker.registry(), out),
         Command::Sim(sim) => commands::sim::sim(sim, checker.registry(), out),
         Command::Agent(args) => commands::agent::agent(cli, args, checker.registry(), out),
-        Command::Claim(args) => commands::claims::claim(
-            &Remote::resolve(&args.host, cli.agents.as_deref(), cli.token_file.as_deref())?,
-            args,
-            o,
-            out,
-        ),
-        Command::Release { host, claim_id } => commands::claims::release(
-            &Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?,
-            claim_id,
-            o,
-            out,
-        ),
+        Command::Claim(args) => commands::claims::claim(&remote_for(&args.host)?, args, o, out),
+        Command::Release { host, claim_id } => commands::claims::release(&remote_for(host)?, claim_id, o, out),
         Command::Bench(b) => {
             let url = cli.agent.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --agent URL".into()))?;
             let tf =
                 cli.token_file.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --token-file".into()))?;
             commands::bench::bench(b, url, &remote::read_token(tf)?, checker.registry(), out)
         }
-        Command::Claims { host } => {
-            commands::claims::list(&Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref())?, o, out)
-        }
+        Command::Claims { host } => commands::claims::list(&remote_for(host)?, o, out),
     }
 }
 

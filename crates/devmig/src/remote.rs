@@ -31,6 +31,52 @@ struct AgentsFile {
 struct AgentEntry {
     url: String,
     token_file: PathBuf,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    client_cert: Option<PathBuf>,
+    #[serde(default)]
+    client_key: Option<PathBuf>,
+}
+
+/// What a client needs for https:// agents.
+#[derive(Debug, Clone, Default)]
+pub struct TlsClient {
+    /// CA bundle that signs the agents' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate, for agents that require one.
+    pub client_cert: Option<PathBuf>,
+    /// Its key.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsClient {
+    fn config(&self) -> Result<rustls::ClientConfig, CliError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &Path, e: &dyn std::fmt::Display| CliError::Usage(format!("{}: {e}", what.display()));
+        let ca = self.ca_file.as_ref().ok_or_else(|| {
+            CliError::Usage("an https:// agent needs --ca-file (or ca_file in the agents file)".into())
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, &e))? {
+            roots.add(c.map_err(|e| bad(ca, &e))?).map_err(|e| bad(ca, &e))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CliError::Usage(e.to_string()))?
+            .with_root_certificates(roots);
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                let chain: Result<Vec<_>, _> =
+                    CertificateDer::pem_file_iter(cert).map_err(|e| bad(cert, &e))?.collect();
+                let k = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+                builder.with_client_auth_cert(chain.map_err(|e| bad(cert, &e))?, k).map_err(|e| bad(cert, &e))
+            }
+            _ => Ok(builder.with_no_client_auth()),
+        }
+    }
 }
 
 /// Reads a client token file: the secret alone (one trailing newline dropped).
@@ -46,24 +92,30 @@ pub fn read_token(path: &Path) -> Result<String, CliError> {
 
 impl Remote {
     /// A client of the agent at `url`.
-    pub fn new(url: &str, token: String) -> Result<Self, CliError> {
+    pub fn new(url: &str, token: String, tls: &TlsClient) -> Result<Self, CliError> {
         let parsed = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
         if parsed.is_none_or(|rest| rest.is_empty() || rest.contains('@')) {
             return Err(CliError::Usage(format!("agent URL {url:?} must be http(s)://host[:port] without user info")));
         }
-        let client = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+        let mut builder = Client::builder().timeout(Duration::from_secs(60));
+        if url.starts_with("https://") {
+            builder = builder.tls_backend_preconfigured(tls.config()?);
+        }
+        let client = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
         Ok(Remote { base: url.trim_end_matches('/').to_string(), token, client })
     }
 
     /// Resolves HOST: a URL (with `token_file`), or a name in the agents file.
-    pub fn resolve(host: &str, agents: Option<&Path>, token_file: Option<&Path>) -> Result<Self, CliError> {
+    pub fn resolve(
+        host: &str,
+        agents: Option<&Path>,
+        token_file: Option<&Path>,
+        tls: &TlsClient,
+    ) -> Result<Self, CliError> {
         if host.starts_with("http://") || host.starts_with("https://") {
             let tf = token_file
                 .ok_or_else(|| CliError::Usage(format!("{host}: give --token-file for an agent named by URL")))?;
-            return Self::new(host, read_token(tf)?);
+            return Self::new(host, read_token(tf)?, tls);
         }
         let path = agents
             .ok_or_else(|| CliError::Usage(format!("agent {host:?} is not a URL; name agents in --agents FILE")))?;
@@ -75,7 +127,12 @@ impl Remote {
             .agents
             .get(host)
             .ok_or_else(|| CliError::Usage(format!("agent {host:?} is not in {}", path.display())))?;
-        Self::new(&entry.url, read_token(&entry.token_file)?)
+        let tls = TlsClient {
+            ca_file: entry.ca_file.clone(),
+            client_cert: entry.client_cert.clone(),
+            client_key: entry.client_key.clone(),
+        };
+        Self::new(&entry.url, read_token(&entry.token_file)?, &tls)
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(StatusCode, Value), CliError> {

@@ -49,6 +49,10 @@ fn files(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
+    start_with(root, state, tokens, &[])
+}
+
+fn start_with(root: &Path, state: &Path, tokens: &Path, extra: &[&str]) -> Agent {
     let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
         .arg("--sysfs-root")
         .arg(root)
@@ -56,6 +60,7 @@ fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
         .arg(tokens)
         .arg("--state-dir")
         .arg(state)
+        .args(extra)
         // Info logs from request threads: a held stderr lock once deadlocked the agent here.
         .env("DEVMIG_LOG", "info")
         .stdout(Stdio::piped())
@@ -72,7 +77,11 @@ fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
     let line = rx.recv_timeout(Duration::from_secs(30)).expect("agent started within 30 s");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("listening line").to_string();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .expect("listening line")
+        .to_string();
     Agent { child, url }
 }
 
@@ -264,4 +273,71 @@ fn kill_9_during_a_claim_storm_loses_and_doubles_nothing() {
     for d in &devices {
         assert!(h.mounted.path().join(format!("sys/bus/mdev/devices/{d}")).exists(), "claimed mdev {d} exists");
     }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+fn pki(dir: &Path, name: &str) -> [PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().expect("key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("params")
+        .signed_by(&server_key, &issuer)
+        .expect("server");
+    let client_key = KeyPair::generate().expect("key");
+    let client = CertificateParams::new(vec!["nova-conductor".to_string()])
+        .expect("params")
+        .signed_by(&client_key, &issuer)
+        .expect("client");
+    let files = [
+        (format!("{name}-ca.pem"), ca.pem()),
+        (format!("{name}-server.pem"), server.pem()),
+        (format!("{name}-server.key"), server_key.serialize_pem()),
+        (format!("{name}-client.pem"), client.pem()),
+        (format!("{name}-client.key"), client_key.serialize_pem()),
+    ];
+    files.map(|(f, pem)| {
+        let p = dir.join(f);
+        std::fs::write(&p, pem).expect("write");
+        p
+    })
+}
+
+#[test]
+fn tls_and_client_certificates() {
+    let h = host(devmig_simfs::spec::EXAMPLE_HOST_B);
+    let dir = tempfile::tempdir().expect("dir");
+    let (tokens, secret) = files(dir.path());
+    let [ca, cert, key, client, client_key] = pki(dir.path(), "lab");
+    let [other_ca, ..] = pki(dir.path(), "other");
+    let s = |p: &PathBuf| p.to_str().expect("path").to_string();
+    let agent = start_with(
+        h.mounted.path(),
+        &dir.path().join("state"),
+        &tokens,
+        &["--tls-cert", &s(&cert), "--tls-key", &s(&key), "--tls-client-ca", &s(&ca)],
+    );
+    assert!(agent.url.starts_with("https://"), "{}", agent.url);
+    let base = ["--agent", agent.url.as_str(), "--token-file", secret.to_str().expect("path")];
+    let with = |extra: &[&str], verb: &[&str]| devmig(&[&base[..], extra, verb].concat());
+
+    let ok = with(&["--ca-file", &s(&ca), "--client-cert", &s(&client), "--client-key", &s(&client_key)], &["list"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout(&ok).contains("0000:3d:00.1"));
+    // No client certificate: the handshake fails.
+    let no_cert = with(&["--ca-file", &s(&ca)], &["list"]);
+    assert_eq!(no_cert.status.code(), Some(3), "{}", String::from_utf8_lossy(&no_cert.stderr));
+    // A server certificate from a CA the client does not trust: refused.
+    let wrong_ca =
+        with(&["--ca-file", &s(&other_ca), "--client-cert", &s(&client), "--client-key", &s(&client_key)], &["list"]);
+    assert_eq!(wrong_ca.status.code(), Some(3));
+    // https:// without a CA bundle is a usage error, said before any connection.
+    let no_ca = with(&[], &["list"]);
+    assert_eq!(no_ca.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_ca.stderr).contains("--ca-file"));
 }

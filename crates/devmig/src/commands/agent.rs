@@ -43,6 +43,13 @@ fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
         c.timeout_ms = cli.timeout_ms;
     }
     c.log_json |= args.log_json;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        c.tls = Some(devmig_agent::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        });
+    }
     Ok(c)
 }
 
@@ -55,6 +62,12 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
     // A second init (tests in one process) keeps the first subscriber.
     let _ = if c.log_json { builder.json().try_init() } else { builder.try_init() };
     let state = c.open(registry.clone()).map_err(CliError::Usage)?;
+    let tls = c.tls.as_ref().map(|t| t.server_config()).transpose().map_err(CliError::Usage)?;
+    let scheme = match (&tls, c.tls.as_ref().and_then(|t| t.client_ca.as_ref())) {
+        (None, _) => "http",
+        (Some(_), None) => "https",
+        (Some(_), Some(_)) => "https (client certificates required)",
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,7 +75,8 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| CliError::Io { what: format!("binding {}", c.listen), source: e })?;
         let addr = listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
-        line(out, format!("devmig agent listening on http://{addr} (sysfs root {}, state {})", c.sysfs_root.display(), c.state_dir.display()))?;
+        let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+        line(out, format!("devmig agent listening on {url} [{scheme}] (sysfs root {}, state {})", c.sysfs_root.display(), c.state_dir.display()))?;
         out.flush().map_err(crate::output::write_err)?;
         tracing::info!(%addr, "listening");
         let shutdown = async {
@@ -73,7 +87,7 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
             }
             tracing::info!("shutting down");
         };
-        devmig_agent::run(listener, state, shutdown).await.map_err(|e| CliError::Io { what: "serving".into(), source: e })
+        devmig_agent::run(listener, state, tls, shutdown).await.map_err(|e| CliError::Io { what: "serving".into(), source: e })
     })?;
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(0)
