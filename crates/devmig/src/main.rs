@@ -68,6 +68,8 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
 }
 
 fn main() -> ExitCode {
+    // reqwest builds a rustls config even for http://; every TLS endpoint here uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     // Unlocked handles: a long-running verb (agent, sim mount) must not hold the
     // stdout/stderr locks, or its other threads' log lines would wait forever.

@@ -201,6 +201,7 @@ fn kill_9_during_a_claim_storm_loses_and_doubles_nothing() {
     let (tokens, _) = files(dir.path());
     let state = dir.path().join("state");
     let mut agent = start(h.mounted.path(), &state, &tokens);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     // 24 clients claim an mtty-1 instance each (the parent has exactly 24 ports); kill -9 as soon as one is acknowledged.
