@@ -17,6 +17,9 @@ use crate::claims::{Claim, ClaimState, ClaimStore};
 use crate::error::AgentError;
 use crate::metrics::Metrics;
 
+/// How long a type node's facts are reused (a driver reload shows within this).
+const TYPE_FACTS_TTL: Duration = Duration::from_secs(10);
+
 /// What the agent serves.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -64,6 +67,9 @@ pub struct Agent {
     /// Serialises claim creation, release and expiry (each is check + write + insert).
     claims: Mutex<()>,
     device_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Facts of mdev type nodes, briefly cached: a type claim needs them for its
+    /// dynamic resources, and re-discovering the node costs a dozen sysfs reads.
+    type_facts: Mutex<HashMap<String, (Instant, devmig_vendors::DeviceFacts)>>,
     timeout: Duration,
     /// Metrics.
     pub metrics: Metrics,
@@ -88,6 +94,7 @@ impl Agent {
             store: Mutex::new(ClaimStore::open(&o.state_dir)?),
             claims: Mutex::new(()),
             device_locks: Mutex::new(HashMap::new()),
+            type_facts: Mutex::new(HashMap::new()),
             timeout: o.timeout,
             metrics: Metrics::default(),
         };
@@ -275,7 +282,7 @@ impl Agent {
         if !report.verdict.is_compatible() {
             return Err(AgentError::Rejected(Box::new(report)));
         }
-        let facts = self.checker.device(&ty)?.facts.ok_or(CoreError::Vendor(devmig_vendors::VendorError::NoModel))?;
+        let facts = self.type_facts(&ty)?;
         let settings = self.checker.registry().dynamic_resources(version, &facts).map_err(CoreError::Vendor)?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let root = self.checker.root();
@@ -306,6 +313,19 @@ impl Agent {
         }
         tracing::info!(mdev = %uuid, r#type = %ty, ?settings, "created target mdev");
         Ok(uuid)
+    }
+
+    /// The facts of a type node, from a cache younger than [`TYPE_FACTS_TTL`] or from sysfs.
+    fn type_facts(&self, ty: &DeviceId) -> Result<devmig_vendors::DeviceFacts, AgentError> {
+        let key = ty.to_string();
+        if let Some((at, facts)) = self.type_facts.lock().get(&key) {
+            if at.elapsed() < TYPE_FACTS_TTL {
+                return Ok(facts.clone());
+            }
+        }
+        let facts = self.checker.device(ty)?.facts.ok_or(CoreError::Vendor(devmig_vendors::VendorError::NoModel))?;
+        self.type_facts.lock().insert(key, (Instant::now(), facts.clone()));
+        Ok(facts)
     }
 
     /// Removes an mdev the agent created; failures are logged and returned as a note.
