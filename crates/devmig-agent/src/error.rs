@@ -119,20 +119,6 @@ pub struct Problem {
     pub report: Option<Box<CheckReport>>,
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
-
 impl AgentError {
     /// The problem document of this error.
     pub fn problem(self) -> Problem {
@@ -143,7 +129,7 @@ impl AgentError {
             AgentError::Unauthorized | AgentError::Forbidden => self.to_string(),
             // Internals stay in the log.
             AgentError::Store(_) | AgentError::Internal(_) => "internal error; see the agent's log".to_string(),
-            other => chain(other),
+            other => devmig_core::error_chain(other),
         };
         let report = if let AgentError::Rejected(r) = self { Some(r) } else { None };
         Problem {
@@ -160,7 +146,7 @@ impl AgentError {
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
         if matches!(self, AgentError::Store(_) | AgentError::Internal(_)) {
-            tracing::error!(error = %chain(&self), "request failed");
+            tracing::error!(error = %devmig_core::error_chain(&self), "request failed");
         }
         let status = status_of(&self);
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();

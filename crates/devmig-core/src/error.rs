@@ -60,3 +60,18 @@ impl CoreError {
             )
     }
 }
+
+/// `e`'s message followed by each cause's, `: `-separated, skipping causes already quoted.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -28,7 +28,7 @@ pub use check::{AttributesReport, Checker, Provenance, VersionReport};
 pub use device::{Device, DeviceKind, Migration, MigrationSupport, PciInfo, Sriov};
 pub use discovery::{Inventory, discover};
 pub use errno::errno_name;
-pub use error::CoreError;
+pub use error::{CoreError, error_chain};
 pub use id::{DeviceId, PciAddress};
 pub use io::{IoFailure, JobGuard, SysfsIo};
 pub use matching::{MatchCandidate, MatchReport};

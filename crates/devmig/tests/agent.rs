@@ -1,6 +1,5 @@
 //! The agent as deployed: `devmig agent` processes on 127.0.0.1:0 over mounted
 //! simfs hosts, driven by the CLI's remote verbs and by raw HTTP.
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -9,6 +8,8 @@ use devmig_core::tree::example_uuids::{A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
 use devmig_simfs::{HostSpec, Mounted, mount};
 use devmig_vendors::{Catalog, Registry};
 use serde_json::{Value, json};
+
+mod common;
 
 const ADMIN: &str = "admin-secret-0123456789";
 
@@ -53,8 +54,8 @@ fn start(root: &Path, state: &Path, tokens: &Path) -> Agent {
 }
 
 fn start_with(root: &Path, state: &Path, tokens: &Path, extra: &[&str]) -> Agent {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .arg("--sysfs-root")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devmig"));
+    cmd.arg("--sysfs-root")
         .arg(root)
         .args(["agent", "--listen", "127.0.0.1:0", "--token-file"])
         .arg(tokens)
@@ -63,20 +64,8 @@ fn start_with(root: &Path, state: &Path, tokens: &Path, extra: &[&str]) -> Agent
         .args(extra)
         // Info logs from request threads: a held stderr lock once deadlocked the agent here.
         .env("DEVMIG_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("agent started within 30 s");
+        .stderr(Stdio::null());
+    let (child, line) = common::spawn_until_first_line(&mut cmd, Duration::from_secs(30));
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://") || w.starts_with("https://"))

@@ -1,9 +1,10 @@
 //! `devmig sim mount` as an operator runs it: foreground, SIGTERM unmounts,
 //! and a mount left dead by kill -9 is detached by the next mount.
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// Detaches whatever is still mounted on the path when the test ends, even by panic.
 struct Detach(PathBuf);
@@ -23,24 +24,9 @@ fn mounted_on(path: &Path) -> bool {
 
 /// Starts `devmig sim mount DIR` and waits (with a deadline) for it to say it mounted.
 fn start(dir: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .args(["sim", "mount"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining so the child never writes into a closed pipe.
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("sim mount reported within 20 s");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devmig"));
+    cmd.args(["sim", "mount"]).arg(dir).stderr(Stdio::inherit());
+    let (child, line) = common::spawn_until_first_line(&mut cmd, Duration::from_secs(20));
     assert!(line.starts_with("mounted host host-a"), "{line}");
     child
 }
