@@ -267,9 +267,11 @@ pub fn openapi() -> Value {
     })
 }
 
-/// The scope a request needs, from the route table (`None`: anonymous).
+/// The scope a request needs, from the route table (`None`: anonymous). The table is read once.
 fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
-    routes().into_iter().find(|r| r.method == method && r.path == path).and_then(|r| r.scope)
+    static SCOPES: std::sync::OnceLock<Vec<(Method, &'static str, Option<Scope>)>> = std::sync::OnceLock::new();
+    let scopes = SCOPES.get_or_init(|| routes().into_iter().map(|r| (r.method, r.path, r.scope)).collect());
+    scopes.iter().find(|(m, p, _)| m == method && *p == path).and_then(|(_, _, s)| *s)
 }
 
 async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, AgentError> {
