@@ -295,7 +295,12 @@ async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) 
 async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, AgentError> + Send + 'static,
 ) -> Result<R, AgentError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AgentError::Internal(format!("task: {e}")))?
+    // On a multi-threaded runtime, block this worker in place (tokio moves its other tasks
+    // away): two thread hand-offs fewer than spawn_blocking. Elsewhere, a blocking thread.
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => tokio::task::spawn_blocking(f).await.map_err(|e| AgentError::Internal(format!("task: {e}")))?,
+    }
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AgentError> {

@@ -134,8 +134,11 @@ pub enum BenchCommand {
         #[arg(long)]
         version: String,
         /// The mdev type each claim creates (PARENT/TYPE-ID).
-        #[arg(long = "type")]
-        mdev_type: String,
+        #[arg(long = "type", required_unless_present = "devices", conflicts_with = "devices")]
+        mdev_type: Option<String>,
+        /// Claim these devices instead; client i uses device i mod n.
+        #[arg(long = "device")]
+        devices: Vec<String>,
         /// Concurrent clients.
         #[arg(long, default_value_t = 4)]
         clients: usize,

@@ -136,12 +136,21 @@ pub fn bench(
                 )?;
             }
         }
-        BenchCommand::Claims { version, mdev_type, clients, seconds } => {
-            mdev_type.parse::<DeviceId>()?;
-            let (c2, url2, token2, version, mdev_type) =
-                (client.clone(), url.clone(), token.clone(), version.clone(), mdev_type.clone());
+        BenchCommand::Claims { version, mdev_type, devices, clients, seconds } => {
+            let targets: Vec<Value> = match mdev_type {
+                Some(t) => {
+                    t.parse::<DeviceId>()?;
+                    vec![json!({"type": t})]
+                }
+                None => devices
+                    .iter()
+                    .map(|d| d.parse::<DeviceId>().map(|_| json!({"device": d})))
+                    .collect::<Result<_, _>>()?,
+            };
+            let (c2, url2, token2, version) = (client.clone(), url.clone(), token.clone(), version.clone());
             let (lat, failed, elapsed) = load(*clients, *seconds, move |c, n| {
-                let body = json!({"migration_id": format!("bench-{c}-{n}"), "source_version": version, "target": {"type": mdev_type}, "ttl_seconds": 600});
+                let target = &targets[c % targets.len()];
+                let body = json!({"migration_id": format!("bench-{c}-{n}"), "source_version": version, "target": target, "ttl_seconds": 600});
                 let Ok(res) = c2.post(format!("{url2}/api/v1/claims")).bearer_auth(&token2).json(&body).send() else {
                     return false;
                 };
