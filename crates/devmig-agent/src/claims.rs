@@ -189,6 +189,12 @@ impl ClaimStore {
         Ok(n == 1)
     }
 
+    /// Sets a claim's note.
+    pub fn annotate(&self, id: &str, note: &str) -> rusqlite::Result<()> {
+        self.db.execute("UPDATE claims SET note = ?2 WHERE id = ?1", params![id, note])?;
+        Ok(())
+    }
+
     /// Counts of claims by state.
     pub fn counts(&self) -> rusqlite::Result<Vec<(ClaimState, i64)>> {
         let mut st = self.db.prepare("SELECT state, COUNT(*) FROM claims GROUP BY state")?;

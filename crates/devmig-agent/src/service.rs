@@ -64,8 +64,9 @@ pub struct ClaimRequest {
 pub struct Agent {
     checker: Checker,
     store: Mutex<ClaimStore>,
-    /// Serialises claim creation, release and expiry (each is check + write + insert).
-    claims: Mutex<()>,
+    /// One lock per device for claiming it: check-then-insert is atomic per device, claims of
+    /// different devices run in parallel (the database's unique indexes are the last word).
+    claim_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     device_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Facts of mdev type nodes, briefly cached: a type claim needs them for its
     /// dynamic resources, and re-discovering the node costs a dozen sysfs reads.
@@ -92,7 +93,7 @@ impl Agent {
         let agent = Agent {
             checker: Checker::with_io(SysfsRoot::new(&o.sysfs_root), registry, io),
             store: Mutex::new(ClaimStore::open(&o.state_dir)?),
-            claims: Mutex::new(()),
+            claim_locks: Mutex::new(HashMap::new()),
             device_locks: Mutex::new(HashMap::new()),
             type_facts: Mutex::new(HashMap::new()),
             timeout: o.timeout,
@@ -190,49 +191,85 @@ impl Agent {
             },
             ClaimTarget::Any => "any".to_string(),
         };
-        let _serial = self.claims.lock();
-        self.expire_locked(now())?;
-        if let Some(existing) = self.store.lock().active_for_migration(&req.migration_id)? {
-            if existing.request == request && existing.source_version == req.source_version {
-                return Ok((existing, false));
-            }
-            return Err(AgentError::Conflict {
-                code: "migration_id_conflict",
-                detail: format!(
-                    "migration {} already holds claim {} for {}",
-                    req.migration_id, existing.id, existing.request
-                ),
-            });
+        self.expire_due(now())?;
+        if let Some(existing) = self.idempotent(&req.migration_id, &request, &req.source_version)? {
+            return Ok((existing, false));
         }
-        let (device, created_mdev) = match &req.target {
-            ClaimTarget::Device(d) => (self.verify_unclaimed(d, &req.source_version)?, false),
-            ClaimTarget::Type(t) => (self.create_target(t, &req.source_version)?, true),
-            ClaimTarget::Any => (self.pick_any(&req.source_version)?, false),
-        };
         let t = now();
-        let claim = Claim {
+        let claim = |device: String, created_mdev: bool| Claim {
             id: uuid::Uuid::new_v4().to_string(),
             migration_id: req.migration_id.clone(),
             device,
             created_mdev,
             source_version: req.source_version.clone(),
-            request,
+            request: request.clone(),
             state: ClaimState::Active,
             created_at: t,
             expires_at: t.saturating_add(i64::try_from(req.ttl_seconds).unwrap_or(86_400)),
             note: None,
         };
-        let store = self.store.lock();
-        if let Err(e) = store.insert(&claim) {
-            drop(store);
-            if claim.created_mdev {
-                self.remove_mdev(&claim.device);
+        let (c, created) = match &req.target {
+            ClaimTarget::Device(d) => {
+                let key = d.parse::<DeviceId>()?.to_string();
+                let lock = self.claim_lock(&key);
+                let _held = lock.lock();
+                self.verify_unclaimed(&key, &req.source_version)?;
+                self.insert(claim(key, false))?
             }
-            return Err(e.into());
+            ClaimTarget::Type(t) => self.insert(claim(self.create_target(t, &req.source_version)?, true))?,
+            ClaimTarget::Any => self.claim_any(&req.source_version, |device| claim(device, false))?,
+        };
+        if created {
+            tracing::info!(who, claim = %c.id, migration = %c.migration_id, device = %c.device, "claimed");
         }
-        self.metrics.claim_moved(None, ClaimState::Active);
-        tracing::info!(who, claim = %claim.id, migration = %claim.migration_id, device = %claim.device, "claimed");
-        Ok((claim, true))
+        Ok((c, created))
+    }
+
+    /// The active claim of `migration_id` when it asked for the same thing; a conflict when it asked for another.
+    fn idempotent(&self, migration_id: &str, request: &str, version: &str) -> Result<Option<Claim>, AgentError> {
+        match self.store.lock().active_for_migration(migration_id)? {
+            Some(existing) if existing.request == request && existing.source_version == version => Ok(Some(existing)),
+            Some(existing) => Err(AgentError::Conflict {
+                code: "migration_id_conflict",
+                detail: format!(
+                    "migration {migration_id} already holds claim {} for {}",
+                    existing.id, existing.request
+                ),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn claim_lock(&self, device: &str) -> Arc<Mutex<()>> {
+        Arc::clone(self.claim_locks.lock().entry(device.to_string()).or_default())
+    }
+
+    /// Inserts an active claim. When a concurrent claim won the race (a unique index said no),
+    /// answers as that claim dictates and removes an mdev this claim created.
+    fn insert(&self, claim: Claim) -> Result<(Claim, bool), AgentError> {
+        let inserted = self.store.lock().insert(&claim);
+        match inserted {
+            Ok(()) => {
+                self.metrics.claim_moved(None, ClaimState::Active);
+                Ok((claim, true))
+            }
+            Err(e) => {
+                if claim.created_mdev {
+                    self.remove_mdev(&claim.device);
+                }
+                let constraint = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation);
+                if !constraint {
+                    return Err(e.into());
+                }
+                if let Some(won) = self.idempotent(&claim.migration_id, &claim.request, &claim.source_version)? {
+                    return Ok((won, false));
+                }
+                Err(AgentError::Conflict {
+                    code: "target_claimed",
+                    detail: format!("{} was claimed concurrently", claim.device),
+                })
+            }
+        }
     }
 
     fn verify_unclaimed(&self, device: &str, version: &str) -> Result<String, AgentError> {
@@ -255,18 +292,23 @@ impl Agent {
         }
     }
 
-    fn pick_any(&self, version: &str) -> Result<String, AgentError> {
+    /// Claims the first unclaimed local device (not a type) that step b accepted.
+    fn claim_any(&self, version: &str, claim: impl Fn(String) -> Claim) -> Result<(Claim, bool), AgentError> {
         let m = self.match_version(version)?;
-        let store = self.store.lock();
         let mut candidates = 0;
         for c in m.accepted() {
-            let Ok(id) = c.device.parse::<DeviceId>() else { continue };
-            if matches!(id, DeviceId::MdevType { .. }) {
+            if matches!(c.device.parse::<DeviceId>(), Ok(DeviceId::MdevType { .. }) | Err(_)) {
                 continue;
             }
             candidates += 1;
-            if store.active_on_device(&c.device)?.is_none() {
-                return Ok(c.device.clone());
+            let lock = self.claim_lock(&c.device);
+            let _held = lock.lock();
+            if self.store.lock().active_on_device(&c.device)?.is_some() {
+                continue;
+            }
+            match self.insert(claim(c.device.clone())) {
+                Err(AgentError::Conflict { code: "target_claimed", .. }) => continue,
+                other => return other,
             }
         }
         Err(AgentError::Conflict {
@@ -342,35 +384,43 @@ impl Agent {
 
     /// Releases a claim (removing an mdev it created). Releasing twice returns the claim as it is.
     pub fn release(&self, id: &str, who: &str) -> Result<Claim, AgentError> {
-        let _serial = self.claims.lock();
         let claim = self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))?;
-        if claim.state == ClaimState::Active {
-            let note = if claim.created_mdev { self.remove_mdev(&claim.device) } else { None };
-            let store = self.store.lock();
-            if store.finish(id, ClaimState::Released, note.as_deref())? {
-                self.metrics.claim_moved(Some(ClaimState::Active), ClaimState::Released);
-            }
+        if claim.state == ClaimState::Active && self.finish(&claim, ClaimState::Released)? {
             tracing::info!(who, claim = id, device = %claim.device, "released");
         }
         self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))
     }
 
-    /// Expires claims whose ttl passed; returns how many.
-    pub fn expire(&self) -> Result<usize, AgentError> {
-        let _serial = self.claims.lock();
-        self.expire_locked(now())
+    /// Moves an active claim to `state`; only the caller that wins the transition removes its
+    /// mdev (and notes a failure to). False when another caller had already moved it.
+    fn finish(&self, claim: &Claim, state: ClaimState) -> Result<bool, AgentError> {
+        if !self.store.lock().finish(&claim.id, state, None)? {
+            return Ok(false);
+        }
+        self.metrics.claim_moved(Some(ClaimState::Active), state);
+        if claim.created_mdev {
+            if let Some(note) = self.remove_mdev(&claim.device) {
+                self.store.lock().annotate(&claim.id, &note)?;
+            }
+        }
+        Ok(true)
     }
 
-    fn expire_locked(&self, at: i64) -> Result<usize, AgentError> {
+    /// Expires claims whose ttl passed; returns how many.
+    pub fn expire(&self) -> Result<usize, AgentError> {
+        self.expire_due(now())
+    }
+
+    fn expire_due(&self, at: i64) -> Result<usize, AgentError> {
         let due = self.store.lock().due(at)?;
+        let mut n = 0;
         for c in &due {
-            let note = if c.created_mdev { self.remove_mdev(&c.device) } else { None };
-            if self.store.lock().finish(&c.id, ClaimState::Expired, note.as_deref())? {
-                self.metrics.claim_moved(Some(ClaimState::Active), ClaimState::Expired);
+            if self.finish(c, ClaimState::Expired)? {
+                tracing::info!(claim = %c.id, device = %c.device, "expired");
+                n += 1;
             }
-            tracing::info!(claim = %c.id, device = %c.device, "expired");
         }
-        Ok(due.len())
+        Ok(n)
     }
 }
 

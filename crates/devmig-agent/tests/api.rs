@@ -297,3 +297,25 @@ fn the_openapi_document_covers_every_route_and_status() {
         std::fs::read_to_string(&path).expect("openapi.json is kept in the repo (DEVMIG_UPDATE_OPENAPI=1 writes it)");
     assert_eq!(kept, generated, "openapi.json is stale: run with DEVMIG_UPDATE_OPENAPI=1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_with_one_migration_id_make_one_claim_and_leave_no_stray_mdev() {
+    let a = host_a();
+    let m = version_on(&a, A_MTTY).await;
+    let devices = a.mounted.path().join("sys/bus/mdev/devices");
+    let before = std::fs::read_dir(&devices).expect("dir").count();
+    let same = (0..8).map(|_| claim(&a, "vm-same", &m, json!({"type": "mtty/mtty-2"})));
+    let results = futures::future::join_all(same).await;
+    let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, c)| c).collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    let id = &created[0]["id"];
+    assert!(
+        results.iter().all(|(s, c)| (*s == StatusCode::CREATED || *s == StatusCode::OK) && &c["id"] == id),
+        "{results:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&devices).expect("dir").count(),
+        before + 1,
+        "exactly one new mdev; the losers removed theirs"
+    );
+}

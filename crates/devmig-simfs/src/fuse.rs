@@ -231,16 +231,29 @@ impl Filesystem for SimFs {
                 let mut h = locked(&host);
                 (h.write(ino, &data), h.take_invalidations())
             };
-            // Before answering, so no caller sees a removed mdev in the kernel's cache.
-            if let Some(n) = notifier.get() {
-                for (dir, name) in gone {
-                    // ENOENT only means the kernel had not cached it.
-                    let _ = n.inval_entry(INodeNo(dir), OsStr::new(&name));
-                }
-            }
-            match result {
+            let answer = move || match result {
                 Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
                 Err(e) => reply.error(errno(e)),
+            };
+            if gone.is_empty() {
+                return answer();
+            }
+            // The kernel takes the parent directory's lock to invalidate an entry; a lookup in
+            // that directory may hold it while waiting for a session thread. So invalidate on
+            // another thread, and answer the write after it: no session thread waits on the
+            // kernel, and the writer never sees the removed entry in the cache.
+            let spawned = std::thread::Builder::new().name("simfs-notify".into()).spawn(move || {
+                if let Some(n) = notifier.get() {
+                    for (dir, name) in gone {
+                        // ENOENT only means the kernel had not cached it.
+                        let _ = n.inval_entry(INodeNo(dir), OsStr::new(&name));
+                    }
+                }
+                answer();
+            });
+            if let Err(e) = spawned {
+                // The reply moved into the closure that failed to start: fuser answers EIO when it drops.
+                eprintln!("simfs: could not start an invalidation thread: {e}");
             }
         });
     }
