@@ -272,18 +272,17 @@ impl Agent {
         }
     }
 
-    fn verify_unclaimed(&self, device: &str, version: &str) -> Result<String, AgentError> {
-        let id: DeviceId = device.parse()?;
-        let key = id.to_string();
-        if let Some(c) = self.store.lock().active_on_device(&key)? {
+    /// Fails unless `key` (a canonical device id) is unclaimed and accepts `version` (step b).
+    fn verify_unclaimed(&self, key: &str, version: &str) -> Result<(), AgentError> {
+        if let Some(c) = self.store.lock().active_on_device(key)? {
             return Err(AgentError::Conflict {
                 code: "target_claimed",
                 detail: format!("{key} is held by claim {} (migration {})", c.id, c.migration_id),
             });
         }
-        let report = self.check(&key, version)?;
+        let report = self.check(key, version)?;
         match report.verdict {
-            v if v.is_compatible() => Ok(key),
+            v if v.is_compatible() => Ok(()),
             devmig_core::Verdict::Error => Err(AgentError::Timeout(format!(
                 "could not decide on {key}: {}",
                 report.reasons.first().map_or("", |r| r.message.as_str())
