@@ -113,7 +113,7 @@ impl Checker {
                         VersionReport { side, reason: None, transient: false }
                     }
                     Err(ReadFailure::Io(f)) => {
-                        let (code, transient) = io_code("source_read_failed", f);
+                        let (code, transient) = io_code(FailedOn::SourceRead, f);
                         fail(side, Reason::io(code, "reading migration_version", f), transient)
                     }
                     Err(ReadFailure::Invalid(why)) => fail(
@@ -161,9 +161,7 @@ impl Checker {
         let dst = self.device(target)?;
         let read = self.version_of(&src);
         let Some(version) = read.side.version.clone() else {
-            let report = CheckReport::new(read.side, Side { device: Some(dst.id.to_string()), ..Side::default() });
-            let reason = read.reason.unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
-            return Ok(if read.transient { report.error(reason) } else { report.incompatible(reason) });
+            return Ok(CheckReport::without_source(read, dst.id.to_string()));
         };
         Ok(self.judge(read.side, &version, &dst))
     }
@@ -202,7 +200,7 @@ impl Checker {
             }
             Ok(Exchange::FullPath) => None,
             Err(f) => {
-                let reason = Reason::io(io_code("target_rejected", f).0, "exchanging migration_version", f);
+                let reason = Reason::io(io_code(FailedOn::Target, f).0, "exchanging migration_version", f);
                 Some(CheckReport::new(from, kernel(target)).error(reason))
             }
         }
@@ -232,7 +230,7 @@ impl Checker {
                 if let Err(ReadFailure::Io(f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded))) = own {
                     // A target that hangs on read is not written to: its driver is stuck.
                     return CheckReport::new(from, to).error(Reason::io(
-                        io_code("target_rejected", f).0,
+                        io_code(FailedOn::Target, f).0,
                         "reading the target's migration_version",
                         f,
                     ));
@@ -255,7 +253,7 @@ impl Checker {
                     Err(f) => {
                         let (code, transient) = match f.errno() {
                             Some(libc::ENODEV) => ("target_unsupported", false),
-                            _ => io_code("target_rejected", f),
+                            _ => io_code(FailedOn::Target, f),
                         };
                         let report = if transient {
                             report.error(Reason::io(code, "writing migration_version", f))
@@ -376,18 +374,27 @@ fn with_model_reasons(
     report
 }
 
+/// Which side of a check an I/O failure hit.
+#[derive(Clone, Copy)]
+enum FailedOn {
+    /// Reading the source's version.
+    SourceRead,
+    /// Reading or writing the target's attribute.
+    Target,
+}
+
 /// The reason code for an I/O failure and whether it is transient (verdict `error`).
-fn io_code(definitive: &'static str, f: IoFailure) -> (&'static str, bool) {
-    match f {
-        IoFailure::Timeout { .. } => ("timeout", true),
-        IoFailure::Overloaded => ("overloaded", true),
-        IoFailure::ShortWrite { .. } => ("target_write_failed", true),
-        IoFailure::Errno { errno } if errno == libc::ENOENT => {
-            (if definitive == "source_read_failed" { "source_unsupported" } else { "target_unsupported" }, false)
-        }
-        IoFailure::Errno { errno } if is_transient(errno) => {
-            (if definitive == "source_read_failed" { "source_read_failed" } else { "target_write_failed" }, true)
-        }
-        IoFailure::Errno { .. } => (definitive, false),
+fn io_code(on: FailedOn, f: IoFailure) -> (&'static str, bool) {
+    use FailedOn::*;
+    match (f, on) {
+        (IoFailure::Timeout { .. }, _) => ("timeout", true),
+        (IoFailure::Overloaded, _) => ("overloaded", true),
+        (IoFailure::ShortWrite { .. }, _) => ("target_write_failed", true),
+        (IoFailure::Errno { errno }, SourceRead) if errno == libc::ENOENT => ("source_unsupported", false),
+        (IoFailure::Errno { errno }, Target) if errno == libc::ENOENT => ("target_unsupported", false),
+        (IoFailure::Errno { errno }, SourceRead) if is_transient(errno) => ("source_read_failed", true),
+        (IoFailure::Errno { errno }, Target) if is_transient(errno) => ("target_write_failed", true),
+        (IoFailure::Errno { .. }, SourceRead) => ("source_read_failed", false),
+        (IoFailure::Errno { .. }, Target) => ("target_rejected", false),
     }
 }

@@ -132,6 +132,14 @@ impl CheckReport {
         CheckReport { verdict: Verdict::Error, from, to, reasons: Vec::new(), checks: Vec::new() }
     }
 
+    /// The report when the source yielded no version: `incompatible`, or `error` when the
+    /// failure was transient (timeout, transient errno).
+    pub fn without_source(read: crate::VersionReport, target: String) -> Self {
+        let reason = read.reason.unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
+        let report = CheckReport::new(read.side, Side { device: Some(target), ..Side::default() });
+        if read.transient { report.error(reason) } else { report.incompatible(reason) }
+    }
+
     /// Sets an incompatible verdict with `reason`.
     pub(crate) fn incompatible(mut self, reason: Reason) -> Self {
         self.verdict = Verdict::Incompatible;

@@ -104,15 +104,7 @@ impl Backend {
 pub fn cross(src: &Backend, source: &DeviceId, dst: &Backend, target: &DeviceId) -> Result<CheckReport, CliError> {
     let v = src.version(source)?;
     let Some(version) = v.side.version.clone() else {
-        let reason = v.reason.unwrap_or_else(|| devmig_core::Reason::new("source_unsupported", "no version"));
-        let mut report: CheckReport = serde_json::from_value(json!({
-            "verdict": "incompatible", "from": v.side, "to": {"device": target.to_string()}, "reasons": [reason], "checks": []
-        }))
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-        if v.transient {
-            report.verdict = devmig_core::Verdict::Error;
-        }
-        return Ok(report);
+        return Ok(CheckReport::without_source(v, target.to_string()));
     };
     let report = dst.check_version(&version, target)?;
     Ok(CheckReport { from: v.side, ..report })

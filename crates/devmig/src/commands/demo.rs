@@ -10,6 +10,7 @@ use devmig_simfs::spec::{EXAMPLE_HOST_A, EXAMPLE_HOST_B};
 use devmig_simfs::{HostSpec, Mounted};
 use devmig_vendors::Registry;
 
+use crate::backend::Backend;
 use crate::cli::Output;
 use crate::error::CliError;
 use crate::output::line;
@@ -41,11 +42,8 @@ fn id(s: &str) -> Result<DeviceId, CliError> {
 /// Reads `src`'s version on `a` and has `b` judge it; prints the report.
 fn pair(a: &Host, b: &Host, title: &str, src: &str, dst: &str, out: &mut dyn Write) -> Result<CheckReport, CliError> {
     line(out, format!("\n## {title}\n$ devmig check hostA:{src} hostB:{dst}"))?;
-    let version = a.checker.version(&id(src)?)?;
-    let Some(v) = version.side.version.clone() else {
-        return Err(CliError::Usage(format!("demo source {src} has no version: {:?}", version.reason)));
-    };
-    let report = CheckReport { from: version.side, ..b.checker.check_version(&v, &id(dst)?)? };
+    let (from, to) = (Backend::Local(a.checker.clone()), Backend::Local(b.checker.clone()));
+    let report = crate::backend::cross(&from, &id(src)?, &to, &id(dst)?)?;
     super::check::render(&report, false, Output::Table, out)?;
     Ok(report)
 }
@@ -60,7 +58,7 @@ pub fn demo(registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     line(out, "Writes into migration_version go through the kernel's FUSE driver to the vendor model,")?;
     line(out, "which accepts or fails the write(2) with a real errno, as a driver would. ([kernel] below.)")?;
     line(out, "\n# hostA")?;
-    super::inventory::list(&crate::backend::Backend::Local(a.checker.clone()), Output::Table, out)?;
+    super::inventory::list(&Backend::Local(a.checker.clone()), Output::Table, out)?;
 
     pair(
         &a,
@@ -123,7 +121,7 @@ pub fn demo(registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
         device: None,
         source: crate::cli::SourceArgs { version: Some(version), version_file: None },
     };
-    super::matching::matching(&crate::backend::Backend::Local(b.checker.clone()), &args, Output::Table, out)?;
+    super::matching::matching(&Backend::Local(b.checker.clone()), &args, Output::Table, out)?;
 
     let (pa, pb) = (a.mounted.path().to_path_buf(), b.mounted.path().to_path_buf());
     a.mounted.unmount()?;
