@@ -284,7 +284,7 @@ async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AgentError::Unauthorized)?;
     let (name, have) = state.tokens.authorize(presented.as_bytes()).ok_or(AgentError::Unauthorized)?;
-    if have < scope {
+    if !have.allows(scope) {
         return Err(AgentError::Forbidden);
     }
     req.extensions_mut().insert(Caller(name.to_string()));

@@ -6,13 +6,17 @@
 pub mod api;
 pub mod claims;
 pub mod error;
+pub mod fleet_link;
 pub mod metrics;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod tls;
 pub mod tokens;
 
 pub use error::AgentError;
+pub use fleet_link::FleetLink;
+pub use report::{DeviceRecord, HostReport};
 pub use server::{AgentConfig, run};
 pub use service::{Agent, AgentOptions, ClaimRequest, ClaimTarget};
 pub use tokens::{Scope, Tokens};

@@ -78,6 +78,7 @@ impl AgentConfig {
             state_dir: self.state_dir.clone(),
             timeout: Duration::from_millis(self.timeout_ms),
             io_workers: self.io_workers,
+            shared_io: None,
         };
         let agent = Agent::open(&options, registry).map_err(|e| format!("opening the agent: {e}"))?;
         Ok(AppState { agent: Arc::new(agent), tokens: Arc::new(tokens) })

@@ -31,6 +31,8 @@ pub struct AgentOptions {
     pub timeout: Duration,
     /// sysfs I/O worker threads.
     pub io_workers: usize,
+    /// Share this I/O pool instead of starting `io_workers` threads (many agents in one process).
+    pub shared_io: Option<SysfsIo>,
 }
 
 /// What a claim reserves.
@@ -74,6 +76,8 @@ pub struct Agent {
     timeout: Duration,
     /// Metrics.
     pub metrics: Metrics,
+    /// Signalled whenever a claim starts or ends (the fleet link pushes then).
+    pub changes: tokio::sync::Notify,
 }
 
 fn now() -> i64 {
@@ -89,7 +93,7 @@ impl Agent {
     pub fn open(o: &AgentOptions, registry: Registry) -> Result<Self, AgentError> {
         std::fs::create_dir_all(&o.state_dir)
             .map_err(|e| AgentError::Internal(format!("state dir {}: {e}", o.state_dir.display())))?;
-        let io = SysfsIo::with_workers(o.timeout, o.io_workers);
+        let io = o.shared_io.clone().unwrap_or_else(|| SysfsIo::with_workers(o.timeout, o.io_workers));
         let agent = Agent {
             checker: Checker::with_io(SysfsRoot::new(&o.sysfs_root), registry, io),
             store: Mutex::new(ClaimStore::open(&o.state_dir)?),
@@ -98,6 +102,7 @@ impl Agent {
             type_facts: Mutex::new(HashMap::new()),
             timeout: o.timeout,
             metrics: Metrics::default(),
+            changes: tokio::sync::Notify::new(),
         };
         agent.restore()?;
         Ok(agent)
@@ -251,6 +256,7 @@ impl Agent {
         match inserted {
             Ok(()) => {
                 self.metrics.claim_moved(None, ClaimState::Active);
+                self.changes.notify_one();
                 Ok((claim, true))
             }
             Err(e) => {
@@ -397,6 +403,7 @@ impl Agent {
             return Ok(false);
         }
         self.metrics.claim_moved(Some(ClaimState::Active), state);
+        self.changes.notify_one();
         if claim.created_mdev {
             if let Some(note) = self.remove_mdev(&claim.device) {
                 self.store.lock().annotate(&claim.id, &note)?;

@@ -12,6 +12,19 @@ pub enum Scope {
     Read,
     /// Everything, including checks (they write to sysfs) and claims.
     Admin,
+    /// Only pushing host reports to the fleet (what agents hold).
+    Report,
+}
+
+impl Scope {
+    /// Whether a token of this scope may do what `needed` guards.
+    pub fn allows(self, needed: Scope) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Read => needed == Scope::Read,
+            Scope::Report => needed == Scope::Report,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +48,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`) and `secret` (>= 16 chars).
+    /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`|`report`) and `secret` (>= 16 chars).
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
         let file: TokenFile =
             toml::from_str(text).map_err(|e| format!("token file {origin}: {}", e.to_string().trim()))?;

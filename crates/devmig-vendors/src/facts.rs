@@ -1,11 +1,11 @@
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::PciId;
 
 /// What kind of node the facts describe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FactsKind {
     /// A PCI function (a plain device, an SR-IOV PF or a VF).
@@ -21,7 +21,7 @@ pub enum FactsKind {
 
 /// What a vendor model needs to know about one device; gathered by discovery
 /// (or by the emulator) and handed to the model, which does no I/O itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceFacts {
     /// Node kind.
     pub kind: FactsKind,

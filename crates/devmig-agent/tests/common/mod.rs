@@ -32,7 +32,7 @@ pub fn tokens() -> Tokens {
 }
 
 pub fn options(root: &std::path::Path, state: &std::path::Path, timeout: Duration) -> AgentOptions {
-    AgentOptions { sysfs_root: root.into(), state_dir: state.into(), timeout, io_workers: 4 }
+    AgentOptions { sysfs_root: root.into(), state_dir: state.into(), timeout, io_workers: 4, shared_io: None }
 }
 
 pub fn lab(spec: &str, timeout: Duration) -> Lab {

@@ -1,0 +1,90 @@
+//! The fleet's one error type, and how it maps to HTTP problems.
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use thiserror::Error;
+
+/// Everything that can go wrong in the fleet.
+#[derive(Debug, Error)]
+pub enum FleetError {
+    /// The request was malformed; the text names what.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such host, device or placement.
+    #[error("{0}")]
+    NotFound(String),
+    /// Someone else holds it.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(String),
+    /// An agent failed or answered unexpectedly.
+    #[error("agent {host}: {why}")]
+    Agent {
+        /// Host.
+        host: String,
+        /// What happened.
+        why: String,
+    },
+    /// The caller is not authenticated or lacks the scope.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller lacks the scope.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A bug or an unexpected state.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<devmig_vendors::VendorError> for FleetError {
+    fn from(e: devmig_vendors::VendorError) -> Self {
+        FleetError::BadRequest(e.to_string())
+    }
+}
+
+impl FleetError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FleetError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            FleetError::NotFound(_) => StatusCode::NOT_FOUND,
+            FleetError::Conflict(_) => StatusCode::CONFLICT,
+            FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            FleetError::Forbidden(_) => StatusCode::FORBIDDEN,
+            FleetError::Agent { .. } => StatusCode::BAD_GATEWAY,
+            FleetError::Db(_) | FleetError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FleetError::BadRequest(_) => "bad_request",
+            FleetError::NotFound(_) => "not_found",
+            FleetError::Conflict(_) => "conflict",
+            FleetError::Unauthorized(_) => "unauthorized",
+            FleetError::Forbidden(_) => "forbidden",
+            FleetError::Agent { .. } => "agent_failed",
+            FleetError::Db(_) => "database",
+            FleetError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for FleetError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = serde_json::json!({
+            "type": format!("https://devmig.dev/problems/{}", self.code()),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "code": self.code(),
+            "detail": self.to_string(),
+        });
+        (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}

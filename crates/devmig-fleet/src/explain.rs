@@ -1,0 +1,181 @@
+//! Why nothing fits: hosts grouped by the step-a rule their closest device failed, counted,
+//! with the closest misses. Uses the same `Requirement::unmet` as the post-filter of step a.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::FleetError;
+use crate::placement::Source;
+use crate::store::{DeviceRow, Store};
+
+/// Hosts that failed for one reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Group {
+    /// How many hosts.
+    pub hosts: usize,
+    /// The source it concerns (its label), or `all` for VM-wide reasons.
+    pub source: String,
+    /// A stable code: `no_device`, `rule:<attribute>`, `none_free`, `no_distinct_targets`, `stale`.
+    pub code: String,
+    /// One sentence.
+    pub detail: String,
+}
+
+/// A host that came close.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Miss {
+    /// Host.
+    pub host: String,
+    /// Constraints unmet, over all sources.
+    pub unmet: usize,
+    /// Per source: the closest device and what it lacked.
+    pub detail: Vec<String>,
+}
+
+/// Why no host could take the VM.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Explanation {
+    /// Groups, largest first.
+    pub groups: Vec<Group>,
+    /// Up to five hosts with the fewest unmet constraints.
+    pub closest: Vec<Miss>,
+}
+
+/// Per host and source: how close its best device came.
+struct Best {
+    unmet: Vec<String>,
+    first_rule: Option<(String, String, Option<String>)>,
+    free: bool,
+    device: String,
+}
+
+fn best_of(devs: &[&DeviceRow], src: &Source) -> Best {
+    let mut best: Option<Best> = None;
+    for d in devs {
+        let unmet = src.requirement.unmet(&d.attributes);
+        let free = d.free && d.held_by.is_none();
+        let cand = Best {
+            unmet: unmet.iter().map(|u| u.constraint.to_string()).collect(),
+            first_rule: unmet.first().map(|u| {
+                (
+                    u.constraint.attr().to_string(),
+                    u.constraint.to_string(),
+                    u.target_value.as_ref().map(|v| v.to_string()),
+                )
+            }),
+            free,
+            device: d.device.clone(),
+        };
+        let better = match &best {
+            None => true,
+            Some(b) => (cand.unmet.len(), !cand.free) < (b.unmet.len(), !b.free),
+        };
+        if better {
+            best = Some(cand);
+        }
+    }
+    best.unwrap_or(Best {
+        unmet: vec!["no device of this model".into()],
+        first_rule: None,
+        free: false,
+        device: String::new(),
+    })
+}
+
+/// Explains why none of the fresh hosts outside `excluded` fit all `sources`; `fit_each` are the
+/// hosts that passed step a for every source (they failed on distinct targets or in step b).
+pub fn explain(
+    store: &Store,
+    sources: &[Source],
+    excluded: &BTreeSet<String>,
+    now_ms: i64,
+) -> Result<Explanation, FleetError> {
+    let hosts = store.hosts(now_ms)?;
+    let stale = hosts.iter().filter(|h| h.stale && !excluded.contains(&h.name)).count();
+    let fresh: Vec<&str> =
+        hosts.iter().filter(|h| !h.stale && !excluded.contains(&h.name)).map(|h| h.name.as_str()).collect();
+    let mut groups: BTreeMap<(String, String), (usize, String, BTreeSet<String>)> = BTreeMap::new();
+    let mut per_host: HashMap<&str, (usize, Vec<String>, bool)> = HashMap::new();
+    for src in sources {
+        let rows = store.model_devices(&src.model, now_ms)?;
+        let mut by_host: HashMap<&str, Vec<&DeviceRow>> = HashMap::new();
+        for d in &rows {
+            by_host.entry(d.host.as_str()).or_default().push(d);
+        }
+        for host in &fresh {
+            let best = best_of(by_host.get(host).map_or(&[][..], Vec::as_slice), src);
+            let (code, detail, value) = match (&best.first_rule, best.free) {
+                (Some((attr, rule, value)), _) => {
+                    (format!("rule:{attr}"), format!("{} needs {rule}", src.label), value.clone())
+                }
+                (None, false) if best.device.is_empty() => {
+                    ("no_device".to_string(), format!("no {} device", src.model), None)
+                }
+                (None, false) => (
+                    "none_free".to_string(),
+                    format!(
+                        "every {} device meeting step a for {} is claimed or has no free instance",
+                        src.model, src.label
+                    ),
+                    None,
+                ),
+                (None, true) => {
+                    let e = per_host.entry(host).or_insert((0, Vec::new(), true));
+                    e.1.push(format!("{}: {} passes step a", src.label, best.device));
+                    continue;
+                }
+            };
+            let g = groups.entry((src.label.clone(), code)).or_insert((0, detail, BTreeSet::new()));
+            g.0 += 1;
+            if let Some(v) = value {
+                g.2.insert(v);
+            }
+            let e = per_host.entry(host).or_insert((0, Vec::new(), true));
+            e.0 += best.unmet.len().max(1);
+            e.2 = false;
+            let what = if best.device.is_empty() { "no device".to_string() } else { best.device.clone() };
+            e.1.push(format!("{}: {what} lacks {}", src.label, best.unmet.join("; ")));
+        }
+    }
+    let mut out: Vec<Group> = groups
+        .into_iter()
+        .map(|((source, code), (n, detail, values))| {
+            let detail = if values.is_empty() {
+                detail
+            } else {
+                let shown: Vec<String> = values.iter().take(4).cloned().collect();
+                let more = if values.len() > 4 { format!(" and {} more", values.len() - 4) } else { String::new() };
+                format!("{detail} (hosts have {}{more})", shown.join(", "))
+            };
+            Group { hosts: n, source, code, detail }
+        })
+        .collect();
+    let all_fit = per_host.values().filter(|(_, _, ok)| *ok).count();
+    if all_fit > 0 {
+        out.push(Group {
+            hosts: all_fit,
+            source: "all".into(),
+            code: "no_distinct_targets_or_step_b".into(),
+            detail:
+                "pass step a for every source, but have no distinct targets for all of them or were rejected in step b"
+                    .into(),
+        });
+    }
+    if stale > 0 {
+        out.push(Group {
+            hosts: stale,
+            source: "all".into(),
+            code: "stale".into(),
+            detail: format!("stopped reporting more than {} s ago: excluded", store.stale_after_ms / 1000),
+        });
+    }
+    out.sort_by(|a, b| b.hosts.cmp(&a.hosts).then(a.code.cmp(&b.code)));
+    let mut closest: Vec<Miss> = per_host
+        .into_iter()
+        .filter(|(_, (n, _, _))| *n > 0)
+        .map(|(host, (unmet, detail, _))| Miss { host: host.to_string(), unmet, detail })
+        .collect();
+    closest.sort_by(|a, b| a.unmet.cmp(&b.unmet).then(a.host.cmp(&b.host)));
+    closest.truncate(5);
+    Ok(Explanation { groups: out, closest })
+}

@@ -1,0 +1,579 @@
+//! Placement: step a in the database, distinct targets per host, step b through the chosen
+//! hosts' agents, and optionally an all-or-nothing claim.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use devmig_core::Verdict;
+use devmig_vendors::{Registry, Requirement};
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::agents::{Agents, CallFailure};
+use crate::explain::{Explanation, explain};
+use crate::store::{DeviceRow, Store};
+use crate::{FleetError, blocking, matching, now_ms};
+
+/// One device of the VM, by where it runs or by its version string alone.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRef {
+    /// Its host (with `device`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its device id on that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Its version string (instead of host and device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl std::str::FromStr for SourceRef {
+    type Err = FleetError;
+    /// `HOST:DEVICE` (the device may itself contain colons: the host is up to the first one).
+    fn from_str(s: &str) -> Result<Self, FleetError> {
+        match s.split_once(':') {
+            Some((h, d)) if !h.is_empty() && !d.is_empty() => {
+                Ok(SourceRef { host: Some(h.into()), device: Some(d.into()), version: None })
+            }
+            _ => Err(FleetError::BadRequest(format!("source {s:?}: expected HOST:DEVICE"))),
+        }
+    }
+}
+
+/// `POST /api/v1/placements`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementRequest {
+    /// The VM's devices (1..=16).
+    pub sources: Vec<SourceRef>,
+    /// Claim the targets (needs `migration_id`).
+    #[serde(default)]
+    pub claim: bool,
+    /// The caller's migration id (claims are `<id>.<n>` on the agent).
+    #[serde(default)]
+    pub migration_id: Option<String>,
+    /// Hosts never to use (the source hosts are always excluded).
+    #[serde(default)]
+    pub exclude_hosts: Vec<String>,
+    /// Ranked hosts to verify at most (default 8).
+    #[serde(default)]
+    pub max_hosts: Option<usize>,
+    /// Claim lifetime in seconds (default 600).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A resolved source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// How the answer names it (`hostA:0000:3d:00.1`, or the version).
+    pub label: String,
+    /// Its host, when given.
+    pub host: Option<String>,
+    /// Version string.
+    pub version: String,
+    /// Vendor model.
+    pub model: String,
+    /// Step a.
+    pub requirement: Requirement,
+}
+
+/// One source's target.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Assignment {
+    /// The source's label.
+    pub source: String,
+    /// The target device.
+    pub target: String,
+    /// Its kind.
+    pub kind: String,
+    /// Step b's verdict.
+    pub verdict: Verdict,
+    /// The agent's claim id, when claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
+}
+
+/// One step-b call.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Probe {
+    /// Source label.
+    pub source: String,
+    /// Target device.
+    pub target: String,
+    /// Verdict, when the agent gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Reason codes and details of a non-accepting verdict, or the call's failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// A host that was verified.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Tried {
+    /// Host.
+    pub host: String,
+    /// `accepted`, `rejected`, `unreachable`, `claim_failed` or `not_needed` (verified in parallel
+    /// with a better-ranked host that won).
+    pub outcome: String,
+    /// Step-b calls made.
+    pub probes: Vec<Probe>,
+}
+
+/// Milliseconds spent per phase.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Timings {
+    /// Step a and matching.
+    pub step_a_ms: f64,
+    /// Step b.
+    pub step_b_ms: f64,
+    /// Claims.
+    pub claim_ms: f64,
+}
+
+/// The answer (schema `devmig.placement/v1`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Placement {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// True when a host took every source.
+    pub placed: bool,
+    /// That host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its agent's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Targets, in source order.
+    pub assignments: Vec<Assignment>,
+    /// Hosts passing step a with distinct targets for every source (ranked; at most the
+    /// first `max_hosts` are verified).
+    pub candidate_hosts: usize,
+    /// Every host verified, in the order tried.
+    pub tried: Vec<Tried>,
+    /// Why nothing fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// What placement works with.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Vendor models.
+    pub registry: Registry,
+    /// Agent client.
+    pub agents: Agents,
+    /// Hosts verified at once.
+    pub concurrency: usize,
+}
+
+/// A host passing step a, with each source's candidate targets on it.
+#[derive(Debug, Clone)]
+pub struct HostCandidates {
+    /// Host name.
+    pub host: String,
+    /// Agent URL.
+    pub url: String,
+    /// Distinct candidate devices of the host.
+    pub devices: Vec<DeviceRow>,
+    /// `edges[s]`: indexes into `devices` that source `s` may use.
+    pub edges: Vec<Vec<usize>>,
+    /// How many sources' candidates there carry the source's exact version (rank key).
+    pub identical: usize,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn valid_migration_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 120 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b))
+}
+
+impl Fleet {
+    /// Resolves sources to versions and requirements.
+    pub fn resolve(&self, refs: &[SourceRef], now: i64) -> Result<Vec<Source>, FleetError> {
+        if refs.is_empty() || refs.len() > 16 {
+            return Err(FleetError::BadRequest("a placement takes 1 to 16 sources".into()));
+        }
+        refs.iter()
+            .map(|r| {
+                let (label, host, version) = match (r.host.as_deref(), r.device.as_deref(), r.version.as_deref()) {
+                    (Some(h), Some(d), None) => {
+                        let id: devmig_core::DeviceId =
+                            d.parse().map_err(|e| FleetError::BadRequest(format!("source {h}:{d}: {e}")))?;
+                        let row = self.store.device(h, &id.to_string(), now)?.ok_or_else(|| {
+                            FleetError::NotFound(format!("source {h}:{d}: the fleet knows no such device"))
+                        })?;
+                        (format!("{h}:{d}"), Some(h.to_string()), row.version)
+                    }
+                    (None, None, Some(v)) => {
+                        devmig_core::validate_version(v)
+                            .map_err(|e| FleetError::BadRequest(format!("source version: {e}")))?;
+                        (v.to_string(), None, v.to_string())
+                    }
+                    _ => return Err(FleetError::BadRequest("each source is {host, device} or {version}".into())),
+                };
+                let model = self.registry.model_for_version(&version).ok_or_else(|| {
+                    FleetError::BadRequest(format!("source {label}: no vendor model knows {version:?}"))
+                })?;
+                let requirement = model.requirement(&version)?;
+                Ok(Source { label, host, version, model: model.name().to_string(), requirement })
+            })
+            .collect()
+    }
+
+    /// Step a for every source and the matching per host: feasible hosts, ranked, at most
+    /// `want` of them (fewer when the fleet has fewer).
+    pub fn feasible_hosts(
+        &self,
+        sources: &[Source],
+        excluded: &BTreeSet<String>,
+        avoid: &BTreeSet<(String, String)>,
+        want: usize,
+        now: i64,
+    ) -> Result<Vec<HostCandidates>, FleetError> {
+        let exclude_ids = self.store.host_ids(excluded)?;
+        let mut limit = 256usize;
+        loop {
+            let first = self.store.candidates(
+                &sources[0].model,
+                &sources[0].requirement,
+                now,
+                &exclude_ids,
+                None,
+                Some(limit),
+            )?;
+            let exhausted = first.len() < limit;
+            let host_ids: Vec<i64> = first.iter().map(|d| d.host_row).collect::<BTreeSet<_>>().into_iter().collect();
+            let mut per_source = vec![first];
+            for s in &sources[1..] {
+                per_source.push(self.store.candidates(
+                    &s.model,
+                    &s.requirement,
+                    now,
+                    &exclude_ids,
+                    Some(&host_ids),
+                    None,
+                )?);
+            }
+            let mut hosts: BTreeMap<i64, HostCandidates> = BTreeMap::new();
+            for (si, rows) in per_source.into_iter().enumerate() {
+                for d in rows {
+                    if !avoid.is_empty() && avoid.contains(&(d.host.clone(), d.device.clone())) {
+                        continue;
+                    }
+                    let h = hosts.entry(d.host_row).or_insert_with(|| HostCandidates {
+                        host: d.host.clone(),
+                        url: d.url.clone(),
+                        devices: Vec::new(),
+                        edges: vec![Vec::new(); sources.len()],
+                        identical: 0,
+                    });
+                    let idx = match h.devices.iter().position(|x| x.row == d.row) {
+                        Some(i) => i,
+                        None => {
+                            h.devices.push(d);
+                            h.devices.len() - 1
+                        }
+                    };
+                    h.edges[si].push(idx);
+                }
+            }
+            let mut feasible: Vec<HostCandidates> = hosts
+                .into_values()
+                .filter(|h| matching::assign(&h.edges).is_some())
+                .map(|mut h| {
+                    h.identical = sources
+                        .iter()
+                        .zip(&h.edges)
+                        .filter(|(s, e)| e.iter().any(|&i| h.devices[i].version == s.version))
+                        .count();
+                    h
+                })
+                .collect();
+            if feasible.len() >= want || exhausted {
+                // Rank: identical versions first, then the most free candidates (spread), then name.
+                feasible.sort_by(|a, b| {
+                    (b.identical, b.devices.len()).cmp(&(a.identical, a.devices.len())).then(a.host.cmp(&b.host))
+                });
+                return Ok(feasible);
+            }
+            limit *= 4;
+        }
+    }
+
+    /// Places a VM's devices.
+    pub async fn place(&self, req: PlacementRequest) -> Result<Placement, FleetError> {
+        self.place_avoiding(req, &BTreeSet::new()).await
+    }
+
+    /// Places a VM's devices on none of the `avoid` (host, device) targets.
+    pub async fn place_avoiding(
+        &self,
+        req: PlacementRequest,
+        avoid: &BTreeSet<(String, String)>,
+    ) -> Result<Placement, FleetError> {
+        let started = Instant::now();
+        let now = now_ms();
+        let migration_id = match (&req.migration_id, req.claim) {
+            (Some(m), _) if !valid_migration_id(m) => {
+                return Err(FleetError::BadRequest("migration_id must be 1..120 of [A-Za-z0-9_:-]".into()));
+            }
+            (None, true) => return Err(FleetError::BadRequest("--claim needs a migration id".into())),
+            (m, _) => m.clone(),
+        };
+        let ttl = req.ttl_seconds.unwrap_or(600);
+        if !(1..=86_400).contains(&ttl) {
+            return Err(FleetError::BadRequest("ttl_seconds must be 1..=86400".into()));
+        }
+        let max_hosts = req.max_hosts.unwrap_or(8).clamp(1, 64);
+        let me = self.clone();
+        let refs = req.sources.clone();
+        let mut excluded: BTreeSet<String> = req.exclude_hosts.iter().cloned().collect();
+        let avoid = avoid.clone();
+        let (sources, hosts, excluded) = blocking(move || {
+            let sources = me.resolve(&refs, now)?;
+            excluded.extend(sources.iter().filter_map(|s| s.host.clone()));
+            let hosts = me.feasible_hosts(&sources, &excluded, &avoid, max_hosts, now)?;
+            Ok((sources, hosts, excluded))
+        })
+        .await?;
+        if req.claim {
+            let store = Arc::clone(&self.store);
+            let m = migration_id.clone().unwrap_or_default();
+            if let Some(host) = blocking(move || store.begin_placement(&m, now)).await? {
+                let m = migration_id.unwrap_or_default();
+                return Err(FleetError::Conflict(format!("migration {m} is already placed on {host}")));
+            }
+        }
+        let mut timings = Timings { step_a_ms: ms(started), ..Timings::default() };
+        let candidate_hosts = hosts.len();
+        let result = self
+            .verify_and_claim(&sources, hosts, max_hosts, migration_id.as_deref(), req.claim, ttl, &mut timings)
+            .await;
+        let (placed, tried) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                if let (true, Some(m)) = (req.claim, migration_id.clone()) {
+                    let store = Arc::clone(&self.store);
+                    let _ = blocking(move || store.end_placement(&m, None)).await;
+                }
+                return Err(e);
+            }
+        };
+        let mut answer = Placement {
+            schema: "devmig.placement/v1",
+            placed: placed.is_some(),
+            host: None,
+            url: None,
+            assignments: Vec::new(),
+            candidate_hosts,
+            tried,
+            explanation: None,
+            timings,
+        };
+        match placed {
+            Some((host, url, assignments)) => {
+                answer.host = Some(host);
+                answer.url = Some(url);
+                answer.assignments = assignments;
+            }
+            None => {
+                let store = Arc::clone(&self.store);
+                let srcs = sources.clone();
+                answer.explanation = Some(blocking(move || explain(&store, &srcs, &excluded, now)).await?);
+            }
+        }
+        if let (true, Some(m)) = (req.claim, migration_id) {
+            let store = Arc::clone(&self.store);
+            let text = serde_json::to_string(&answer).map_err(|e| FleetError::Internal(e.to_string()))?;
+            let host = answer.host.clone();
+            blocking(move || store.end_placement(&m, host.as_deref().map(|h| (h, text.as_str())))).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Verifies ranked hosts `concurrency` at a time until one accepts every source, then
+    /// claims there (falling back to the next accepting host when a claim fails).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    async fn verify_and_claim(
+        &self,
+        sources: &[Source],
+        hosts: Vec<HostCandidates>,
+        max_hosts: usize,
+        migration_id: Option<&str>,
+        claim: bool,
+        ttl: u64,
+        timings: &mut Timings,
+    ) -> Result<(Option<(String, String, Vec<Assignment>)>, Vec<Tried>), FleetError> {
+        let mut tried = Vec::new();
+        let hosts: Vec<HostCandidates> = hosts.into_iter().take(max_hosts).collect();
+        for window in hosts.chunks(self.concurrency.max(1)) {
+            let t = Instant::now();
+            let mut running: FuturesUnordered<_> = window
+                .iter()
+                .enumerate()
+                .map(|(rank, h)| async move { (rank, self.verify_host(sources, h).await) })
+                .collect();
+            let mut results = Vec::new();
+            while let Some(r) = running.next().await {
+                results.push(r);
+            }
+            results.sort_by_key(|(rank, _)| *rank);
+            timings.step_b_ms += ms(t);
+            let mut accepted = Vec::new();
+            for (rank, (outcome, probes, assignment)) in results {
+                tried.push(Tried { host: window[rank].host.clone(), outcome, probes });
+                if let Some(a) = assignment {
+                    accepted.push((rank, a, tried.len() - 1));
+                }
+            }
+            for (k, (rank, assignment, at)) in accepted.iter().enumerate() {
+                let h = &window[*rank];
+                let mut out: Vec<Assignment> = assignment
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &i)| Assignment {
+                        source: sources[s].label.clone(),
+                        target: h.devices[i].device.clone(),
+                        kind: h.devices[i].kind.clone(),
+                        verdict: Verdict::Compatible,
+                        claim_id: None,
+                    })
+                    .collect();
+                for (s, a) in out.iter_mut().enumerate() {
+                    if h.devices[assignment[s]].version == sources[s].version {
+                        a.verdict = Verdict::Identical;
+                    }
+                }
+                if !claim {
+                    for (_, _, other) in &accepted[k + 1..] {
+                        tried[*other].outcome = "not_needed".into();
+                    }
+                    return Ok((Some((h.host.clone(), h.url.clone(), out)), tried));
+                }
+                let t = Instant::now();
+                let m = migration_id.unwrap_or_default();
+                let claimed = self.claim_all(sources, h, assignment, m, ttl).await;
+                timings.claim_ms += ms(t);
+                match claimed {
+                    Ok(ids) => {
+                        for (a, id) in out.iter_mut().zip(ids) {
+                            a.claim_id = Some(id);
+                        }
+                        let store = Arc::clone(&self.store);
+                        let rows: Vec<i64> = assignment.iter().map(|&i| h.devices[i].row).collect();
+                        let mid = m.to_string();
+                        blocking(move || rows.iter().try_for_each(|r| store.hold(*r, &mid, now_ms()))).await?;
+                        for (_, _, other) in &accepted[k + 1..] {
+                            tried[*other].outcome = "not_needed".into();
+                        }
+                        return Ok((Some((h.host.clone(), h.url.clone(), out)), tried));
+                    }
+                    Err(why) => {
+                        tried[*at].outcome = "claim_failed".into();
+                        tried[*at].probes.push(Probe {
+                            source: "all".into(),
+                            target: "claim".into(),
+                            verdict: None,
+                            reasons: vec![why],
+                        });
+                    }
+                }
+            }
+        }
+        Ok((None, tried))
+    }
+
+    /// Step b on one host: checks a matching, drops rejected pairs, re-matches, until every
+    /// source has an accepting distinct target or none is left. Any failed call ends the host.
+    async fn verify_host(&self, sources: &[Source], h: &HostCandidates) -> (String, Vec<Probe>, Option<Vec<usize>>) {
+        let mut edges = h.edges.clone();
+        let mut accepted: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut probes = Vec::new();
+        loop {
+            let Some(assignment) = matching::assign(&edges) else { return ("rejected".into(), probes, None) };
+            let pending: Vec<(usize, usize)> =
+                assignment.iter().enumerate().map(|(s, &i)| (s, i)).filter(|p| !accepted.contains(p)).collect();
+            if pending.is_empty() {
+                return ("accepted".into(), probes, Some(assignment));
+            }
+            let calls = pending.iter().map(|&(s, i)| {
+                let d = &h.devices[i];
+                async move { (s, i, self.agents.check(&h.url, &d.device, &sources[s].version).await) }
+            });
+            for (s, i, r) in futures::future::join_all(calls).await {
+                let target = h.devices[i].device.clone();
+                match r {
+                    Ok(report) => {
+                        let ok = matches!(report.verdict, Verdict::Identical | Verdict::Compatible);
+                        let reasons = if ok {
+                            Vec::new()
+                        } else {
+                            report.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect()
+                        };
+                        probes.push(Probe {
+                            source: sources[s].label.clone(),
+                            target,
+                            verdict: Some(report.verdict),
+                            reasons,
+                        });
+                        if ok {
+                            accepted.insert((s, i));
+                        } else {
+                            edges[s].retain(|&x| x != i);
+                        }
+                    }
+                    Err(f) => {
+                        let outcome =
+                            if matches!(f, CallFailure::Unreachable { .. }) { "unreachable" } else { "rejected" };
+                        probes.push(Probe {
+                            source: sources[s].label.clone(),
+                            target,
+                            verdict: None,
+                            reasons: vec![f.to_string()],
+                        });
+                        return (outcome.into(), probes, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims every assignment on `h`, all or nothing: on a failure, releases what it got.
+    async fn claim_all(
+        &self,
+        sources: &[Source],
+        h: &HostCandidates,
+        assignment: &[usize],
+        migration_id: &str,
+        ttl: u64,
+    ) -> Result<Vec<String>, String> {
+        let mut got: Vec<String> = Vec::new();
+        for (s, &i) in assignment.iter().enumerate() {
+            let d = &h.devices[i];
+            let id = format!("{migration_id}.{s}");
+            match self.agents.claim(&h.url, &id, &sources[s].version, &d.device, d.kind == "mdev_type", ttl).await {
+                Ok(g) => got.push(g.claim_id),
+                Err(f) => {
+                    let mut why = format!("claiming {} for {}: {f}", d.device, sources[s].label);
+                    for c in &got {
+                        if let Err(e) = self.agents.release(&h.url, c).await {
+                            why.push_str(&format!("; releasing claim {c} failed ({e}): it expires after its ttl"));
+                        }
+                    }
+                    return Err(why);
+                }
+            }
+        }
+        Ok(got)
+    }
+}

@@ -1,0 +1,313 @@
+//! Fleet-wide plans: evacuate a host, the baseline a pool accepts, and what a driver upgrade
+//! would break or enable. Each reports progress through a callback (the CLI draws a bar).
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use devmig_vendors::{DeviceFacts, Registry, Requirement};
+use serde::{Deserialize, Serialize};
+
+use crate::placement::{Fleet, Placement, PlacementRequest, SourceRef};
+use crate::store::DeviceRow;
+use crate::{FleetError, blocking, now_ms};
+
+/// Progress: (done, total).
+pub type Progress = dyn Fn(u64, u64) + Send + Sync;
+
+/// A host-name pattern (`rack1-*`); errors name the pattern.
+pub fn host_pattern(p: &str) -> Result<glob::Pattern, FleetError> {
+    glob::Pattern::new(p).map_err(|e| FleetError::BadRequest(format!("host pattern {p:?}: {e}")))
+}
+
+/// One device's evacuation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Move {
+    /// The device on the evacuated host.
+    pub device: String,
+    /// Where it goes (or why nowhere).
+    pub placement: Placement,
+}
+
+/// `devmig fleet evacuate` (schema `devmig.evacuation/v1`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Evacuation {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// The host.
+    pub host: String,
+    /// Devices with a target.
+    pub placed: usize,
+    /// Devices without one.
+    pub unplaced: usize,
+    /// Per device.
+    pub moves: Vec<Move>,
+}
+
+/// Finds a target for every mdev and VF of `host`, each a one-device VM, targets distinct
+/// (with `claim`, each claimed under `<migration_prefix>-<n>`).
+pub async fn evacuate(
+    fleet: &Fleet,
+    host: &str,
+    claim: bool,
+    migration_prefix: &str,
+    progress: &Progress,
+) -> Result<Evacuation, FleetError> {
+    let store = fleet.store.clone();
+    let h = host.to_string();
+    let devices: Vec<DeviceRow> = blocking(move || store.devices(now_ms(), &|n| n == h)).await?;
+    if devices.is_empty() {
+        return Err(FleetError::NotFound(format!("host {host}: the fleet knows no devices there")));
+    }
+    let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != "mdev_type").collect();
+    let total = devices.len() as u64;
+    let mut moves = Vec::new();
+    let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
+    for (n, d) in devices.iter().enumerate() {
+        progress(n as u64, total);
+        let req = PlacementRequest {
+            sources: vec![SourceRef { host: Some(host.to_string()), device: Some(d.device.clone()), version: None }],
+            claim,
+            migration_id: claim.then(|| format!("{migration_prefix}-{n}")),
+            exclude_hosts: Vec::new(),
+            max_hosts: None,
+            ttl_seconds: None,
+        };
+        let placement = fleet.place_avoiding(req, &taken).await?;
+        for a in &placement.assignments {
+            taken.insert((placement.host.clone().unwrap_or_default(), a.target.clone()));
+        }
+        moves.push(Move { device: d.device.clone(), placement });
+    }
+    progress(total, total);
+    let placed = moves.iter().filter(|m| m.placement.placed).count();
+    Ok(Evacuation { schema: "devmig.evacuation/v1", host: host.into(), placed, unplaced: moves.len() - placed, moves })
+}
+
+/// One source configuration and how much of the pool accepts it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    /// Vendor model.
+    pub model: String,
+    /// The version string (a source configuration seen in the pool).
+    pub version: String,
+    /// Pool hosts with a device that passes step a for it.
+    pub hosts: usize,
+}
+
+/// `devmig fleet baseline` (schema `devmig.baseline/v1`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Fresh hosts in the pool.
+    pub pool_hosts: usize,
+    /// Source configurations every pool host accepts (step a; a device's presence, not its availability).
+    pub everywhere: Vec<Accepted>,
+    /// The others, with how many hosts accept each.
+    pub partial: Vec<Accepted>,
+}
+
+/// Pool hosts (fresh, matching `pattern`) that have a device passing `req`.
+fn accepting(pool: &BTreeMap<String, Vec<DeviceRow>>, model: &str, req: &Requirement) -> BTreeSet<String> {
+    pool.iter()
+        .filter(|(_, devs)| devs.iter().any(|d| d.model == model && req.satisfied_by(&d.attributes)))
+        .map(|(h, _)| h.clone())
+        .collect()
+}
+
+fn pool_of(rows: Vec<DeviceRow>) -> BTreeMap<String, Vec<DeviceRow>> {
+    let mut pool: BTreeMap<String, Vec<DeviceRow>> = BTreeMap::new();
+    for d in rows.into_iter().filter(|d| !d.stale) {
+        pool.entry(d.host.clone()).or_default().push(d);
+    }
+    pool
+}
+
+/// The source configurations (versions seen in the pool) every pool host accepts.
+pub async fn baseline(fleet: &Fleet, pattern: &str, progress: &Progress) -> Result<Baseline, FleetError> {
+    let pat = host_pattern(pattern)?;
+    let store = fleet.store.clone();
+    let pool = pool_of(blocking(move || store.devices(now_ms(), &|h| pat.matches(h))).await?);
+    let versions: BTreeSet<(String, String)> = pool
+        .values()
+        .flatten()
+        .filter(|d| d.kind != "mdev_type")
+        .map(|d| (d.model.clone(), d.version.clone()))
+        .collect();
+    let total = versions.len() as u64;
+    let (mut everywhere, mut partial) = (Vec::new(), Vec::new());
+    for (n, (model, version)) in versions.into_iter().enumerate() {
+        progress(n as u64, total);
+        let req = fleet.registry.requirement(&version)?;
+        let hosts = accepting(&pool, &model, &req).len();
+        let a = Accepted { model, version, hosts };
+        if hosts == pool.len() { everywhere.push(a) } else { partial.push(a) }
+    }
+    progress(total, total);
+    partial.sort_by(|a, b| b.hosts.cmp(&a.hosts).then(a.version.cmp(&b.version)));
+    Ok(Baseline { schema: "devmig.baseline/v1", pool_hosts: pool.len(), everywhere, partial })
+}
+
+/// `--driver MODEL=VERSION`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DriverChange {
+    /// Vendor model (`i915`).
+    pub model: String,
+    /// The module version after the upgrade.
+    pub version: String,
+}
+
+impl std::str::FromStr for DriverChange {
+    type Err = FleetError;
+    fn from_str(s: &str) -> Result<Self, FleetError> {
+        match s.split_once('=') {
+            Some((m, v)) if !m.is_empty() && !v.is_empty() => Ok(DriverChange { model: m.into(), version: v.into() }),
+            _ => Err(FleetError::BadRequest(format!("--driver {s:?}: expected MODEL=VERSION (i915=1.4.0)"))),
+        }
+    }
+}
+
+/// How one source configuration's reach over the pool changes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Shift {
+    /// Vendor model.
+    pub model: String,
+    /// Source version string.
+    pub version: String,
+    /// Pool hosts accepting it today.
+    pub before: usize,
+    /// After the upgrade.
+    pub after: usize,
+    /// Hosts that would stop accepting it (up to 10).
+    pub broken_on: Vec<String>,
+    /// Hosts that would start accepting it (up to 10).
+    pub enabled_on: Vec<String>,
+}
+
+/// `devmig fleet what-if` (schema `devmig.what-if/v1`).
+#[derive(Debug, Clone, Serialize)]
+pub struct WhatIf {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// The change.
+    pub change: DriverChange,
+    /// Pool hosts.
+    pub pool_hosts: usize,
+    /// Pool devices whose version string changes.
+    pub devices_changed: usize,
+    /// Migrations into the pool: sources (every version in the fleet) whose accepting pool hosts change.
+    pub into_pool: Vec<Shift>,
+    /// Migrations out of the pool: the upgraded versions, and how many fleet hosts outside the pool accept them.
+    pub out_of_pool: Vec<Shift>,
+}
+
+/// The pool's devices with `change` applied (through the vendor model, from stored facts).
+fn upgraded(
+    registry: &Registry,
+    pool: &BTreeMap<String, Vec<DeviceRow>>,
+    facts: &HashMap<i64, DeviceFacts>,
+    change: &DriverChange,
+) -> Result<(BTreeMap<String, Vec<DeviceRow>>, usize), FleetError> {
+    let mut out = pool.clone();
+    let mut changed = 0;
+    for d in out.values_mut().flatten().filter(|d| d.model == change.model) {
+        let Some(f) = facts.get(&d.row) else { continue };
+        let mut f = f.clone();
+        f.driver_version = Some(change.version.clone());
+        let model = registry
+            .model_for_device(&f)
+            .ok_or_else(|| FleetError::BadRequest(format!("{}: no model after the change", d.device)))?;
+        let attributes =
+            model.attributes(&f).map_err(|e| FleetError::BadRequest(format!("{} after the change: {e}", d.device)))?;
+        let version =
+            model.version(&f).map_err(|e| FleetError::BadRequest(format!("{} after the change: {e}", d.device)))?;
+        if version != d.version {
+            changed += 1;
+        }
+        d.attributes = attributes;
+        d.version = version;
+    }
+    Ok((out, changed))
+}
+
+/// Which migrations upgrading `change.model` to `change.version` on the pool would break or enable.
+pub async fn what_if(
+    fleet: &Fleet,
+    pattern: &str,
+    change: DriverChange,
+    progress: &Progress,
+) -> Result<WhatIf, FleetError> {
+    let pat = host_pattern(pattern)?;
+    if !fleet.registry.models().any(|m| m.name() == change.model) {
+        return Err(FleetError::BadRequest(format!("--driver {}: no such vendor model", change.model)));
+    }
+    let store = fleet.store.clone();
+    let (all, facts) = blocking(move || {
+        let now = now_ms();
+        Ok((store.devices(now, &|_| true)?, store.facts(now)?))
+    })
+    .await?;
+    let (pool_rows, rest_rows): (Vec<DeviceRow>, Vec<DeviceRow>) = all.into_iter().partition(|d| pat.matches(&d.host));
+    let pool = pool_of(pool_rows);
+    let rest = pool_of(rest_rows);
+    let (after, devices_changed) = upgraded(&fleet.registry, &pool, &facts, &change)?;
+    let sources: BTreeSet<(String, String)> = pool
+        .values()
+        .chain(rest.values())
+        .flatten()
+        .filter(|d| d.kind != "mdev_type" && d.model == change.model)
+        .map(|d| (d.model.clone(), d.version.clone()))
+        .collect();
+    let new_versions: BTreeSet<(String, String)> = after
+        .values()
+        .flatten()
+        .filter(|d| d.kind != "mdev_type" && d.model == change.model)
+        .map(|d| (d.model.clone(), d.version.clone()))
+        .filter(|v| !sources.contains(v))
+        .collect();
+    let total = (sources.len() + new_versions.len()) as u64;
+    let shift = |model: &str,
+                 version: &str,
+                 before_pool: &BTreeMap<String, Vec<DeviceRow>>,
+                 after_pool: &BTreeMap<String, Vec<DeviceRow>>|
+     -> Result<Option<Shift>, FleetError> {
+        let req = fleet.registry.requirement(version)?;
+        let b = accepting(before_pool, model, &req);
+        let a = accepting(after_pool, model, &req);
+        if a == b {
+            return Ok(None);
+        }
+        Ok(Some(Shift {
+            model: model.into(),
+            version: version.into(),
+            before: b.len(),
+            after: a.len(),
+            broken_on: b.difference(&a).take(10).cloned().collect(),
+            enabled_on: a.difference(&b).take(10).cloned().collect(),
+        }))
+    };
+    let mut into_pool = Vec::new();
+    let mut n = 0;
+    for (model, version) in &sources {
+        progress(n, total);
+        n += 1;
+        if let Some(s) = shift(model, version, &pool, &after)? {
+            into_pool.push(s);
+        }
+    }
+    let mut out_of_pool = Vec::new();
+    for (model, version) in &new_versions {
+        progress(n, total);
+        n += 1;
+        let req = fleet.registry.requirement(version)?;
+        let hosts = accepting(&rest, model, &req);
+        out_of_pool.push(Shift {
+            model: model.clone(),
+            version: version.clone(),
+            before: 0,
+            after: hosts.len(),
+            broken_on: Vec::new(),
+            enabled_on: hosts.into_iter().take(10).collect(),
+        });
+    }
+    progress(total, total);
+    Ok(WhatIf { schema: "devmig.what-if/v1", change, pool_hosts: pool.len(), devices_changed, into_pool, out_of_pool })
+}

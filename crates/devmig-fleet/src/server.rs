@@ -1,0 +1,69 @@
+//! Serving the fleet: configuration and the HTTP server with a bounded graceful shutdown.
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use devmig_agent::Tokens;
+use devmig_vendors::Registry;
+use tokio::net::TcpListener;
+
+use crate::agents::Agents;
+use crate::api::{FleetState, app};
+use crate::db::DbUrl;
+use crate::placement::Fleet;
+use crate::{FleetError, Store};
+
+/// How long shutdown waits for requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What a fleet instance needs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// The database.
+    pub db: DbUrl,
+    /// Connections to it.
+    pub pool_size: usize,
+    /// Hosts silent for longer are stale.
+    pub stale_after: Duration,
+    /// Bound on each call to an agent.
+    pub agent_timeout: Duration,
+    /// Hosts verified at once.
+    pub concurrency: usize,
+    /// The token the fleet presents to agents (admin scope there).
+    pub agent_token: String,
+}
+
+impl FleetOptions {
+    /// Opens the store (migrating it) and the agent client. Blocking.
+    pub fn open(&self, registry: Registry) -> Result<Fleet, FleetError> {
+        let mut store = Store::open(&self.db, self.pool_size)?;
+        store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
+        let agents = Agents::new(self.agent_token.clone(), self.agent_timeout).map_err(FleetError::Internal)?;
+        Ok(Fleet { store: Arc::new(store), registry, agents, concurrency: self.concurrency.max(1) })
+    }
+}
+
+/// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    fleet: Fleet,
+    tokens: Arc<Tokens>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(FleetState { fleet, tokens })).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let bounded = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r,
+        () = bounded => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    }
+}

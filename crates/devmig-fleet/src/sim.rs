@@ -1,0 +1,274 @@
+//! A simulated fleet in one process: seeded host trees laid out on disk by core's
+//! `TreeBuilder` (no kernel `migration_version`: versions and decisions come from the vendor
+//! models, through the agent's userspace adapter) and one production agent per host, each
+//! on its own loopback port, all sharing one sysfs I/O pool, pushing reports to a fleet.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use devmig_agent::api::AppState;
+use devmig_agent::{Agent, AgentOptions, FleetLink, Tokens};
+use devmig_core::SysfsIo;
+use devmig_core::tree::{PciSpec, TreeBuilder};
+use devmig_vendors::Registry;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+
+use crate::FleetError;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    /// Hosts.
+    pub hosts: usize,
+    /// Migratable devices per host (vGPUs, NVMe and QAT VFs, mtty instances), 4..=64.
+    pub devices: usize,
+    /// Seed: the same seed lays out the same fleet.
+    pub seed: u64,
+    /// Host names are `<prefix>-<rack>-<n>` (`sim-r03-0042`), 40 hosts per rack.
+    pub prefix: String,
+}
+
+/// How many hosts a rack holds in simulated names.
+pub const RACK_SIZE: usize = 40;
+
+/// The name of simulated host `i`.
+pub fn host_name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-r{:02}-{i:04}", i / RACK_SIZE)
+}
+
+fn pick<'a, T>(rng: &mut StdRng, weighted: &'a [(u32, T)]) -> &'a T {
+    let total: u32 = weighted.iter().map(|w| w.0).sum();
+    let mut x = rng.random_range(0..total);
+    for (w, v) in weighted {
+        if x < *w {
+            return v;
+        }
+        x -= w;
+    }
+    &weighted[weighted.len() - 1].1
+}
+
+fn vf_addr(bus: &str, j: usize) -> String {
+    format!("0000:{bus}:{:02x}.{}", (j + 1) / 8, (j + 1) % 8)
+}
+
+/// Lays out simulated host `i` under `root` (files go to `root/sys/...`). Devices are split
+/// over a GVT-g GPU's vGPUs, NVMe VFs, QAT VFs and mtty instances, with driver versions,
+/// storage clusters and algorithms drawn from `rng`.
+pub fn lay_out_host(root: &Path, i: usize, devices: usize, rng: &mut StdRng) -> std::io::Result<()> {
+    let b = TreeBuilder::new(root);
+    let quarter = devices / 4;
+    let gvt = *pick(rng, &[(6, "1.2.0"), (3, "1.3.0"), (1, "2.0.0")]);
+    let gpu_id = *pick(rng, &[(8, 0x591d_u16), (1, 0x591b), (1, 0x5917)]);
+    b.pci(&PciSpec {
+        subsystem: (0x8086, 0x2212),
+        driver: Some(("i915", "i915", Some(gvt))),
+        iommu_group: Some(0),
+        ..PciSpec::new("0000:00:02.0", 0x8086, gpu_id, 0x030000)
+    })?;
+    b.mdev_parent_pci("0000:00:02.0")?;
+    for ty in ["i915-GVTg_V5_4", "i915-GVTg_V5_8"] {
+        b.mdev_type("0000:00:02.0", ty, 0, None)?;
+    }
+    for j in 0..quarter.min(8) {
+        let (ty, aggr) = *pick(rng, &[(3, ("i915-GVTg_V5_8", 1)), (1, ("i915-GVTg_V5_4", 1))]);
+        b.mdev(&uuid(i, j), "0000:00:02.0", ty, Some(aggr), None, &[])?;
+    }
+    let gpu_count = quarter.min(8);
+
+    let nvme = *pick(rng, &[(5, "1.4.0"), (4, "1.5.1"), (1, "2.0.0")]);
+    let nvme_id = *pick(rng, &[(3, 0xa824_u16), (1, 0xa825)]);
+    b.pci(&PciSpec {
+        driver: Some(("nvme", "nvme", Some(nvme))),
+        iommu_group: Some(10),
+        ..PciSpec::new("0000:3d:00.0", 0x144d, nvme_id, 0x010802)
+    })?;
+    let mut vfs = Vec::new();
+    for j in 0..quarter {
+        let addr = vf_addr("3d", j);
+        // Each rack reaches one of four storage clusters; VFs are set up for one of two volumes.
+        let url = format!("nvme+tcp://storage{}.example:4420/nqn.2026-01.example:vol-{}", (i / RACK_SIZE) % 4, j % 2);
+        let params = [("remote_storage_url", url.as_str())];
+        b.pci(&PciSpec {
+            driver: Some(("nvme", "nvme", Some(nvme))),
+            iommu_group: Some(100 + u32::try_from(j).unwrap_or(0)),
+            params: &params,
+            ..PciSpec::new(&addr, 0x144d, nvme_id, 0x010802)
+        })?;
+        vfs.push(addr);
+    }
+    let refs: Vec<&str> = vfs.iter().map(String::as_str).collect();
+    b.sriov("0000:3d:00.0", 64, &refs)?;
+
+    let qat = *pick(rng, &[(5, "1.2.0"), (4, "1.2.3"), (1, "1.3.0")]);
+    b.pci(&PciSpec {
+        driver: Some(("4xxx", "qat_4xxx", Some(qat))),
+        iommu_group: Some(20),
+        ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
+    })?;
+    let mut vfs = Vec::new();
+    for j in 0..quarter {
+        let addr = vf_addr("6b", j);
+        let algs = *pick(rng, &[(3, "aes-gcm sha256"), (2, "aes-gcm sha256 chacha20-poly1305"), (1, "sha256")]);
+        let params = [("crypto_algorithms", algs)];
+        b.pci(&PciSpec {
+            driver: Some(("4xxxvf", "qat_4xxxvf", Some(qat))),
+            iommu_group: Some(200 + u32::try_from(j).unwrap_or(0)),
+            params: &params,
+            ..PciSpec::new(&addr, 0x8086, 0x4941, 0x0b4000)
+        })?;
+        vfs.push(addr);
+    }
+    let refs: Vec<&str> = vfs.iter().map(String::as_str).collect();
+    b.sriov("0000:6b:00.0", 64, &refs)?;
+
+    let mtty = *pick(rng, &[(1, "0.1"), (1, "0.2")]);
+    b.module("mtty", Some(mtty))?;
+    b.mdev_parent_virtual("mtty", "mtty")?;
+    b.mdev_type("mtty", "mtty-1", 0, None)?;
+    b.mdev_type("mtty", "mtty-2", 0, None)?;
+    for j in gpu_count..devices - 2 * quarter {
+        let ty = *pick(rng, &[(3, "mtty-1"), (1, "mtty-2")]);
+        b.mdev(&uuid(i, 100 + j), "mtty", ty, None, None, &[])?;
+    }
+    Ok(())
+}
+
+fn uuid(host: usize, dev: usize) -> String {
+    format!("{host:08x}-0000-4000-8000-{dev:012x}")
+}
+
+/// One running simulated host.
+#[derive(Debug, Clone)]
+pub struct SimHost {
+    /// Its name.
+    pub name: String,
+    /// Its agent's URL.
+    pub url: String,
+    /// Its sysfs root.
+    pub root: PathBuf,
+    /// Its agent.
+    pub agent: Arc<Agent>,
+}
+
+/// A running simulated fleet of agents; dropping it stops them and deletes the trees.
+#[derive(Debug)]
+pub struct SimFleet {
+    /// The hosts.
+    pub hosts: Vec<SimHost>,
+    stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the simulated agents report, and what they accept.
+#[derive(Debug, Clone)]
+pub struct SimLinks {
+    /// The fleet's URL (`None`: agents do not report).
+    pub fleet_url: Option<String>,
+    /// Token the agents present to the fleet.
+    pub report_token: String,
+    /// Tokens the agents accept.
+    pub agent_tokens: Arc<Tokens>,
+    /// How often agents push unprompted.
+    pub interval: Duration,
+}
+
+/// Raises the open-file limit to its hard maximum (each agent holds a socket and its database).
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+impl SimFleet {
+    /// Lays out and starts `spec.hosts` agents on the current tokio runtime (multi-threaded).
+    pub async fn start(spec: &SimSpec, registry: Registry, links: SimLinks) -> Result<SimFleet, FleetError> {
+        if !(4..=64).contains(&spec.devices) {
+            return Err(FleetError::BadRequest(format!("--devices {}: must be 4..=64", spec.devices)));
+        }
+        raise_fd_limit();
+        let dir = tempfile::Builder::new()
+            .prefix("devmig-sim-fleet-")
+            .tempdir()
+            .map_err(|e| FleetError::Internal(format!("temp dir: {e}")))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let io = SysfsIo::with_workers(Duration::from_secs(5), 8);
+        let mut hosts = Vec::with_capacity(spec.hosts);
+        let client = reqwest::Client::new();
+        for i in 0..spec.hosts {
+            let name = host_name(&spec.prefix, i);
+            let root = dir.path().join(&name).join("root");
+            let mut rng = StdRng::seed_from_u64(spec.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (r, d, n) = (root.clone(), spec.devices, i);
+            crate::blocking(move || {
+                lay_out_host(&r, n, d, &mut rng).map_err(|e| FleetError::Internal(format!("laying out host {n}: {e}")))
+            })
+            .await?;
+            let options = AgentOptions {
+                sysfs_root: root.clone(),
+                state_dir: dir.path().join(&name).join("state"),
+                timeout: Duration::from_secs(5),
+                io_workers: 1,
+                shared_io: Some(io.clone()),
+            };
+            let reg = registry.clone();
+            let agent = Arc::new(
+                crate::blocking(move || Agent::open(&options, reg).map_err(|e| FleetError::Internal(e.to_string())))
+                    .await?,
+            );
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| FleetError::Internal(format!("binding an agent port: {e}")))?;
+            let addr = listener.local_addr().map_err(|e| FleetError::Internal(e.to_string()))?;
+            let url = format!("http://{addr}");
+            let state = AppState { agent: Arc::clone(&agent), tokens: Arc::clone(&links.agent_tokens) };
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = devmig_agent::run(listener, state, None, shutdown).await {
+                    tracing::error!(error = %e, "simulated agent stopped");
+                }
+            });
+            if let Some(fleet_url) = &links.fleet_url {
+                let link = FleetLink {
+                    fleet_url: fleet_url.clone(),
+                    token: links.report_token.clone(),
+                    host: name.clone(),
+                    advertise: url.clone(),
+                    interval: links.interval,
+                    timeout: Duration::from_secs(30),
+                };
+                let (a, c, mut rx) = (Arc::clone(&agent), client.clone(), stop_rx.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = link.run(a, c) => {}
+                        _ = rx.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+            hosts.push(SimHost { name, url, root, agent });
+        }
+        Ok(SimFleet { hosts, stop, _dir: dir })
+    }
+
+    /// Stops every agent and its reporting.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,406 @@
+//! The fleet's state: hosts and their reported devices, step-a queries, holds and placements.
+use std::hash::{Hash, Hasher};
+
+use devmig_agent::HostReport;
+use devmig_vendors::{Attributes, Requirement};
+use serde::Serialize;
+
+use crate::FleetError;
+use crate::db::{DbUrl, Pool, Val};
+use crate::schema;
+use crate::step_a;
+
+/// What became of a host report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// Stored: devices replaced.
+    Applied,
+    /// Newer generation, same devices: only freshness and generation moved.
+    Unchanged,
+    /// Older than (or equal to) what the fleet holds: ignored.
+    Stale,
+}
+
+/// A host as the fleet knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostRow {
+    /// Name.
+    pub name: String,
+    /// Agent URL.
+    pub url: String,
+    /// Last generation stored.
+    pub generation: u64,
+    /// When its last report arrived (ms since the epoch).
+    pub last_seen_ms: i64,
+    /// Devices it reported.
+    pub devices: i64,
+    /// True when it stopped reporting: excluded from placement.
+    pub stale: bool,
+}
+
+/// A device as the fleet knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    /// Row id.
+    #[serde(skip)]
+    pub row: i64,
+    /// Host row id.
+    #[serde(skip)]
+    pub host_row: i64,
+    /// Host name.
+    pub host: String,
+    /// Agent URL.
+    #[serde(skip)]
+    pub url: String,
+    /// Device id.
+    pub device: String,
+    /// Kind (`sriov_vf`, `mdev`, `mdev_type`, `pci`).
+    pub kind: String,
+    /// Vendor model.
+    pub model: String,
+    /// Version string.
+    pub version: String,
+    /// Step-a attributes.
+    pub attributes: Attributes,
+    /// Free as reported.
+    pub free: bool,
+    /// Held by this migration (a fleet claim the host has not reported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    /// Whether its host is stale.
+    pub stale: bool,
+}
+
+/// The fleet store.
+#[derive(Debug)]
+pub struct Store {
+    pool: Pool,
+    /// A host whose last report is older than this is stale.
+    pub stale_after_ms: i64,
+    /// How long a fleet claim holds a device before a report must confirm it.
+    pub hold_ms: i64,
+}
+
+const DEVICE_COLS: &str = "d.id, d.host_id, h.name, h.url, d.device, d.kind, d.model, d.version, d.attributes, d.free, \
+                           d.held_by, d.held_until_ms, h.last_seen_ms";
+
+fn digest(r: &HostReport) -> Result<String, FleetError> {
+    let text = serde_json::to_string(&r.devices).map_err(|e| FleetError::Internal(e.to_string()))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    Ok(format!("{:016x}-{}", h.finish(), text.len()))
+}
+
+fn int(v: u64, what: &str) -> Result<Val, FleetError> {
+    i64::try_from(v).map(Val::Int).map_err(|_| FleetError::BadRequest(format!("{what} {v} is out of range")))
+}
+
+impl Store {
+    /// Opens (and migrates) the database.
+    pub fn open(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
+        let pool = Pool::open(url, pool_size)?;
+        schema::migrate(&mut pool.get())?;
+        Ok(Store { pool, stale_after_ms: 90_000, hold_ms: 120_000 })
+    }
+
+    /// The database.
+    pub fn url(&self) -> &DbUrl {
+        self.pool.url()
+    }
+
+    /// Reports arriving after this are fresh.
+    pub fn fresh_since(&self, now_ms: i64) -> i64 {
+        now_ms - self.stale_after_ms
+    }
+
+    /// Stores a report unless the fleet already holds this or a newer generation.
+    pub fn apply_report(&self, r: &HostReport, now_ms: i64) -> Result<ReportOutcome, FleetError> {
+        let digest = digest(r)?;
+        let generation = int(r.generation, "generation")?;
+        let mut conn = self.pool.get();
+        conn.transaction(|c| {
+            // The conditional upsert takes the host's row lock: concurrent reports of one host
+            // (also through other replicas) queue here, and an older one changes nothing.
+            let won = c.query(
+                "INSERT INTO hosts (name, url, generation, digest, last_seen_ms, device_count) \
+                 VALUES ($1, $2, $3, '', $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, generation = excluded.generation, \
+                 last_seen_ms = excluded.last_seen_ms, device_count = excluded.device_count \
+                 WHERE hosts.generation < excluded.generation RETURNING id",
+                &[r.host.as_str().into(), r.url.as_str().into(), generation, Val::Int(now_ms), int(r.devices.len() as u64, "devices")?],
+            )?;
+            let Some(host_id) = won.first().map(|row| row[0].int()) else { return Ok(ReportOutcome::Stale) };
+            let old = c.query("SELECT digest FROM hosts WHERE id = $1", &[Val::Int(host_id)])?;
+            if old.first().is_some_and(|row| row[0].text() == digest) {
+                return Ok(ReportOutcome::Unchanged);
+            }
+            let holds = c.query(
+                "SELECT device, held_by, held_until_ms FROM devices WHERE host_id = $1 AND held_by IS NOT NULL",
+                &[Val::Int(host_id)],
+            )?;
+            c.exec("DELETE FROM attrs WHERE device_id IN (SELECT id FROM devices WHERE host_id = $1)", &[Val::Int(host_id)])?;
+            c.exec("DELETE FROM devices WHERE host_id = $1", &[Val::Int(host_id)])?;
+            if !r.devices.is_empty() {
+                let mut sql = String::from(
+                    "INSERT INTO devices (host_id, device, kind, model, version, attributes, facts, free, held_by, held_until_ms) VALUES ",
+                );
+                let mut params = vec![Val::Int(host_id)];
+                for (k, d) in r.devices.iter().enumerate() {
+                    // A hold survives a report that still shows the device free (built before the claim).
+                    let hold = holds.iter().find(|h| h[0].text() == d.id && d.free);
+                    let n = params.len();
+                    if k > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!(
+                        "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7,
+                        n + 8,
+                        n + 9
+                    ));
+                    params.extend([
+                        Val::from(d.id.as_str()),
+                        Val::from(kind_name(&d.kind)?),
+                        Val::from(d.model.as_str()),
+                        Val::from(d.version.as_str()),
+                        Val::Text(to_json(&d.attributes)?),
+                        Val::Text(to_json(&d.facts)?),
+                        Val::Int(i64::from(d.free)),
+                        hold.map_or(Val::Null, |h| h[1].clone()),
+                        hold.map_or(Val::Int(0), |h| h[2].clone()),
+                    ]);
+                }
+                sql.push_str(" RETURNING id, device");
+                let ids = c.query(&sql, &params)?;
+                let mut sql = String::from("INSERT INTO attrs (device_id, name, kind, s, i, major, minor, patch) VALUES ");
+                let mut params = Vec::new();
+                for row in &ids {
+                    let Some(d) = r.devices.iter().find(|d| d.id == row[1].text()) else { continue };
+                    for (name, kind, s, i, major, minor, patch) in step_a::attr_rows(&d.attributes) {
+                        let n = params.len();
+                        if n > 0 {
+                            sql.push_str(", ");
+                        }
+                        let p: Vec<String> = (1..=8).map(|k| format!("${}", n + k)).collect();
+                        sql.push_str(&format!("({})", p.join(", ")));
+                        params.extend([row[0].clone(), Val::from(name), Val::from(kind), s, i, major, minor, patch]);
+                    }
+                }
+                if !params.is_empty() {
+                    c.exec(&sql, &params)?;
+                }
+            }
+            c.exec("UPDATE hosts SET digest = $1 WHERE id = $2", &[Val::Text(digest.clone()), Val::Int(host_id)])?;
+            Ok(ReportOutcome::Applied)
+        })
+    }
+
+    /// Every host, by name.
+    pub fn hosts(&self, now_ms: i64) -> Result<Vec<HostRow>, FleetError> {
+        let fresh = self.fresh_since(now_ms);
+        let rows = self
+            .pool
+            .get()
+            .query("SELECT name, url, generation, last_seen_ms, device_count FROM hosts ORDER BY name", &[])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| HostRow {
+                name: r[0].text().to_string(),
+                url: r[1].text().to_string(),
+                generation: u64::try_from(r[2].int()).unwrap_or(0),
+                last_seen_ms: r[3].int(),
+                devices: r[4].int(),
+                stale: r[3].int() < fresh,
+            })
+            .collect())
+    }
+
+    fn device_rows(&self, sql: &str, params: &[Val], now_ms: i64) -> Result<Vec<DeviceRow>, FleetError> {
+        let fresh = self.fresh_since(now_ms);
+        let rows = self.pool.get().query(sql, params)?;
+        rows.into_iter()
+            .map(|r| {
+                let held = r[10].opt_text().filter(|_| r[11].int() >= now_ms).map(str::to_string);
+                Ok(DeviceRow {
+                    row: r[0].int(),
+                    host_row: r[1].int(),
+                    host: r[2].text().to_string(),
+                    url: r[3].text().to_string(),
+                    device: r[4].text().to_string(),
+                    kind: r[5].text().to_string(),
+                    model: r[6].text().to_string(),
+                    version: r[7].text().to_string(),
+                    attributes: serde_json::from_str(r[8].text()).map_err(|e| FleetError::Internal(e.to_string()))?,
+                    free: r[9].int() != 0,
+                    held_by: held,
+                    stale: r[12].int() < fresh,
+                })
+            })
+            .collect()
+    }
+
+    /// Every device (of hosts whose name `filter` accepts), by host and id.
+    pub fn devices(&self, now_ms: i64, filter: &dyn Fn(&str) -> bool) -> Result<Vec<DeviceRow>, FleetError> {
+        let sql =
+            format!("SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id ORDER BY h.name, d.device");
+        Ok(self.device_rows(&sql, &[], now_ms)?.into_iter().filter(|d| filter(&d.host)).collect())
+    }
+
+    /// One device of one host.
+    pub fn device(&self, host: &str, device: &str, now_ms: i64) -> Result<Option<DeviceRow>, FleetError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE h.name = $1 AND d.device = $2"
+        );
+        Ok(self.device_rows(&sql, &[host.into(), device.into()], now_ms)?.into_iter().next())
+    }
+
+    /// Every device of `model` on fresh hosts (what explanations sift through).
+    pub fn model_devices(&self, model: &str, now_ms: i64) -> Result<Vec<DeviceRow>, FleetError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE d.model = $1 AND h.last_seen_ms >= $2"
+        );
+        self.device_rows(&sql, &[model.into(), Val::Int(self.fresh_since(now_ms))], now_ms)
+    }
+
+    /// Step a: free, unheld devices of fresh hosts meeting `req`, up to `limit` rows; only on
+    /// `within` hosts when given, never on `exclude` hosts. Every row passed `satisfied_by`.
+    pub fn candidates(
+        &self,
+        model: &str,
+        req: &Requirement,
+        now_ms: i64,
+        exclude: &[i64],
+        within: Option<&[i64]>,
+        limit: Option<usize>,
+    ) -> Result<Vec<DeviceRow>, FleetError> {
+        if within.is_some_and(<[i64]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let base = [Val::Int(now_ms), Val::Int(self.fresh_since(now_ms)), Val::from(model)];
+        let compiled = step_a::compile(req, base.len() + 1);
+        if !compiled.satisfiable {
+            return Ok(Vec::new());
+        }
+        let mut params: Vec<Val> = base.to_vec();
+        params.extend(compiled.params);
+        let mut sql = format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id{} \
+             WHERE d.free = 1 AND (d.held_by IS NULL OR d.held_until_ms < $1) AND h.last_seen_ms >= $2 AND d.model = $3",
+            compiled.joins
+        );
+        // Host ids are integers from our own rows: inlined, never user text.
+        let ids = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        if !exclude.is_empty() {
+            sql.push_str(&format!(" AND d.host_id NOT IN ({})", ids(exclude)));
+        }
+        if let Some(w) = within {
+            sql.push_str(&format!(" AND d.host_id IN ({})", ids(w)));
+        }
+        if let Some(l) = limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        Ok(self.device_rows(&sql, &params, now_ms)?.into_iter().filter(|d| req.satisfied_by(&d.attributes)).collect())
+    }
+
+    /// The vendor facts of every device of a fresh host, by row id (what-if recomputes from them).
+    pub fn facts(
+        &self,
+        now_ms: i64,
+    ) -> Result<std::collections::HashMap<i64, devmig_vendors::DeviceFacts>, FleetError> {
+        let rows = self.pool.get().query(
+            "SELECT d.id, d.facts FROM devices d JOIN hosts h ON h.id = d.host_id WHERE h.last_seen_ms >= $1",
+            &[Val::Int(self.fresh_since(now_ms))],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                let f = serde_json::from_str(r[1].text())
+                    .map_err(|e| FleetError::Internal(format!("stored facts: {e}")))?;
+                Ok((r[0].int(), f))
+            })
+            .collect()
+    }
+
+    /// Row ids of the named hosts the fleet knows.
+    pub fn host_ids(&self, names: &std::collections::BTreeSet<String>) -> Result<Vec<i64>, FleetError> {
+        let mut conn = self.pool.get();
+        let mut ids = Vec::new();
+        for n in names {
+            if let Some(r) = conn.query("SELECT id FROM hosts WHERE name = $1", &[n.as_str().into()])?.first() {
+                ids.push(r[0].int());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Marks a device held by a migration's fleet claim (until a report confirms the claim).
+    pub fn hold(&self, device_row: i64, migration_id: &str, now_ms: i64) -> Result<(), FleetError> {
+        self.pool.get().exec(
+            "UPDATE devices SET held_by = $1, held_until_ms = $2 WHERE id = $3",
+            &[migration_id.into(), Val::Int(now_ms + self.hold_ms), Val::Int(device_row)],
+        )?;
+        Ok(())
+    }
+
+    /// Drops a migration's holds (its claims were released).
+    pub fn unhold(&self, migration_id: &str) -> Result<(), FleetError> {
+        self.pool
+            .get()
+            .exec("UPDATE devices SET held_by = NULL, held_until_ms = 0 WHERE held_by = $1", &[migration_id.into()])?;
+        Ok(())
+    }
+
+    /// Reserves a migration id for one placement. `Err(Conflict)` when another placement (on
+    /// this or another replica) holds it; `Ok(Some(host))` when it was already placed there.
+    pub fn begin_placement(&self, migration_id: &str, now_ms: i64) -> Result<Option<String>, FleetError> {
+        let mut conn = self.pool.get();
+        let n = conn.exec(
+            "INSERT INTO placements (migration_id, state, created_ms) VALUES ($1, 'running', $2) ON CONFLICT (migration_id) DO NOTHING",
+            &[migration_id.into(), Val::Int(now_ms)],
+        )?;
+        if n == 1 {
+            return Ok(None);
+        }
+        let rows = conn.query("SELECT state, host FROM placements WHERE migration_id = $1", &[migration_id.into()])?;
+        match rows.first() {
+            Some(r) if r[0].text() == "placed" => Ok(Some(r[1].text().to_string())),
+            _ => Err(FleetError::Conflict(format!("migration {migration_id} is being placed by another request"))),
+        }
+    }
+
+    /// Records a finished placement (`host` set) or forgets a failed one.
+    pub fn end_placement(&self, migration_id: &str, placed: Option<(&str, &str)>) -> Result<(), FleetError> {
+        let mut conn = self.pool.get();
+        match placed {
+            Some((host, answer)) => conn.exec(
+                "UPDATE placements SET state = 'placed', host = $1, answer = $2 WHERE migration_id = $3",
+                &[host.into(), answer.into(), migration_id.into()],
+            )?,
+            None => conn.exec("DELETE FROM placements WHERE migration_id = $1", &[migration_id.into()])?,
+        };
+        Ok(())
+    }
+
+    /// Refreshes the planner's statistics (after a bulk load).
+    pub fn analyze(&self) -> Result<(), FleetError> {
+        self.pool.get().batch("ANALYZE")
+    }
+}
+
+fn kind_name(k: &devmig_core::DeviceKind) -> Result<String, FleetError> {
+    match serde_json::to_value(k).map_err(|e| FleetError::Internal(e.to_string()))? {
+        serde_json::Value::String(s) => Ok(s),
+        other => Err(FleetError::Internal(format!("device kind {other}"))),
+    }
+}
+
+/// A value as a JSON column.
+fn to_json<T: Serialize>(v: &T) -> Result<String, FleetError> {
+    serde_json::to_string(v).map_err(|e| FleetError::Internal(e.to_string()))
+}

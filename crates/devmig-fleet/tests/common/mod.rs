@@ -1,0 +1,207 @@
+//! Fleet test helpers: databases of both kinds, a fleet server and simulated agents on loopback.
+#![allow(dead_code)]
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use devmig_agent::Tokens;
+use devmig_fleet::db::DbUrl;
+use devmig_fleet::placement::Fleet;
+use devmig_fleet::server::FleetOptions;
+use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec};
+use devmig_vendors::Registry;
+
+pub const AGENT_SECRET: &str = "fleet-to-agent-secret-0001";
+pub const REPORT_SECRET: &str = "agent-to-fleet-secret-0001";
+pub const READ_SECRET: &str = "fleet-reader-secret-00001";
+pub const ADMIN_SECRET: &str = "fleet-admin-secret-000001";
+
+pub fn agent_tokens() -> Arc<Tokens> {
+    Arc::new(
+        Tokens::from_toml(
+            &format!("[[token]]\nname = \"fleet\"\nscope = \"admin\"\nsecret = \"{AGENT_SECRET}\"\n"),
+            "test",
+        )
+        .expect("agent tokens"),
+    )
+}
+
+pub fn fleet_tokens() -> Arc<Tokens> {
+    let text = format!(
+        "[[token]]\nname = \"agents\"\nscope = \"report\"\nsecret = \"{REPORT_SECRET}\"\n\
+         [[token]]\nname = \"reader\"\nscope = \"read\"\nsecret = \"{READ_SECRET}\"\n\
+         [[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"{ADMIN_SECRET}\"\n"
+    );
+    Arc::new(Tokens::from_toml(&text, "test").expect("fleet tokens"))
+}
+
+/// A PostgreSQL cluster private to this test: initdb in a temp dir, a unix socket only,
+/// stopped on drop. Needs Debian's postgresql package (`.ci/run` installs it).
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: apt-get install postgresql (see .ci/run)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("no /usr/lib/postgresql/*/bin/initdb: apt-get install postgresql")
+}
+
+fn as_postgres(bin: &PathBuf, args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin)
+        .args(args)
+        .output()
+        .expect("running a PostgreSQL tool");
+    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new().prefix("devmig-pg-").tempdir().expect("temp dir");
+        let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().expect("chown");
+        assert!(status.success());
+        let data = dir.path().join("data");
+        let d = data.to_str().expect("utf-8 path");
+        as_postgres(&bin.join("initdb"), &["-D", d, "-A", "trust", "-U", "devmig", "--no-sync", "-E", "UTF8"]);
+        let opts = format!("-c listen_addresses='' -k {} -c fsync=off -c max_connections=200", dir.path().display());
+        let log = dir.path().join("log");
+        as_postgres(&bin.join("pg_ctl"), &["-D", d, "-w", "-l", log.to_str().expect("utf-8"), "-o", &opts, "start"]);
+        PgCluster { dir, bin }
+    }
+
+    /// A URL of a fresh database in this cluster.
+    pub fn database(&self, name: &str) -> String {
+        let host = self.dir.path().display().to_string().replace('/', "%2F");
+        let admin = format!("postgresql://devmig@{host}/postgres");
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connecting to the test cluster");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+        format!("postgresql://devmig@{host}/{name}")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// The databases each fleet test runs against: SQLite in `dir`, and PostgreSQL (the one in
+/// `DEVMIG_TEST_POSTGRES`, an admin URL, or else a private cluster).
+pub enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(Option<PgCluster>, String),
+}
+
+static DB_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Backend {
+    pub fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    pub fn postgres() -> Backend {
+        let n = DB_SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("devmig_t{}_{n}", std::process::id());
+        match std::env::var("DEVMIG_TEST_POSTGRES") {
+            Ok(admin) => {
+                let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("DEVMIG_TEST_POSTGRES");
+                c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_string();
+                Backend::Postgres(None, format!("{base}/{name}"))
+            }
+            Err(_) => {
+                let cluster = PgCluster::start();
+                let url = cluster.database(&name);
+                Backend::Postgres(Some(cluster), url)
+            }
+        }
+    }
+
+    pub fn url(&self) -> DbUrl {
+        match self {
+            Backend::Sqlite(d) => DbUrl::Sqlite(d.path().join("fleet.db").display().to_string()),
+            Backend::Postgres(_, u) => DbUrl::Postgres(u.clone()),
+        }
+    }
+}
+
+pub fn options(db: DbUrl) -> FleetOptions {
+    FleetOptions {
+        db,
+        pool_size: 4,
+        stale_after: Duration::from_secs(90),
+        agent_timeout: Duration::from_secs(2),
+        concurrency: 4,
+        agent_token: AGENT_SECRET.into(),
+    }
+}
+
+/// A fleet server on 127.0.0.1:0 and a simulated fleet reporting to it.
+pub struct Lab {
+    pub fleet: Fleet,
+    pub url: String,
+    pub sim: SimFleet,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+pub async fn lab(db: DbUrl, hosts: usize, devices: usize, seed: u64) -> Lab {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let opts = options(db);
+    let fleet = tokio::task::spawn_blocking(move || opts.open(Registry::new(devmig_vendors::Catalog::embedded())))
+        .await
+        .expect("join")
+        .expect("open fleet");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let f = fleet.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        devmig_fleet::server::serve(listener, f, fleet_tokens(), shutdown).await.expect("fleet server");
+    });
+    let spec = SimSpec { hosts, devices, seed, prefix: "sim".into() };
+    let links = SimLinks {
+        fleet_url: Some(url.clone()),
+        report_token: REPORT_SECRET.into(),
+        agent_tokens: agent_tokens(),
+        interval: Duration::from_secs(30),
+    };
+    let sim =
+        SimFleet::start(&spec, Registry::new(devmig_vendors::Catalog::embedded()), links).await.expect("sim fleet");
+    // Every host reports once at start: wait (bounded) until the fleet holds them all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let store = fleet.store.clone();
+        let n = tokio::task::spawn_blocking(move || store.hosts(devmig_fleet::now_ms()).expect("hosts").len())
+            .await
+            .expect("join");
+        if n == hosts {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of {hosts} hosts reported within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Lab { fleet, url, sim, stop }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

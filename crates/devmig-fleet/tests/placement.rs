@@ -1,0 +1,87 @@
+//! Placement end to end, on SQLite and PostgreSQL: a real fleet server, real agents on
+//! loopback (one per simulated host), step a in the database, step b and claims via agents.
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Backend, lab};
+use devmig_fleet::placement::{PlacementRequest, SourceRef};
+use devmig_fleet::{FleetError, now_ms};
+
+fn one(host: &str, device: &str) -> SourceRef {
+    SourceRef { host: Some(host.into()), device: Some(device.into()), version: None }
+}
+
+fn request(sources: Vec<SourceRef>) -> PlacementRequest {
+    PlacementRequest {
+        sources,
+        claim: false,
+        migration_id: None,
+        exclude_hosts: vec![],
+        max_hosts: None,
+        ttl_seconds: None,
+    }
+}
+
+async fn places_and_claims(backend: Backend) {
+    let lab = lab(backend.url(), 12, 8, 7).await;
+    let store = lab.fleet.store.clone();
+    let devices =
+        tokio::task::spawn_blocking(move || store.devices(now_ms(), &|_| true).expect("devices")).await.expect("join");
+    let src = devices.iter().find(|d| d.kind == "mdev" && d.model == "i915").expect("a vGPU source");
+    let nvme =
+        devices.iter().find(|d| d.kind == "sriov_vf" && d.model == "nvme" && d.host == src.host).expect("an NVMe VF");
+
+    // One device: placed on another host, the verdict of every tried host listed.
+    let p = lab.fleet.place(request(vec![one(&src.host, &src.device)])).await.expect("placement");
+    assert!(p.placed, "{p:#?}");
+    let host = p.host.clone().expect("host");
+    assert_ne!(host, src.host);
+    assert!(p.tried.iter().any(|t| t.host == host && t.outcome == "accepted"));
+    let target = &p.assignments[0].target;
+    // Cross-check with the vendor model on the target host's facts (the agent's own records).
+    let agent = &lab.sim.hosts.iter().find(|h| h.name == host).expect("sim host").agent;
+    let rec = agent.device_records().expect("records").into_iter().find(|r| &r.id == target).expect("target record");
+    assert_eq!(lab.fleet.registry.decide(&src.version, &rec.facts).expect("decide"), None);
+
+    // Two devices, claimed: distinct targets on one host, claims visible on that agent.
+    let mut req = request(vec![one(&src.host, &src.device), one(&nvme.host, &nvme.device)]);
+    req.claim = true;
+    req.migration_id = Some("vm-42".into());
+    let p = lab.fleet.place(req.clone()).await.expect("placement");
+    assert!(p.placed, "{p:#?}");
+    {
+        let host = p.host.clone().expect("host");
+        let targets: BTreeSet<_> = p.assignments.iter().map(|a| a.target.clone()).collect();
+        assert_eq!(targets.len(), 2);
+        let agent = &lab.sim.hosts.iter().find(|h| h.name == host).expect("sim host").agent;
+        let claims: Vec<_> = agent.claims().expect("claims").into_iter().map(|c| (c.migration_id, c.device)).collect();
+        assert!(claims.contains(&("vm-42.0".to_string(), p.assignments[0].target.clone())), "{claims:?}");
+        assert!(claims.contains(&("vm-42.1".to_string(), p.assignments[1].target.clone())), "{claims:?}");
+        // The same migration again: refused, nothing claimed twice.
+        match lab.fleet.place(req).await {
+            Err(FleetError::Conflict(m)) => assert!(m.contains("already placed"), "{m}"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    // A version no host accepts: explained, counted by rule.
+    let alien = SourceRef { host: None, device: None, version: Some(src.version.replace("i915-v1.", "i915-v9.")) };
+    let p = lab.fleet.place(request(vec![alien])).await.expect("placement");
+    assert!(!p.placed);
+    let e = p.explanation.expect("explanation");
+    let total: usize =
+        e.groups.iter().filter(|g| g.code.starts_with("rule:") || g.code == "no_device").map(|g| g.hosts).sum();
+    assert_eq!(total, 12, "{e:#?}");
+    assert!(e.groups.iter().any(|g| g.code == "rule:i915.gvt_version"), "{e:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn places_and_claims_sqlite() {
+    places_and_claims(Backend::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn places_and_claims_postgres() {
+    places_and_claims(tokio::task::spawn_blocking(Backend::postgres).await.expect("join")).await;
+}
