@@ -43,7 +43,12 @@ impl FleetLink {
     /// Builds this host's report at a fresh generation (blocking: walks sysfs).
     pub fn report(&self, agent: &Agent, generations: &mut Generations) -> Result<HostReport, crate::AgentError> {
         let devices = agent.device_records()?;
-        Ok(HostReport { host: self.host.clone(), url: self.advertise.clone(), generation: generations.advance(), devices })
+        Ok(HostReport {
+            host: self.host.clone(),
+            url: self.advertise.clone(),
+            generation: generations.advance(),
+            devices,
+        })
     }
 
     /// Pushes one report; an error names the fleet's answer.

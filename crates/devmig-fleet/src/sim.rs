@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use devmig_agent::api::AppState;
-use devmig_agent::{Agent, AgentOptions, FleetLink, Tokens};
-use devmig_core::SysfsIo;
+use devmig_agent::{Agent, AgentOptions, DeviceRecord, FleetLink, HostReport, Tokens};
 use devmig_core::tree::{PciSpec, TreeBuilder};
-use devmig_vendors::Registry;
+use devmig_core::{DeviceKind, SysfsIo};
+use devmig_vendors::{DeviceFacts, Registry};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -55,91 +55,195 @@ fn vf_addr(bus: &str, j: usize) -> String {
     format!("0000:{bus}:{:02x}.{}", (j + 1) / 8, (j + 1) % 8)
 }
 
-/// Lays out simulated host `i` under `root` (files go to `root/sys/...`). Devices are split
-/// over a GVT-g GPU's vGPUs, NVMe VFs, QAT VFs and mtty instances, with driver versions,
-/// storage clusters and algorithms drawn from `rng`.
-pub fn lay_out_host(root: &Path, i: usize, devices: usize, rng: &mut StdRng) -> std::io::Result<()> {
-    let b = TreeBuilder::new(root);
-    let quarter = devices / 4;
-    let gvt = *pick(rng, &[(6, "1.2.0"), (3, "1.3.0"), (1, "2.0.0")]);
-    let gpu_id = *pick(rng, &[(8, 0x591d_u16), (1, 0x591b), (1, 0x5917)]);
-    b.pci(&PciSpec {
-        subsystem: (0x8086, 0x2212),
-        driver: Some(("i915", "i915", Some(gvt))),
-        iommu_group: Some(0),
-        ..PciSpec::new("0000:00:02.0", 0x8086, gpu_id, 0x030000)
-    })?;
-    b.mdev_parent_pci("0000:00:02.0")?;
-    for ty in ["i915-GVTg_V5_4", "i915-GVTg_V5_8"] {
-        b.mdev_type("0000:00:02.0", ty, 0, None)?;
-    }
-    for j in 0..quarter.min(8) {
-        let (ty, aggr) = *pick(rng, &[(3, ("i915-GVTg_V5_8", 1)), (1, ("i915-GVTg_V5_4", 1))]);
-        b.mdev(&uuid(i, j), "0000:00:02.0", ty, Some(aggr), None, &[])?;
-    }
-    let gpu_count = quarter.min(8);
-
-    let nvme = *pick(rng, &[(5, "1.4.0"), (4, "1.5.1"), (1, "2.0.0")]);
-    let nvme_id = *pick(rng, &[(3, 0xa824_u16), (1, 0xa825)]);
-    b.pci(&PciSpec {
-        driver: Some(("nvme", "nvme", Some(nvme))),
-        iommu_group: Some(10),
-        ..PciSpec::new("0000:3d:00.0", 0x144d, nvme_id, 0x010802)
-    })?;
-    let mut vfs = Vec::new();
-    for j in 0..quarter {
-        let addr = vf_addr("3d", j);
-        // Each rack reaches one of four storage clusters; VFs are set up for one of two volumes.
-        let url = format!("nvme+tcp://storage{}.example:4420/nqn.2026-01.example:vol-{}", (i / RACK_SIZE) % 4, j % 2);
-        let params = [("remote_storage_url", url.as_str())];
-        b.pci(&PciSpec {
-            driver: Some(("nvme", "nvme", Some(nvme))),
-            iommu_group: Some(100 + u32::try_from(j).unwrap_or(0)),
-            params: &params,
-            ..PciSpec::new(&addr, 0x144d, nvme_id, 0x010802)
-        })?;
-        vfs.push(addr);
-    }
-    let refs: Vec<&str> = vfs.iter().map(String::as_str).collect();
-    b.sriov("0000:3d:00.0", 64, &refs)?;
-
-    let qat = *pick(rng, &[(5, "1.2.0"), (4, "1.2.3"), (1, "1.3.0")]);
-    b.pci(&PciSpec {
-        driver: Some(("4xxx", "qat_4xxx", Some(qat))),
-        iommu_group: Some(20),
-        ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
-    })?;
-    let mut vfs = Vec::new();
-    for j in 0..quarter {
-        let addr = vf_addr("6b", j);
-        let algs = *pick(rng, &[(3, "aes-gcm sha256"), (2, "aes-gcm sha256 chacha20-poly1305"), (1, "sha256")]);
-        let params = [("crypto_algorithms", algs)];
-        b.pci(&PciSpec {
-            driver: Some(("4xxxvf", "qat_4xxxvf", Some(qat))),
-            iommu_group: Some(200 + u32::try_from(j).unwrap_or(0)),
-            params: &params,
-            ..PciSpec::new(&addr, 0x8086, 0x4941, 0x0b4000)
-        })?;
-        vfs.push(addr);
-    }
-    let refs: Vec<&str> = vfs.iter().map(String::as_str).collect();
-    b.sriov("0000:6b:00.0", 64, &refs)?;
-
-    let mtty = *pick(rng, &[(1, "0.1"), (1, "0.2")]);
-    b.module("mtty", Some(mtty))?;
-    b.mdev_parent_virtual("mtty", "mtty")?;
-    b.mdev_type("mtty", "mtty-1", 0, None)?;
-    b.mdev_type("mtty", "mtty-2", 0, None)?;
-    for j in gpu_count..devices - 2 * quarter {
-        let ty = *pick(rng, &[(3, "mtty-1"), (1, "mtty-2")]);
-        b.mdev(&uuid(i, 100 + j), "mtty", ty, None, None, &[])?;
-    }
-    Ok(())
-}
-
 fn uuid(host: usize, dev: usize) -> String {
     format!("{host:08x}-0000-4000-8000-{dev:012x}")
 }
+
+/// One simulated host's hardware and drivers, drawn from a seed. The same plan is laid out as
+/// a sysfs tree (for agents) or turned straight into the report its agent would push (for
+/// load generation at a scale no disk holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPlan {
+    /// Host index.
+    pub index: usize,
+    /// GPU device id and GVT-g (i915 module) version.
+    pub gpu: (u16, &'static str),
+    /// vGPUs: uuid, type, aggregator.
+    pub vgpus: Vec<(String, &'static str, u32)>,
+    /// NVMe PF device id and driver version.
+    pub nvme: (u16, &'static str),
+    /// NVMe VFs: address, remote storage URL.
+    pub nvme_vfs: Vec<(String, String)>,
+    /// QAT driver version.
+    pub qat: &'static str,
+    /// QAT VFs: address, crypto algorithms.
+    pub qat_vfs: Vec<(String, &'static str)>,
+    /// mtty module version.
+    pub mtty: &'static str,
+    /// mtty instances: uuid, type.
+    pub mttys: Vec<(String, &'static str)>,
+}
+
+impl HostPlan {
+    /// Draws host `i` of a fleet with `devices` migratable devices per host.
+    pub fn draw(seed: u64, i: usize, devices: usize) -> HostPlan {
+        let mut rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let rng = &mut rng;
+        let quarter = devices / 4;
+        let gpu = (
+            *pick(rng, &[(8, 0x591d_u16), (1, 0x591b), (1, 0x5917)]),
+            *pick(rng, &[(6, "1.2.0"), (3, "1.3.0"), (1, "2.0.0")]),
+        );
+        let vgpus = (0..quarter.min(8))
+            .map(|j| {
+                let (ty, aggr) = *pick(rng, &[(3, ("i915-GVTg_V5_8", 1)), (1, ("i915-GVTg_V5_4", 1))]);
+                (uuid(i, j), ty, aggr)
+            })
+            .collect::<Vec<_>>();
+        let nvme =
+            (*pick(rng, &[(3, 0xa824_u16), (1, 0xa825)]), *pick(rng, &[(5, "1.4.0"), (4, "1.5.1"), (1, "2.0.0")]));
+        // Each rack reaches one of four storage clusters; VFs are set up for one of two volumes.
+        let nvme_vfs = (0..quarter)
+            .map(|j| {
+                let url =
+                    format!("nvme+tcp://storage{}.example:4420/nqn.2026-01.example:vol-{}", (i / RACK_SIZE) % 4, j % 2);
+                (vf_addr("3d", j), url)
+            })
+            .collect();
+        let qat = *pick(rng, &[(5, "1.2.0"), (4, "1.2.3"), (1, "1.3.0")]);
+        let qat_vfs = (0..quarter)
+            .map(|j| {
+                (
+                    vf_addr("6b", j),
+                    *pick(rng, &[(3, "aes-gcm sha256"), (2, "aes-gcm sha256 chacha20-poly1305"), (1, "sha256")]),
+                )
+            })
+            .collect();
+        let mtty = *pick(rng, &[(1, "0.1"), (1, "0.2")]);
+        let mttys = (vgpus.len()..devices - 2 * quarter)
+            .map(|j| (uuid(i, 100 + j), *pick(rng, &[(3, "mtty-1"), (1, "mtty-2")])))
+            .collect();
+        HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys }
+    }
+
+    /// Lays the plan out under `root` (files go to `root/sys/...`), kernel-shaped, without any
+    /// `migration_version` attribute.
+    pub fn lay_out(&self, root: &Path) -> std::io::Result<()> {
+        let b = TreeBuilder::new(root);
+        b.pci(&PciSpec {
+            subsystem: (0x8086, 0x2212),
+            driver: Some(("i915", "i915", Some(self.gpu.1))),
+            iommu_group: Some(0),
+            ..PciSpec::new("0000:00:02.0", 0x8086, self.gpu.0, 0x030000)
+        })?;
+        b.mdev_parent_pci("0000:00:02.0")?;
+        for ty in GVT_TYPES {
+            b.mdev_type("0000:00:02.0", ty, 0, None)?;
+        }
+        for (uuid, ty, aggr) in &self.vgpus {
+            b.mdev(uuid, "0000:00:02.0", ty, Some(*aggr), None, &[])?;
+        }
+        let nvme = Some(("nvme", "nvme", Some(self.nvme.1)));
+        b.pci(&PciSpec {
+            driver: nvme,
+            iommu_group: Some(10),
+            ..PciSpec::new("0000:3d:00.0", 0x144d, self.nvme.0, 0x010802)
+        })?;
+        for (j, (addr, url)) in self.nvme_vfs.iter().enumerate() {
+            let params = [("remote_storage_url", url.as_str())];
+            b.pci(&PciSpec {
+                driver: nvme,
+                iommu_group: Some(100 + u32::try_from(j).unwrap_or(0)),
+                params: &params,
+                ..PciSpec::new(addr, 0x144d, self.nvme.0, 0x010802)
+            })?;
+        }
+        let refs: Vec<&str> = self.nvme_vfs.iter().map(|v| v.0.as_str()).collect();
+        b.sriov("0000:3d:00.0", 64, &refs)?;
+        b.pci(&PciSpec {
+            driver: Some(("4xxx", "qat_4xxx", Some(self.qat))),
+            iommu_group: Some(20),
+            ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
+        })?;
+        for (j, (addr, algs)) in self.qat_vfs.iter().enumerate() {
+            let params = [("crypto_algorithms", *algs)];
+            b.pci(&PciSpec {
+                driver: Some(("4xxxvf", "qat_4xxxvf", Some(self.qat))),
+                iommu_group: Some(200 + u32::try_from(j).unwrap_or(0)),
+                params: &params,
+                ..PciSpec::new(addr, 0x8086, 0x4941, 0x0b4000)
+            })?;
+        }
+        let refs: Vec<&str> = self.qat_vfs.iter().map(|v| v.0.as_str()).collect();
+        b.sriov("0000:6b:00.0", 64, &refs)?;
+        b.module("mtty", Some(self.mtty))?;
+        b.mdev_parent_virtual("mtty", "mtty")?;
+        for ty in MTTY_TYPES {
+            b.mdev_type("mtty", ty, 0, None)?;
+        }
+        for (uuid, ty) in &self.mttys {
+            b.mdev(uuid, "mtty", ty, None, None, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The facts of every device the plan's agent would report, with their kinds.
+    pub fn facts(&self) -> Vec<(String, DeviceKind, DeviceFacts)> {
+        let gpu_id = format!("8086:{:04x}", self.gpu.0);
+        let mut out = Vec::new();
+        for ty in GVT_TYPES {
+            let f = DeviceFacts::mdev_type("0000:00:02.0", &gpu_id, "i915", Some(self.gpu.1), ty);
+            out.push((format!("0000:00:02.0/{ty}"), DeviceKind::MdevType, f));
+        }
+        for (uuid, ty, aggr) in &self.vgpus {
+            out.push((
+                uuid.clone(),
+                DeviceKind::Mdev,
+                DeviceFacts::mdev("0000:00:02.0", &gpu_id, "i915", Some(self.gpu.1), ty, *aggr),
+            ));
+        }
+        let nvme_id = format!("144d:{:04x}", self.nvme.0);
+        for (addr, url) in &self.nvme_vfs {
+            let f = DeviceFacts::pci_function(&nvme_id, true, "nvme", Some(self.nvme.1))
+                .with_param("remote_storage_url", url);
+            out.push((addr.clone(), DeviceKind::SriovVf, f));
+        }
+        for (addr, algs) in &self.qat_vfs {
+            let f = DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some(self.qat))
+                .with_param("crypto_algorithms", algs);
+            out.push((addr.clone(), DeviceKind::SriovVf, f));
+        }
+        for ty in MTTY_TYPES {
+            out.push((
+                format!("mtty/{ty}"),
+                DeviceKind::MdevType,
+                DeviceFacts::mdev_type("mtty", "", "mtty", Some(self.mtty), ty),
+            ));
+        }
+        for (uuid, ty) in &self.mttys {
+            out.push((uuid.clone(), DeviceKind::Mdev, DeviceFacts::mdev("mtty", "", "mtty", Some(self.mtty), ty, 1)));
+        }
+        out
+    }
+
+    /// The report this host's agent would push (every device free).
+    pub fn report(&self, registry: &Registry, prefix: &str, url: &str, generation: u64) -> HostReport {
+        let mut devices = Vec::new();
+        for (id, kind, facts) in self.facts() {
+            let Some(model) = registry.model_for_device(&facts) else { continue };
+            let (Ok(version), Ok(attributes)) = (model.version(&facts), model.attributes(&facts)) else { continue };
+            let free = kind != DeviceKind::MdevType;
+            devices.push(DeviceRecord { id, kind, model: model.name().to_string(), version, attributes, facts, free });
+        }
+        devices.sort_by(|a, b| a.id.cmp(&b.id));
+        HostReport { host: host_name(prefix, self.index), url: url.to_string(), generation, devices }
+    }
+}
+
+/// GVT-g types every simulated GPU offers (with no free instance: simulated hosts cannot create mdevs).
+const GVT_TYPES: [&str; 2] = ["i915-GVTg_V5_4", "i915-GVTg_V5_8"];
+/// mtty types.
+const MTTY_TYPES: [&str; 2] = ["mtty-1", "mtty-2"];
 
 /// One running simulated host.
 #[derive(Debug, Clone)]
@@ -206,10 +310,10 @@ impl SimFleet {
         for i in 0..spec.hosts {
             let name = host_name(&spec.prefix, i);
             let root = dir.path().join(&name).join("root");
-            let mut rng = StdRng::seed_from_u64(spec.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let (r, d, n) = (root.clone(), spec.devices, i);
+            let plan = HostPlan::draw(spec.seed, i, spec.devices);
+            let r = root.clone();
             crate::blocking(move || {
-                lay_out_host(&r, n, d, &mut rng).map_err(|e| FleetError::Internal(format!("laying out host {n}: {e}")))
+                plan.lay_out(&r).map_err(|e| FleetError::Internal(format!("laying out host {i}: {e}")))
             })
             .await?;
             let options = AgentOptions {
