@@ -352,14 +352,26 @@ impl Pool {
         &self.url
     }
 
+    /// The connection for writes. SQLite has one writer at a time: writers queue on the first
+    /// connection's lock here (fair, no sleeping busy handler); readers use the others.
+    pub fn writer(&self) -> MutexGuard<'_, Conn> {
+        match self.url {
+            DbUrl::Sqlite(_) => self.conns[0].lock(),
+            DbUrl::Postgres(_) => self.get(),
+        }
+    }
+
     /// A free connection, or waits for one (taking turns, so waiters spread over the pool).
+    /// With SQLite and more than one connection, the writer's is left to writers.
     pub fn get(&self) -> MutexGuard<'_, Conn> {
-        for c in &self.conns {
+        let skip = usize::from(matches!(self.url, DbUrl::Sqlite(_)) && self.conns.len() > 1);
+        for c in &self.conns[skip..] {
             if let Some(g) = c.try_lock() {
                 return g;
             }
         }
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        let n = self.conns.len() - skip;
+        let turn = skip + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
         self.conns[turn].lock()
     }
 }

@@ -241,7 +241,8 @@ impl Fleet {
         now: i64,
     ) -> Result<Vec<HostCandidates>, FleetError> {
         let exclude_ids = self.store.host_ids(excluded)?;
-        let mut limit = 256usize;
+        // Hosts offer several candidates each: a few rows per wanted host, more when too few fit.
+        let mut limit = want.max(1) * 4;
         loop {
             let first = self.store.candidates(
                 &sources[0].model,

@@ -33,17 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE attrs (
         device_id BIGINT NOT NULL,
         name TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        s TEXT,
-        i BIGINT,
-        major BIGINT,
-        minor BIGINT,
-        patch BIGINT
+        akey TEXT NOT NULL,
+        PRIMARY KEY (device_id, name, akey)
     );
-    CREATE INDEX attrs_s ON attrs (name, s, device_id);
-    CREATE INDEX attrs_v ON attrs (name, major, minor, device_id);
-    CREATE INDEX attrs_i ON attrs (name, i, device_id);
-    CREATE INDEX attrs_device ON attrs (device_id);
+    CREATE INDEX attrs_lookup ON attrs (name, akey, device_id);
     CREATE TABLE placements (
         migration_id TEXT PRIMARY KEY,
         state TEXT NOT NULL,

@@ -100,7 +100,7 @@ impl Store {
     /// Opens (and migrates) the database.
     pub fn open(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
         let pool = Pool::open(url, pool_size)?;
-        schema::migrate(&mut pool.get())?;
+        schema::migrate(&mut pool.writer())?;
         Ok(Store { pool, stale_after_ms: 90_000, hold_ms: 120_000 })
     }
 
@@ -118,7 +118,7 @@ impl Store {
     pub fn apply_report(&self, r: &HostReport, now_ms: i64) -> Result<ReportOutcome, FleetError> {
         let digest = digest(r)?;
         let generation = int(r.generation, "generation")?;
-        let mut conn = self.pool.get();
+        let mut conn = self.pool.writer();
         conn.transaction(|c| {
             // The conditional upsert takes the host's row lock: concurrent reports of one host
             // (also through other replicas) queue here, and an older one changes nothing.
@@ -179,18 +179,17 @@ impl Store {
                 }
                 sql.push_str(" RETURNING id, device");
                 let ids = c.query(&sql, &params)?;
-                let mut sql = String::from("INSERT INTO attrs (device_id, name, kind, s, i, major, minor, patch) VALUES ");
+                let mut sql = String::from("INSERT INTO attrs (device_id, name, akey) VALUES ");
                 let mut params = Vec::new();
                 for row in &ids {
                     let Some(d) = r.devices.iter().find(|d| d.id == row[1].text()) else { continue };
-                    for (name, kind, s, i, major, minor, patch) in step_a::attr_rows(&d.attributes) {
+                    for (name, key) in step_a::attr_rows(&d.attributes) {
                         let n = params.len();
                         if n > 0 {
                             sql.push_str(", ");
                         }
-                        let p: Vec<String> = (1..=8).map(|k| format!("${}", n + k)).collect();
-                        sql.push_str(&format!("({})", p.join(", ")));
-                        params.extend([row[0].clone(), Val::from(name), Val::from(kind), s, i, major, minor, patch]);
+                        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+                        params.extend([row[0].clone(), Val::from(name), Val::from(key)]);
                     }
                 }
                 if !params.is_empty() {
@@ -341,7 +340,7 @@ impl Store {
 
     /// Marks a device held by a migration's fleet claim (until a report confirms the claim).
     pub fn hold(&self, device_row: i64, migration_id: &str, now_ms: i64) -> Result<(), FleetError> {
-        self.pool.get().exec(
+        self.pool.writer().exec(
             "UPDATE devices SET held_by = $1, held_until_ms = $2 WHERE id = $3",
             &[migration_id.into(), Val::Int(now_ms + self.hold_ms), Val::Int(device_row)],
         )?;
@@ -351,7 +350,7 @@ impl Store {
     /// Drops a migration's holds (its claims were released).
     pub fn unhold(&self, migration_id: &str) -> Result<(), FleetError> {
         self.pool
-            .get()
+            .writer()
             .exec("UPDATE devices SET held_by = NULL, held_until_ms = 0 WHERE held_by = $1", &[migration_id.into()])?;
         Ok(())
     }
@@ -359,7 +358,7 @@ impl Store {
     /// Reserves a migration id for one placement. `Err(Conflict)` when another placement (on
     /// this or another replica) holds it; `Ok(Some(host))` when it was already placed there.
     pub fn begin_placement(&self, migration_id: &str, now_ms: i64) -> Result<Option<String>, FleetError> {
-        let mut conn = self.pool.get();
+        let mut conn = self.pool.writer();
         let n = conn.exec(
             "INSERT INTO placements (migration_id, state, created_ms) VALUES ($1, 'running', $2) ON CONFLICT (migration_id) DO NOTHING",
             &[migration_id.into(), Val::Int(now_ms)],
@@ -376,7 +375,7 @@ impl Store {
 
     /// Records a finished placement (`host` set) or forgets a failed one.
     pub fn end_placement(&self, migration_id: &str, placed: Option<(&str, &str)>) -> Result<(), FleetError> {
-        let mut conn = self.pool.get();
+        let mut conn = self.pool.writer();
         match placed {
             Some((host, answer)) => conn.exec(
                 "UPDATE placements SET state = 'placed', host = $1, answer = $2 WHERE migration_id = $3",
@@ -389,7 +388,7 @@ impl Store {
 
     /// Refreshes the planner's statistics (after a bulk load).
     pub fn analyze(&self) -> Result<(), FleetError> {
-        self.pool.get().batch("ANALYZE")
+        self.pool.writer().batch("ANALYZE")
     }
 }
 

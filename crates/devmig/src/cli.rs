@@ -102,9 +102,126 @@ pub enum Command {
         /// Agent name (from --agents) or URL.
         host: String,
     },
+    /// The fleet service: host reports, fleet-wide step a, placement, evacuation, planning.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Load harnesses for the figures in BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// Where the fleet's database is and how the fleet reaches agents.
+#[derive(Debug, Args, Clone)]
+pub struct FleetDbArgs {
+    /// The fleet database: sqlite:PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "DEVMIG_FLEET_DB", default_value = "sqlite:/var/lib/devmig/fleet.db", value_name = "URL")]
+    pub db: String,
+    /// The token the fleet presents to agents (a file holding the secret; an admin token there).
+    #[arg(long, env = "DEVMIG_AGENT_TOKEN_FILE", value_name = "FILE")]
+    pub agent_token_file: Option<PathBuf>,
+    /// Bound on each call to an agent, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub agent_timeout_ms: u64,
+    /// Hosts whose last report is older than this are stale (excluded).
+    #[arg(long, default_value_t = 90, value_name = "SECONDS")]
+    pub stale_after_s: u64,
+    /// Hosts verified by their agents at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+}
+
+/// `devmig fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Serve the fleet API (agents push reports to it; schedulers place through it).
+    Serve {
+        /// Database and agent access.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Tokens the fleet accepts (`[[token]]` with scope report, read or admin).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Database connections.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        pool_size: usize,
+    },
+    /// Hosts the fleet knows, with their generation and staleness.
+    Hosts {
+        /// Database.
+        #[command(flatten)]
+        db: FleetDbArgs,
+    },
+    /// Devices the fleet knows.
+    Devices {
+        /// Database.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// Only hosts matching this pattern (`rack1-*`).
+        #[arg(long, default_value = "*", value_name = "GLOB")]
+        hosts: String,
+    },
+    /// Find (and with --claim, reserve) targets on one host for all of a VM's devices.
+    Place {
+        /// Database and agent access.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// A source device, HOST:DEVICE (repeat for a VM with several devices).
+        #[arg(long = "source", value_name = "HOST:DEVICE")]
+        sources: Vec<String>,
+        /// A source given by its version string alone (repeatable).
+        #[arg(long = "source-version", value_name = "STRING")]
+        source_versions: Vec<String>,
+        /// Claim the targets through the chosen host's agent (all or nothing).
+        #[arg(long, requires = "migration_id")]
+        claim: bool,
+        /// The migration id (claims are <id>.<n> on the agent).
+        #[arg(long, value_name = "ID")]
+        migration_id: Option<String>,
+        /// Never use this host (repeatable; source hosts are always excluded).
+        #[arg(long = "exclude-host", value_name = "HOST")]
+        exclude_hosts: Vec<String>,
+        /// Ranked hosts to verify at most.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        max_hosts: usize,
+    },
+    /// A target for every mdev and VF of HOST (each its own VM), targets distinct.
+    Evacuate {
+        /// Database and agent access.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// The host to empty.
+        host: String,
+        /// Claim each target (migration ids <prefix>-<n>).
+        #[arg(long)]
+        claim: bool,
+        /// Migration id prefix for claims.
+        #[arg(long, value_name = "PREFIX")]
+        migration_prefix: Option<String>,
+    },
+    /// Source configurations every host of a pool accepts.
+    Baseline {
+        /// Database.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// The pool (`rack1-*`).
+        #[arg(long, value_name = "GLOB")]
+        hosts: String,
+    },
+    /// Which migrations a driver upgrade on a pool would break or enable.
+    WhatIf {
+        /// Database.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// The pool (`rack2-*`).
+        #[arg(long, value_name = "GLOB")]
+        hosts: String,
+        /// MODEL=VERSION: the driver version after the upgrade (i915=1.4.0).
+        #[arg(long, value_name = "MODEL=VERSION")]
+        driver: String,
+    },
 }
 
 /// `devmig bench ...`
@@ -128,6 +245,8 @@ pub enum BenchCommand {
         #[arg(long, value_name = "DIR")]
         baseline_root: Option<PathBuf>,
     },
+    /// The fleet figures: report ingestion, step a, full placements, the exhaustive alternative.
+    Fleet(BenchFleetArgs),
     /// Claim and release from concurrent clients against --agent.
     Claims {
         /// The source version string.
@@ -178,6 +297,21 @@ pub struct AgentArgs {
     /// Require client certificates signed by this CA bundle (PEM): mTLS.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Push this host's report to the fleet at URL (on every claim change and periodically).
+    #[arg(long, value_name = "URL", requires = "fleet_token_file")]
+    pub fleet: Option<String>,
+    /// The report token for the fleet (a file holding the secret).
+    #[arg(long, value_name = "FILE")]
+    pub fleet_token_file: Option<PathBuf>,
+    /// This host's name in the fleet (default: the kernel's hostname).
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// The URL the fleet calls this agent at (default: the listening address).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// Seconds between unprompted reports.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub report_interval_s: u64,
 }
 
 /// `devmig claim`.
@@ -218,6 +352,28 @@ pub enum SimCommand {
     Validate {
         /// The spec file.
         spec: PathBuf,
+    },
+    /// Run a simulated fleet in this process: a fleet server and one agent per host on
+    /// loopback, reporting to it, until SIGINT/SIGTERM.
+    Fleet {
+        /// Hosts.
+        #[arg(long, default_value_t = 100)]
+        hosts: usize,
+        /// Migratable devices per host (4..=64).
+        #[arg(long, default_value_t = 16)]
+        devices: usize,
+        /// Seed of the fleet's hardware and driver versions.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where the database and token files go (default: a new temporary directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The fleet database (default: sqlite in DIR).
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+        /// The fleet's address.
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
     },
     /// Mount an emulated host on DIR in the foreground; unmount on SIGINT/SIGTERM (needs root).
     Mount {
@@ -269,4 +425,33 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// `devmig bench fleet`.
+#[derive(Debug, Args)]
+pub struct BenchFleetArgs {
+    /// The fleet database to load (default: sqlite in a temporary directory).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Hosts whose reports are pushed over HTTP (0: skip ingestion and step a).
+    #[arg(long, default_value_t = 10_000)]
+    pub hosts: usize,
+    /// Devices per host.
+    #[arg(long, default_value_t = 16)]
+    pub devices: usize,
+    /// Concurrent pushers.
+    #[arg(long, default_value_t = 16)]
+    pub pushers: usize,
+    /// Step-a queries to time.
+    #[arg(long, default_value_t = 300)]
+    pub queries: usize,
+    /// Simulated agents for the placement figures (0: skip them).
+    #[arg(long, default_value_t = 0)]
+    pub agents: usize,
+    /// Placements to time.
+    #[arg(long, default_value_t = 100)]
+    pub placements: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }

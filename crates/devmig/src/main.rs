@@ -57,6 +57,10 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Agent(args) => commands::agent::agent(cli, args, checker.registry(), out),
         Command::Claim(args) => commands::claims::claim(&remote_for(&args.host)?, args, o, out),
         Command::Release { host, claim_id } => commands::claims::release(&remote_for(host)?, claim_id, o, out),
+        Command::Fleet(f) => commands::fleet::fleet(f, checker.registry(), o, out),
+        Command::Bench(cli::BenchCommand::Fleet(args)) => {
+            commands::bench_fleet::bench_fleet(args, checker.registry(), out)
+        }
         Command::Bench(b) => {
             let url = cli.agent.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --agent URL".into()))?;
             let tf =

@@ -53,6 +53,47 @@ fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
     Ok(c)
 }
 
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The fleet link the flags ask for, if any.
+fn fleet_link(args: &AgentArgs, own_url: &str) -> Result<Option<devmig_agent::FleetLink>, CliError> {
+    let Some(fleet) = &args.fleet else { return Ok(None) };
+    if !(fleet.starts_with("http://") || fleet.starts_with("https://")) {
+        return Err(CliError::Usage(format!("--fleet {fleet:?}: expected http(s)://host:port")));
+    }
+    let token_file =
+        args.fleet_token_file.as_deref().ok_or_else(|| CliError::Usage("--fleet needs --fleet-token-file".into()))?;
+    let host = match &args.host_name {
+        Some(h) => h.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_err(|e| CliError::Io { what: "reading the hostname".into(), source: e })?
+            .trim()
+            .to_string(),
+    };
+    if !devmig_fleet::api::valid_host_name(&host) {
+        return Err(CliError::Usage(format!("host name {host:?}: must be 1..253 of [A-Za-z0-9._-]")));
+    }
+    if args.report_interval_s == 0 {
+        return Err(CliError::Usage("--report-interval-s must be at least 1".into()));
+    }
+    Ok(Some(devmig_agent::FleetLink {
+        fleet_url: fleet.clone(),
+        token: crate::remote::read_token(token_file)?,
+        host,
+        advertise: args.advertise.clone().unwrap_or_else(|| own_url.to_string()),
+        interval: Duration::from_secs(args.report_interval_s),
+        timeout: Duration::from_secs(30),
+    }))
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     let c = config(cli, args)?;
@@ -73,21 +114,31 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
         .build()
         .map_err(|e| CliError::Io { what: "starting the runtime".into(), source: e })?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| CliError::Io { what: format!("binding {}", c.listen), source: e })?;
-        let addr = listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
+        let listener = tokio::net::TcpListener::bind(c.listen)
+            .await
+            .map_err(|e| CliError::Io { what: format!("binding {}", c.listen), source: e })?;
+        let addr =
+            listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
         let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
-        line(out, format!("devmig agent listening on {url} [{scheme}] (sysfs root {}, state {})", c.sysfs_root.display(), c.state_dir.display()))?;
+        line(
+            out,
+            format!(
+                "devmig agent listening on {url} [{scheme}] (sysfs root {}, state {})",
+                c.sysfs_root.display(),
+                c.state_dir.display()
+            ),
+        )?;
         out.flush().map_err(crate::output::write_err)?;
         tracing::info!(%addr, "listening");
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-            }
-            tracing::info!("shutting down");
-        };
-        devmig_agent::run(listener, state, tls, shutdown).await.map_err(|e| CliError::Io { what: "serving".into(), source: e })
+        if let Some(link) = fleet_link(args, &url)? {
+            line(out, format!("reporting to the fleet at {} as {}", link.fleet_url, link.host))?;
+            let client =
+                reqwest::Client::builder().build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+            tokio::spawn(link.run(std::sync::Arc::clone(&state.agent), client));
+        }
+        devmig_agent::run(listener, state, tls, shutdown_signal())
+            .await
+            .map_err(|e| CliError::Io { what: "serving".into(), source: e })
     })?;
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(0)

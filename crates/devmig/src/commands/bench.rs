@@ -136,6 +136,9 @@ pub fn bench(
                 )?;
             }
         }
+        BenchCommand::Fleet(_) => {
+            return Err(CliError::Usage("devmig bench fleet runs on its own (no --agent)".into()));
+        }
         BenchCommand::Claims { version, mdev_type, devices, clients, seconds } => {
             let targets: Vec<Value> = match mdev_type {
                 Some(t) => {

@@ -2,12 +2,15 @@
 pub mod agent;
 pub mod attributes;
 pub mod bench;
+pub mod bench_fleet;
 pub mod check;
 pub mod claims;
 pub mod demo;
+pub mod fleet;
 pub mod inventory;
 pub mod matching;
 pub mod sim;
+pub mod sim_fleet;
 pub mod version;
 
 use std::io::Read;

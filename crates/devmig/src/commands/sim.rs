@@ -44,6 +44,14 @@ pub fn sim(cmd: &SimCommand, registry: &Registry, out: &mut dyn Write) -> Result
             out.write_all(EXAMPLE_HOST_A.as_bytes()).map_err(crate::output::write_err)?;
             Ok(0)
         }
+        SimCommand::Fleet { hosts, devices, seed, dir, db, listen } => {
+            let spec =
+                devmig_fleet::sim::SimSpec { hosts: *hosts, devices: *devices, seed: *seed, prefix: "sim".into() };
+            if *hosts == 0 {
+                return Err(CliError::Usage("--hosts must be at least 1".into()));
+            }
+            crate::commands::sim_fleet::sim_fleet(&spec, dir.as_deref(), db.as_deref(), *listen, registry, out)
+        }
         SimCommand::Validate { spec } => {
             let host = load(Some(spec), registry)?;
             line(out, format!("{}: host {} is valid ({} nodes)", spec.display(), host.hostname(), host.node_count()))?;
