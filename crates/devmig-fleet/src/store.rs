@@ -283,7 +283,20 @@ impl Store {
             return Ok(Vec::new());
         }
         let base = [Val::Int(now_ms), Val::Int(self.fresh_since(now_ms)), Val::from(model)];
-        let compiled = step_a::compile(req, base.len() + 1);
+        // `d.model = $3` already says what the model constraint says: one join fewer to plan.
+        let model_value = devmig_vendors::AttrValue::String(model.to_string());
+        let rest = Requirement {
+            all: req
+                .all
+                .iter()
+                .filter(|c| {
+                    !matches!(c, devmig_vendors::Constraint::Equals { attr, value }
+                        if attr == devmig_vendors::models::MODEL_ATTR && *value == model_value)
+                })
+                .cloned()
+                .collect(),
+        };
+        let compiled = step_a::compile(&rest, base.len() + 1);
         if !compiled.satisfiable {
             return Ok(Vec::new());
         }
@@ -294,18 +307,22 @@ impl Store {
              WHERE d.free = 1 AND (d.held_by IS NULL OR d.held_until_ms < $1) AND h.last_seen_ms >= $2 AND d.model = $3",
             compiled.joins
         );
-        // Host ids are integers from our own rows: inlined, never user text.
-        let ids = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        if !exclude.is_empty() {
-            sql.push_str(&format!(" AND d.host_id NOT IN ({})", ids(exclude)));
-        }
+        // The text depends only on the requirement's shape, so prepared statements (and
+        // PostgreSQL's generic plans) are reused; excluded hosts are dropped below instead.
         if let Some(w) = within {
-            sql.push_str(&format!(" AND d.host_id IN ({})", ids(w)));
+            // Host ids are integers from our own rows: inlined, never user text.
+            let ids: Vec<String> = w.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" AND d.host_id IN ({})", ids.join(",")));
         }
         if let Some(l) = limit {
-            sql.push_str(&format!(" LIMIT {l}"));
+            sql.push_str(&format!(" LIMIT ${}", params.len() + 1));
+            params.push(Val::Int(i64::try_from(l).unwrap_or(i64::MAX)));
         }
-        Ok(self.device_rows(&sql, &params, now_ms)?.into_iter().filter(|d| req.satisfied_by(&d.attributes)).collect())
+        Ok(self
+            .device_rows(&sql, &params, now_ms)?
+            .into_iter()
+            .filter(|d| !exclude.contains(&d.host_row) && req.satisfied_by(&d.attributes))
+            .collect())
     }
 
     /// The vendor facts of every device of a fresh host, by row id (what-if recomputes from them).

@@ -131,10 +131,27 @@ impl Backend {
         }
     }
 
+    /// The database's URL.
     pub fn url(&self) -> DbUrl {
         match self {
             Backend::Sqlite(d) => DbUrl::Sqlite(d.path().join("fleet.db").display().to_string()),
             Backend::Postgres(_, u) => DbUrl::Postgres(u.clone()),
+        }
+    }
+}
+
+impl Drop for Backend {
+    /// Drops a test database made in the shared cluster (a private cluster goes away whole).
+    fn drop(&mut self) {
+        if let (Backend::Postgres(None, url), Ok(admin)) = (&*self, std::env::var("DEVMIG_TEST_POSTGRES")) {
+            let name = url.rsplit('/').next().unwrap_or_default().to_string();
+            // The synchronous client must not run on a tokio thread: use one of our own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            })
+            .join();
         }
     }
 }

@@ -1,0 +1,124 @@
+//! The fleet verbs as a user runs them: `devmig sim fleet` in one process, queried and placed
+//! through by separate `devmig fleet ...` processes on its database.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn devmig() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_devmig"))
+}
+
+/// Kills the simulated fleet on drop (also when an assertion fails).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn run_json(args: &[&str]) -> (i32, Value) {
+    let out = devmig().args(args).args(["-o", "json"]).output().expect("run devmig");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {text} / {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+#[test]
+fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    let (child, first) = common::spawn_until_first_line(
+        devmig().args(["sim", "fleet", "--hosts", "6", "--devices", "8", "--seed", "3", "--dir", &d]),
+        Duration::from_secs(120),
+    );
+    let _running = Running(child);
+    assert!(first.starts_with("fleet: http://127.0.0.1:"), "{first}");
+    let db = format!("sqlite:{d}/fleet.db");
+    let token = format!("{d}/agent-token");
+
+    let (code, hosts) = run_json(&["fleet", "hosts", "--db", &db]);
+    assert_eq!(code, 0);
+    let hosts = hosts["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 6);
+    assert!(hosts.iter().all(|h| h["stale"] == false));
+
+    let (_, devices) = run_json(&["fleet", "devices", "--db", &db, "--hosts", "sim-r00-0000"]);
+    let devices = devices["devices"].as_array().expect("devices");
+    let vf =
+        devices.iter().find(|d| d["kind"] == "sriov_vf").expect("a VF")["device"].as_str().expect("id").to_string();
+    let source = format!("sim-r00-0000:{vf}");
+
+    // Placement needs the agent token; without it the user is told so (exit 2).
+    let out = devmig().args(["fleet", "place", "--db", &db, "--source", &source]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-token-file"));
+
+    let (code, p) = run_json(&[
+        "fleet",
+        "place",
+        "--db",
+        &db,
+        "--agent-token-file",
+        &token,
+        "--source",
+        &source,
+        "--claim",
+        "--migration-id",
+        "cli-1",
+    ]);
+    assert_eq!(code, if p["placed"] == true { 0 } else { 1 }, "{p}");
+    assert_eq!(p["schema"], "devmig.placement/v1");
+    assert!(!p["tried"].as_array().expect("tried").is_empty() || p["placed"] == false);
+    if p["placed"] == true {
+        assert!(p["assignments"][0]["claim_id"].is_string(), "{p}");
+        assert_ne!(p["host"], "sim-r00-0000");
+        // The fleet no longer offers that target: held for cli-1 until the agent's next report
+        // says it is in use (which the claim itself triggers).
+        let (_, devices) = run_json(&["fleet", "devices", "--db", &db]);
+        let target = devices["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .find(|d| d["host"] == p["host"] && d["device"] == p["assignments"][0]["target"])
+            .expect("the target")
+            .clone();
+        assert!(target["held_by"] == "cli-1" || target["free"] == false, "{target}");
+    }
+
+    let (code, e) = run_json(&["fleet", "evacuate", "sim-r00-0001", "--db", &db, "--agent-token-file", &token]);
+    assert_eq!(e["schema"], "devmig.evacuation/v1");
+    assert_eq!(code, if e["unplaced"] == 0 { 0 } else { 1 });
+    let moves = e["moves"].as_array().expect("moves");
+    assert_eq!(moves.len(), 8, "every mdev and VF of the host");
+    let targets: Vec<String> = moves
+        .iter()
+        .filter(|m| m["placement"]["placed"] == true)
+        .map(|m| format!("{}:{}", m["placement"]["host"], m["placement"]["assignments"][0]["target"]))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = targets.iter().collect();
+    assert_eq!(distinct.len(), targets.len(), "two devices sent to one target: {targets:?}");
+
+    let (code, b) = run_json(&["fleet", "baseline", "--db", &db, "--hosts", "sim-*"]);
+    assert_eq!(code, 0);
+    assert_eq!(b["pool_hosts"], 6);
+    let all = b["everywhere"].as_array().expect("everywhere").len() + b["partial"].as_array().expect("partial").len();
+    assert!(all > 0);
+
+    let (code, w) =
+        run_json(&["fleet", "what-if", "--db", &db, "--hosts", "sim-r00-000[0-2]", "--driver", "i915=2.0.0"]);
+    assert_eq!(code, 0, "{w}");
+    assert_eq!(w["pool_hosts"], 3);
+    let out =
+        devmig().args(["fleet", "what-if", "--db", &db, "--hosts", "*", "--driver", "i915"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MODEL=VERSION"));
+}
