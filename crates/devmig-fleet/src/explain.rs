@@ -133,8 +133,11 @@ pub fn explain(
             let e = per_host.entry(host).or_insert((0, Vec::new(), true));
             e.0 += best.unmet.len().max(1);
             e.2 = false;
-            let what = if best.device.is_empty() { "no device".to_string() } else { best.device.clone() };
-            e.1.push(format!("{}: {what} lacks {}", src.label, best.unmet.join("; ")));
+            e.1.push(match (best.device.is_empty(), best.unmet.is_empty()) {
+                (true, _) => format!("{}: no {} device", src.label, src.model),
+                (false, true) => format!("{}: {} passes step a but is not free", src.label, best.device),
+                (false, false) => format!("{}: {} lacks {}", src.label, best.device, best.unmet.join("; ")),
+            });
         }
     }
     let mut out: Vec<Group> = groups

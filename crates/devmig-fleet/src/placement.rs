@@ -9,7 +9,7 @@ use devmig_vendors::{Registry, Requirement};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::agents::{Agents, CallFailure};
+use crate::agents::{Agents, CallFailure, Granted};
 use crate::explain::{Explanation, explain};
 use crate::store::{DeviceRow, Store};
 use crate::{FleetError, blocking, matching, now_ms};
@@ -94,6 +94,9 @@ pub struct Assignment {
     /// The agent's claim id, when claimed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_id: Option<String>,
+    /// The device the claim reserved, when it differs from `target` (a type's new mdev).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_device: Option<String>,
 }
 
 /// One step-b call.
@@ -437,56 +440,82 @@ impl Fleet {
                     accepted.push((rank, a, tried.len() - 1));
                 }
             }
-            for (k, (rank, assignment, at)) in accepted.iter().enumerate() {
-                let h = &window[*rank];
-                let mut out: Vec<Assignment> = assignment
-                    .iter()
-                    .enumerate()
-                    .map(|(s, &i)| Assignment {
-                        source: sources[s].label.clone(),
-                        target: h.devices[i].device.clone(),
-                        kind: h.devices[i].kind.clone(),
-                        verdict: Verdict::Compatible,
-                        claim_id: None,
-                    })
-                    .collect();
-                for (s, a) in out.iter_mut().enumerate() {
-                    if h.devices[assignment[s]].version == sources[s].version {
-                        a.verdict = Verdict::Identical;
-                    }
-                }
-                if !claim {
-                    for (_, _, other) in &accepted[k + 1..] {
-                        tried[*other].outcome = "not_needed".into();
-                    }
-                    return Ok((Some((h.host.clone(), h.url.clone(), out)), tried));
-                }
-                let t = Instant::now();
-                let m = migration_id.unwrap_or_default();
-                let claimed = self.claim_all(sources, h, assignment, m, ttl).await;
-                timings.claim_ms += ms(t);
-                match claimed {
-                    Ok(ids) => {
-                        for (a, id) in out.iter_mut().zip(ids) {
-                            a.claim_id = Some(id);
-                        }
-                        let store = Arc::clone(&self.store);
-                        let rows: Vec<i64> = assignment.iter().map(|&i| h.devices[i].row).collect();
-                        let mid = m.to_string();
-                        blocking(move || rows.iter().try_for_each(|r| store.hold(*r, &mid, now_ms()))).await?;
+            for (k, (rank, first, at)) in accepted.iter().enumerate() {
+                // A claim can still fail where step b passed (a type without room for the
+                // source's aggregate, a device claimed meanwhile): drop that pair, re-verify the
+                // host with the pairs left, and claim again, until it holds or the host runs out.
+                let mut host = window[*rank].clone();
+                let mut assignment = first.clone();
+                loop {
+                    let mut out: Vec<Assignment> = assignment
+                        .iter()
+                        .enumerate()
+                        .map(|(s, &i)| Assignment {
+                            source: sources[s].label.clone(),
+                            target: host.devices[i].device.clone(),
+                            kind: host.devices[i].kind.clone(),
+                            verdict: if host.devices[i].version == sources[s].version {
+                                Verdict::Identical
+                            } else {
+                                Verdict::Compatible
+                            },
+                            claim_id: None,
+                            claimed_device: None,
+                        })
+                        .collect();
+                    if !claim {
                         for (_, _, other) in &accepted[k + 1..] {
                             tried[*other].outcome = "not_needed".into();
                         }
-                        return Ok((Some((h.host.clone(), h.url.clone(), out)), tried));
+                        return Ok((Some((host.host.clone(), host.url.clone(), out)), tried));
                     }
-                    Err(why) => {
-                        tried[*at].outcome = "claim_failed".into();
-                        tried[*at].probes.push(Probe {
-                            source: "all".into(),
-                            target: "claim".into(),
-                            verdict: None,
-                            reasons: vec![why],
-                        });
+                    let t = Instant::now();
+                    let m = migration_id.unwrap_or_default();
+                    let claimed = self.claim_all(sources, &host, &assignment, m, ttl).await;
+                    timings.claim_ms += ms(t);
+                    match claimed {
+                        Ok(granted) => {
+                            for (a, g) in out.iter_mut().zip(granted) {
+                                a.claim_id = Some(g.claim_id);
+                                a.claimed_device = Some(g.device).filter(|d| *d != a.target);
+                            }
+                            let store = Arc::clone(&self.store);
+                            // Devices are held until the agent reports them in use; a type is a
+                            // pool the agent counts itself, so it stays open to other placements.
+                            let rows: Vec<i64> = assignment
+                                .iter()
+                                .map(|&i| &host.devices[i])
+                                .filter(|d| d.kind != "mdev_type")
+                                .map(|d| d.row)
+                                .collect();
+                            let mid = m.to_string();
+                            blocking(move || rows.iter().try_for_each(|r| store.hold(*r, &mid, now_ms()))).await?;
+                            for (_, _, other) in &accepted[k + 1..] {
+                                tried[*other].outcome = "not_needed".into();
+                            }
+                            return Ok((Some((host.host.clone(), host.url.clone(), out)), tried));
+                        }
+                        Err((why, s)) => {
+                            tried[*at].probes.push(Probe {
+                                source: sources[s].label.clone(),
+                                target: host.devices[assignment[s]].device.clone(),
+                                verdict: None,
+                                reasons: vec![why],
+                            });
+                            let failed = assignment[s];
+                            host.edges[s].retain(|&x| x != failed);
+                            let t = Instant::now();
+                            let (_, probes, next) = self.verify_host(sources, &host).await;
+                            timings.step_b_ms += ms(t);
+                            tried[*at].probes.extend(probes);
+                            match next {
+                                Some(a) => assignment = a,
+                                None => {
+                                    tried[*at].outcome = "claim_failed".into();
+                                    break;
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -549,7 +578,8 @@ impl Fleet {
         }
     }
 
-    /// Claims every assignment on `h`, all or nothing: on a failure, releases what it got.
+    /// Claims every assignment on `h`, all or nothing: on a failure, releases what it got and
+    /// says which source's claim failed.
     async fn claim_all(
         &self,
         sources: &[Source],
@@ -557,21 +587,24 @@ impl Fleet {
         assignment: &[usize],
         migration_id: &str,
         ttl: u64,
-    ) -> Result<Vec<String>, String> {
-        let mut got: Vec<String> = Vec::new();
+    ) -> Result<Vec<Granted>, (String, usize)> {
+        let mut got: Vec<Granted> = Vec::new();
         for (s, &i) in assignment.iter().enumerate() {
             let d = &h.devices[i];
             let id = format!("{migration_id}.{s}");
             match self.agents.claim(&h.url, &id, &sources[s].version, &d.device, d.kind == "mdev_type", ttl).await {
-                Ok(g) => got.push(g.claim_id),
+                Ok(g) => got.push(g),
                 Err(f) => {
                     let mut why = format!("claiming {} for {}: {f}", d.device, sources[s].label);
-                    for c in &got {
-                        if let Err(e) = self.agents.release(&h.url, c).await {
-                            why.push_str(&format!("; releasing claim {c} failed ({e}): it expires after its ttl"));
+                    for g in &got {
+                        if let Err(e) = self.agents.release(&h.url, &g.claim_id).await {
+                            why.push_str(&format!(
+                                "; releasing claim {} failed ({e}): it expires after its ttl",
+                                g.claim_id
+                            ));
                         }
                     }
-                    return Err(why);
+                    return Err((why, s));
                 }
             }
         }

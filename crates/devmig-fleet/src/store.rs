@@ -82,6 +82,9 @@ pub struct Store {
     pub hold_ms: i64,
 }
 
+/// A placement still `running` after this long was abandoned (its replica died).
+const STALE_PLACEMENT_MS: i64 = 300_000;
+
 const DEVICE_COLS: &str = "d.id, d.host_id, h.name, h.url, d.device, d.kind, d.model, d.version, d.attributes, d.free, \
                            d.held_by, d.held_until_ms, h.last_seen_ms";
 
@@ -376,6 +379,11 @@ impl Store {
     /// this or another replica) holds it; `Ok(Some(host))` when it was already placed there.
     pub fn begin_placement(&self, migration_id: &str, now_ms: i64) -> Result<Option<String>, FleetError> {
         let mut conn = self.pool.writer();
+        // A placement left running by a crashed replica frees its migration id after a while.
+        conn.exec(
+            "DELETE FROM placements WHERE migration_id = $1 AND state = 'running' AND created_ms < $2",
+            &[migration_id.into(), Val::Int(now_ms - STALE_PLACEMENT_MS)],
+        )?;
         let n = conn.exec(
             "INSERT INTO placements (migration_id, state, created_ms) VALUES ($1, 'running', $2) ON CONFLICT (migration_id) DO NOTHING",
             &[migration_id.into(), Val::Int(now_ms)],
