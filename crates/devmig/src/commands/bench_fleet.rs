@@ -92,48 +92,33 @@ async fn ingest_and_query(
     let (rss0, _) = memory();
     // A fleet server with no agents: reports come from the load generator below.
     let spec = SimSpec { hosts: 0, devices: args.devices, seed: args.seed, prefix: "bench".into() };
-    let lab =
-        start_lab(&spec, db.clone(), dir, "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?, registry)
-            .await?;
+    // Loading 100,000 hosts takes minutes: hosts must not go stale (90 s in production, where
+    // agents refresh every 30 s) before the queries run.
+    let listen = "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?;
+    let lab = start_lab(&spec, db.clone(), dir, listen, Duration::from_secs(86_400), registry).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pushers)
         .build()
         .map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
-    let started = Instant::now();
     let (token, url) = (lab.secrets.report.clone(), lab.url.clone());
     let reg = Arc::new(registry.clone());
-    let failures: usize = stream::iter(0..args.hosts)
-        .map(|i| {
-            let (client, token, url, reg) = (client.clone(), token.clone(), url.clone(), Arc::clone(&reg));
-            let (seed, devices) = (args.seed, args.devices);
-            async move {
-                let report = HostPlan::draw(seed, i, devices).report(&reg, "bench", "http://127.0.0.1:9", 1);
-                let r = client
-                    .put(format!("{url}/api/v1/hosts/{}/report", report.host))
-                    .bearer_auth(&token)
-                    .json(&report)
-                    .send()
-                    .await;
-                usize::from(!matches!(r, Ok(resp) if resp.status().is_success()))
-            }
-        })
-        .buffer_unordered(args.pushers.max(1))
-        .fold(0, |acc, f| async move { acc + f })
-        .await;
-    let took = started.elapsed();
-    let devices = args.hosts * args.devices;
-    line(
-        out,
-        format!(
-            "ingestion: {} hosts x {} devices ({} device rows) from {} pushers in {:.2} s ({:.0} hosts/s), {failures} failed",
-            args.hosts,
-            args.devices,
-            devices,
-            args.pushers,
-            took.as_secs_f64(),
-            args.hosts as f64 / took.as_secs_f64()
-        ),
-    )?;
+    for (generation, what) in [(1, "ingestion (first reports)"), (2, "refresh (same devices, next generation)")] {
+        let started = Instant::now();
+        let failures = push_all(args, &client, &url, &token, &reg, generation).await;
+        let took = started.elapsed();
+        line(
+            out,
+            format!(
+                "{what}: {} hosts x {} devices ({} device rows) from {} pushers in {:.2} s ({:.0} hosts/s), {failures} failed",
+                args.hosts,
+                args.devices,
+                args.hosts * args.devices,
+                args.pushers,
+                took.as_secs_f64(),
+                args.hosts as f64 / took.as_secs_f64()
+            ),
+        )?;
+    }
     let store = lab.fleet.store.clone();
     tokio::task::spawn_blocking(move || store.analyze()).await.map_err(|e| CliError::Usage(e.to_string()))??;
     let (rss, hwm) = memory();
@@ -174,6 +159,35 @@ async fn ingest_and_query(
     Ok(())
 }
 
+/// Pushes every host's report at `generation`; returns how many were not accepted.
+async fn push_all(
+    args: &BenchFleetArgs,
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    reg: &Arc<Registry>,
+    generation: u64,
+) -> usize {
+    stream::iter(0..args.hosts)
+        .map(|i| {
+            let (client, token, url, reg) = (client.clone(), token.to_string(), url.to_string(), Arc::clone(reg));
+            let (seed, devices) = (args.seed, args.devices);
+            async move {
+                let report = HostPlan::draw(seed, i, devices).report(&reg, "bench", "http://127.0.0.1:9", generation);
+                let r = client
+                    .put(format!("{url}/api/v1/hosts/{}/report", report.host))
+                    .bearer_auth(&token)
+                    .json(&report)
+                    .send()
+                    .await;
+                usize::from(!matches!(r, Ok(resp) if resp.status().is_success()))
+            }
+        })
+        .buffer_unordered(args.pushers.max(1))
+        .fold(0, |acc, f| async move { acc + f })
+        .await
+}
+
 async fn placements(
     args: &BenchFleetArgs,
     db: DbUrl,
@@ -183,8 +197,8 @@ async fn placements(
 ) -> Result<(), CliError> {
     let spec = SimSpec { hosts: args.agents, devices: args.devices, seed: args.seed, prefix: "sim".into() };
     let started = Instant::now();
-    let lab =
-        start_lab(&spec, db, dir, "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?, registry).await?;
+    let listen = "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?;
+    let lab = start_lab(&spec, db, dir, listen, Duration::from_secs(90), registry).await?;
     line(
         out,
         format!(

@@ -64,6 +64,7 @@ pub async fn start_lab(
     db: DbUrl,
     dir: &Path,
     listen: std::net::SocketAddr,
+    stale_after: Duration,
     registry: &Registry,
 ) -> Result<Lab, CliError> {
     let secrets = LabSecrets { report: secret(), read: secret(), admin: secret(), agent: secret() };
@@ -79,7 +80,7 @@ pub async fn start_lab(
     let opts = FleetOptions {
         db,
         pool_size: 8,
-        stale_after: Duration::from_secs(90),
+        stale_after,
         agent_timeout: Duration::from_secs(2),
         concurrency: 4,
         agent_token: secrets.agent.clone(),
@@ -158,7 +159,7 @@ pub fn sim_fleet(
     let rt = crate::commands::fleet::runtime()?;
     rt.block_on(async {
         let started = Instant::now();
-        let lab = start_lab(spec, db_url, &dir, listen, registry).await?;
+        let lab = start_lab(spec, db_url, &dir, listen, Duration::from_secs(90), registry).await?;
         line(
             out,
             format!(
