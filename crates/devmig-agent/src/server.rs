@@ -85,6 +85,32 @@ impl AgentConfig {
     }
 }
 
+/// Serves `router` over plain HTTP until `shutdown` resolves, then waits at most
+/// [`SHUTDOWN_GRACE`] for requests in flight (the fleet serves this way too).
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut signalled = stop_rx.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let bounded = async move {
+        let _ = signalled.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r,
+        () = bounded => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in
 /// flight. With `tls`, every connection is TLS (mTLS when the config verifies clients).
 pub async fn run(
@@ -118,25 +144,7 @@ pub async fn run(
                 .serve(app(state).into_make_service())
                 .await
         }
-        None => {
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let mut signalled = stop_rx.clone();
-            let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            });
-            let bounded = async move {
-                let _ = signalled.wait_for(|s| *s).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            };
-            tokio::select! {
-                r = server => r,
-                () = bounded => {
-                    tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-                    Ok(())
-                }
-            }
-        }
+        None => serve_plain(listener, app(state), shutdown).await,
     };
     expiry.abort();
     result

@@ -13,9 +13,6 @@ use crate::db::DbUrl;
 use crate::placement::Fleet;
 use crate::{FleetError, Store};
 
-/// How long shutdown waits for requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// What a fleet instance needs.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -43,27 +40,13 @@ impl FleetOptions {
     }
 }
 
-/// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+/// Serves until `shutdown` resolves, then waits at most the agent's grace period for requests
+/// in flight.
 pub async fn serve(
     listener: TcpListener,
     fleet: Fleet,
     tokens: Arc<Tokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(FleetState { fleet, tokens })).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let bounded = async move {
-        let _ = stop_rx.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        r = server => r,
-        () = bounded => {
-            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-            Ok(())
-        }
-    }
+    devmig_agent::server::serve_plain(listener, app(FleetState { fleet, tokens }), shutdown).await
 }
