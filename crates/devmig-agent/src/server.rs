@@ -85,6 +85,28 @@ impl AgentConfig {
     }
 }
 
+/// Serves `router` until `shutdown` resolves (HTTPS with `tls`, mTLS when it verifies
+/// clients), then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(config) = tls else { return serve_plain(listener, router, shutdown).await };
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    let std_listener = listener.into_std()?;
+    axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+}
+
 /// Serves `router` over plain HTTP until `shutdown` resolves, then waits at most
 /// [`SHUTDOWN_GRACE`] for requests in flight (the fleet serves this way too).
 pub async fn serve_plain(
@@ -130,22 +152,7 @@ pub async fn run(
             }
         }
     });
-    let result = match tls {
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(SHUTDOWN_GRACE));
-            });
-            let std_listener = listener.into_std()?;
-            axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?
-                .handle(handle)
-                .serve(app(state).into_make_service())
-                .await
-        }
-        None => serve_plain(listener, app(state), shutdown).await,
-    };
+    let result = serve_router(listener, app(state), tls, shutdown).await;
     expiry.abort();
     result
 }

@@ -35,6 +35,42 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// What a client needs to call an https:// endpoint of devmig (an agent or the fleet): the CA
+/// bundle it trusts, and a client certificate for endpoints that require one (mTLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// CA bundle that signs the servers' certificates.
+    pub ca_file: PathBuf,
+    /// Client certificate chain (PEM).
+    pub client_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+impl ClientTls {
+    /// The rustls client configuration (ring provider, HTTP/1.1).
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(&self.ca_file)? {
+            roots.add(c).map_err(|e| format!("{}: {e}", self.ca_file.display()))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let mut config = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                let k = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+                builder.with_client_auth_cert(certs(cert)?, k).map_err(|e| format!("{}: {e}", cert.display()))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err("a client certificate needs both its chain and its key".into()),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
 impl TlsFiles {
     /// The rustls server configuration these files describe.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {

@@ -52,13 +52,14 @@ pub struct Granted {
 }
 
 impl Agents {
-    /// A client presenting `token`, giving each call `timeout`.
-    pub fn new(token: String, timeout: Duration) -> Result<Agents, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(4)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+    /// A client presenting `token`, giving each call `timeout`; https:// agents are trusted
+    /// (and, for mTLS, shown a client certificate) as `tls` says.
+    pub fn new(token: String, timeout: Duration, tls: Option<&devmig_agent::tls::ClientTls>) -> Result<Agents, String> {
+        let mut builder = reqwest::Client::builder().connect_timeout(timeout).pool_max_idle_per_host(4);
+        if let Some(t) = tls {
+            builder = builder.tls_backend_preconfigured(t.client_config()?);
+        }
+        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Agents { client, token, timeout })
     }
 

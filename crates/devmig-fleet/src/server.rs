@@ -28,6 +28,8 @@ pub struct FleetOptions {
     pub concurrency: usize,
     /// The token the fleet presents to agents (admin scope there).
     pub agent_token: String,
+    /// How to trust https:// agents (and the client certificate for mTLS ones).
+    pub agent_tls: Option<devmig_agent::tls::ClientTls>,
 }
 
 impl FleetOptions {
@@ -35,18 +37,20 @@ impl FleetOptions {
     pub fn open(&self, registry: Registry) -> Result<Fleet, FleetError> {
         let mut store = Store::open(&self.db, self.pool_size)?;
         store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
-        let agents = Agents::new(self.agent_token.clone(), self.agent_timeout).map_err(FleetError::Internal)?;
+        let agents = Agents::new(self.agent_token.clone(), self.agent_timeout, self.agent_tls.as_ref())
+            .map_err(FleetError::Internal)?;
         Ok(Fleet { store: Arc::new(store), registry, agents, concurrency: self.concurrency.max(1) })
     }
 }
 
-/// Serves until `shutdown` resolves, then waits at most the agent's grace period for requests
-/// in flight.
+/// Serves until `shutdown` resolves (HTTPS with `tls`), then waits at most the agent's grace
+/// period for requests in flight.
 pub async fn serve(
     listener: TcpListener,
     fleet: Fleet,
     tokens: Arc<Tokens>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    devmig_agent::server::serve_plain(listener, app(FleetState { fleet, tokens }), shutdown).await
+    devmig_agent::server::serve_router(listener, app(FleetState { fleet, tokens }), tls, shutdown).await
 }

@@ -278,6 +278,10 @@ pub struct SimLinks {
     pub agent_tokens: Arc<Tokens>,
     /// How often agents push unprompted.
     pub interval: Duration,
+    /// Serve the agents over HTTPS with this configuration (mTLS when it verifies clients).
+    pub agent_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The client agents push with (its TLS settings for an https:// fleet).
+    pub fleet_client: reqwest::Client,
 }
 
 /// Raises the open-file limit to its hard maximum (each agent holds a socket and its database).
@@ -306,7 +310,7 @@ impl SimFleet {
         let (stop, stop_rx) = watch::channel(false);
         let io = SysfsIo::with_workers(Duration::from_secs(5), 8);
         let mut hosts = Vec::with_capacity(spec.hosts);
-        let client = reqwest::Client::new();
+        let client = links.fleet_client.clone();
         for i in 0..spec.hosts {
             let name = host_name(&spec.prefix, i);
             let root = dir.path().join(&name).join("root");
@@ -332,14 +336,15 @@ impl SimFleet {
                 .await
                 .map_err(|e| FleetError::Internal(format!("binding an agent port: {e}")))?;
             let addr = listener.local_addr().map_err(|e| FleetError::Internal(e.to_string()))?;
-            let url = format!("http://{addr}");
+            let url = format!("{}://{addr}", if links.agent_tls.is_some() { "https" } else { "http" });
+            let tls = links.agent_tls.clone();
             let state = AppState { agent: Arc::clone(&agent), tokens: Arc::clone(&links.agent_tokens) };
             let mut rx = stop_rx.clone();
             tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                if let Err(e) = devmig_agent::run(listener, state, None, shutdown).await {
+                if let Err(e) = devmig_agent::run(listener, state, tls, shutdown).await {
                     tracing::error!(error = %e, "simulated agent stopped");
                 }
             });

@@ -31,7 +31,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
     let f = fleet.clone();
     let mut r = rx.clone();
     tokio::spawn(async move {
-        let _ = devmig_fleet::server::serve(listener, f, fleet_tokens(), async move {
+        let _ = devmig_fleet::server::serve(listener, f, fleet_tokens(), None, async move {
             let _ = r.wait_for(|s| *s).await;
         })
         .await;

@@ -128,6 +128,15 @@ pub struct FleetDbArgs {
     /// Hosts verified by their agents at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub concurrency: usize,
+    /// CA bundle that signs https:// agents' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub agent_ca_file: Option<PathBuf>,
+    /// Client certificate for agents that require one (mTLS).
+    #[arg(long, value_name = "FILE", requires_all = ["agent_client_key", "agent_ca_file"])]
+    pub agent_client_cert: Option<PathBuf>,
+    /// Its key.
+    #[arg(long, value_name = "FILE", requires = "agent_client_cert")]
+    pub agent_client_key: Option<PathBuf>,
 }
 
 /// `devmig fleet ...`
@@ -147,6 +156,15 @@ pub enum FleetCommand {
         /// Database connections.
         #[arg(long, default_value_t = 8, value_name = "N")]
         pool_size: usize,
+        /// Serve HTTPS with this certificate chain (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this CA bundle (PEM): mTLS.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
     },
     /// Hosts the fleet knows, with their generation and staleness.
     Hosts {
@@ -303,6 +321,15 @@ pub struct AgentArgs {
     /// The report token for the fleet (a file holding the secret).
     #[arg(long, value_name = "FILE")]
     pub fleet_token_file: Option<PathBuf>,
+    /// CA bundle that signs an https:// fleet's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_ca_file: Option<PathBuf>,
+    /// Client certificate for a fleet that requires one (mTLS).
+    #[arg(long, value_name = "FILE", requires_all = ["fleet_client_key", "fleet_ca_file"])]
+    pub fleet_client_cert: Option<PathBuf>,
+    /// Its key.
+    #[arg(long, value_name = "FILE", requires = "fleet_client_cert")]
+    pub fleet_client_key: Option<PathBuf>,
     /// This host's name in the fleet (default: the kernel's hostname).
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,

@@ -52,30 +52,16 @@ pub struct TlsClient {
 
 impl TlsClient {
     fn config(&self) -> Result<rustls::ClientConfig, CliError> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let bad = |what: &Path, e: &dyn std::fmt::Display| CliError::Usage(format!("{}: {e}", what.display()));
-        let ca = self.ca_file.as_ref().ok_or_else(|| {
+        let ca = self.ca_file.clone().ok_or_else(|| {
             CliError::Usage("an https:// agent needs --ca-file (or ca_file in the agents file)".into())
         })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, &e))? {
-            roots.add(c.map_err(|e| bad(ca, &e))?).map_err(|e| bad(ca, &e))?;
+        devmig_agent::tls::ClientTls {
+            ca_file: ca,
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CliError::Usage(e.to_string()))?
-            .with_root_certificates(roots);
-        match (&self.client_cert, &self.client_key) {
-            (Some(cert), Some(key)) => {
-                let chain: Result<Vec<_>, _> =
-                    CertificateDer::pem_file_iter(cert).map_err(|e| bad(cert, &e))?.collect();
-                let k = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
-                builder.with_client_auth_cert(chain.map_err(|e| bad(cert, &e))?, k).map_err(|e| bad(cert, &e))
-            }
-            _ => Ok(builder.with_no_client_auth()),
-        }
+        .client_config()
+        .map_err(CliError::Usage)
     }
 }
 

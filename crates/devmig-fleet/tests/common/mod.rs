@@ -164,6 +164,7 @@ pub fn options(db: DbUrl) -> FleetOptions {
         agent_timeout: Duration::from_secs(2),
         concurrency: 4,
         agent_token: AGENT_SECRET.into(),
+        agent_tls: None,
     }
 }
 
@@ -190,7 +191,7 @@ pub async fn lab(db: DbUrl, hosts: usize, devices: usize, seed: u64) -> Lab {
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        devmig_fleet::server::serve(listener, f, fleet_tokens(), shutdown).await.expect("fleet server");
+        devmig_fleet::server::serve(listener, f, fleet_tokens(), None, shutdown).await.expect("fleet server");
     });
     let spec = SimSpec { hosts, devices, seed, prefix: "sim".into() };
     let links = SimLinks {
@@ -198,6 +199,8 @@ pub async fn lab(db: DbUrl, hosts: usize, devices: usize, seed: u64) -> Lab {
         report_token: REPORT_SECRET.into(),
         agent_tokens: agent_tokens(),
         interval: Duration::from_secs(30),
+        agent_tls: None,
+        fleet_client: reqwest::Client::new(),
     };
     let sim =
         SimFleet::start(&spec, Registry::new(devmig_vendors::Catalog::embedded()), links).await.expect("sim fleet");

@@ -40,6 +40,11 @@ pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result
         agent_timeout: Duration::from_millis(db.agent_timeout_ms),
         concurrency: db.concurrency.max(1),
         agent_token,
+        agent_tls: db.agent_ca_file.as_ref().map(|ca| devmig_agent::tls::ClientTls {
+            ca_file: ca.clone(),
+            client_cert: db.agent_client_cert.clone(),
+            client_key: db.agent_client_key.clone(),
+        }),
     })
 }
 
@@ -68,8 +73,20 @@ fn age(ms: i64) -> String {
 /// Runs a fleet verb.
 pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn Write) -> Result<i32, CliError> {
     match cmd {
-        FleetCommand::Serve { db, listen, token_file, pool_size } => {
-            serve(db, *listen, token_file, *pool_size, registry, out)
+        FleetCommand::Serve { db, listen, token_file, pool_size, tls_cert, tls_key, tls_client_ca } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    devmig_agent::tls::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: tls_client_ca.clone(),
+                    }
+                    .server_config()
+                    .map_err(CliError::Usage)?,
+                ),
+                _ => None,
+            };
+            serve(db, *listen, token_file, *pool_size, tls, registry, out)
         }
         FleetCommand::Hosts { db } => {
             let fleet = options(db, 1, false)?.open(registry.clone())?;
@@ -277,6 +294,7 @@ fn serve(
     listen: std::net::SocketAddr,
     token_file: &std::path::Path,
     pool_size: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
     registry: &Registry,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
@@ -293,9 +311,10 @@ fn serve(
             .map_err(|e| CliError::Io { what: format!("binding {listen}"), source: e })?;
         let addr =
             listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
-        line(out, format!("devmig fleet listening on http://{addr} (database {})", db.db))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        line(out, format!("devmig fleet listening on {scheme}://{addr} (database {})", db.db))?;
         out.flush().map_err(crate::output::write_err)?;
-        devmig_fleet::server::serve(listener, fleet, tokens, crate::commands::agent::shutdown_signal())
+        devmig_fleet::server::serve(listener, fleet, tokens, tls, crate::commands::agent::shutdown_signal())
             .await
             .map_err(|e| CliError::Io { what: "serving".into(), source: e })
     })?;

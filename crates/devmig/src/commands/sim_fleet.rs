@@ -84,6 +84,7 @@ pub async fn start_lab(
         agent_timeout: Duration::from_secs(2),
         concurrency: 4,
         agent_token: secrets.agent.clone(),
+        agent_tls: None,
     };
     let reg = registry.clone();
     let fleet = tokio::task::spawn_blocking(move || opts.open(reg))
@@ -102,7 +103,7 @@ pub async fn start_lab(
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = devmig_fleet::server::serve(listener, f, tokens, shutdown).await {
+        if let Err(e) = devmig_fleet::server::serve(listener, f, tokens, None, shutdown).await {
             tracing::error!(error = %e, "fleet server stopped");
         }
     });
@@ -111,6 +112,8 @@ pub async fn start_lab(
         report_token: secrets.report.clone(),
         agent_tokens: Arc::new(Tokens::from_toml(&agent_tokens, "generated").map_err(CliError::Usage)?),
         interval: Duration::from_secs(30),
+        agent_tls: None,
+        fleet_client: reqwest::Client::new(),
     };
     let sim = SimFleet::start(spec, registry.clone(), links).await?;
     let lab = Lab { fleet, url, sim, secrets, stop };

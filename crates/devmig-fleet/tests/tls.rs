@@ -1,0 +1,128 @@
+//! The fleet and its agents over TLS with client certificates both ways: agents push to an
+//! https fleet that requires a certificate, and the fleet verifies and claims on https agents
+//! that require one.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Backend, REPORT_SECRET, agent_tokens, fleet_tokens, options};
+use devmig_agent::tls::{ClientTls, TlsFiles};
+use devmig_fleet::now_ms;
+use devmig_fleet::placement::{PlacementRequest, SourceRef};
+use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec};
+use devmig_vendors::{Catalog, Registry};
+
+/// A CA, a server certificate for 127.0.0.1, a client certificate: [ca, cert, key, client, client key].
+fn pki(dir: &Path) -> [PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().expect("key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&server_key, &issuer)
+        .expect("server");
+    let client_key = KeyPair::generate().expect("key");
+    let client = CertificateParams::new(vec!["devmig".to_string()])
+        .expect("params")
+        .signed_by(&client_key, &issuer)
+        .expect("client");
+    [
+        ("ca.pem", ca.pem()),
+        ("server.pem", server.pem()),
+        ("server.key", server_key.serialize_pem()),
+        ("client.pem", client.pem()),
+        ("client.key", client_key.serialize_pem()),
+    ]
+    .map(|(f, pem)| {
+        let p = dir.join(f);
+        std::fs::write(&p, pem).expect("write");
+        p
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fleet_and_agents_speak_mtls_both_ways() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let [ca, cert, key, client_cert, client_key] = pki(dir.path());
+    let server = TlsFiles { cert, key, client_ca: Some(ca.clone()) }.server_config().expect("server tls");
+    let client_tls = ClientTls { ca_file: ca, client_cert: Some(client_cert), client_key: Some(client_key) };
+
+    let backend = Backend::sqlite();
+    let mut opts = options(backend.url());
+    opts.agent_tls = Some(client_tls.clone());
+    let fleet = tokio::task::spawn_blocking(move || opts.open(Registry::new(Catalog::embedded())))
+        .await
+        .expect("join")
+        .expect("fleet");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let fleet_url = format!("https://{}", listener.local_addr().expect("addr"));
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let (f, tls) = (fleet.clone(), Some(Arc::clone(&server)));
+    tokio::spawn(async move {
+        let _ = devmig_fleet::server::serve(listener, f, fleet_tokens(), tls, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await;
+    });
+
+    // Without a client certificate the fleet refuses the connection.
+    let anonymous = reqwest::Client::builder()
+        .tls_backend_preconfigured(
+            ClientTls { client_cert: None, client_key: None, ..client_tls.clone() }.client_config().expect("tls"),
+        )
+        .build()
+        .expect("client");
+    let refused = anonymous.get(format!("{fleet_url}/healthz")).timeout(Duration::from_secs(5)).send().await;
+    assert!(refused.is_err(), "a client without a certificate got through: {refused:?}");
+
+    let links = SimLinks {
+        fleet_url: Some(fleet_url.clone()),
+        report_token: REPORT_SECRET.into(),
+        agent_tokens: agent_tokens(),
+        interval: Duration::from_secs(30),
+        agent_tls: Some(server),
+        fleet_client: reqwest::Client::builder()
+            .tls_backend_preconfigured(client_tls.client_config().expect("tls"))
+            .build()
+            .expect("client"),
+    };
+    let spec = SimSpec { hosts: 3, devices: 8, seed: 2, prefix: "tls".into() };
+    let sim = SimFleet::start(&spec, Registry::new(Catalog::embedded()), links).await.expect("sim");
+    assert!(sim.hosts.iter().all(|h| h.url.starts_with("https://")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let store = fleet.store.clone();
+        if tokio::task::spawn_blocking(move || store.hosts(now_ms()).expect("hosts").len()).await.expect("join") == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agents did not report over TLS");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = fleet.store.clone();
+    let devices =
+        tokio::task::spawn_blocking(move || store.devices(now_ms(), &|h| h == "tls-r00-0000").expect("devices"))
+            .await
+            .expect("join");
+    let src = devices.iter().find(|d| d.model == "mtty" && d.kind == "mdev").expect("an mtty source");
+    let req = PlacementRequest {
+        sources: vec![SourceRef { host: Some(src.host.clone()), device: Some(src.device.clone()), version: None }],
+        claim: true,
+        migration_id: Some("tls-1".into()),
+        exclude_hosts: vec![],
+        max_hosts: None,
+        ttl_seconds: Some(60),
+    };
+    let p = fleet.place(req).await.expect("placement");
+    assert!(p.placed, "{p:#?}");
+    assert!(p.url.as_deref().is_some_and(|u| u.starts_with("https://")));
+    assert!(p.assignments[0].claim_id.is_some());
+    let _ = stop.send(true);
+}
