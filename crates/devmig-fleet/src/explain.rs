@@ -15,7 +15,8 @@ pub struct Group {
     pub hosts: usize,
     /// The source it concerns (its label), or `all` for VM-wide reasons.
     pub source: String,
-    /// A stable code: `no_device`, `rule:<attribute>`, `none_free`, `no_distinct_targets`, `stale`.
+    /// A stable code: `no_device`, `rule:<attribute>`, `none_free`, `no_distinct_targets`,
+    /// `rejected_in_step_b`, `unreachable`, `claim_failed`, `not_tried`, `stale`.
     pub code: String,
     /// One sentence.
     pub detail: String,
@@ -82,12 +83,14 @@ fn best_of(devs: &[&DeviceRow], src: &Source) -> Best {
     })
 }
 
-/// Explains why none of the fresh hosts outside `excluded` fit all `sources`; `fit_each` are the
-/// hosts that passed step a for every source (they failed on distinct targets or in step b).
+/// Explains why none of the fresh hosts outside `excluded` fit all `sources`. `tried` maps the
+/// hosts verified in step b to how that ended (`rejected`, `unreachable`, `claim_failed`).
 pub fn explain(
     store: &Store,
     sources: &[Source],
     excluded: &BTreeSet<String>,
+    tried: &HashMap<String, String>,
+    feasible: &BTreeSet<String>,
     now_ms: i64,
 ) -> Result<Explanation, FleetError> {
     let hosts = store.hosts(now_ms)?;
@@ -153,16 +156,30 @@ pub fn explain(
             Group { hosts: n, source, code, detail }
         })
         .collect();
-    let all_fit = per_host.values().filter(|(_, _, ok)| *ok).count();
-    if all_fit > 0 {
-        out.push(Group {
-            hosts: all_fit,
-            source: "all".into(),
-            code: "no_distinct_targets_or_step_b".into(),
-            detail:
-                "pass step a for every source, but have no distinct targets for all of them or were rejected in step b"
-                    .into(),
-        });
+    // Hosts passing step a for every source: why did each still not take the VM?
+    let mut after_step_a: BTreeMap<&str, usize> = BTreeMap::new();
+    for (host, (_, _, ok)) in &per_host {
+        if !*ok {
+            continue;
+        }
+        let code = match tried.get(*host).map(String::as_str) {
+            Some("rejected") => "rejected_in_step_b",
+            Some("unreachable") => "unreachable",
+            Some("claim_failed") => "claim_failed",
+            _ if feasible.contains(*host) => "not_tried",
+            _ => "no_distinct_targets",
+        };
+        *after_step_a.entry(code).or_default() += 1;
+    }
+    for (code, hosts) in after_step_a {
+        let detail = match code {
+            "rejected_in_step_b" => "pass step a, but their agents rejected the targets in step b (see tried)",
+            "unreachable" => "pass step a, but their agents did not answer in time",
+            "claim_failed" => "pass step a and step b, but claiming the targets failed (see tried)",
+            "not_tried" => "pass step a with distinct targets, but were beyond max_hosts",
+            _ => "pass step a for every source, but not with a distinct device for each",
+        };
+        out.push(Group { hosts, source: "all".into(), code: code.into(), detail: detail.into() });
     }
     if stale > 0 {
         out.push(Group {

@@ -360,6 +360,7 @@ impl Fleet {
         }
         let mut timings = Timings { step_a_ms: ms(started), ..Timings::default() };
         let candidate_hosts = hosts.len();
+        let feasible: BTreeSet<String> = hosts.iter().map(|h| h.host.clone()).collect();
         let result = self
             .verify_and_claim(&sources, hosts, max_hosts, migration_id.as_deref(), req.claim, ttl, &mut timings)
             .await;
@@ -393,7 +394,10 @@ impl Fleet {
             None => {
                 let store = Arc::clone(&self.store);
                 let srcs = sources.clone();
-                answer.explanation = Some(blocking(move || explain(&store, &srcs, &excluded, now)).await?);
+                let outcomes: std::collections::HashMap<String, String> =
+                    answer.tried.iter().map(|t| (t.host.clone(), t.outcome.clone())).collect();
+                answer.explanation =
+                    Some(blocking(move || explain(&store, &srcs, &excluded, &outcomes, &feasible, now)).await?);
             }
         }
         if let (true, Some(m)) = (req.claim, migration_id) {

@@ -133,6 +133,20 @@ async fn a_silent_agent_costs_one_timeout_then_the_next_host_is_tried() {
     assert_ne!(p.host.as_deref(), Some("aaa-silent"));
     // Agent timeout is 2 s in these tests: one timeout, not one per device or retry.
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "took {took:?}");
+    // With every other host excluded, nothing fits, and the answer says the one candidate's
+    // agent did not answer.
+    let only_silent = PlacementRequest {
+        sources: vec![SourceRef { host: None, device: None, version: Some(src.version.clone()) }],
+        claim: false,
+        migration_id: None,
+        exclude_hosts: lab.sim.hosts.iter().map(|h| h.name.clone()).collect(),
+        max_hosts: Some(8),
+        ttl_seconds: None,
+    };
+    let p = fleet.place(only_silent).await.expect("placement");
+    assert!(!p.placed);
+    let groups = p.explanation.expect("explanation").groups;
+    assert!(groups.iter().any(|g| g.code == "unreachable" && g.hosts == 1), "{groups:#?}");
     drop(silent);
 }
 
