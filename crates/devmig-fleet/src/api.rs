@@ -38,6 +38,7 @@ const SCOPES: &[(Method, &str, Option<Scope>)] = &[
     (Method::POST, "/api/v1/evacuations", Some(Scope::Admin)),
     (Method::POST, "/api/v1/baseline", Some(Scope::Read)),
     (Method::POST, "/api/v1/what-if", Some(Scope::Read)),
+    (Method::GET, "/metrics", Some(Scope::Read)),
     (Method::GET, "/healthz", None),
 ];
 
@@ -51,6 +52,7 @@ pub fn app(state: FleetState) -> Router {
         .route("/api/v1/evacuations", post(create_evacuation))
         .route("/api/v1/baseline", post(baseline))
         .route("/api/v1/what-if", post(what_if))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -111,7 +113,15 @@ async fn put_report(
     let store = Arc::clone(&s.fleet.store);
     let generation = report.generation;
     let outcome = blocking(move || store.apply_report(&report, now_ms())).await?;
+    s.fleet.metrics.report(outcome);
     Ok((StatusCode::OK, Json(json!({"outcome": outcome, "generation": generation}))).into_response())
+}
+
+async fn metrics(State(s): State<FleetState>) -> Result<Response, FleetError> {
+    let store = Arc::clone(&s.fleet.store);
+    let (fresh, stale) = blocking(move || store.host_counts(now_ms())).await?;
+    let text = s.fleet.metrics.render(fresh, stale);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn list_hosts(State(s): State<FleetState>) -> Result<Json<Value>, FleetError> {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod explain;
 pub mod matching;
+pub mod metrics;
 pub mod placement;
 pub mod plans;
 pub mod schema;

@@ -175,6 +175,8 @@ pub struct Fleet {
     pub agents: Agents,
     /// Hosts verified at once.
     pub concurrency: usize,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A host passing step a, with each source's candidate targets on it.
@@ -319,8 +321,20 @@ impl Fleet {
         self.place_avoiding(req, &BTreeSet::new()).await
     }
 
-    /// Places a VM's devices on none of the `avoid` (host, device) targets.
+    /// Places a VM's devices on none of the `avoid` (host, device) targets, and counts it.
     pub async fn place_avoiding(
+        &self,
+        req: PlacementRequest,
+        avoid: &BTreeSet<(String, String)>,
+    ) -> Result<Placement, FleetError> {
+        let started = Instant::now();
+        let r = self.place_inner(req, avoid).await;
+        let step_a = r.as_ref().map_or(0.0, |p| p.timings.step_a_ms / 1e3);
+        self.metrics.placement(r.as_ref().ok().map(|p| p.placed), step_a, started.elapsed().as_secs_f64());
+        r
+    }
+
+    async fn place_inner(
         &self,
         req: PlacementRequest,
         avoid: &BTreeSet<(String, String)>,

@@ -39,7 +39,13 @@ impl FleetOptions {
         store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
         let agents = Agents::new(self.agent_token.clone(), self.agent_timeout, self.agent_tls.as_ref())
             .map_err(FleetError::Internal)?;
-        Ok(Fleet { store: Arc::new(store), registry, agents, concurrency: self.concurrency.max(1) })
+        Ok(Fleet {
+            store: Arc::new(store),
+            registry,
+            agents,
+            concurrency: self.concurrency.max(1),
+            metrics: Arc::default(),
+        })
     }
 }
 

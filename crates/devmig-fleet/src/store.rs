@@ -204,6 +204,16 @@ impl Store {
         })
     }
 
+    /// How many hosts are (fresh, stale).
+    pub fn host_counts(&self, now_ms: i64) -> Result<(i64, i64), FleetError> {
+        let rows = self.pool.get().query(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen_ms >= $1 THEN 1 ELSE 0 END), 0) FROM hosts",
+            &[Val::Int(self.fresh_since(now_ms))],
+        )?;
+        let (all, fresh) = rows.first().map_or((0, 0), |r| (r[0].int(), r[1].int()));
+        Ok((fresh, all - fresh))
+    }
+
     /// Every host, by name.
     pub fn hosts(&self, now_ms: i64) -> Result<Vec<HostRow>, FleetError> {
         let fresh = self.fresh_since(now_ms);

@@ -193,4 +193,12 @@ async fn the_api_checks_tokens_and_input() {
     assert_eq!(r.status(), 200);
     let p: serde_json::Value = r.json().await.expect("json");
     assert_eq!(p["schema"], "devmig.placement/v1");
+    // Metrics: reports by outcome, placements, hosts by state.
+    let metrics = format!("{}/metrics", lab.url);
+    assert_eq!(c.get(&metrics).send().await.expect("send").status(), 401);
+    let text = c.get(&metrics).bearer_auth(READ_SECRET).send().await.expect("send").text().await.expect("text");
+    assert!(text.contains("devmig_fleet_reports_total{outcome=\"applied\"} 3"), "{text}");
+    assert!(text.contains("devmig_fleet_reports_total{outcome=\"stale\"} 1"), "{text}");
+    assert!(text.contains("devmig_fleet_hosts{state=\"fresh\"} 3"), "{text}");
+    assert!(text.contains("devmig_fleet_placements_total{outcome=\"placed\"}"), "{text}");
 }
