@@ -109,4 +109,22 @@ mod tests {
             .expect_err("scope");
         assert!(e.contains("root"), "{e}");
     }
+
+    #[test]
+    fn scopes_allow_only_their_routes() {
+        assert!(Scope::Admin.allows(Scope::Read) && Scope::Admin.allows(Scope::Report));
+        assert!(Scope::Read.allows(Scope::Read) && !Scope::Read.allows(Scope::Admin));
+        assert!(!Scope::Read.allows(Scope::Report) && !Scope::Report.allows(Scope::Read));
+        assert!(Scope::Report.allows(Scope::Report) && !Scope::Report.allows(Scope::Admin));
+    }
+
+    #[test]
+    fn packaged_token_files_parse() {
+        let agent = Tokens::from_toml(include_str!("../../../packaging/tokens.toml"), "packaging/tokens.toml");
+        assert!(agent.is_ok(), "{agent:?}");
+        let fleet =
+            Tokens::from_toml(include_str!("../../../packaging/fleet-tokens.toml"), "packaging/fleet-tokens.toml")
+                .expect("fleet tokens");
+        assert_eq!(fleet.authorize(b"CHANGE-ME-agents-report-secret"), Some(("agents", Scope::Report)));
+    }
 }
