@@ -29,6 +29,9 @@ pub struct FleetState {
 /// Host reports carry up to a few thousand devices.
 const BODY_LIMIT: usize = 8 << 20;
 
+/// Devices one report may list.
+const MAX_DEVICES: usize = 4096;
+
 /// (method, route, scope): the one table the auth check reads.
 const SCOPES: &[(Method, &str, Option<Scope>)] = &[
     (Method::PUT, "/api/v1/hosts/{host}/report", Some(Scope::Report)),
@@ -105,8 +108,18 @@ async fn put_report(
     if !(report.url.starts_with("http://") || report.url.starts_with("https://")) {
         return Err(FleetError::BadRequest(format!("url {:?}: must be http:// or https://", report.url)));
     }
+    if report.devices.len() > MAX_DEVICES {
+        return Err(FleetError::BadRequest(format!(
+            "{} devices in one report: at most {MAX_DEVICES}",
+            report.devices.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
     for d in &report.devices {
         d.id.parse::<devmig_core::DeviceId>().map_err(|e| FleetError::BadRequest(format!("device {:?}: {e}", d.id)))?;
+        if !seen.insert(d.id.as_str()) {
+            return Err(FleetError::BadRequest(format!("device {} is listed twice", d.id)));
+        }
         devmig_core::validate_version(&d.version)
             .map_err(|e| FleetError::BadRequest(format!("device {}: version: {e}", d.id)))?;
     }

@@ -57,6 +57,11 @@ pub async fn evacuate(
         return Err(FleetError::NotFound(format!("host {host}: the fleet knows no devices there")));
     }
     let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != "mdev_type").collect();
+    // Migration ids take [A-Za-z0-9_:-]; host names may also hold dots.
+    let prefix: String = migration_prefix
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_:-".contains(c) { c } else { '-' })
+        .collect();
     let total = devices.len() as u64;
     let mut moves = Vec::new();
     let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
@@ -65,7 +70,7 @@ pub async fn evacuate(
         let req = PlacementRequest {
             sources: vec![SourceRef { host: Some(host.to_string()), device: Some(d.device.clone()), version: None }],
             claim,
-            migration_id: claim.then(|| format!("{migration_prefix}-{n}")),
+            migration_id: claim.then(|| format!("{prefix}-{n}")),
             exclude_hosts: Vec::new(),
             max_hosts: None,
             ttl_seconds: None,

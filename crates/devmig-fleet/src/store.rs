@@ -144,61 +144,37 @@ impl Store {
             )?;
             c.exec("DELETE FROM attrs WHERE device_id IN (SELECT id FROM devices WHERE host_id = $1)", &[Val::Int(host_id)])?;
             c.exec("DELETE FROM devices WHERE host_id = $1", &[Val::Int(host_id)])?;
-            if !r.devices.is_empty() {
-                let mut sql = String::from(
-                    "INSERT INTO devices (host_id, device, kind, model, version, attributes, facts, free, held_by, held_until_ms) VALUES ",
-                );
-                let mut params = vec![Val::Int(host_id)];
-                for (k, d) in r.devices.iter().enumerate() {
-                    // A hold survives a report that still shows the device free (built before the claim).
-                    let hold = holds.iter().find(|h| h[0].text() == d.id && d.free);
-                    let n = params.len();
-                    if k > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!(
-                        "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6,
-                        n + 7,
-                        n + 8,
-                        n + 9
-                    ));
-                    params.extend([
-                        Val::from(d.id.as_str()),
-                        Val::from(kind_name(&d.kind)?),
-                        Val::from(d.model.as_str()),
-                        Val::from(d.version.as_str()),
-                        Val::Text(to_json(&d.attributes)?),
-                        Val::Text(to_json(&d.facts)?),
-                        Val::Int(i64::from(d.free)),
-                        hold.map_or(Val::Null, |h| h[1].clone()),
-                        hold.map_or(Val::Int(0), |h| h[2].clone()),
-                    ]);
-                }
-                sql.push_str(" RETURNING id, device");
-                let ids = c.query(&sql, &params)?;
-                let mut sql = String::from("INSERT INTO attrs (device_id, name, akey) VALUES ");
-                let mut params = Vec::new();
-                for row in &ids {
-                    let Some(d) = r.devices.iter().find(|d| d.id == row[1].text()) else { continue };
-                    for (name, key) in step_a::attr_rows(&d.attributes) {
-                        let n = params.len();
-                        if n > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-                        params.extend([row[0].clone(), Val::from(name), Val::from(key)]);
-                    }
-                }
-                if !params.is_empty() {
-                    c.exec(&sql, &params)?;
+            let mut rows = Vec::with_capacity(r.devices.len());
+            for d in &r.devices {
+                // A hold survives a report that still shows the device free (built before the claim).
+                let hold = holds.iter().find(|h| h[0].text() == d.id && d.free);
+                rows.push(vec![
+                    Val::Int(host_id),
+                    Val::from(d.id.as_str()),
+                    Val::from(kind_name(&d.kind)?),
+                    Val::from(d.model.as_str()),
+                    Val::from(d.version.as_str()),
+                    Val::Text(to_json(&d.attributes)?),
+                    Val::Text(to_json(&d.facts)?),
+                    Val::Int(i64::from(d.free)),
+                    hold.map_or(Val::Null, |h| h[1].clone()),
+                    hold.map_or(Val::Int(0), |h| h[2].clone()),
+                ]);
+            }
+            let ids = insert_rows(
+                c,
+                "INSERT INTO devices (host_id, device, kind, model, version, attributes, facts, free, held_by, held_until_ms)",
+                rows,
+                " RETURNING id, device",
+            )?;
+            let mut rows = Vec::new();
+            for row in &ids {
+                let Some(d) = r.devices.iter().find(|d| d.id == row[1].text()) else { continue };
+                for (name, key) in step_a::attr_rows(&d.attributes) {
+                    rows.push(vec![row[0].clone(), Val::from(name), Val::from(key)]);
                 }
             }
+            insert_rows(c, "INSERT INTO attrs (device_id, name, akey)", rows, "")?;
             c.exec("UPDATE hosts SET digest = $1 WHERE id = $2", &[Val::Text(digest.clone()), Val::Int(host_id)])?;
             Ok(ReportOutcome::Applied)
         })
@@ -432,6 +408,41 @@ fn kind_name(k: &devmig_core::DeviceKind) -> Result<String, FleetError> {
         serde_json::Value::String(s) => Ok(s),
         other => Err(FleetError::Internal(format!("device kind {other}"))),
     }
+}
+
+/// Rows per multi-row INSERT: well under both databases' parameter limits (SQLite 32,766,
+/// PostgreSQL 65,535) for the widest table (10 columns).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts `rows` (all of one width) in multi-row statements of [`ROWS_PER_INSERT`]; returns
+/// what `returning` asks for, in order.
+fn insert_rows(
+    c: &mut crate::db::Conn,
+    head: &str,
+    rows: Vec<Vec<Val>>,
+    returning: &str,
+) -> Result<Vec<Vec<Val>>, FleetError> {
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let mut sql = format!("{head} VALUES ");
+        let mut params = Vec::new();
+        for (k, row) in chunk.into_iter().enumerate() {
+            let marks: Vec<String> = (1..=row.len()).map(|i| format!("${}", params.len() + i)).collect();
+            sql.push_str(if k > 0 { ", (" } else { "(" });
+            sql.push_str(&marks.join(", "));
+            sql.push(')');
+            params.extend(row);
+        }
+        sql.push_str(returning);
+        if returning.is_empty() {
+            c.exec(&sql, &params)?;
+        } else {
+            out.extend(c.query(&sql, &params)?);
+        }
+    }
+    Ok(out)
 }
 
 /// A value as a JSON column.

@@ -181,6 +181,12 @@ async fn the_api_checks_tokens_and_input() {
     let r = c.put(&put).bearer_auth(REPORT_SECRET).json(&bad).send().await.expect("send");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.expect("text").contains("../../etc"));
+    let mut twice = report.clone();
+    twice.generation = u64::MAX - 2;
+    twice.devices.push(twice.devices[0].clone());
+    let r = c.put(&put).bearer_auth(REPORT_SECRET).json(&twice).send().await.expect("send");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("text").contains("listed twice"));
     // Placements need admin; a malformed one is a 400 naming the field.
     let place = format!("{}/api/v1/placements", lab.url);
     let body = serde_json::json!({"sources": [{"host": "sim-r00-0000", "device": "0000:3d:00.1"}], "bogus": 1});

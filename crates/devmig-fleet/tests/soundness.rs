@@ -122,3 +122,23 @@ fn generations_order_reports_and_staleness_excludes() {
         assert!(store.hosts(later).expect("hosts")[0].stale);
     }
 }
+
+#[test]
+fn reports_larger_than_one_statement_are_stored_whole() {
+    for backend in [Backend::sqlite(), Backend::postgres()] {
+        let store = Store::open(&backend.url(), 1).expect("store");
+        let mut r = HostPlan::draw(3, 0, 8).report(&registry(), "sim", "http://127.0.0.1:9", 1);
+        let vf = r.devices.iter().find(|d| d.model == "nvme").expect("an nvme VF").clone();
+        // 1,000 VFs: four statements' worth of device rows, sixteen of attribute rows.
+        for n in 0..1000u32 {
+            let mut d = vf.clone();
+            d.id = format!("0000:{:02x}:{:02x}.{}", 0x80 + n / 256, (n % 256) / 8, n % 8);
+            r.devices.push(d);
+        }
+        assert_eq!(store.apply_report(&r, now_ms()).expect("apply"), ReportOutcome::Applied);
+        assert_eq!(store.devices(now_ms(), &|_| true).expect("devices").len(), r.devices.len());
+        let req = registry().requirement(&vf.version).expect("req");
+        let found = store.candidates("nvme", &req, now_ms(), &[], None, None).expect("step a");
+        assert!(found.len() >= 1000, "{} candidates", found.len());
+    }
+}
