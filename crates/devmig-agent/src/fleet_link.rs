@@ -1,5 +1,6 @@
 //! The agent's link to the fleet: pushes the host report on every claim change and
 //! periodically, each with a higher generation than the last.
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,20 +22,38 @@ pub struct FleetLink {
     pub interval: Duration,
     /// Per-push timeout.
     pub timeout: Duration,
+    /// Where the last generation is kept across restarts (`None`: in memory only).
+    pub generation_file: Option<PathBuf>,
 }
 
-/// Generations: nanoseconds since the epoch, forced strictly increasing within a process, so a
-/// restarted agent (later clock) also outranks everything it pushed before.
+/// Generations: nanoseconds since the epoch, forced strictly increasing. With a file, the last
+/// one survives restarts, so a restarted agent outranks everything it pushed before even when
+/// the clock stepped back.
 #[derive(Debug, Default)]
 pub struct Generations {
     last: u64,
+    file: Option<PathBuf>,
 }
 
 impl Generations {
+    /// Generations persisted in `file` (read now, written on every advance; a missing or
+    /// unreadable file starts from the clock).
+    pub fn persisted(file: PathBuf) -> Generations {
+        let last = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        Generations { last, file: Some(file) }
+    }
+
     /// The next generation.
     pub fn advance(&mut self) -> u64 {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
         self.last = now.max(self.last + 1);
+        if let Some(f) = &self.file {
+            let tmp = f.with_extension("tmp");
+            let saved = std::fs::write(&tmp, format!("{}\n", self.last)).and_then(|()| std::fs::rename(&tmp, f));
+            if let Err(e) = saved {
+                tracing::warn!(file = %f.display(), error = %e, "could not save the report generation");
+            }
+        }
         self.last
     }
 }
@@ -73,7 +92,10 @@ impl FleetLink {
     /// Pushes forever: at start, on every claim change and every `interval`. Failures are logged
     /// and retried at the next tick; they never stop the agent.
     pub async fn run(self, agent: Arc<Agent>, client: reqwest::Client) {
-        let mut generations = Generations::default();
+        let mut generations = match &self.generation_file {
+            Some(f) => Generations::persisted(f.clone()),
+            None => Generations::default(),
+        };
         loop {
             let a = Arc::clone(&agent);
             let link = self.clone();
@@ -104,6 +126,19 @@ impl FleetLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persisted_generations_outrank_a_clock_that_stepped_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = dir.path().join("fleet-generation");
+        // As if an earlier run had pushed a generation far in the future of this clock.
+        std::fs::write(&f, format!("{}\n", u64::MAX / 2)).expect("write");
+        let mut g = Generations::persisted(f.clone());
+        let a = g.advance();
+        assert_eq!(a, u64::MAX / 2 + 1);
+        let mut again = Generations::persisted(f);
+        assert!(again.advance() > a);
+    }
 
     #[test]
     fn generations_strictly_increase() {

@@ -356,6 +356,7 @@ impl SimFleet {
                     advertise: url.clone(),
                     interval: links.interval,
                     timeout: Duration::from_secs(30),
+                    generation_file: None,
                 };
                 let (a, c, mut rx) = (Arc::clone(&agent), client.clone(), stop_rx.clone());
                 tokio::spawn(async move {

@@ -72,6 +72,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
             advertise: url,
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            generation_file: None,
         };
         let (a, mut r) = (Arc::clone(&agent), rx.clone());
         tokio::spawn(async move {

@@ -64,7 +64,11 @@ pub async fn shutdown_signal() {
 }
 
 /// The fleet link the flags ask for, if any.
-fn fleet_link(args: &AgentArgs, own_url: &str) -> Result<Option<devmig_agent::FleetLink>, CliError> {
+fn fleet_link(
+    args: &AgentArgs,
+    own_url: &str,
+    state_dir: &std::path::Path,
+) -> Result<Option<devmig_agent::FleetLink>, CliError> {
     let Some(fleet) = &args.fleet else { return Ok(None) };
     if !(fleet.starts_with("http://") || fleet.starts_with("https://")) {
         return Err(CliError::Usage(format!("--fleet {fleet:?}: expected http(s)://host:port")));
@@ -91,6 +95,7 @@ fn fleet_link(args: &AgentArgs, own_url: &str) -> Result<Option<devmig_agent::Fl
         advertise: args.advertise.clone().unwrap_or_else(|| own_url.to_string()),
         interval: Duration::from_secs(args.report_interval_s),
         timeout: Duration::from_secs(30),
+        generation_file: Some(state_dir.join("fleet-generation")),
     }))
 }
 
@@ -130,7 +135,7 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
         )?;
         out.flush().map_err(crate::output::write_err)?;
         tracing::info!(%addr, "listening");
-        if let Some(link) = fleet_link(args, &url)? {
+        if let Some(link) = fleet_link(args, &url, &c.state_dir)? {
             line(out, format!("reporting to the fleet at {} as {}", link.fleet_url, link.host))?;
             let client =
                 reqwest::Client::builder().build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
