@@ -71,6 +71,14 @@ impl ClientTls {
     }
 }
 
+/// Makes ring the process's default rustls provider unless one is set: HTTP clients built
+/// without an explicit TLS configuration (even for http:// URLs) need a default.
+pub fn ensure_default_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl TlsFiles {
     /// The rustls server configuration these files describe.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {

@@ -55,6 +55,7 @@ impl Agents {
     /// A client presenting `token`, giving each call `timeout`; https:// agents are trusted
     /// (and, for mTLS, shown a client certificate) as `tls` says.
     pub fn new(token: String, timeout: Duration, tls: Option<&devmig_agent::tls::ClientTls>) -> Result<Agents, String> {
+        devmig_agent::tls::ensure_default_provider();
         let mut builder = reqwest::Client::builder().connect_timeout(timeout).pool_max_idle_per_host(4);
         if let Some(t) = tls {
             builder = builder.tls_backend_preconfigured(t.client_config()?);

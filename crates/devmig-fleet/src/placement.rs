@@ -249,7 +249,7 @@ impl Fleet {
         // Hosts offer several candidates each: a few rows per wanted host, more when too few fit.
         let mut limit = want.max(1) * 4;
         loop {
-            let first = self.store.candidates(
+            let (first, exhausted) = self.store.candidates_page(
                 &sources[0].model,
                 &sources[0].requirement,
                 now,
@@ -257,7 +257,6 @@ impl Fleet {
                 None,
                 Some(limit),
             )?;
-            let exhausted = first.len() < limit;
             let host_ids: Vec<i64> = first.iter().map(|d| d.host_row).collect::<BTreeSet<_>>().into_iter().collect();
             let mut per_source = vec![first];
             for s in &sources[1..] {

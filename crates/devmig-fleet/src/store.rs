@@ -268,8 +268,22 @@ impl Store {
         within: Option<&[i64]>,
         limit: Option<usize>,
     ) -> Result<Vec<DeviceRow>, FleetError> {
+        Ok(self.candidates_page(model, req, now_ms, exclude, within, limit)?.0)
+    }
+
+    /// [`Store::candidates`], and whether the query ran out of rows before `limit` (rows it
+    /// dropped afterwards, on excluded hosts, still count: they do not mean the end).
+    pub fn candidates_page(
+        &self,
+        model: &str,
+        req: &Requirement,
+        now_ms: i64,
+        exclude: &[i64],
+        within: Option<&[i64]>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<DeviceRow>, bool), FleetError> {
         if within.is_some_and(<[i64]>::is_empty) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), true));
         }
         let base = [Val::Int(now_ms), Val::Int(self.fresh_since(now_ms)), Val::from(model)];
         // `d.model = $3` already says what the model constraint says: one join fewer to plan.
@@ -287,7 +301,7 @@ impl Store {
         };
         let compiled = step_a::compile(&rest, base.len() + 1);
         if !compiled.satisfiable {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), true));
         }
         let mut params: Vec<Val> = base.to_vec();
         params.extend(compiled.params);
@@ -307,11 +321,10 @@ impl Store {
             sql.push_str(&format!(" LIMIT ${}", params.len() + 1));
             params.push(Val::Int(i64::try_from(l).unwrap_or(i64::MAX)));
         }
-        Ok(self
-            .device_rows(&sql, &params, now_ms)?
-            .into_iter()
-            .filter(|d| !exclude.contains(&d.host_row) && req.satisfied_by(&d.attributes))
-            .collect())
+        let rows = self.device_rows(&sql, &params, now_ms)?;
+        let exhausted = limit.is_none_or(|l| rows.len() < l);
+        let kept = rows.into_iter().filter(|d| !exclude.contains(&d.host_row) && req.satisfied_by(&d.attributes));
+        Ok((kept.collect(), exhausted))
     }
 
     /// The vendor facts of every device of a fresh host, by row id (what-if recomputes from them).

@@ -142,3 +142,28 @@ fn reports_larger_than_one_statement_are_stored_whole() {
         assert!(found.len() >= 1000, "{} candidates", found.len());
     }
 }
+
+#[test]
+fn rows_of_excluded_hosts_do_not_end_the_search() {
+    let backend = Backend::sqlite();
+    let fleet = common::options(backend.url()).open(registry()).expect("fleet");
+    let reg = registry();
+    let base = HostPlan::draw(3, 0, 8).report(&reg, "sim", "http://127.0.0.1:9", 1);
+    let vf = base.devices.iter().find(|d| d.model == "nvme").expect("an nvme VF").clone();
+    // The source's host reports first, with far more matching devices than the first page.
+    let mut a = devmig_agent::HostReport { host: "a-source".into(), devices: Vec::new(), ..base.clone() };
+    for n in 0..100u32 {
+        let mut d = vf.clone();
+        d.id = format!("0000:{:02x}:{:02x}.{}", 0x80 + n / 256, (n % 256) / 8, n % 8);
+        a.devices.push(d);
+    }
+    let b = devmig_agent::HostReport { host: "b-target".into(), devices: vec![vf.clone()], ..base };
+    fleet.store.apply_report(&a, now_ms()).expect("a");
+    fleet.store.apply_report(&b, now_ms()).expect("b");
+    let source = a.devices[0].id.clone();
+    let refs = [devmig_fleet::SourceRef { host: Some("a-source".into()), device: Some(source), version: None }];
+    let sources = fleet.resolve(&refs, now_ms()).expect("sources");
+    let excluded = BTreeSet::from(["a-source".to_string()]);
+    let hosts = fleet.feasible_hosts(&sources, &excluded, &BTreeSet::new(), 8, now_ms()).expect("step a");
+    assert_eq!(hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>(), ["b-target"]);
+}
