@@ -186,3 +186,30 @@ fn faults_give_errors_timeouts_and_delays_never_compatible() {
     assert!(started.elapsed() < Duration::from_secs(3));
     // Unmounting releases the hung request; the fixture's drop must not hang either.
 }
+
+#[test]
+fn cached_reads_never_show_a_written_string_or_an_old_aggregate() {
+    let (a, b) = (host_a(), host_b());
+    let src = read(&a.mounted.path().join(format!("sys/bus/mdev/devices/{A_VGPU}/migration_version")));
+    let half_dir = b.mounted.path().join("sys/bus/mdev/devices/9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a01");
+    let eighth_dir = b.mounted.path().join("sys/bus/mdev/devices/9a0cbbb8-6f4a-4b5e-8f32-0c1d2e3f4a02");
+    let own = read(&half_dir.join("migration_version"));
+    assert_ne!(own, src);
+    // Read (cached), written with another string (accepted), read again: still its own string.
+    fs::write(half_dir.join("migration_version"), &src).expect("accepted");
+    assert_eq!(read(&half_dir.join("migration_version")), own);
+    let opened = fs::File::open(half_dir.join("migration_version")).expect("open");
+    let mut again = String::new();
+    (&opened).read_to_string(&mut again).expect("read");
+    assert_eq!(again, own);
+    // A new aggregate changes the version string, and the next read shows it at once (twice,
+    // so the new content is the cached one too).
+    let before = read(&eighth_dir.join("migration_version"));
+    fs::write(eighth_dir.join("aggregator"), "2").expect("room for a second eighth");
+    let after = read(&eighth_dir.join("migration_version"));
+    assert_ne!(after, before, "the old aggregate was served from the cache");
+    assert_eq!(read(&eighth_dir.join("migration_version")), after);
+    assert_eq!(read(&eighth_dir.join("aggregator")), "2\n");
+    fs::write(eighth_dir.join("aggregator"), "1").expect("back to one");
+    assert_eq!(read(&eighth_dir.join("migration_version")), before);
+}
