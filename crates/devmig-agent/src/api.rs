@@ -353,7 +353,11 @@ async fn check_device(
 ) -> Result<Response, AgentError> {
     let VersionBody { version } = body(b)?;
     let (who, target) = (caller.0.0.clone(), id.clone());
-    let report = blocking(move || s.agent.check(&id, &version)).await?;
+    // The common case (a kernel attribute that accepts) is awaited without blocking a thread.
+    let report = match s.agent.check_fast(&id, &version).await? {
+        Some(report) => report,
+        None => blocking(move || s.agent.check(&id, &version)).await?,
+    };
     tracing::info!(who, target, verdict = ?report.verdict, "check (sysfs write)");
     let timed_out = report.verdict == devmig_core::Verdict::Error && report.reasons.iter().any(|r| r.code == "timeout");
     let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::OK };

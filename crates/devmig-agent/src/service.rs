@@ -169,6 +169,21 @@ impl Agent {
         Ok(report)
     }
 
+    /// [`Agent::check`] for async callers: the kernel fast path, awaited on the I/O pool with
+    /// no thread blocked. `None` when the device is busy or the fast path cannot settle the
+    /// check (no kernel attribute, or a rejection that needs the model's reasons): then call
+    /// [`Agent::check`] on a blocking thread.
+    pub async fn check_fast(&self, id: &str, version: &str) -> Result<Option<CheckReport>, AgentError> {
+        let target: DeviceId = id.parse()?;
+        devmig_core::validate_version(version)?;
+        let lock = Arc::clone(self.device_locks.lock().entry(target.to_string()).or_default());
+        let Some(_held) = lock.try_lock_arc() else { return Ok(None) };
+        let started = Instant::now();
+        let Some(report) = self.checker.check_version_fast(version, &target).await? else { return Ok(None) };
+        self.metrics.observe_check(&report, started.elapsed().as_secs_f64());
+        Ok(Some(report))
+    }
+
     /// Local targets passing step a, then step b.
     pub fn match_version(&self, version: &str) -> Result<MatchReport, AgentError> {
         Ok(self.checker.match_version(version)?)

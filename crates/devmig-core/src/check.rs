@@ -184,26 +184,20 @@ impl Checker {
         };
         let dst_attr = self.attr_path(target);
         let outcome = self.io.run_guarded(move |guard| kernel_exchange(src, &dst_attr, guard));
-        let kernel =
-            |id: &DeviceId| Side { device: Some(id.to_string()), source: Some(Provenance::Kernel), ..Side::default() };
-        let from = match source {
-            FastSource::Device(id) => kernel(id),
-            FastSource::Version(_) => Side::default(),
+        fast_path_report(source, target, outcome)
+    }
+
+    /// [`Checker::check_version`]'s kernel fast path for async callers: the pooled job is
+    /// awaited, no thread blocks. `Ok(None)`: take [`Checker::check_version`] (an attribute is
+    /// absent, or the target said no and the report needs the model's reasons).
+    pub async fn check_version_fast(&self, version: &str, target: &DeviceId) -> Result<Option<CheckReport>, CoreError> {
+        validate_version(version)?;
+        let (src, dst_attr) = (Ok(version.to_string()), self.attr_path(target));
+        let outcome = match self.io.submit_guarded(move |guard| kernel_exchange(src, &dst_attr, guard)) {
+            Ok(job) => job.wait().await,
+            Err(f) => Err(f),
         };
-        match outcome {
-            Ok(Exchange::Accepted { version, target_version }) => {
-                let identical = target_version.as_deref() == Some(version.as_str());
-                let from = Side { version: Some(version), ..from };
-                let mut report = CheckReport::new(from, Side { version: target_version, ..kernel(target) });
-                report.verdict = if identical { Verdict::Identical } else { Verdict::Compatible };
-                Some(report)
-            }
-            Ok(Exchange::FullPath) => None,
-            Err(f) => {
-                let reason = Reason::io(io_code(FailedOn::Target, f).0, "exchanging migration_version", f);
-                Some(CheckReport::new(from, kernel(target)).error(reason))
-            }
-        }
+        Ok(fast_path_report(FastSource::Version(version), target, outcome))
     }
 
     /// Has the target judge a version string that came from elsewhere.
@@ -311,6 +305,34 @@ impl Checker {
             model: model.name().to_string(),
             attributes: model.attributes(facts)?,
         })
+    }
+}
+
+/// The report of a fast-path exchange, `None` to go down the full path.
+fn fast_path_report(
+    source: FastSource<'_>,
+    target: &DeviceId,
+    outcome: Result<Exchange, IoFailure>,
+) -> Option<CheckReport> {
+    let kernel =
+        |id: &DeviceId| Side { device: Some(id.to_string()), source: Some(Provenance::Kernel), ..Side::default() };
+    let from = match source {
+        FastSource::Device(id) => kernel(id),
+        FastSource::Version(_) => Side::default(),
+    };
+    match outcome {
+        Ok(Exchange::Accepted { version, target_version }) => {
+            let identical = target_version.as_deref() == Some(version.as_str());
+            let from = Side { version: Some(version), ..from };
+            let mut report = CheckReport::new(from, Side { version: target_version, ..kernel(target) });
+            report.verdict = if identical { Verdict::Identical } else { Verdict::Compatible };
+            Some(report)
+        }
+        Ok(Exchange::FullPath) => None,
+        Err(f) => {
+            let reason = Reason::io(io_code(FailedOn::Target, f).0, "exchanging migration_version", f);
+            Some(CheckReport::new(from, kernel(target)).error(reason))
+        }
     }
 }
 

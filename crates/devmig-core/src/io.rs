@@ -195,6 +195,28 @@ impl SysfsIo {
         }
     }
 
+    /// Hands `f` to a worker without waiting: await [`Submitted::wait`] for its result. What an
+    /// async caller uses instead of [`SysfsIo::run_guarded`], so that no thread blocks on it.
+    pub fn submit_guarded<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&JobGuard) -> R + Send + 'static,
+    ) -> Result<Submitted<R>, IoFailure> {
+        if self.stuck() >= MAX_STUCK {
+            return Err(IoFailure::Overloaded);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = Arc::new(AtomicU8::new(PENDING));
+        let guard = JobGuard(Arc::clone(&state));
+        let job: Job = Box::new(move || {
+            // The receiver may be gone after a timeout; nothing to do then.
+            let _ = tx.send(f(&guard));
+        });
+        if self.pool.jobs.send((job, Arc::clone(&state))).is_err() {
+            return Err(IoFailure::Overloaded);
+        }
+        Ok(Submitted { rx, state, io: self.clone() })
+    }
+
     /// One `read(2)` of an attribute, as sysfs expects: the whole value in one call.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, IoFailure> {
         let path = path.to_path_buf();
@@ -228,6 +250,39 @@ fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Option<Duration>) -> Option<T> {
     match timeout {
         Some(t) => rx.recv_timeout(t.saturating_sub(start.elapsed())).ok(),
         None => rx.recv().ok(),
+    }
+}
+
+/// A job on the pool whose result an async caller awaits.
+#[derive(Debug)]
+pub struct Submitted<R> {
+    rx: tokio::sync::oneshot::Receiver<R>,
+    state: Arc<AtomicU8>,
+    io: SysfsIo,
+}
+
+impl<R> Submitted<R> {
+    /// The job's result, or a timeout after the pool's bound: then the job is abandoned (it can
+    /// see so through its guard) and its worker replaced, as [`SysfsIo::run_guarded`] does.
+    /// Needs a tokio runtime with timers.
+    pub async fn wait(mut self) -> Result<R, IoFailure> {
+        let timeout = self.io.timeout;
+        let after_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Ok(Ok(r)) => Ok(r),
+            // The job was dropped unrun (the pool is shutting down).
+            Ok(Err(_)) => Err(IoFailure::Overloaded),
+            Err(_) => {
+                if self.state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    self.io.pool.stuck.fetch_add(1, Ordering::AcqRel);
+                    self.io.pool.spawn_worker();
+                    Err(IoFailure::Timeout { after_ms })
+                } else {
+                    // Finished just as the deadline passed: the result is there.
+                    self.rx.try_recv().map_err(|_| IoFailure::Timeout { after_ms })
+                }
+            }
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub use discovery::{Inventory, discover};
 pub use errno::errno_name;
 pub use error::{CoreError, error_chain};
 pub use id::{DeviceId, PciAddress};
-pub use io::{IoFailure, JobGuard, SysfsIo};
+pub use io::{IoFailure, JobGuard, Submitted, SysfsIo};
 pub use matching::{MatchCandidate, MatchReport};
 pub use protocol::{MIGRATION_VERSION, strip_one_newline, validate_version};
 pub use root::SysfsRoot;
