@@ -224,10 +224,33 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI 3.1 document, built from [`routes`].
-pub fn openapi() -> Value {
+/// What documents one route (the agent's and the fleet's route tables both provide it).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path (OpenAPI syntax: `{id}`).
+    pub path: &'static str,
+    /// Scope needed; `None` for anonymous probes.
+    pub scope: Option<Scope>,
+    /// One line.
+    pub summary: &'static str,
+    /// Request body schema, if any.
+    pub body: Option<fn() -> Value>,
+    /// Status codes and what each means.
+    pub responses: &'static [(u16, &'static str)],
+}
+
+/// An OpenAPI 3.1 document for `routes`: bearer security with the route's scope, RFC 9457
+/// problems for errors, path parameters from `params` (name, description).
+pub fn openapi_document(
+    title: &str,
+    description: &str,
+    routes: impl IntoIterator<Item = RouteDoc>,
+    params: &[(&str, &str)],
+) -> Value {
     let mut paths = serde_json::Map::new();
-    for route in routes() {
+    for route in routes {
         let mut responses = serde_json::Map::new();
         let auth: &[(u16, &str)] = if route.scope.is_some() { &AUTH_ERRORS } else { &[] };
         for (code, what) in route.responses.iter().chain(auth) {
@@ -239,24 +262,27 @@ pub fn openapi() -> Value {
             responses.insert(code.to_string(), json!({"description": what, "content": content}));
         }
         let mut op = json!({"summary": route.summary, "responses": responses});
-        if route.path.contains("{id}") {
-            op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"},
-                                      "description": "PCI address, mdev UUID, PARENT/TYPE-ID (URL-encoded), or claim id"}]);
+        let path_params: Vec<Value> = params
+            .iter()
+            .filter(|(name, _)| route.path.contains(&format!("{{{name}}}")))
+            .map(|(name, what)| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "description": what}))
+            .collect();
+        if !path_params.is_empty() {
+            op["parameters"] = Value::Array(path_params);
         }
         if let Some(body) = route.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body()}}});
         }
-        match route.scope {
-            Some(s) => op["security"] = json!([{"bearer": [if s == Scope::Admin { "admin" } else { "read" }]}]),
-            None => op["security"] = json!([]),
-        }
+        op["security"] = match route.scope {
+            Some(s) => json!([{"bearer": [scope_name(s)]}]),
+            None => json!([]),
+        };
         let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
-        entry[route.method.as_str().to_ascii_lowercase()] = op;
+        entry[route.method.to_ascii_lowercase()] = op;
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "devmig agent", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Checks source migration_version strings against this host's devices and claims targets."},
+        "info": {"title": title, "version": env!("CARGO_PKG_VERSION"), "description": description},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -265,6 +291,43 @@ pub fn openapi() -> Value {
                 "detail": {"type": "string"}, "code": {"type": "string"}, "report": {"type": "object"}}}}
         }
     })
+}
+
+/// The name of one of the methods the route tables use.
+pub fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::Read => "read",
+        Scope::Admin => "admin",
+        Scope::Report => "report",
+    }
+}
+
+/// The OpenAPI 3.1 document, built from [`routes`].
+pub fn openapi() -> Value {
+    let docs = routes().into_iter().map(|r| RouteDoc {
+        method: method_name(&r.method),
+        path: r.path,
+        scope: r.scope,
+        summary: r.summary,
+        body: r.body,
+        responses: r.responses,
+    });
+    openapi_document(
+        "devmig agent",
+        "Checks source migration_version strings against this host's devices and claims targets.",
+        docs,
+        &[("id", "PCI address, mdev UUID, PARENT/TYPE-ID (URL-encoded), or claim id")],
+    )
 }
 
 /// The scope a request needs, from the route table (`None`: anonymous). The table is read once.

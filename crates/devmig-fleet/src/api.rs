@@ -7,8 +7,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
+use devmig_agent::api::{RouteDoc, method_name, openapi_document};
 use devmig_agent::{HostReport, Scope, Tokens};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,40 +33,165 @@ const BODY_LIMIT: usize = 8 << 20;
 /// Devices one report may list.
 const MAX_DEVICES: usize = 4096;
 
-/// (method, route, scope): the one table the auth check reads.
-const SCOPES: &[(Method, &str, Option<Scope>)] = &[
-    (Method::PUT, "/api/v1/hosts/{host}/report", Some(Scope::Report)),
-    (Method::GET, "/api/v1/hosts", Some(Scope::Read)),
-    (Method::GET, "/api/v1/devices", Some(Scope::Read)),
-    (Method::POST, "/api/v1/placements", Some(Scope::Admin)),
-    (Method::POST, "/api/v1/evacuations", Some(Scope::Admin)),
-    (Method::POST, "/api/v1/baseline", Some(Scope::Read)),
-    (Method::POST, "/api/v1/what-if", Some(Scope::Read)),
-    (Method::GET, "/metrics", Some(Scope::Read)),
-    (Method::GET, "/healthz", None),
-];
+/// One route: its documentation (which also gives the auth check its scope) and its handler.
+struct FleetRoute {
+    doc: RouteDoc,
+    handler: fn() -> MethodRouter<FleetState>,
+}
 
-/// The router.
+fn report_body() -> Value {
+    json!({"type": "object", "required": ["host", "url", "generation", "devices"], "additionalProperties": false,
+           "description": "devmig.host-report/v1: every migratable device with version, typed attributes, facts and availability"})
+}
+
+fn placement_body() -> Value {
+    json!({"type": "object", "required": ["sources"], "additionalProperties": false, "properties": {
+        "sources": {"type": "array", "minItems": 1, "maxItems": 16, "items": {"type": "object", "additionalProperties": false,
+            "properties": {"host": {"type": "string"}, "device": {"type": "string"}, "version": {"type": "string"}}}},
+        "claim": {"type": "boolean"}, "migration_id": {"type": "string", "pattern": "^[A-Za-z0-9_:-]{1,120}$"},
+        "exclude_hosts": {"type": "array", "items": {"type": "string"}},
+        "max_hosts": {"type": "integer", "minimum": 1, "maximum": 64},
+        "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}})
+}
+
+fn evacuation_body() -> Value {
+    json!({"type": "object", "required": ["host"], "additionalProperties": false, "properties": {
+        "host": {"type": "string"}, "claim": {"type": "boolean"}, "migration_prefix": {"type": "string"}}})
+}
+
+fn pool_body() -> Value {
+    json!({"type": "object", "required": ["hosts"], "additionalProperties": false, "properties": {
+        "hosts": {"type": "string", "description": "host-name glob (rack1-*)"},
+        "driver": {"type": "object", "required": ["model", "version"], "properties": {
+            "model": {"type": "string"}, "version": {"type": "string"}}}}})
+}
+
+/// Every route the fleet serves.
+fn routes() -> Vec<FleetRoute> {
+    let r = |method, path, scope, summary, body, responses, handler| FleetRoute {
+        doc: RouteDoc { method, path, scope, summary, body, responses },
+        handler,
+    };
+    vec![
+        r(
+            "PUT",
+            "/api/v1/hosts/{host}/report",
+            Some(Scope::Report),
+            "an agent's host report; stored only when its generation is newer",
+            Some(report_body),
+            &[
+                (200, "applied, unchanged or stale (outcome)"),
+                (400, "malformed report, ids or host"),
+                (413, "body too large"),
+            ],
+            || put(put_report),
+        ),
+        r(
+            "GET",
+            "/api/v1/hosts",
+            Some(Scope::Read),
+            "hosts with generation and staleness",
+            None,
+            &[(200, "hosts")],
+            || get(list_hosts),
+        ),
+        r(
+            "GET",
+            "/api/v1/devices",
+            Some(Scope::Read),
+            "devices, optionally of hosts matching ?hosts=GLOB",
+            None,
+            &[(200, "devices"), (400, "bad pattern")],
+            || get(list_devices),
+        ),
+        r(
+            "POST",
+            "/api/v1/placements",
+            Some(Scope::Admin),
+            "targets on one host for all of a VM's devices: step a, matching, step b, optional claim",
+            Some(placement_body),
+            &[
+                (200, "placed, or not with an explanation (devmig.placement/v1)"),
+                (400, "malformed request"),
+                (404, "unknown source device"),
+                (409, "the migration id is placed or being placed"),
+            ],
+            || post(create_placement),
+        ),
+        r(
+            "POST",
+            "/api/v1/evacuations",
+            Some(Scope::Admin),
+            "a target for every mdev and VF of a host (devmig.evacuation/v1)",
+            Some(evacuation_body),
+            &[(200, "moves"), (400, "malformed request"), (404, "unknown host")],
+            || post(create_evacuation),
+        ),
+        r(
+            "POST",
+            "/api/v1/baseline",
+            Some(Scope::Read),
+            "source configurations every host of a pool accepts (devmig.baseline/v1)",
+            Some(pool_body),
+            &[(200, "baseline"), (400, "malformed request")],
+            || post(baseline),
+        ),
+        r(
+            "POST",
+            "/api/v1/what-if",
+            Some(Scope::Read),
+            "migrations a driver upgrade on a pool would break or enable (devmig.what-if/v1)",
+            Some(pool_body),
+            &[(200, "shifts"), (400, "malformed request or unknown model")],
+            || post(what_if),
+        ),
+        r("GET", "/api/v1/openapi.json", Some(Scope::Read), "this document", None, &[(200, "OpenAPI 3.1")], || {
+            get(openapi_json)
+        }),
+        r("GET", "/metrics", Some(Scope::Read), "Prometheus text exposition", None, &[(200, "metrics")], || {
+            get(metrics)
+        }),
+        r("GET", "/healthz", None, "liveness (anonymous)", None, &[(200, "alive")], || get(|| async { "ok\n" })),
+    ]
+}
+
+/// The fleet's OpenAPI 3.1 document, built from the same table as its router.
+pub fn openapi() -> Value {
+    openapi_document(
+        "devmig fleet",
+        "Host reports, fleet-wide step a, placement verified and claimed through host agents.",
+        routes().into_iter().map(|r| r.doc),
+        &[("host", "host name")],
+    )
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi())
+}
+
+/// The router: every route of the table, behind one auth check that reads the table.
 pub fn app(state: FleetState) -> Router {
-    Router::new()
-        .route("/api/v1/hosts/{host}/report", put(put_report))
-        .route("/api/v1/hosts", get(list_hosts))
-        .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/placements", post(create_placement))
-        .route("/api/v1/evacuations", post(create_evacuation))
-        .route("/api/v1/baseline", post(baseline))
-        .route("/api/v1/what-if", post(what_if))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+    let mut router = Router::new();
+    for route in routes() {
+        router = router.route(route.doc.path, (route.handler)());
+    }
+    router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
+/// The scope a request needs (`None`: anonymous; a route missing from the table: admin).
+fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
+    static SCOPES: std::sync::OnceLock<Vec<(&'static str, &'static str, Option<Scope>)>> = std::sync::OnceLock::new();
+    let scopes = SCOPES.get_or_init(|| routes().into_iter().map(|r| (r.doc.method, r.doc.path, r.doc.scope)).collect());
+    let method = method_name(method);
+    scopes.iter().find(|(m, p, _)| *m == method && *p == path).map_or(Some(Scope::Admin), |e| e.2)
+}
+
 async fn authorize(State(state): State<FleetState>, req: Request, next: Next) -> Result<Response, FleetError> {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let needed = SCOPES.iter().find(|(m, p, _)| m == req.method() && *p == path).map_or(Some(Scope::Admin), |e| e.2);
-    let Some(needed) = needed else { return Ok(next.run(req).await) };
+    let Some(needed) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -199,6 +199,24 @@ async fn the_api_checks_tokens_and_input() {
     assert_eq!(r.status(), 200);
     let p: serde_json::Value = r.json().await.expect("json");
     assert_eq!(p["schema"], "devmig.placement/v1");
+    // The OpenAPI document comes from the router's own table: every route, its statuses, auth.
+    let doc: serde_json::Value = c
+        .get(format!("{}/api/v1/openapi.json", lab.url))
+        .bearer_auth(READ_SECRET)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let place_op = &doc["paths"]["/api/v1/placements"]["post"];
+    for code in ["200", "400", "401", "403", "404", "409"] {
+        assert!(place_op["responses"][code].is_object(), "placements lacks {code}");
+    }
+    assert_eq!(place_op["security"][0]["bearer"][0], "admin");
+    assert_eq!(doc["paths"]["/api/v1/hosts/{host}/report"]["put"]["security"][0]["bearer"][0], "report");
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], serde_json::json!([]));
     // Metrics: reports by outcome, placements, hosts by state.
     let metrics = format!("{}/metrics", lab.url);
     assert_eq!(c.get(&metrics).send().await.expect("send").status(), 401);
