@@ -165,34 +165,48 @@ impl SysfsIo {
         &self,
         f: impl FnOnce(&JobGuard) -> R + Send + 'static,
     ) -> Result<R, IoFailure> {
+        let (tx, rx) = bounded(1);
+        // The receiver may be gone after a timeout; nothing to do then.
+        let state = self.enqueue(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        match spin_then_recv(&rx, Some(self.timeout)) {
+            Some(r) => Ok(r),
+            None if self.abandon(&state) => Err(self.timed_out()),
+            // Finished just as the deadline passed: the result is there.
+            None => rx.recv().map_err(|_| self.timed_out()),
+        }
+    }
+
+    /// Queues `f` for a worker, which hands its result to `deliver`; returns the job's state.
+    fn enqueue<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&JobGuard) -> R + Send + 'static,
+        deliver: impl FnOnce(R) + Send + 'static,
+    ) -> Result<Arc<AtomicU8>, IoFailure> {
         if self.stuck() >= MAX_STUCK {
             return Err(IoFailure::Overloaded);
         }
-        let (tx, rx) = bounded(1);
         let state = Arc::new(AtomicU8::new(PENDING));
         let guard = JobGuard(Arc::clone(&state));
-        let job: Job = Box::new(move || {
-            // The receiver may be gone after a timeout; nothing to do then.
-            let _ = tx.send(f(&guard));
-        });
-        if self.pool.jobs.send((job, Arc::clone(&state))).is_err() {
-            return Err(IoFailure::Overloaded);
+        let job: Job = Box::new(move || deliver(f(&guard)));
+        self.pool.jobs.send((job, Arc::clone(&state))).map_err(|_| IoFailure::Overloaded)?;
+        Ok(state)
+    }
+
+    /// Gives up on a job past its deadline: true when it was still running (its worker is then
+    /// counted stuck and replaced), false when it finished meanwhile.
+    fn abandon(&self, state: &AtomicU8) -> bool {
+        if state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
         }
-        match spin_then_recv(&rx, Some(self.timeout)) {
-            Some(r) => Ok(r),
-            None => {
-                if state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                    self.pool.stuck.fetch_add(1, Ordering::AcqRel);
-                    self.pool.spawn_worker();
-                    Err(IoFailure::Timeout { after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX) })
-                } else {
-                    // Finished just as the deadline passed: the result is there.
-                    rx.recv().map_err(|_| IoFailure::Timeout {
-                        after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-                    })
-                }
-            }
-        }
+        self.pool.stuck.fetch_add(1, Ordering::AcqRel);
+        self.pool.spawn_worker();
+        true
+    }
+
+    fn timed_out(&self) -> IoFailure {
+        IoFailure::Timeout { after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX) }
     }
 
     /// Hands `f` to a worker without waiting: await [`Submitted::wait`] for its result. What an
@@ -201,19 +215,11 @@ impl SysfsIo {
         &self,
         f: impl FnOnce(&JobGuard) -> R + Send + 'static,
     ) -> Result<Submitted<R>, IoFailure> {
-        if self.stuck() >= MAX_STUCK {
-            return Err(IoFailure::Overloaded);
-        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let state = Arc::new(AtomicU8::new(PENDING));
-        let guard = JobGuard(Arc::clone(&state));
-        let job: Job = Box::new(move || {
-            // The receiver may be gone after a timeout; nothing to do then.
-            let _ = tx.send(f(&guard));
-        });
-        if self.pool.jobs.send((job, Arc::clone(&state))).is_err() {
-            return Err(IoFailure::Overloaded);
-        }
+        // The receiver may be gone after a timeout; nothing to do then.
+        let state = self.enqueue(f, move |r| {
+            let _ = tx.send(r);
+        })?;
         Ok(Submitted { rx, state, io: self.clone() })
     }
 
@@ -266,22 +272,13 @@ impl<R> Submitted<R> {
     /// see so through its guard) and its worker replaced, as [`SysfsIo::run_guarded`] does.
     /// Needs a tokio runtime with timers.
     pub async fn wait(mut self) -> Result<R, IoFailure> {
-        let timeout = self.io.timeout;
-        let after_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        match tokio::time::timeout(timeout, &mut self.rx).await {
+        match tokio::time::timeout(self.io.timeout, &mut self.rx).await {
             Ok(Ok(r)) => Ok(r),
             // The job was dropped unrun (the pool is shutting down).
             Ok(Err(_)) => Err(IoFailure::Overloaded),
-            Err(_) => {
-                if self.state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                    self.io.pool.stuck.fetch_add(1, Ordering::AcqRel);
-                    self.io.pool.spawn_worker();
-                    Err(IoFailure::Timeout { after_ms })
-                } else {
-                    // Finished just as the deadline passed: the result is there.
-                    self.rx.try_recv().map_err(|_| IoFailure::Timeout { after_ms })
-                }
-            }
+            Err(_) if self.io.abandon(&self.state) => Err(self.io.timed_out()),
+            // Finished just as the deadline passed: the result is there.
+            Err(_) => self.rx.try_recv().map_err(|_| self.io.timed_out()),
         }
     }
 }
@@ -341,6 +338,28 @@ mod tests {
         while io.stuck() != 0 {
             assert!(Instant::now() < deadline, "stuck worker never retired");
             std::thread::yield_now();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_awaited_job_times_out_like_a_blocking_one() {
+        let io = SysfsIo::new(Duration::from_millis(100));
+        let (release, wait) = bounded::<()>(0);
+        let started = Instant::now();
+        let job = io.submit_guarded(move |guard| {
+            let _ = wait.recv();
+            guard.abandoned()
+        });
+        let r = job.expect("queued").wait().await;
+        assert_eq!(r, Err(IoFailure::Timeout { after_ms: 100 }));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(io.stuck(), 1);
+        assert_eq!(io.submit_guarded(|_| 7).expect("queued").wait().await, Ok(7));
+        drop(release);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while io.stuck() != 0 {
+            assert!(Instant::now() < deadline, "stuck worker never retired");
+            tokio::task::yield_now().await;
         }
     }
 
