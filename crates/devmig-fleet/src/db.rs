@@ -355,11 +355,6 @@ impl Pool {
         Ok(Pool { conns, url: url.clone(), next: std::sync::atomic::AtomicUsize::new(0) })
     }
 
-    /// The database this pool reaches.
-    pub fn url(&self) -> &DbUrl {
-        &self.url
-    }
-
     /// The connection for writes. SQLite has one writer at a time: writers queue on the first
     /// connection's lock here (fair, no sleeping busy handler); readers use the others.
     pub fn writer(&self) -> MutexGuard<'_, Conn> {

@@ -74,8 +74,3 @@ pub fn migrate(conn: &mut Conn) -> Result<i64, FleetError> {
         Ok(current)
     })
 }
-
-/// The newest schema version this build knows.
-pub fn latest() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.0)
-}

@@ -107,11 +107,6 @@ impl Store {
         Ok(Store { pool, stale_after_ms: 90_000, hold_ms: 120_000 })
     }
 
-    /// The database.
-    pub fn url(&self) -> &DbUrl {
-        self.pool.url()
-    }
-
     /// Reports arriving after this are fresh.
     pub fn fresh_since(&self, now_ms: i64) -> i64 {
         now_ms - self.stale_after_ms

@@ -24,6 +24,10 @@ use crate::commands::sim_fleet::start_lab;
 use crate::error::CliError;
 use crate::output::line;
 
+/// Where the benchmark's fleet listens: any free loopback port.
+const LOOPBACK: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -94,8 +98,7 @@ async fn ingest_and_query(
     let spec = SimSpec { hosts: 0, devices: args.devices, seed: args.seed, prefix: "bench".into() };
     // Loading 100,000 hosts takes minutes: hosts must not go stale (90 s in production, where
     // agents refresh every 30 s) before the queries run.
-    let listen = "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?;
-    let lab = start_lab(&spec, db.clone(), dir, listen, Duration::from_secs(86_400), registry).await?;
+    let lab = start_lab(&spec, db.clone(), dir, LOOPBACK, Duration::from_secs(86_400), registry).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pushers)
         .build()
@@ -197,8 +200,7 @@ async fn placements(
 ) -> Result<(), CliError> {
     let spec = SimSpec { hosts: args.agents, devices: args.devices, seed: args.seed, prefix: "sim".into() };
     let started = Instant::now();
-    let listen = "127.0.0.1:0".parse().map_err(|_| CliError::Usage("addr".into()))?;
-    let lab = start_lab(&spec, db, dir, listen, Duration::from_secs(90), registry).await?;
+    let lab = start_lab(&spec, db, dir, LOOPBACK, Duration::from_secs(90), registry).await?;
     line(
         out,
         format!(
