@@ -1,8 +1,8 @@
 //! simfs figures: `cargo bench -p devmig-simfs --bench simfs` (needs root).
 //!
 //! 1. (measured second) One check (read the source's migration_version, write it into the
-//!    target's) through a mounted simfs, beside the same syscalls on plain
-//!    files in tmpfs, in the same run: median and p99 of 20,000 each.
+//!    target's) through a mounted simfs, beside the same syscalls on plain files in tmpfs and
+//!    on a mount without busy polling, in the same run: median and p99 of 20,000 each.
 //! 2. (measured first, in a fresh process) Building and mounting a host with 1,000 devices: time to the first
 //!    successful stat of the tree, and the process's RSS growth.
 use std::fs::{File, OpenOptions};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use devmig_core::{Checker, DeviceId, SysfsRoot};
 use devmig_simfs::spec::EXAMPLE_HOST_A;
-use devmig_simfs::{HostSpec, mount};
+use devmig_simfs::{HostSpec, MountOptions, mount, mount_with};
 use devmig_vendors::{Catalog, Registry};
 
 const N: usize = 20_000;
@@ -112,7 +112,18 @@ fn main() {
         ("4b20d080-1b54-4048-85b3-a6a62d165c02".parse().expect("id"), "mtty/mtty-2".parse().expect("id"));
     assert!(checker.check(&s, &t).expect("check").verdict.is_compatible());
 
+    // The same host again, its session threads always sleeping between requests.
+    let quiet_mnt = tempfile::tempdir().expect("mountpoint");
+    let quiet_host =
+        HostSpec::from_toml(EXAMPLE_HOST_A, "a", &catalog).expect("spec").build(registry.clone(), "a").expect("build");
+    let quiet = mount_with(quiet_host, quiet_mnt.path(), &MountOptions { busy_poll: false }).expect("mount");
+    let (qsrc, qdst) = (quiet_mnt.path().join(src.strip_prefix(mnt.path()).expect("under the mount")), {
+        quiet_mnt.path().join(dst.strip_prefix(mnt.path()).expect("under the mount"))
+    });
+
     let tmpfs = time(|| exchange(&tsrc, &tdst));
+    let no_poll = time(|| exchange(&qsrc, &qdst));
+    quiet.unmount().expect("unmount");
     let simfs = time(|| exchange(&src, &dst));
     let (fsrc, fdst) = (File::open(&src).expect("open"), OpenOptions::new().write(true).open(&dst).expect("open"));
     let open_fds = time(|| {
@@ -130,10 +141,17 @@ fn main() {
     println!("check (read + write), {N} runs each, median / p99:");
     println!("  tmpfs, bare syscalls      {:>8.1?} / {:>8.1?}", tmpfs.0, tmpfs.1);
     println!(
-        "  simfs, bare syscalls      {:>8.1?} / {:>8.1?}   ({:.1}x tmpfs median)",
+        "  simfs without busy polling, bare syscalls {:>8.1?} / {:>8.1?}   ({:.1}x tmpfs median)",
+        no_poll.0,
+        no_poll.1,
+        no_poll.0.as_secs_f64() / tmpfs.0.as_secs_f64()
+    );
+    println!(
+        "  simfs, bare syscalls      {:>8.1?} / {:>8.1?}   ({:.1}x tmpfs median, {:.2}x without polling)",
         simfs.0,
         simfs.1,
-        simfs.0.as_secs_f64() / tmpfs.0.as_secs_f64()
+        simfs.0.as_secs_f64() / tmpfs.0.as_secs_f64(),
+        simfs.0.as_secs_f64() / no_poll.0.as_secs_f64()
     );
     println!(
         "  simfs, pread+pwrite on open fds {:>8.1?} / {:>8.1?}   (the two round trips alone)",

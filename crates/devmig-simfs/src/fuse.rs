@@ -10,6 +10,7 @@ use fuser::{
     TimeOrNow, WriteFlags,
 };
 
+use crate::busy_poll::Activity;
 use crate::host::{self, Host, Kind};
 
 /// How long the kernel may cache entries and attributes. File contents are never cached
@@ -38,6 +39,8 @@ pub(crate) struct SimFs {
     pub(crate) mounted_at: SystemTime,
     /// Set once the session runs: tells the kernel which cached entries died.
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
+    /// Every request reports here, so the FUSE device polls while requests keep coming.
+    pub(crate) activity: Option<Activity>,
 }
 
 fn errno(e: host::Errno) -> Errno {
@@ -45,7 +48,11 @@ fn errno(e: host::Errno) -> Errno {
 }
 
 impl SimFs {
+    /// The host, for a request: also records the request for busy polling.
     fn host(&self) -> MutexGuard<'_, Host> {
+        if let Some(activity) = &self.activity {
+            activity.touch();
+        }
         locked(&self.host)
     }
 

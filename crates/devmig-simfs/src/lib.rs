@@ -9,6 +9,7 @@
 //! [`mount`] serves a host through the kernel's FUSE driver with `fuser`.
 #![deny(missing_docs)]
 
+mod busy_poll;
 mod error;
 mod fuse;
 pub mod host;
@@ -18,6 +19,6 @@ pub mod spec;
 
 pub use error::SimError;
 pub use host::Host;
-pub use mount::{Mounted, detach_stale, mount};
+pub use mount::{MountOptions, Mounted, detach_stale, mount, mount_with};
 pub use nodes::Nodes;
 pub use spec::HostSpec;

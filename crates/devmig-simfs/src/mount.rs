@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use fuser::{BackgroundSession, Config, Session, SessionACL};
 use nix::mount::{MntFlags, MsFlags};
 
+use crate::busy_poll::BusyPoll;
 use crate::fuse::{Parked, SimFs};
 use crate::{Host, SimError};
 
@@ -20,6 +21,7 @@ pub struct Mounted {
     path: PathBuf,
     host: Arc<Mutex<Host>>,
     parked: Arc<Parked>,
+    poll: Option<BusyPoll>,
     session: Option<BackgroundSession>,
 }
 
@@ -44,8 +46,29 @@ pub fn detach_stale(path: &Path) -> Result<bool, SimError> {
     }
 }
 
-/// Mounts `host` on `path` (an existing directory). Needs root (CAP_SYS_ADMIN) and /dev/fuse.
+/// How a host is served.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Poll the FUSE device while requests keep coming (see the crate's `busy_poll` module):
+    /// round trips take about half as long, at the price of up to one CPU while the mount is
+    /// busy and a free CPU exists. Off: session threads always sleep between requests.
+    pub busy_poll: bool,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        Self { busy_poll: true }
+    }
+}
+
+/// Mounts `host` on `path` (an existing directory) with the default options. Needs root
+/// (CAP_SYS_ADMIN) and /dev/fuse.
 pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
+    mount_with(host, path, &MountOptions::default())
+}
+
+/// Mounts `host` on `path` (an existing directory). Needs root (CAP_SYS_ADMIN) and /dev/fuse.
+pub fn mount_with(host: Host, path: &Path, options: &MountOptions) -> Result<Mounted, SimError> {
     detach_stale(path)?;
     let err = |what: &'static str| move |e: std::io::Error| SimError::Mount { what, path: path.into(), source: e };
     let dev = OpenOptions::new()
@@ -54,15 +77,23 @@ pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
         .custom_flags(libc::O_CLOEXEC)
         .open("/dev/fuse")
         .map_err(err("opening /dev/fuse to mount"))?;
-    let options = format!("fd={},rootmode=40000,user_id=0,group_id=0,allow_other", dev.as_raw_fd());
+    let data = format!("fd={},rootmode=40000,user_id=0,group_id=0,allow_other", dev.as_raw_fd());
     nix::mount::mount(
         Some("devmig-simfs"),
         path,
         Some("fuse.devmig-simfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(options.as_str()),
+        Some(data.as_str()),
     )
     .map_err(|e| SimError::Mount { what: "mounting on", path: path.into(), source: e.into() })?;
+    // The polling session thread reads `dev` itself; the watchdog switches it through a duplicate.
+    let poll = match options.busy_poll {
+        true => Some(
+            BusyPoll::start(dev.try_clone().map_err(err("duplicating /dev/fuse for"))?.into())
+                .map_err(err("starting the polling watchdog for"))?,
+        ),
+        false => None,
+    };
     let host = Arc::new(Mutex::new(host));
     let parked = Arc::new(Parked::default());
     let notifier = Arc::new(std::sync::OnceLock::new());
@@ -71,11 +102,15 @@ pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
         parked: Arc::clone(&parked),
         mounted_at: SystemTime::now(),
         notifier: Arc::clone(&notifier),
+        activity: poll.as_ref().map(BusyPoll::activity),
     };
     let mut config = Config::default();
     config.acl = SessionACL::All;
+    // Two session threads. When polling, fuser's first reads a clone of `dev` and always
+    // blocks, the second reads `dev`, which polls while requests keep coming.
     config.n_threads = Some(2);
-    let mut mounted = Mounted { path: path.into(), host, parked, session: None };
+    config.clone_fd = poll.is_some();
+    let mut mounted = Mounted { path: path.into(), host, parked, poll, session: None };
     // The kernel queued FUSE_INIT at mount(2); from_fd answers it.
     let session = Session::from_fd(fs, OwnedFd::from(dev), SessionACL::All, config)
         .map_err(err("starting the FUSE session on"))?;
@@ -102,6 +137,8 @@ impl Mounted {
     }
 
     fn teardown(&mut self) -> Result<(), SimError> {
+        // Stop polling first: a session thread that an open file keeps alive must block, not spin.
+        drop(self.poll.take());
         let Some(session) = self.session.take() else { return Ok(()) };
         let detached = nix::mount::umount2(&self.path, MntFlags::MNT_DETACH);
         // Requests parked by a hang fault get EIO now, so their callers let go of the mount.

@@ -409,6 +409,10 @@ pub enum SimCommand {
         spec: Option<PathBuf>,
         /// The mountpoint (an existing directory).
         dir: PathBuf,
+        /// Never poll the FUSE device: session threads sleep between requests (slower round
+        /// trips; no CPU spent polling while the mount is busy).
+        #[arg(long)]
+        no_busy_poll: bool,
     },
 }
 

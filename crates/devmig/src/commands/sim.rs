@@ -57,13 +57,14 @@ pub fn sim(cmd: &SimCommand, registry: &Registry, out: &mut dyn Write) -> Result
             line(out, format!("{}: host {} is valid ({} nodes)", spec.display(), host.hostname(), host.node_count()))?;
             Ok(0)
         }
-        SimCommand::Mount { spec, dir } => {
+        SimCommand::Mount { spec, dir, no_busy_poll } => {
             require_root("devmig sim mount")?;
             let host = load(spec.as_deref(), registry)?;
             let (name, nodes) = (host.hostname().to_string(), host.node_count());
             let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
                 .map_err(|e| CliError::Io { what: "installing signal handlers".into(), source: e })?;
-            let mounted = devmig_simfs::mount(host, dir)?;
+            let options = devmig_simfs::MountOptions { busy_poll: !no_busy_poll };
+            let mounted = devmig_simfs::mount_with(host, dir, &options)?;
             line(out, format!("mounted host {name} ({nodes} nodes) on {}; SIGINT or SIGTERM unmounts", dir.display()))?;
             out.flush().map_err(crate::output::write_err)?;
             let _ = signals.forever().next();
