@@ -12,8 +12,8 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -87,19 +87,33 @@ const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
 
 type Job = Box<dyn FnOnce() + Send>;
+type Queued = (Job, Arc<AtomicU8>);
 
+/// The workers and their queue. One idle worker at a time polls the queue for [`WORKER_POLL`]
+/// after its last job; the others, and that one afterwards, sleep until a job wakes one of
+/// them. A job queued while a worker polls wakes nobody: at one caller at a time, no job pays
+/// for a wake-up.
 struct Pool {
-    jobs: Sender<(Job, Arc<AtomicU8>)>,
-    queue: Receiver<(Job, Arc<AtomicU8>)>,
+    jobs: Sender<Queued>,
+    queue: Receiver<Queued>,
     stuck: AtomicUsize,
+    /// Jobs queued or running.
+    in_flight: AtomicUsize,
+    /// Workers polling the queue (0 or 1).
+    polling: AtomicUsize,
+    /// Workers asleep on `wake`.
+    asleep: Mutex<usize>,
+    wake: Condvar,
 }
 
 impl Pool {
     fn spawn_worker(self: &Arc<Self>) {
         let pool = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("devmig-sysfs-io".into()).spawn(move || {
-            while let Some((job, state)) = spin_then_recv(&pool.queue, None) {
+            loop {
+                let (job, state) = pool.next_job();
                 job();
+                pool.in_flight.fetch_sub(1, Ordering::AcqRel);
                 if state.compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
                     // The caller gave up and started a replacement: this worker retires.
                     pool.stuck.fetch_sub(1, Ordering::AcqRel);
@@ -111,6 +125,57 @@ impl Pool {
             // Without a worker the queue still drains through the others; say so once.
             eprintln!("devmig: could not start a sysfs I/O worker: {e}");
         }
+    }
+
+    /// A worker's wait for its next job: poll when no other worker does, else sleep.
+    fn next_job(&self) -> Queued {
+        loop {
+            if self.polling.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                let start = Instant::now();
+                let polled = loop {
+                    match self.queue.try_recv() {
+                        Ok(q) => break Some(q),
+                        Err(_) if start.elapsed() < WORKER_POLL => std::thread::yield_now(),
+                        Err(_) => break None,
+                    }
+                };
+                self.polling.store(0, Ordering::SeqCst);
+                if let Some(q) = polled {
+                    return q;
+                }
+            } else if let Ok(q) = self.queue.try_recv() {
+                return q;
+            }
+            // Pairs with the fence in `push`: a job queued while we still counted as polling is seen here.
+            fence(Ordering::SeqCst);
+            let mut asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
+            *asleep += 1;
+            while self.queue.is_empty() {
+                asleep = self.wake.wait(asleep).unwrap_or_else(|p| p.into_inner());
+            }
+            *asleep -= 1;
+            drop(asleep);
+            if let Ok(q) = self.queue.try_recv() {
+                return q;
+            }
+        }
+    }
+
+    /// Queues a job; wakes a sleeping worker unless one is polling.
+    fn push(&self, queued: Queued) -> Result<(), IoFailure> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if self.jobs.send(queued).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(IoFailure::Overloaded);
+        }
+        fence(Ordering::SeqCst);
+        if self.polling.load(Ordering::SeqCst) == 0 {
+            let asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
+            if *asleep > 0 {
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -137,7 +202,15 @@ impl SysfsIo {
     /// A pool of `workers` threads (at least one) for concurrent callers.
     pub fn with_workers(timeout: Duration, workers: usize) -> Self {
         let (jobs, queue) = unbounded();
-        let pool = Arc::new(Pool { jobs, queue, stuck: AtomicUsize::new(0) });
+        let pool = Arc::new(Pool {
+            jobs,
+            queue,
+            stuck: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            polling: AtomicUsize::new(0),
+            asleep: Mutex::new(0),
+            wake: Condvar::new(),
+        });
         for _ in 0..workers.max(1) {
             pool.spawn_worker();
         }
@@ -170,7 +243,7 @@ impl SysfsIo {
         let state = self.enqueue(f, move |r| {
             let _ = tx.send(r);
         })?;
-        match spin_then_recv(&rx, Some(self.timeout)) {
+        match spin_then_recv(&rx, self.timeout) {
             Some(r) => Ok(r),
             None if self.abandon(&state) => Err(self.timed_out()),
             // Finished just as the deadline passed: the result is there.
@@ -190,7 +263,7 @@ impl SysfsIo {
         let state = Arc::new(AtomicU8::new(PENDING));
         let guard = JobGuard(Arc::clone(&state));
         let job: Job = Box::new(move || deliver(f(&guard)));
-        self.pool.jobs.send((job, Arc::clone(&state))).map_err(|_| IoFailure::Overloaded)?;
+        self.pool.push((job, Arc::clone(&state)))?;
         Ok(state)
     }
 
@@ -241,9 +314,19 @@ impl SysfsIo {
 /// sysfs syscalls themselves; a short poll keeps back-to-back operations cheap.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// How long the polling worker polls the queue after its last job before it sleeps: longer
+/// than the gap between one caller's jobs (an agent's HTTP round trip), so that a steady caller's
+/// jobs wake nobody.
+const WORKER_POLL: Duration = Duration::from_micros(250);
+
+/// How long an async caller polls for its job's result on its own thread, when no other job is
+/// in flight, before it yields to the runtime: long enough for a sysfs exchange through FUSE, so
+/// that a lone request's task needs no wake-up; short enough not to hold up a runtime thread.
+const AWAIT_POLL: Duration = Duration::from_micros(150);
+
 /// Receives from `rx`: polls for up to [`SPIN`], then blocks (at most `timeout` in all).
 /// `None` when the timeout passed or the channel closed.
-fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Option<Duration>) -> Option<T> {
+fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Duration) -> Option<T> {
     let start = Instant::now();
     loop {
         match rx.try_recv() {
@@ -253,10 +336,7 @@ fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Option<Duration>) -> Option<T> {
             Err(crossbeam_channel::TryRecvError::Empty) => break,
         }
     }
-    match timeout {
-        Some(t) => rx.recv_timeout(t.saturating_sub(start.elapsed())).ok(),
-        None => rx.recv().ok(),
-    }
+    rx.recv_timeout(timeout.saturating_sub(start.elapsed())).ok()
 }
 
 /// A job on the pool whose result an async caller awaits.
@@ -272,6 +352,17 @@ impl<R> Submitted<R> {
     /// see so through its guard) and its worker replaced, as [`SysfsIo::run_guarded`] does.
     /// Needs a tokio runtime with timers.
     pub async fn wait(mut self) -> Result<R, IoFailure> {
+        // Jobs stuck past their deadline stay in flight until the kernel returns; they do not count.
+        if self.io.pool.in_flight.load(Ordering::Acquire).saturating_sub(self.io.stuck()) <= 1 {
+            let start = Instant::now();
+            while start.elapsed() < AWAIT_POLL.min(self.io.timeout) {
+                match self.rx.try_recv() {
+                    Ok(r) => return Ok(r),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => std::thread::yield_now(),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(IoFailure::Overloaded),
+                }
+            }
+        }
         match tokio::time::timeout(self.io.timeout, &mut self.rx).await {
             Ok(Ok(r)) => Ok(r),
             // The job was dropped unrun (the pool is shutting down).
@@ -360,6 +451,30 @@ mod tests {
         while io.stuck() != 0 {
             assert!(Instant::now() < deadline, "stuck worker never retired");
             tokio::task::yield_now().await;
+        }
+    }
+
+    #[test]
+    fn every_job_finds_a_worker_whatever_the_gaps_between_jobs() {
+        // Gaps around the polling window: jobs land while a worker polls, as it stops, and
+        // while all sleep. A lost wake-up leaves a job queued until its caller times out.
+        let io = SysfsIo::with_workers(Duration::from_secs(2), 3);
+        let callers: Vec<_> = (0..4u64)
+            .map(|seed| {
+                let io = io.clone();
+                std::thread::spawn(move || {
+                    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    for i in 0..1500u64 {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                        let gap = [0, 20, 120, 240, 260, 400][(x >> 33) as usize % 6];
+                        std::thread::sleep(Duration::from_micros(gap));
+                        assert_eq!(io.run(move || i), Ok(i), "job {i} of caller {seed}");
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().expect("caller");
         }
     }
 
