@@ -259,9 +259,16 @@ pub enum BenchCommand {
         /// Seconds per client count.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        /// Also time the bare check in this process on the agent's sysfs root (the overhead baseline).
+        /// Also measure the agent's own overhead: one client alternates agent checks, bare
+        /// checks in this process on the agent's sysfs root (DIR) and /healthz calls.
         #[arg(long, value_name = "DIR")]
         baseline_root: Option<PathBuf>,
+        /// Rounds of the overhead measurement.
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        /// Calls of each kind in a row per round.
+        #[arg(long, default_value_t = 100)]
+        per_round: usize,
     },
     /// The fleet figures: report ingestion, step a, full placements, the exhaustive alternative.
     Fleet(BenchFleetArgs),

@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use devmig_core::{Checker, DeviceId, SysfsRoot};
 use devmig_vendors::Registry;
+use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::cli::BenchCommand;
+use crate::commands::bench_http::LeanClient;
 use crate::error::CliError;
 use crate::output::{line, table};
 use crate::remote::segment;
@@ -22,23 +25,28 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Runs `clients` threads doing `op` until `seconds` pass; latencies of successes and the failure count.
+/// Runs `clients` threads, each with its own connection, doing `op` until `seconds` pass;
+/// latencies of successes and the failure count.
 fn load(
     clients: usize,
     seconds: u64,
-    op: impl Fn(usize, u64) -> bool + Send + Sync + 'static,
-) -> (Vec<Duration>, usize, Duration) {
+    connect: impl Fn() -> Result<LeanClient, CliError>,
+    op: impl Fn(&mut LeanClient, usize, u64) -> bool + Send + Sync + 'static,
+) -> Result<(Vec<Duration>, usize, Duration), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     let op = Arc::new(op);
+    let connections = (0..clients).map(|_| connect()).collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
-    let threads: Vec<_> = (0..clients)
-        .map(|c| {
+    let threads: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut client)| {
             let (stop, op) = (Arc::clone(&stop), Arc::clone(&op));
             std::thread::spawn(move || {
                 let (mut lat, mut failed, mut n) = (Vec::new(), 0usize, 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    if op(c, n) {
+                    if op(&mut client, c, n) {
                         lat.push(t.elapsed())
                     } else {
                         failed += 1
@@ -60,7 +68,7 @@ fn load(
     }
     let elapsed = started.elapsed();
     all.sort();
-    (all, failed, elapsed)
+    Ok((all, failed, elapsed))
 }
 
 fn row(label: String, lat: &[Duration], failed: usize, elapsed: Duration) -> Vec<String> {
@@ -74,18 +82,63 @@ fn row(label: String, lat: &[Duration], failed: usize, elapsed: Duration) -> Vec
     ]
 }
 
-fn baseline(root: &Path, registry: &Registry, version: &str, device: &str) -> Result<Vec<Duration>, CliError> {
+/// The agent's own overhead: one client alternates blocks of `per_round` agent checks, bare
+/// checks in this process (the same syscalls through the library, on the agent's sysfs root)
+/// and `/healthz` calls, `rounds` times, so that all three see the same machine noise. Medians
+/// of each.
+fn overhead(
+    (rounds, per_round): (usize, usize),
+    client: &mut LeanClient,
+    root: &Path,
+    registry: &Registry,
+    version: &str,
+    device: &str,
+) -> Result<[Duration; 3], CliError> {
     let checker = Checker::new(SysfsRoot::new(root), registry.clone(), Duration::from_secs(5));
     let id: DeviceId = device.parse()?;
-    let mut lat: Vec<Duration> = (0..5000)
-        .map(|_| {
+    let (path, body) = (check_path(device), check_body(version));
+    let mut lat: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..rounds {
+        for _ in 0..per_round {
             let t = Instant::now();
-            let _ = checker.check_version(version, &id);
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    Ok(lat)
+            let answer = client.send(Method::POST, &path, Some(body.clone()));
+            lat[0].push(t.elapsed());
+            match answer {
+                Ok(a) if a.status == 200 => {}
+                Ok(a) => return Err(CliError::Usage(format!("agent check answered {}", a.status))),
+                Err(e) => return Err(CliError::Usage(format!("agent check: {e}"))),
+            }
+        }
+        for _ in 0..per_round {
+            let t = Instant::now();
+            let report = checker.check_version(version, &id)?;
+            lat[1].push(t.elapsed());
+            if !report.verdict.is_compatible() {
+                return Err(CliError::Usage(format!(
+                    "the bare check on {device} is not compatible: {:?}",
+                    report.reasons
+                )));
+            }
+        }
+        for _ in 0..per_round {
+            let t = Instant::now();
+            let answer = client.send(Method::GET, "/healthz", None);
+            lat[2].push(t.elapsed());
+            answer.map_err(|e| CliError::Usage(format!("/healthz: {e}")))?;
+        }
+    }
+    Ok(lat.map(|mut l| {
+        l.sort();
+        percentile(&l, 0.5)
+    }))
+}
+
+fn check_path(device: &str) -> String {
+    format!("/api/v1/devices/{}/check", segment(device))
+}
+
+fn check_body(version: &str) -> Bytes {
+    Bytes::from(json!({ "version": version }).to_string())
 }
 
 /// `devmig bench ...` against the agent at `url`.
@@ -96,42 +149,36 @@ pub fn bench(
     registry: &Registry,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let client = reqwest::blocking::Client::builder()
-        .pool_max_idle_per_host(256)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
     let (url, token) = (url.trim_end_matches('/').to_string(), token.to_string());
+    let connect = || LeanClient::connect(&url, &token);
     match cmd {
-        BenchCommand::Agent { version, devices, clients, seconds, baseline_root } => {
+        BenchCommand::Agent { version, devices, clients, seconds, baseline_root, rounds, per_round } => {
             for d in devices {
                 d.parse::<DeviceId>()?;
             }
             let mut rows = Vec::new();
+            let paths: Vec<String> = devices.iter().map(|d| check_path(d)).collect();
             for &n in clients {
-                let (client, url, token, version, devices) =
-                    (client.clone(), url.clone(), token.clone(), version.clone(), devices.clone());
-                let (lat, failed, elapsed) = load(n, *seconds, move |c, _| {
-                    let path = format!("{url}/api/v1/devices/{}/check", segment(&devices[c % devices.len()]));
-                    client
-                        .post(path)
-                        .bearer_auth(&token)
-                        .json(&json!({"version": version}))
-                        .send()
-                        .is_ok_and(|r| r.status().is_success())
-                });
+                let (paths, body) = (paths.clone(), check_body(version));
+                let (lat, failed, elapsed) = load(n, *seconds, connect, move |client, c, _| {
+                    let answer = client.send(Method::POST, &paths[c % paths.len()], Some(body.clone()));
+                    answer.is_ok_and(|a| a.status == 200)
+                })?;
                 rows.push(row(format!("{n} clients"), &lat, failed, elapsed));
             }
             table(out, &["LOAD", "CHECKS", "PER SECOND", "P50", "P99", "FAILED"], rows)?;
             if let Some(root) = baseline_root {
-                let lat = baseline(root, registry, version, &devices[0])?;
+                if *rounds == 0 || *per_round == 0 {
+                    return Err(CliError::Usage("--rounds and --per-round must be at least 1".into()));
+                }
+                let [agent, bare, health] =
+                    overhead((*rounds, *per_round), &mut connect()?, root, registry, version, &devices[0])?;
                 line(
                     out,
                     format!(
-                        "bare check in this process on {}: p50 {:.1?}, p99 {:.1?} (5,000 runs)",
-                        devices[0],
-                        percentile(&lat, 0.5),
-                        percentile(&lat, 0.99)
+                        "overhead, one client, {rounds} rounds of {per_round} of each, medians: agent check {agent:.1?}, \
+                         bare check in this process {bare:.1?}, /healthz {health:.1?}; the agent's own overhead {:.1?}",
+                        agent.saturating_sub(bare)
                     ),
                 )?;
             }
@@ -150,23 +197,20 @@ pub fn bench(
                     .map(|d| d.parse::<DeviceId>().map(|_| json!({"device": d})))
                     .collect::<Result<_, _>>()?,
             };
-            let (c2, url2, token2, version) = (client.clone(), url.clone(), token.clone(), version.clone());
-            let (lat, failed, elapsed) = load(*clients, *seconds, move |c, n| {
+            let version = version.clone();
+            let (lat, failed, elapsed) = load(*clients, *seconds, connect, move |client, c, n| {
                 let target = &targets[c % targets.len()];
                 let body = json!({"migration_id": format!("bench-{c}-{n}"), "source_version": version, "target": target, "ttl_seconds": 600});
-                let Ok(res) = c2.post(format!("{url2}/api/v1/claims")).bearer_auth(&token2).json(&body).send() else {
-                    return false;
-                };
-                if res.status().as_u16() != 201 {
+                let answer = client.send(Method::POST, "/api/v1/claims", Some(Bytes::from(body.to_string())));
+                let Ok(answer) = answer else { return false };
+                if answer.status != 201 {
                     return false;
                 }
-                let Ok(claim) = res.json::<Value>() else { return false };
+                let Ok(claim) = serde_json::from_slice::<Value>(&answer.body) else { return false };
                 let id = claim["id"].as_str().unwrap_or_default();
-                c2.delete(format!("{url2}/api/v1/claims/{id}"))
-                    .bearer_auth(&token2)
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-            });
+                let released = client.send(Method::DELETE, &format!("/api/v1/claims/{}", segment(id)), None);
+                released.is_ok_and(|a| (200..300).contains(&a.status))
+            })?;
             table(
                 out,
                 &["LOAD", "CLAIM+RELEASE", "PER SECOND", "P50", "P99", "FAILED"],

@@ -3,6 +3,7 @@ pub mod agent;
 pub mod attributes;
 pub mod bench;
 pub mod bench_fleet;
+pub mod bench_http;
 pub mod check;
 pub mod claims;
 pub mod demo;
