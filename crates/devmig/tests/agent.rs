@@ -176,6 +176,92 @@ fn every_local_verb_works_against_a_remote_agent() {
 
 const MTTY: &str = "hostname = \"storm\"\n[[virtual_parent]]\nname = \"mtty\"\ndriver_version = \"0.1\"\n[virtual_parent.mdev]\ntypes = [{ id = \"mtty-1\" }]\n";
 
+/// The FAILED column of the table row that starts with `label`, and its count column.
+fn bench_row(out: &str, label: &str) -> (u64, u64) {
+    let row =
+        out.lines().map(str::trim).find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label} row: {out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let num = |s: &str| s.parse().unwrap_or_else(|_| panic!("not a number in {row:?}"));
+    (num(cols[2]), num(cols[cols.len() - 1]))
+}
+
+#[test]
+fn bench_verbs_drive_a_real_agent() {
+    const MDEV: &str = "0b6a5e2c-8d1f-4b9e-9c3a-2f4e6d8a0b1c";
+    let h = host(&format!("{MTTY}[[mdev]]\nuuid = \"{MDEV}\"\nparent = \"mtty\"\ntype = \"mtty-1\"\n"));
+    let dir = tempfile::tempdir().expect("dir");
+    let (tokens, secret) = files(dir.path());
+    let agent = start(h.mounted.path(), &dir.path().join("state"), &tokens);
+    let (secret, root) = (secret.to_str().expect("path"), h.mounted.path().to_str().expect("path"));
+    let remote =
+        |args: &[&str]| devmig(&[&["--agent", agent.url.as_str(), "--token-file", secret, "bench"], args].concat());
+
+    let o = remote(&[
+        "agent",
+        "--version",
+        "mtty-v1-0.1.0-mtty-1",
+        "--device",
+        MDEV,
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+        "--baseline-root",
+        root,
+        "--rounds",
+        "2",
+        "--per-round",
+        "3",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let (checks, failed) = bench_row(&out, "2 clients");
+    assert!(checks > 0 && failed == 0, "{out}");
+    assert!(out.contains("2 rounds of 3 of each") && out.contains("the agent's own overhead"), "{out}");
+
+    let o = remote(&[
+        "claims",
+        "--version",
+        "mtty-v1-0.1.0-mtty-1",
+        "--type",
+        "mtty/mtty-1",
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let (claims, failed) = bench_row(&out, "2 clients");
+    assert!(claims > 0 && failed == 0, "{out}");
+    // Every claim was released: the type has all its instances back.
+    let left = std::fs::read_to_string(
+        h.mounted.path().join("sys/class/mdev_bus/mtty/mdev_supported_types/mtty-1/available_instances"),
+    );
+    assert_eq!(left.expect("available_instances").trim(), "23", "one port is the pre-created mdev's");
+
+    // An incompatible verdict is an answered check; an https:// agent is refused with a reason.
+    let o =
+        remote(&["agent", "--version", "mtty-v1-0.1.0-mtty-2", "--device", MDEV, "--clients", "1", "--seconds", "1"]);
+    assert_eq!(o.status.code(), Some(0));
+    let (checks, failed) = bench_row(&stdout(&o), "1 clients");
+    assert!(checks > 0 && failed == 0, "an incompatible verdict is still an answered check: {}", stdout(&o));
+    let o = devmig(&[
+        "--agent",
+        "https://127.0.0.1:1",
+        "--token-file",
+        secret,
+        "bench",
+        "claims",
+        "--version",
+        "v",
+        "--type",
+        "mtty/mtty-1",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("https://"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn post_claim(client: &reqwest::blocking::Client, url: &str, i: usize) -> Option<(u16, Value)> {
     let body = json!({"migration_id": format!("storm-{i}"), "source_version": "mtty-v1-0.1.0-mtty-1", "target": {"type": "mtty/mtty-1"}, "ttl_seconds": 3600});
     let res = client.post(format!("{url}/api/v1/claims")).bearer_auth(ADMIN).json(&body).send().ok()?;
