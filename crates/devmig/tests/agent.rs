@@ -193,45 +193,23 @@ fn bench_verbs_drive_a_real_agent() {
     let (tokens, secret) = files(dir.path());
     let agent = start(h.mounted.path(), &dir.path().join("state"), &tokens);
     let (secret, root) = (secret.to_str().expect("path"), h.mounted.path().to_str().expect("path"));
-    let remote =
-        |args: &[&str]| devmig(&[&["--agent", agent.url.as_str(), "--token-file", secret, "bench"], args].concat());
+    // `devmig --agent URL --token-file S bench ARGS` (space-separated): its stdout, once it succeeded.
+    let bench = |args: &str| {
+        let fixed = ["--agent", agent.url.as_str(), "--token-file", secret, "bench"];
+        let o = devmig(&fixed.into_iter().chain(args.split_whitespace()).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(0), "{args}: {}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+    let version = "--version mtty-v1-0.1.0-mtty-1";
 
-    let o = remote(&[
-        "agent",
-        "--version",
-        "mtty-v1-0.1.0-mtty-1",
-        "--device",
-        MDEV,
-        "--clients",
-        "2",
-        "--seconds",
-        "1",
-        "--baseline-root",
-        root,
-        "--rounds",
-        "2",
-        "--per-round",
-        "3",
-    ]);
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let out = bench(&format!(
+        "agent {version} --device {MDEV} --clients 2 --seconds 1 --baseline-root {root} --rounds 2 --per-round 3"
+    ));
     let (checks, failed) = bench_row(&out, "2 clients");
     assert!(checks > 0 && failed == 0, "{out}");
     assert!(out.contains("2 rounds of 3 of each") && out.contains("the agent's own overhead"), "{out}");
 
-    let o = remote(&[
-        "claims",
-        "--version",
-        "mtty-v1-0.1.0-mtty-1",
-        "--type",
-        "mtty/mtty-1",
-        "--clients",
-        "2",
-        "--seconds",
-        "1",
-    ]);
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let out = bench(&format!("claims {version} --type mtty/mtty-1 --clients 2 --seconds 1"));
     let (claims, failed) = bench_row(&out, "2 clients");
     assert!(claims > 0 && failed == 0, "{out}");
     // Every claim was released: the type has all its instances back.
@@ -241,11 +219,9 @@ fn bench_verbs_drive_a_real_agent() {
     assert_eq!(left.expect("available_instances").trim(), "23", "one port is the pre-created mdev's");
 
     // An incompatible verdict is an answered check; an https:// agent is refused with a reason.
-    let o =
-        remote(&["agent", "--version", "mtty-v1-0.1.0-mtty-2", "--device", MDEV, "--clients", "1", "--seconds", "1"]);
-    assert_eq!(o.status.code(), Some(0));
-    let (checks, failed) = bench_row(&stdout(&o), "1 clients");
-    assert!(checks > 0 && failed == 0, "an incompatible verdict is still an answered check: {}", stdout(&o));
+    let out = bench(&format!("agent --version mtty-v1-0.1.0-mtty-2 --device {MDEV} --clients 1 --seconds 1"));
+    let (checks, failed) = bench_row(&out, "1 clients");
+    assert!(checks > 0 && failed == 0, "an incompatible verdict is still an answered check: {out}");
     let o = devmig(&[
         "--agent",
         "https://127.0.0.1:1",
