@@ -86,6 +86,17 @@ pub fn mount_with(host: Host, path: &Path, options: &MountOptions) -> Result<Mou
         Some(data.as_str()),
     )
     .map_err(|e| SimError::Mount { what: "mounting on", path: path.into(), source: e.into() })?;
+    let served = serve(host, dev, path, options);
+    if served.is_err() {
+        // Nobody will answer this mount: do not leave it behind.
+        let _ = nix::mount::umount2(path, MntFlags::MNT_DETACH);
+    }
+    served
+}
+
+/// Starts the FUSE session for `host` on a fresh mount of `dev` at `path`.
+fn serve(host: Host, dev: std::fs::File, path: &Path, options: &MountOptions) -> Result<Mounted, SimError> {
+    let err = |what: &'static str| move |e: std::io::Error| SimError::Mount { what, path: path.into(), source: e };
     // The polling session thread reads `dev` itself; the watchdog switches it through a duplicate.
     let poll = match options.busy_poll {
         true => Some(
