@@ -12,7 +12,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,15 +92,16 @@ type Queued = (Job, Arc<AtomicU8>);
 /// The workers and their queue. One idle worker at a time polls the queue for [`WORKER_POLL`]
 /// after its last job; the others, and that one afterwards, sleep until a job wakes one of
 /// them. A job queued while a worker polls wakes nobody: at one caller at a time, no job pays
-/// for a wake-up.
+/// for a wake-up. A worker that takes a job and leaves others queued wakes a sleeper for them,
+/// so a job never waits behind another one (which may hang in the kernel).
 struct Pool {
     jobs: Sender<Queued>,
     queue: Receiver<Queued>,
     stuck: AtomicUsize,
     /// Jobs queued or running.
     in_flight: AtomicUsize,
-    /// Workers polling the queue (0 or 1).
-    polling: AtomicUsize,
+    /// Whether a worker is polling the queue.
+    polling: AtomicBool,
     /// Workers asleep on `wake`.
     asleep: Mutex<usize>,
     wake: Condvar,
@@ -127,10 +128,21 @@ impl Pool {
         }
     }
 
-    /// A worker's wait for its next job: poll when no other worker does, else sleep.
+    /// A worker's wait for its next job: poll when no other worker does, else sleep. Wakes
+    /// another worker when jobs remain queued behind the one it takes.
     fn next_job(&self) -> Queued {
+        let job = self.take_job();
+        // Pairs with the fence in `push`: jobs queued while we still counted as polling woke nobody.
+        fence(Ordering::SeqCst);
+        if !self.queue.is_empty() {
+            self.wake_one();
+        }
+        job
+    }
+
+    fn take_job(&self) -> Queued {
         loop {
-            if self.polling.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if self.polling.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 let start = Instant::now();
                 let polled = loop {
                     match self.queue.try_recv() {
@@ -139,14 +151,14 @@ impl Pool {
                         Err(_) => break None,
                     }
                 };
-                self.polling.store(0, Ordering::SeqCst);
+                self.polling.store(false, Ordering::SeqCst);
                 if let Some(q) = polled {
                     return q;
                 }
             } else if let Ok(q) = self.queue.try_recv() {
                 return q;
             }
-            // Pairs with the fence in `push`: a job queued while we still counted as polling is seen here.
+            // Pairs with the fence in `push`: a job queued while we still counted as polling is seen below.
             fence(Ordering::SeqCst);
             let mut asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
             *asleep += 1;
@@ -169,13 +181,17 @@ impl Pool {
             return Err(IoFailure::Overloaded);
         }
         fence(Ordering::SeqCst);
-        if self.polling.load(Ordering::SeqCst) == 0 {
-            let asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
-            if *asleep > 0 {
-                self.wake.notify_one();
-            }
+        if !self.polling.load(Ordering::SeqCst) {
+            self.wake_one();
         }
         Ok(())
+    }
+
+    fn wake_one(&self) {
+        let asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
+        if *asleep > 0 {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -207,7 +223,7 @@ impl SysfsIo {
             queue,
             stuck: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
-            polling: AtomicUsize::new(0),
+            polling: AtomicBool::new(false),
             asleep: Mutex::new(0),
             wake: Condvar::new(),
         });
@@ -475,6 +491,22 @@ mod tests {
             .collect();
         for c in callers {
             c.join().expect("caller");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_job_does_not_hold_up_the_job_queued_behind_it() {
+        // Two jobs queued back to back while a worker polls: the first hangs, the second must
+        // still find a worker (a sleeping one), not wait behind the hung one until it times out.
+        let io = SysfsIo::with_workers(Duration::from_secs(1), 3);
+        for round in 0..20 {
+            assert_eq!(io.run(|| 0), Ok(0), "warm-up: a worker is polling now");
+            let (release, wait) = bounded::<()>(0);
+            let hung = io.submit_guarded(move |_| wait.recv().is_err()).expect("queued");
+            let next = io.submit_guarded(|_| 7).expect("queued");
+            assert_eq!(next.wait().await, Ok(7), "round {round}: the second job waited for the hung one");
+            drop(release);
+            assert_eq!(hung.wait().await, Ok(true));
         }
     }
 
