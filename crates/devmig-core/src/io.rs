@@ -89,21 +89,26 @@ const ABANDONED: u8 = 2;
 type Job = Box<dyn FnOnce() + Send>;
 type Queued = (Job, Arc<AtomicU8>);
 
-/// The workers and their queue. One idle worker at a time polls the queue for [`WORKER_POLL`]
-/// after its last job; the others, and that one afterwards, sleep until a job wakes one of
-/// them. A job queued while a worker polls wakes nobody: at one caller at a time, no job pays
-/// for a wake-up. A worker that takes a job and leaves others queued wakes a sleeper for them,
-/// so a job never waits behind another one (which may hang in the kernel).
+/// The workers and their queue. After its job a worker polls the queue for [`SPIN`], or, when
+/// it is the one worker to finish with no job left in flight, for [`WORKER_POLL`]; then it
+/// sleeps until a job wakes it. A
+/// job queued while a worker polls wakes nobody: at one caller at a time no job pays for a
+/// wake-up, and under load recently busy workers pick jobs up. A worker that takes a job and
+/// leaves others queued wakes a sleeper for them, so a job never waits behind another one
+/// (which may hang in the kernel).
 struct Pool {
     jobs: Sender<Queued>,
     queue: Receiver<Queued>,
     stuck: AtomicUsize,
     /// Jobs queued or running.
     in_flight: AtomicUsize,
-    /// Whether a worker is polling the queue.
-    polling: AtomicBool,
-    /// Workers asleep on `wake`.
-    asleep: Mutex<usize>,
+    /// Workers polling the queue.
+    polling: AtomicUsize,
+    /// Whether a worker holds the long poll.
+    long_poll: AtomicBool,
+    /// Workers asleep on `wake` (changed under `sleep`, read without it).
+    asleep: AtomicUsize,
+    sleep: Mutex<()>,
     wake: Condvar,
 }
 
@@ -128,8 +133,8 @@ impl Pool {
         }
     }
 
-    /// A worker's wait for its next job: poll when no other worker does, else sleep. Wakes
-    /// another worker when jobs remain queued behind the one it takes.
+    /// A worker's wait for its next job: poll, then sleep. Wakes another worker when jobs
+    /// remain queued behind the one it takes.
     fn next_job(&self) -> Queued {
         let job = self.take_job();
         // Pairs with the fence in `push`: jobs queued while we still counted as polling woke nobody.
@@ -142,31 +147,35 @@ impl Pool {
 
     fn take_job(&self) -> Queued {
         loop {
-            if self.polling.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                let start = Instant::now();
-                let polled = loop {
-                    match self.queue.try_recv() {
-                        Ok(q) => break Some(q),
-                        Err(_) if start.elapsed() < WORKER_POLL => std::thread::yield_now(),
-                        Err(_) => break None,
-                    }
-                };
-                self.polling.store(false, Ordering::SeqCst);
-                if let Some(q) = polled {
-                    return q;
+            // The long poll is for a lone caller's next job; under load it would only take CPU.
+            let long = self.in_flight.load(Ordering::Acquire) == 0
+                && self.long_poll.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok();
+            let window = if long { WORKER_POLL } else { SPIN };
+            self.polling.fetch_add(1, Ordering::SeqCst);
+            let start = Instant::now();
+            let polled = loop {
+                match self.queue.try_recv() {
+                    Ok(q) => break Some(q),
+                    Err(_) if start.elapsed() < window => std::thread::yield_now(),
+                    Err(_) => break None,
                 }
-            } else if let Ok(q) = self.queue.try_recv() {
+            };
+            self.polling.fetch_sub(1, Ordering::SeqCst);
+            if long {
+                self.long_poll.store(false, Ordering::Release);
+            }
+            if let Some(q) = polled {
                 return q;
             }
-            // Pairs with the fence in `push`: a job queued while we still counted as polling is seen below.
+            let mut held = self.sleep.lock().unwrap_or_else(|p| p.into_inner());
+            self.asleep.fetch_add(1, Ordering::SeqCst);
+            // Pairs with the fence in `push`: either it sees us asleep, or we see its job.
             fence(Ordering::SeqCst);
-            let mut asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
-            *asleep += 1;
             while self.queue.is_empty() {
-                asleep = self.wake.wait(asleep).unwrap_or_else(|p| p.into_inner());
+                held = self.wake.wait(held).unwrap_or_else(|p| p.into_inner());
             }
-            *asleep -= 1;
-            drop(asleep);
+            self.asleep.fetch_sub(1, Ordering::SeqCst);
+            drop(held);
             if let Ok(q) = self.queue.try_recv() {
                 return q;
             }
@@ -181,15 +190,17 @@ impl Pool {
             return Err(IoFailure::Overloaded);
         }
         fence(Ordering::SeqCst);
-        if !self.polling.load(Ordering::SeqCst) {
+        if self.polling.load(Ordering::SeqCst) == 0 {
             self.wake_one();
         }
         Ok(())
     }
 
+    /// Wakes one sleeping worker, if any (no lock taken when none sleeps).
     fn wake_one(&self) {
-        let asleep = self.asleep.lock().unwrap_or_else(|p| p.into_inner());
-        if *asleep > 0 {
+        if self.asleep.load(Ordering::SeqCst) > 0 {
+            // Taking the lock waits for a worker between counting itself and sleeping.
+            let _held = self.sleep.lock().unwrap_or_else(|p| p.into_inner());
             self.wake.notify_one();
         }
     }
@@ -223,8 +234,10 @@ impl SysfsIo {
             queue,
             stuck: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
-            polling: AtomicBool::new(false),
-            asleep: Mutex::new(0),
+            polling: AtomicUsize::new(0),
+            long_poll: AtomicBool::new(false),
+            asleep: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
         for _ in 0..workers.max(1) {
@@ -325,9 +338,10 @@ impl SysfsIo {
     }
 }
 
-/// How long a thread polls (yielding the CPU) before it parks. Waking a
-/// parked thread costs tens of microseconds on small VMs, several times the
-/// sysfs syscalls themselves; a short poll keeps back-to-back operations cheap.
+/// How long a thread polls (yielding the CPU) before it parks: a blocking caller for its
+/// result, a worker for its next job. Waking a parked thread costs tens of microseconds on
+/// small VMs, several times the sysfs syscalls themselves; a short poll keeps back-to-back
+/// operations cheap.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// How long the polling worker polls the queue after its last job before it sleeps: longer
