@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 /// How long the polling thread keeps polling after the last request.
-pub(crate) const WINDOW: Duration = Duration::from_micros(200);
+const WINDOW: Duration = Duration::from_micros(200);
 
 /// How often, while polling, the watchdog measures the session threads' run-queue wait.
 const CONTENTION_PERIOD: Duration = Duration::from_millis(5);

@@ -70,7 +70,7 @@ pub fn mount(host: Host, path: &Path) -> Result<Mounted, SimError> {
 /// Mounts `host` on `path` (an existing directory). Needs root (CAP_SYS_ADMIN) and /dev/fuse.
 pub fn mount_with(host: Host, path: &Path, options: &MountOptions) -> Result<Mounted, SimError> {
     detach_stale(path)?;
-    let err = |what: &'static str| move |e: std::io::Error| SimError::Mount { what, path: path.into(), source: e };
+    let err = |what| mount_error(what, path);
     let dev = OpenOptions::new()
         .read(true)
         .write(true)
@@ -94,16 +94,20 @@ pub fn mount_with(host: Host, path: &Path, options: &MountOptions) -> Result<Mou
     served
 }
 
+/// Turns an I/O error into "`what` `path`: error".
+fn mount_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> SimError + 'p {
+    move |source| SimError::Mount { what, path: path.into(), source }
+}
+
 /// Starts the FUSE session for `host` on a fresh mount of `dev` at `path`.
 fn serve(host: Host, dev: std::fs::File, path: &Path, options: &MountOptions) -> Result<Mounted, SimError> {
-    let err = |what: &'static str| move |e: std::io::Error| SimError::Mount { what, path: path.into(), source: e };
+    let err = |what| mount_error(what, path);
     // The polling session thread reads `dev` itself; the watchdog switches it through a duplicate.
-    let poll = match options.busy_poll {
-        true => Some(
-            BusyPoll::start(dev.try_clone().map_err(err("duplicating /dev/fuse for"))?.into())
-                .map_err(err("starting the polling watchdog for"))?,
-        ),
-        false => None,
+    let poll = if options.busy_poll {
+        let duplicate = dev.try_clone().map_err(err("duplicating /dev/fuse for"))?;
+        Some(BusyPoll::start(duplicate.into()).map_err(err("starting the polling watchdog for"))?)
+    } else {
+        None
     };
     let host = Arc::new(Mutex::new(host));
     let parked = Arc::new(Parked::default());
