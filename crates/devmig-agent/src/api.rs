@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::AgentError;
 use crate::service::{Agent, ClaimRequest};
-use crate::tokens::{Scope, Tokens};
+use crate::tokens::{Denied, Scope, Tokens};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -340,16 +340,10 @@ fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
 async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, AgentError> {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let Some(scope) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AgentError::Unauthorized)?;
-    let (name, have) = state.tokens.authorize(presented.as_bytes()).ok_or(AgentError::Unauthorized)?;
-    if !have.allows(scope) {
-        return Err(AgentError::Forbidden);
-    }
+    let name = state.tokens.admit(req.headers(), scope).map_err(|denied| match denied {
+        Denied::NoToken | Denied::UnknownToken => AgentError::Unauthorized,
+        Denied::Forbidden(_) => AgentError::Forbidden,
+    })?;
     req.extensions_mut().insert(Caller(name.to_string()));
     Ok(next.run(req).await)
 }

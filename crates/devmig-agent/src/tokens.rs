@@ -1,6 +1,7 @@
 //! Bearer tokens from a file, each with a scope, compared in constant time.
 use std::path::Path;
 
+use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -39,6 +40,17 @@ struct TokenEntry {
 #[serde(deny_unknown_fields)]
 struct TokenFile {
     token: Vec<TokenEntry>,
+}
+
+/// Why a request's bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No `Authorization: Bearer ...` header.
+    NoToken,
+    /// A token that is not in the file.
+    UnknownToken,
+    /// A known token whose scope does not allow the route, which needs this one.
+    Forbidden(Scope),
 }
 
 /// The accepted tokens.
@@ -84,6 +96,17 @@ impl Tokens {
             }
         }
         found
+    }
+
+    /// The caller's name, when `headers` carry a bearer token whose scope allows `needed`.
+    pub fn admit(&self, headers: &HeaderMap, needed: Scope) -> Result<&str, Denied> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(Denied::NoToken)?;
+        let (name, have) = self.authorize(presented.as_bytes()).ok_or(Denied::UnknownToken)?;
+        if have.allows(needed) { Ok(name) } else { Err(Denied::Forbidden(needed)) }
     }
 }
 

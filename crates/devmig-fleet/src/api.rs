@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
 use devmig_agent::api::{RouteDoc, method_name, openapi_document};
-use devmig_agent::{HostReport, Scope, Tokens};
+use devmig_agent::{Denied, HostReport, Scope, Tokens};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -192,17 +192,11 @@ fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
 async fn authorize(State(state): State<FleetState>, req: Request, next: Next) -> Result<Response, FleetError> {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let Some(needed) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| FleetError::Unauthorized("a bearer token is required".into()))?;
-    let (_, have) =
-        state.tokens.authorize(presented.as_bytes()).ok_or_else(|| FleetError::Unauthorized("unknown token".into()))?;
-    if !have.allows(needed) {
-        return Err(FleetError::Forbidden(format!("this route needs a {needed:?} token").to_lowercase()));
-    }
+    state.tokens.admit(req.headers(), needed).map_err(|denied| match denied {
+        Denied::NoToken => FleetError::Unauthorized("a bearer token is required".into()),
+        Denied::UnknownToken => FleetError::Unauthorized("unknown token".into()),
+        Denied::Forbidden(scope) => FleetError::Forbidden(format!("this route needs a {scope:?} token").to_lowercase()),
+    })?;
     Ok(next.run(req).await)
 }
 
