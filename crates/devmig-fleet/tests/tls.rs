@@ -3,7 +3,6 @@
 //! that require one.
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,44 +13,11 @@ use devmig_fleet::placement::{PlacementRequest, SourceRef};
 use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec};
 use devmig_vendors::{Catalog, Registry};
 
-/// A CA, a server certificate for 127.0.0.1, a client certificate: [ca, cert, key, client, client key].
-fn pki(dir: &Path) -> [PathBuf; 5] {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server");
-    let client_key = KeyPair::generate().expect("key");
-    let client = CertificateParams::new(vec!["devmig".to_string()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client");
-    [
-        ("ca.pem", ca.pem()),
-        ("server.pem", server.pem()),
-        ("server.key", server_key.serialize_pem()),
-        ("client.pem", client.pem()),
-        ("client.key", client_key.serialize_pem()),
-    ]
-    .map(|(f, pem)| {
-        let p = dir.join(f);
-        std::fs::write(&p, pem).expect("write");
-        p
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fleet_and_agents_speak_mtls_both_ways() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
-    let [ca, cert, key, client_cert, client_key] = pki(dir.path());
+    let [ca, cert, key, client_cert, client_key] = devmig_testkit::pki(dir.path(), "fleet");
     let server = TlsFiles { cert, key, client_ca: Some(ca.clone()) }.server_config().expect("server tls");
     let client_tls = ClientTls { ca_file: ca, client_cert: Some(client_cert), client_key: Some(client_key) };
 

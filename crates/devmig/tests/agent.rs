@@ -327,46 +327,13 @@ fn kill_9_during_a_claim_storm_loses_and_doubles_nothing() {
     }
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
-fn pki(dir: &Path, name: &str) -> [PathBuf; 5] {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server");
-    let client_key = KeyPair::generate().expect("key");
-    let client = CertificateParams::new(vec!["nova-conductor".to_string()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client");
-    let files = [
-        (format!("{name}-ca.pem"), ca.pem()),
-        (format!("{name}-server.pem"), server.pem()),
-        (format!("{name}-server.key"), server_key.serialize_pem()),
-        (format!("{name}-client.pem"), client.pem()),
-        (format!("{name}-client.key"), client_key.serialize_pem()),
-    ];
-    files.map(|(f, pem)| {
-        let p = dir.join(f);
-        std::fs::write(&p, pem).expect("write");
-        p
-    })
-}
-
 #[test]
 fn tls_and_client_certificates() {
     let h = host(devmig_simfs::spec::EXAMPLE_HOST_B);
     let dir = tempfile::tempdir().expect("dir");
     let (tokens, secret) = files(dir.path());
-    let [ca, cert, key, client, client_key] = pki(dir.path(), "lab");
-    let [other_ca, ..] = pki(dir.path(), "other");
+    let [ca, cert, key, client, client_key] = devmig_testkit::pki(dir.path(), "lab");
+    let [other_ca, ..] = devmig_testkit::pki(dir.path(), "other");
     let s = |p: &PathBuf| p.to_str().expect("path").to_string();
     let agent = start_with(
         h.mounted.path(),
