@@ -152,14 +152,7 @@ impl Pool {
                 && self.long_poll.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok();
             let window = if long { WORKER_POLL } else { SPIN };
             self.polling.fetch_add(1, Ordering::SeqCst);
-            let start = Instant::now();
-            let polled = loop {
-                match self.queue.try_recv() {
-                    Ok(q) => break Some(q),
-                    Err(_) if start.elapsed() < window => std::thread::yield_now(),
-                    Err(_) => break None,
-                }
-            };
+            let polled = poll_for(window, || self.queue.try_recv().ok());
             self.polling.fetch_sub(1, Ordering::SeqCst);
             if long {
                 self.long_poll.store(false, Ordering::Release);
@@ -358,15 +351,27 @@ const AWAIT_POLL: Duration = Duration::from_micros(150);
 /// `None` when the timeout passed or the channel closed.
 fn spin_then_recv<T>(rx: &Receiver<T>, timeout: Duration) -> Option<T> {
     let start = Instant::now();
+    let polled = poll_for(SPIN, || match rx.try_recv() {
+        Ok(v) => Some(Some(v)),
+        Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
+        Err(crossbeam_channel::TryRecvError::Empty) => None,
+    });
+    polled.unwrap_or_else(|| rx.recv_timeout(timeout.saturating_sub(start.elapsed())).ok())
+}
+
+/// Calls `attempt` until it returns something or `window` has passed, yielding the CPU
+/// between calls.
+fn poll_for<T>(window: Duration, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
     loop {
-        match rx.try_recv() {
-            Ok(v) => return Some(v),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-            Err(crossbeam_channel::TryRecvError::Empty) if start.elapsed() < SPIN => std::thread::yield_now(),
-            Err(crossbeam_channel::TryRecvError::Empty) => break,
+        if let Some(v) = attempt() {
+            return Some(v);
         }
+        if start.elapsed() >= window {
+            return None;
+        }
+        std::thread::yield_now();
     }
-    rx.recv_timeout(timeout.saturating_sub(start.elapsed())).ok()
 }
 
 /// A job on the pool whose result an async caller awaits.
@@ -384,13 +389,13 @@ impl<R> Submitted<R> {
     pub async fn wait(mut self) -> Result<R, IoFailure> {
         // Jobs stuck past their deadline stay in flight until the kernel returns; they do not count.
         if self.io.pool.in_flight.load(Ordering::Acquire).saturating_sub(self.io.stuck()) <= 1 {
-            let start = Instant::now();
-            while start.elapsed() < AWAIT_POLL.min(self.io.timeout) {
-                match self.rx.try_recv() {
-                    Ok(r) => return Ok(r),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => std::thread::yield_now(),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(IoFailure::Overloaded),
-                }
+            let polled = poll_for(AWAIT_POLL.min(self.io.timeout), || match self.rx.try_recv() {
+                Ok(r) => Some(Ok(r)),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(IoFailure::Overloaded)),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+            });
+            if let Some(result) = polled {
+                return result;
             }
         }
         match tokio::time::timeout(self.io.timeout, &mut self.rx).await {
