@@ -340,11 +340,11 @@ fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
 async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, AgentError> {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let Some(scope) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
-    let name = state.tokens.admit(req.headers(), scope).map_err(|denied| match denied {
+    let caller = state.tokens.admit(req.headers(), scope).map_err(|denied| match denied {
         Denied::NoToken | Denied::UnknownToken => AgentError::Unauthorized,
         Denied::Forbidden(_) => AgentError::Forbidden,
     })?;
-    req.extensions_mut().insert(Caller(name.to_string()));
+    req.extensions_mut().insert(Caller(caller.name.clone()));
     Ok(next.run(req).await)
 }
 

@@ -19,4 +19,4 @@ pub use fleet_link::FleetLink;
 pub use report::{DeviceRecord, HostReport};
 pub use server::{AgentConfig, run};
 pub use service::{Agent, AgentOptions, ClaimRequest, ClaimTarget};
-pub use tokens::{Denied, Scope, Tokens};
+pub use tokens::{Caller, Denied, Scope, Tokens, valid_host_name};

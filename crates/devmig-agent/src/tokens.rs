@@ -1,9 +1,11 @@
-//! Bearer tokens from a file, each with a scope, compared in constant time.
+//! Bearer tokens from a file, each with a scope (and, for `report` tokens, the one host it
+//! may report), looked up by their SHA-256 digest.
+use std::collections::HashMap;
 use std::path::Path;
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -13,7 +15,7 @@ pub enum Scope {
     Read,
     /// Everything, including checks (they write to sysfs) and claims.
     Admin,
-    /// Only pushing host reports to the fleet (what agents hold).
+    /// Only pushing the report of the one host the token is bound to (what agents hold).
     Report,
 }
 
@@ -34,6 +36,8 @@ struct TokenEntry {
     name: String,
     scope: Scope,
     secret: String,
+    #[serde(default)]
+    host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,31 +57,83 @@ pub enum Denied {
     Forbidden(Scope),
 }
 
+/// Who presented a token: its name, scope and (for a report token) the host it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name in the file.
+    pub name: String,
+    /// Its scope.
+    pub scope: Scope,
+    /// The one host a report token may report.
+    pub host: Option<String>,
+}
+
 /// The accepted tokens.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    entries: Vec<(String, Scope, Vec<u8>)>,
+    /// By the SHA-256 digest of the secret: a lookup whose timing says nothing about the secret,
+    /// and as cheap for 100,000 per-host tokens as for three.
+    by_digest: HashMap<[u8; 32], Caller>,
+}
+
+fn digest(secret: &[u8]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+/// A host name as agents report it and `HOST:DEVICE` names it: 1..253 of `[A-Za-z0-9._-]`,
+/// starting with a letter or digit (so never `.`, `..` or `-`).
+pub fn valid_host_name(h: &str) -> bool {
+    h.len() <= 253
+        && h.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl Tokens {
-    /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`|`report`) and `secret` (>= 16 chars).
+    /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`|`report`),
+    /// `secret` (>= 16 printable characters) and, for `report` tokens (only for them), `host`.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
         let file: TokenFile =
             toml::from_str(text).map_err(|e| format!("token file {origin}: {}", e.to_string().trim()))?;
-        let mut entries = Vec::new();
-        for (i, t) in file.token.into_iter().enumerate() {
-            if t.secret.len() < 16 || !t.secret.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!("token file {origin}: token[{i}].secret must be at least 16 printable characters"));
+        let entries = file.token.into_iter().map(|t| (t.name, t.scope, t.host, t.secret));
+        Self::from_entries(entries).map_err(|e| format!("token file {origin}: {e}"))
+    }
+
+    /// Builds the tokens from `(name, scope, host, secret)` entries, validated as a file's are.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (String, Scope, Option<String>, String)>,
+    ) -> Result<Self, String> {
+        let mut by_digest = HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, (name, scope, host, secret)) in entries.into_iter().enumerate() {
+            if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!("token[{i}].secret must be at least 16 printable characters"));
             }
-            if entries.iter().any(|(n, _, _)| *n == t.name) {
-                return Err(format!("token file {origin}: token[{i}].name {:?} is listed twice", t.name));
+            match (scope, &host) {
+                (Scope::Report, None) => {
+                    return Err(format!(
+                        "token[{i}] ({name:?}) has scope report and no host: a report token is bound to the one \
+                         host it reports (host = \"...\")"
+                    ));
+                }
+                (Scope::Report, Some(h)) if !valid_host_name(h) => {
+                    return Err(format!("token[{i}].host {h:?} is not a valid host name"));
+                }
+                (Scope::Read | Scope::Admin, Some(_)) => {
+                    return Err(format!("token[{i}] ({name:?}): only report tokens are bound to a host"));
+                }
+                _ => {}
             }
-            entries.push((t.name, t.scope, t.secret.into_bytes()));
+            if !names.insert(name.clone()) {
+                return Err(format!("token[{i}].name {name:?} is listed twice"));
+            }
+            if by_digest.insert(digest(secret.as_bytes()), Caller { name: name.clone(), scope, host }).is_some() {
+                return Err(format!("token[{i}] ({name:?}) has the secret of another token"));
+            }
         }
-        if entries.is_empty() {
-            return Err(format!("token file {origin}: no [[token]] entries"));
+        if by_digest.is_empty() {
+            return Err("no [[token]] entries".into());
         }
-        Ok(Tokens { entries })
+        Ok(Tokens { by_digest })
     }
 
     /// Reads a token file.
@@ -86,27 +142,33 @@ impl Tokens {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// The name and scope of the token `presented`, comparing against every token in constant time.
-    pub fn authorize(&self, presented: &[u8]) -> Option<(&str, Scope)> {
-        let mut found = None;
-        for (name, scope, secret) in &self.entries {
-            // No early exit: every comparison runs, whatever matched.
-            if bool::from(secret.as_slice().ct_eq(presented)) {
-                found = Some((name.as_str(), *scope));
-            }
-        }
-        found
+    /// How many tokens there are.
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
     }
 
-    /// The caller's name, when `headers` carry a bearer token whose scope allows `needed`.
-    pub fn admit(&self, headers: &HeaderMap, needed: Scope) -> Result<&str, Denied> {
+    /// Whether there are none (never, for tokens built by this module).
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    /// Who holds the token `presented`, if anyone.
+    pub fn authorize(&self, presented: &[u8]) -> Option<&Caller> {
+        self.by_digest.get(&digest(presented))
+    }
+
+    /// The caller, when `headers` carry a bearer token (the scheme's case does not matter)
+    /// whose scope allows `needed`.
+    pub fn admit(&self, headers: &HeaderMap, needed: Scope) -> Result<&Caller, Denied> {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or(Denied::NoToken)?;
-        let (name, have) = self.authorize(presented.as_bytes()).ok_or(Denied::UnknownToken)?;
-        if have.allows(needed) { Ok(name) } else { Err(Denied::Forbidden(needed)) }
+        let caller = self.authorize(presented.as_bytes()).ok_or(Denied::UnknownToken)?;
+        if caller.scope.allows(needed) { Ok(caller) } else { Err(Denied::Forbidden(needed)) }
     }
 }
 
@@ -114,23 +176,62 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    fn who(t: &Tokens, secret: &[u8]) -> Option<(String, Scope, Option<String>)> {
+        t.authorize(secret).map(|c| (c.name.clone(), c.scope, c.host.clone()))
+    }
+
     #[test]
     fn tokens_map_to_scopes_and_bad_files_say_why() {
         let t = Tokens::from_toml(
-            "[[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"0123456789abcdef\"\n[[token]]\nname = \"mon\"\nscope = \"read\"\nsecret = \"fedcba9876543210\"\n",
+            "[[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"0123456789abcdef\"\n[[token]]\nname = \"mon\"\nscope = \"read\"\nsecret = \"fedcba9876543210\"\n\
+             [[token]]\nname = \"c1\"\nscope = \"report\"\nhost = \"compute-1\"\nsecret = \"report-compute-1-x\"\n",
             "t",
         )
         .expect("valid");
-        assert_eq!(t.authorize(b"0123456789abcdef"), Some(("nova", Scope::Admin)));
-        assert_eq!(t.authorize(b"fedcba9876543210"), Some(("mon", Scope::Read)));
-        assert_eq!(t.authorize(b"0123456789abcdeg"), None);
-        assert_eq!(t.authorize(b""), None);
+        assert_eq!(who(&t, b"0123456789abcdef"), Some(("nova".into(), Scope::Admin, None)));
+        assert_eq!(who(&t, b"fedcba9876543210"), Some(("mon".into(), Scope::Read, None)));
+        assert_eq!(who(&t, b"report-compute-1-x"), Some(("c1".into(), Scope::Report, Some("compute-1".into()))));
+        assert_eq!(who(&t, b"0123456789abcdeg"), None);
+        assert_eq!(who(&t, b""), None);
         let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"admin\"\nsecret = \"short\"\n", "t")
             .expect_err("short");
         assert!(e.contains("token[0].secret"), "{e}");
         let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"root\"\nsecret = \"0123456789abcdef\"\n", "t")
             .expect_err("scope");
         assert!(e.contains("root"), "{e}");
+    }
+
+    #[test]
+    fn report_tokens_are_bound_to_one_valid_host_and_only_they_are() {
+        let unbound = "[[token]]\nname = \"agents\"\nscope = \"report\"\nsecret = \"0123456789abcdef\"\n";
+        let e = Tokens::from_toml(unbound, "t").expect_err("unbound report token");
+        assert!(e.contains("bound to the one host"), "{e}");
+        for bad in [".", "..", "-", "a/b", "a b", ""] {
+            let text = format!(
+                "[[token]]\nname = \"a\"\nscope = \"report\"\nhost = \"{bad}\"\nsecret = \"0123456789abcdef\"\n"
+            );
+            assert!(Tokens::from_toml(&text, "t").is_err(), "host {bad:?} accepted");
+        }
+        let admin_with_host =
+            "[[token]]\nname = \"a\"\nscope = \"admin\"\nhost = \"h1\"\nsecret = \"0123456789abcdef\"\n";
+        assert!(Tokens::from_toml(admin_with_host, "t").expect_err("admin host").contains("only report tokens"));
+        let same_secret = "[[token]]\nname = \"a\"\nscope = \"read\"\nsecret = \"0123456789abcdef\"\n\
+                           [[token]]\nname = \"b\"\nscope = \"admin\"\nsecret = \"0123456789abcdef\"\n";
+        assert!(Tokens::from_toml(same_secret, "t").expect_err("same secret").contains("secret of another"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let t = Tokens::from_toml("[[token]]\nname = \"n\"\nscope = \"read\"\nsecret = \"0123456789abcdef\"\n", "t")
+            .expect("valid");
+        for value in ["Bearer 0123456789abcdef", "bearer 0123456789abcdef", "BEARER 0123456789abcdef"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().expect("header"));
+            assert_eq!(t.admit(&h, Scope::Read).map(|c| c.name.as_str()), Ok("n"), "{value}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Basic 0123456789abcdef".parse().expect("header"));
+        assert_eq!(t.admit(&h, Scope::Read), Err(Denied::NoToken));
     }
 
     #[test]
@@ -148,6 +249,9 @@ mod tests {
         let fleet =
             Tokens::from_toml(include_str!("../../../packaging/fleet-tokens.toml"), "packaging/fleet-tokens.toml")
                 .expect("fleet tokens");
-        assert_eq!(fleet.authorize(b"CHANGE-ME-agents-report-secret"), Some(("agents", Scope::Report)));
+        assert_eq!(
+            who(&fleet, b"CHANGE-ME-compute-1-report-secret"),
+            Some(("compute-1".into(), Scope::Report, Some("compute-1".into())))
+        );
     }
 }

@@ -1,16 +1,17 @@
 //! The fleet's REST API under `/api/v1`, behind bearer tokens (`report` for agents pushing,
 //! `read` for queries, `admin` for placements and evacuations).
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use devmig_agent::api::{RouteDoc, method_name, openapi_document};
-use devmig_agent::{Denied, HostReport, Scope, Tokens};
+use devmig_agent::{Caller, Denied, HostReport, Scope, Tokens, valid_host_name};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -81,10 +82,21 @@ fn routes() -> Vec<FleetRoute> {
             Some(report_body),
             &[
                 (200, "applied, unchanged or stale (outcome)"),
-                (400, "malformed report, ids or host"),
+                (400, "malformed report, ids, host, URL, or a generation outside the fleet's clock window"),
+                (403, "the token is bound to another host"),
+                (409, "the report moves the host's agent URL: an operator must forget the host first"),
                 (413, "body too large"),
             ],
             || put(put_report),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/hosts/{host}",
+            Some(Scope::Admin),
+            "forgets a host and its devices (its next report registers it anew, at the URL it then gives)",
+            None,
+            &[(200, "forgotten"), (404, "unknown host")],
+            || delete(forget_host),
         ),
         r(
             "GET",
@@ -192,42 +204,103 @@ fn needed_scope(method: &Method, path: &str) -> Option<Scope> {
 async fn authorize(State(state): State<FleetState>, req: Request, next: Next) -> Result<Response, FleetError> {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let Some(needed) = needed_scope(req.method(), &path) else { return Ok(next.run(req).await) };
-    state.tokens.admit(req.headers(), needed).map_err(|denied| match denied {
+    let caller = state.tokens.admit(req.headers(), needed).map_err(|denied| match denied {
         Denied::NoToken => FleetError::Unauthorized("a bearer token is required".into()),
         Denied::UnknownToken => FleetError::Unauthorized("unknown token".into()),
         Denied::Forbidden(scope) => FleetError::Forbidden(format!("this route needs a {scope:?} token").to_lowercase()),
     })?;
+    let caller = caller.clone();
+    let mut req = req;
+    req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, FleetError> {
-    b.map(|Json(v)| v).map_err(|e| FleetError::BadRequest(e.body_text()))
+    b.map(|Json(v)| v).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            FleetError::TooLarge(format!("the body is larger than {BODY_LIMIT} bytes"))
+        } else {
+            FleetError::BadRequest(e.body_text())
+        }
+    })
 }
 
 fn to_json(v: impl serde::Serialize) -> Result<Json<Value>, FleetError> {
     serde_json::to_value(v).map(Json).map_err(|e| FleetError::Internal(e.to_string()))
 }
 
-/// A host name as agents and `HOST:DEVICE` use it.
-pub fn valid_host_name(h: &str) -> bool {
-    !h.is_empty() && h.len() <= 253 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+/// How far a report's generation (nanoseconds since the epoch, as agents make them) may be from
+/// the fleet's clock: a generation far in the future would lock the host's real reports out.
+pub const GENERATION_WINDOW: Duration = Duration::from_secs(600);
+
+/// Refuses a generation outside [`GENERATION_WINDOW`] around `now_ms`.
+pub fn check_generation(generation: u64, now_ms: i64) -> Result<(), FleetError> {
+    let now_ns = i128::from(now_ms) * 1_000_000;
+    let skew_s = (i128::from(generation) - now_ns) / 1_000_000_000;
+    let window_s = i128::from(GENERATION_WINDOW.as_secs());
+    if skew_s.abs() > window_s {
+        let side = if skew_s > 0 { "ahead of" } else { "behind" };
+        return Err(FleetError::BadRequest(format!(
+            "generation {generation} is {} s {side} the fleet's clock (at most {window_s} s): generations are \
+             nanoseconds since the epoch; check the agent's clock",
+            skew_s.abs()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an agent URL the fleet must not send its credentials to: anything but an absolute
+/// `http://` or `https://` URL with a host, no user info, query or fragment, no path beyond
+/// `/`, at most 2048 characters, and no control characters or spaces anywhere.
+pub fn check_agent_url(url: &str) -> Result<(), FleetError> {
+    let bad = |why: &str| FleetError::BadRequest(format!("url {url:?}: {why}"));
+    if url.len() > 2048 {
+        return Err(bad("longer than 2048 characters"));
+    }
+    if url.bytes().any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii()) {
+        return Err(bad("control characters, spaces and non-ASCII characters are not allowed"));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("must be http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("must not carry user info"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !matches!(parsed.path(), "" | "/") {
+        return Err(bad("must be the agent's base URL (no path, query or fragment)"));
+    }
+    Ok(())
 }
 
 async fn put_report(
     State(s): State<FleetState>,
+    caller: axum::Extension<Caller>,
     Path(host): Path<String>,
     b: Result<Json<HostReport>, JsonRejection>,
 ) -> Result<Response, FleetError> {
-    let report = body(b)?;
-    if !valid_host_name(&host) || report.host != host {
+    if !valid_host_name(&host) {
         return Err(FleetError::BadRequest(format!(
-            "host {host:?}: must be 1..253 of [A-Za-z0-9._-] and equal the report's host {:?}",
-            report.host
+            "host {host:?}: must be 1..253 of [A-Za-z0-9._-], starting with a letter or digit"
         )));
     }
-    if !(report.url.starts_with("http://") || report.url.starts_with("https://")) {
-        return Err(FleetError::BadRequest(format!("url {:?}: must be http:// or https://", report.url)));
+    // A report token speaks for its one host (an operator's admin token for any).
+    if caller.scope == Scope::Report && caller.host.as_deref() != Some(host.as_str()) {
+        return Err(FleetError::Forbidden(format!(
+            "token {:?} may report host {:?} only, not {host:?}",
+            caller.name,
+            caller.host.as_deref().unwrap_or_default()
+        )));
     }
+    let report = body(b)?;
+    if report.host != host {
+        return Err(FleetError::BadRequest(format!("host {host:?} must equal the report's host {:?}", report.host)));
+    }
+    check_agent_url(&report.url)?;
+    check_generation(report.generation, now_ms())?;
     if report.devices.len() > MAX_DEVICES {
         return Err(FleetError::BadRequest(format!(
             "{} devices in one report: at most {MAX_DEVICES}",
@@ -248,6 +321,20 @@ async fn put_report(
     let outcome = blocking(move || store.apply_report(&report, now_ms())).await?;
     s.fleet.metrics.report(outcome);
     Ok((StatusCode::OK, Json(json!({"outcome": outcome, "generation": generation}))).into_response())
+}
+
+async fn forget_host(
+    State(s): State<FleetState>,
+    caller: axum::Extension<Caller>,
+    Path(host): Path<String>,
+) -> Result<Json<Value>, FleetError> {
+    let store = Arc::clone(&s.fleet.store);
+    let name = host.clone();
+    if !blocking(move || store.forget(&name)).await? {
+        return Err(FleetError::NotFound(format!("no host {host:?}")));
+    }
+    tracing::warn!(who = caller.name, host, "host forgotten: its next report registers it anew");
+    Ok(Json(json!({"forgotten": host})))
 }
 
 async fn metrics(State(s): State<FleetState>) -> Result<Response, FleetError> {

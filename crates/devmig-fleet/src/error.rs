@@ -26,6 +26,9 @@ pub enum FleetError {
         /// What happened.
         why: String,
     },
+    /// The request body is over the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The caller is not authenticated or lacks the scope.
     #[error("{0}")]
     Unauthorized(String),
@@ -50,6 +53,7 @@ impl FleetError {
             FleetError::BadRequest(_) => StatusCode::BAD_REQUEST,
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
             FleetError::Conflict(_) => StatusCode::CONFLICT,
+            FleetError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FleetError::Forbidden(_) => StatusCode::FORBIDDEN,
             FleetError::Agent { .. } => StatusCode::BAD_GATEWAY,
@@ -63,6 +67,7 @@ impl FleetError {
             FleetError::BadRequest(_) => "bad_request",
             FleetError::NotFound(_) => "not_found",
             FleetError::Conflict(_) => "conflict",
+            FleetError::TooLarge(_) => "payload_too_large",
             FleetError::Unauthorized(_) => "unauthorized",
             FleetError::Forbidden(_) => "forbidden",
             FleetError::Agent { .. } => "agent_failed",

@@ -272,8 +272,8 @@ pub struct SimFleet {
 pub struct SimLinks {
     /// The fleet's URL (`None`: agents do not report).
     pub fleet_url: Option<String>,
-    /// Token the agents present to the fleet.
-    pub report_token: String,
+    /// What each agent's report token derives from ([`report_secret`]).
+    pub report_secret_base: String,
     /// Tokens the agents accept.
     pub agent_tokens: Arc<Tokens>,
     /// How often agents push unprompted.
@@ -282,6 +282,24 @@ pub struct SimLinks {
     pub agent_tls: Option<Arc<rustls::ServerConfig>>,
     /// The client agents push with (its TLS settings for an https:// fleet).
     pub fleet_client: reqwest::Client,
+}
+
+/// The report secret of simulated host `host`: each host has its own, bound to it in the fleet.
+pub fn report_secret(base: &str, host: &str) -> String {
+    format!("{base}.{host}")
+}
+
+/// The fleet's report tokens for the first `hosts` hosts named with `prefix`, each bound to its
+/// host, as [`Tokens::from_entries`] takes them.
+pub fn report_tokens(
+    base: &str,
+    prefix: &str,
+    hosts: usize,
+) -> impl Iterator<Item = (String, devmig_agent::Scope, Option<String>, String)> {
+    (0..hosts).map(move |i| {
+        let host = host_name(prefix, i);
+        (host.clone(), devmig_agent::Scope::Report, Some(host.clone()), report_secret(base, &host))
+    })
 }
 
 /// Raises the open-file limit to its hard maximum (each agent holds a socket and its database).
@@ -351,7 +369,7 @@ impl SimFleet {
             if let Some(fleet_url) = &links.fleet_url {
                 let link = FleetLink {
                     fleet_url: fleet_url.clone(),
-                    token: links.report_token.clone(),
+                    token: report_secret(&links.report_secret_base, &name),
                     host: name.clone(),
                     advertise: url.clone(),
                     interval: links.interval,

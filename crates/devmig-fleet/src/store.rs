@@ -125,10 +125,22 @@ impl Store {
                  VALUES ($1, $2, $3, '', $4, $5) \
                  ON CONFLICT (name) DO UPDATE SET url = excluded.url, generation = excluded.generation, \
                  last_seen_ms = excluded.last_seen_ms, device_count = excluded.device_count \
-                 WHERE hosts.generation < excluded.generation RETURNING id",
+                 WHERE hosts.generation < excluded.generation AND hosts.url = excluded.url RETURNING id",
                 &[r.host.as_str().into(), r.url.as_str().into(), generation, Val::Int(now_ms), int(r.devices.len() as u64, "devices")?],
             )?;
-            let Some(host_id) = won.first().map(|row| row[0].int()) else { return Ok(ReportOutcome::Stale) };
+            let Some(host_id) = won.first().map(|row| row[0].int()) else {
+                // The fleet sends its agent credentials to a host's URL: a report never moves it.
+                let known = c.query("SELECT url FROM hosts WHERE name = $1", &[r.host.as_str().into()])?;
+                if let Some(url) = known.first().map(|row| row[0].text().to_string()).filter(|u| *u != r.url) {
+                    return Err(FleetError::Conflict(format!(
+                        "host {} reports its agent at {}, but the fleet knows it at {url}; the fleet never sends \
+                         credentials to a URL that changed without an operator: if the agent moved, run \
+                         `devmig fleet forget {}` and its next report registers it anew",
+                        r.host, r.url, r.host
+                    )));
+                }
+                return Ok(ReportOutcome::Stale);
+            };
             let old = c.query("SELECT digest FROM hosts WHERE id = $1", &[Val::Int(host_id)])?;
             if old.first().is_some_and(|row| row[0].text() == digest) {
                 return Ok(ReportOutcome::Unchanged);
@@ -172,6 +184,22 @@ impl Store {
             insert_rows(c, "INSERT INTO attrs (device_id, name, akey)", rows, "")?;
             c.exec("UPDATE hosts SET digest = $1 WHERE id = $2", &[Val::Text(digest.clone()), Val::Int(host_id)])?;
             Ok(ReportOutcome::Applied)
+        })
+    }
+
+    /// Forgets `host`: its row, devices and their attributes. False when there was no such host.
+    pub fn forget(&self, host: &str) -> Result<bool, FleetError> {
+        let mut conn = self.pool.writer();
+        conn.transaction(|c| {
+            let found = c.query("SELECT id FROM hosts WHERE name = $1", &[host.into()])?;
+            let Some(id) = found.first().map(|row| row[0].int()) else { return Ok(false) };
+            c.exec(
+                "DELETE FROM attrs WHERE device_id IN (SELECT id FROM devices WHERE host_id = $1)",
+                &[Val::Int(id)],
+            )?;
+            c.exec("DELETE FROM devices WHERE host_id = $1", &[Val::Int(id)])?;
+            c.exec("DELETE FROM hosts WHERE id = $1", &[Val::Int(id)])?;
+            Ok(true)
         })
     }
 

@@ -4,7 +4,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_SECRET, Backend, READ_SECRET, REPORT_SECRET, lab, options};
+use common::{ADMIN_SECRET, Backend, READ_SECRET, lab, options};
 use devmig_fleet::placement::{PlacementRequest, SourceRef};
 use devmig_fleet::{ReportOutcome, now_ms};
 use devmig_vendors::{Catalog, Registry};
@@ -163,28 +163,31 @@ async fn the_api_checks_tokens_and_input() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["hosts"].as_array().expect("hosts").len(), 3);
     // A report token may push and nothing else; a read token may not push.
-    assert_eq!(c.get(&hosts).bearer_auth(REPORT_SECRET).send().await.expect("send").status(), 403);
+    let token = common::report_token("sim-r00-0000");
+    assert_eq!(c.get(&hosts).bearer_auth(&token).send().await.expect("send").status(), 403);
     let put = format!("{}/api/v1/hosts/sim-r00-0000/report", lab.url);
     let reg = Registry::new(Catalog::embedded());
-    let report = devmig_fleet::sim::HostPlan::draw(5, 0, 8).report(&reg, "sim", "http://127.0.0.1:9", 1);
+    let now_ns = u64::try_from(now_ms()).expect("clock") * 1_000_000;
+    let url0 = lab.sim.hosts[0].url.clone();
+    let report = devmig_fleet::sim::HostPlan::draw(5, 0, 8).report(&reg, "sim", &url0, now_ns - 60_000_000_000);
     assert_eq!(c.put(&put).bearer_auth(READ_SECRET).json(&report).send().await.expect("send").status(), 403);
     // The agent already pushed a newer generation: this old one is ignored.
-    let r = c.put(&put).bearer_auth(REPORT_SECRET).json(&report).send().await.expect("send");
+    let r = c.put(&put).bearer_auth(&token).json(&report).send().await.expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.expect("json")["outcome"], "stale");
     // Path and body must name the same host; device ids are validated before anything is stored.
     let other = format!("{}/api/v1/hosts/sim-r00-0001/report", lab.url);
-    assert_eq!(c.put(&other).bearer_auth(REPORT_SECRET).json(&report).send().await.expect("send").status(), 400);
+    assert_eq!(c.put(&other).bearer_auth(ADMIN_SECRET).json(&report).send().await.expect("send").status(), 400);
     let mut bad = report.clone();
-    bad.generation = u64::MAX - 1;
+    bad.generation = now_ns + 1_000;
     bad.devices[0].id = "../../etc".into();
-    let r = c.put(&put).bearer_auth(REPORT_SECRET).json(&bad).send().await.expect("send");
+    let r = c.put(&put).bearer_auth(&token).json(&bad).send().await.expect("send");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.expect("text").contains("../../etc"));
     let mut twice = report.clone();
-    twice.generation = u64::MAX - 2;
+    twice.generation = now_ns + 2_000;
     twice.devices.push(twice.devices[0].clone());
-    let r = c.put(&put).bearer_auth(REPORT_SECRET).json(&twice).send().await.expect("send");
+    let r = c.put(&put).bearer_auth(&token).json(&twice).send().await.expect("send");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.expect("text").contains("listed twice"));
     // Placements need admin; a malformed one is a 400 naming the field.

@@ -51,7 +51,7 @@ async fn fleet_and_agents_speak_mtls_both_ways() {
 
     let links = SimLinks {
         fleet_url: Some(fleet_url.clone()),
-        report_token: REPORT_SECRET.into(),
+        report_secret_base: REPORT_SECRET.into(),
         agent_tokens: agent_tokens(),
         interval: Duration::from_secs(30),
         agent_tls: Some(server),

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, REPORT_SECRET, agent_tokens, fleet_tokens, options};
+use common::{Backend, agent_tokens, fleet_tokens, options};
 use devmig_agent::api::AppState;
 use devmig_agent::{Agent, AgentOptions, FleetLink};
 use devmig_core::tree::example_uuids::{A_MTTY, A_VGPU, B_VGPU_HALF};
@@ -67,7 +67,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
         });
         let link = FleetLink {
             fleet_url: fleet_url.clone(),
-            token: REPORT_SECRET.into(),
+            token: common::report_token(name),
             host: name.into(),
             advertise: url,
             interval: Duration::from_secs(30),

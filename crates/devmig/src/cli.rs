@@ -172,6 +172,16 @@ pub enum FleetCommand {
         #[command(flatten)]
         db: FleetDbArgs,
     },
+    /// Forget a host and its devices: the next report registers it anew, at the agent URL it
+    /// then gives (how an operator accepts an agent that moved, or removes a ghost).
+    Forget {
+        /// Database.
+        #[command(flatten)]
+        db: FleetDbArgs,
+        /// The host's name.
+        #[arg(value_name = "HOST")]
+        host: String,
+    },
     /// Devices the fleet knows.
     Devices {
         /// Database.

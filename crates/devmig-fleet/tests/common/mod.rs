@@ -5,11 +5,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devmig_agent::Tokens;
+use devmig_agent::{Scope, Tokens};
 use devmig_fleet::db::DbUrl;
 use devmig_fleet::placement::Fleet;
 use devmig_fleet::server::FleetOptions;
-use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec};
+use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec, report_secret, report_tokens};
 use devmig_vendors::Registry;
 
 pub const AGENT_SECRET: &str = "fleet-to-agent-secret-0001";
@@ -27,13 +27,25 @@ pub fn agent_tokens() -> Arc<Tokens> {
     )
 }
 
+/// The fleet's tokens: a reader, an admin, and one report token per test host (the sim
+/// prefixes `sim` and `tls`, and `host-a`/`host-b`), each bound to its host.
 pub fn fleet_tokens() -> Arc<Tokens> {
-    let text = format!(
-        "[[token]]\nname = \"agents\"\nscope = \"report\"\nsecret = \"{REPORT_SECRET}\"\n\
-         [[token]]\nname = \"reader\"\nscope = \"read\"\nsecret = \"{READ_SECRET}\"\n\
-         [[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"{ADMIN_SECRET}\"\n"
-    );
-    Arc::new(Tokens::from_toml(&text, "test").expect("fleet tokens"))
+    let named = ["host-a", "host-b"]
+        .map(|h| (h.to_string(), Scope::Report, Some(h.to_string()), report_secret(REPORT_SECRET, h)));
+    let entries = [
+        ("reader".to_string(), Scope::Read, None, READ_SECRET.to_string()),
+        ("nova".to_string(), Scope::Admin, None, ADMIN_SECRET.to_string()),
+    ]
+    .into_iter()
+    .chain(named)
+    .chain(report_tokens(REPORT_SECRET, "sim", 64))
+    .chain(report_tokens(REPORT_SECRET, "tls", 8));
+    Arc::new(Tokens::from_entries(entries).expect("fleet tokens"))
+}
+
+/// The report token of test host `host`.
+pub fn report_token(host: &str) -> String {
+    report_secret(REPORT_SECRET, host)
 }
 
 /// A PostgreSQL cluster private to this test: initdb in a temp dir, a unix socket only,
@@ -196,7 +208,7 @@ pub async fn lab(db: DbUrl, hosts: usize, devices: usize, seed: u64) -> Lab {
     let spec = SimSpec { hosts, devices, seed, prefix: "sim".into() };
     let links = SimLinks {
         fleet_url: Some(url.clone()),
-        report_token: REPORT_SECRET.into(),
+        report_secret_base: REPORT_SECRET.into(),
         agent_tokens: agent_tokens(),
         interval: Duration::from_secs(30),
         agent_tls: None,

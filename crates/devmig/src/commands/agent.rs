@@ -82,7 +82,7 @@ fn fleet_link(
             .trim()
             .to_string(),
     };
-    if !devmig_fleet::api::valid_host_name(&host) {
+    if !devmig_agent::valid_host_name(&host) {
         return Err(CliError::Usage(format!("host name {host:?}: must be 1..253 of [A-Za-z0-9._-]")));
     }
     if args.report_interval_s == 0 {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use devmig_fleet::db::DbUrl;
 use devmig_fleet::now_ms;
 use devmig_fleet::placement::{PlacementRequest, SourceRef};
-use devmig_fleet::sim::{HostPlan, SimSpec, host_name};
+use devmig_fleet::sim::{HostPlan, SimSpec, host_name, report_secret};
 use devmig_vendors::Registry;
 use futures::stream::{self, StreamExt};
 use rand::rngs::StdRng;
@@ -98,16 +98,16 @@ async fn ingest_and_query(
     let spec = SimSpec { hosts: 0, devices: args.devices, seed: args.seed, prefix: "bench".into() };
     // Loading 100,000 hosts takes minutes: hosts must not go stale (90 s in production, where
     // agents refresh every 30 s) before the queries run.
-    let lab = start_lab(&spec, db.clone(), dir, LOOPBACK, Duration::from_secs(86_400), registry).await?;
+    let lab = start_lab(&spec, args.hosts, db.clone(), dir, LOOPBACK, Duration::from_secs(86_400), registry).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pushers)
         .build()
         .map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
     let (token, url) = (lab.secrets.report.clone(), lab.url.clone());
     let reg = Arc::new(registry.clone());
-    for (generation, what) in [(1, "ingestion (first reports)"), (2, "refresh (same devices, next generation)")] {
+    for what in ["ingestion (first reports)", "refresh (same devices, next generation)"] {
         let started = Instant::now();
-        let failures = push_all(args, &client, &url, &token, &reg, generation).await;
+        let failures = push_all(args, &client, &url, &token, &reg).await;
         let took = started.elapsed();
         line(
             out,
@@ -162,24 +162,25 @@ async fn ingest_and_query(
     Ok(())
 }
 
-/// Pushes every host's report at `generation`; returns how many were not accepted.
+/// Pushes every host's report (with its own token, at a generation of the clock, as agents
+/// do); returns how many were not accepted.
 async fn push_all(
     args: &BenchFleetArgs,
     client: &reqwest::Client,
     url: &str,
-    token: &str,
+    base: &str,
     reg: &Arc<Registry>,
-    generation: u64,
 ) -> usize {
     stream::iter(0..args.hosts)
         .map(|i| {
-            let (client, token, url, reg) = (client.clone(), token.to_string(), url.to_string(), Arc::clone(reg));
+            let (client, base, url, reg) = (client.clone(), base.to_string(), url.to_string(), Arc::clone(reg));
             let (seed, devices) = (args.seed, args.devices);
             async move {
+                let generation = u64::try_from(now_ms()).unwrap_or(0) * 1_000_000 + i as u64 % 1_000_000;
                 let report = HostPlan::draw(seed, i, devices).report(&reg, "bench", "http://127.0.0.1:9", generation);
                 let r = client
                     .put(format!("{url}/api/v1/hosts/{}/report", report.host))
-                    .bearer_auth(&token)
+                    .bearer_auth(report_secret(&base, &report.host))
                     .json(&report)
                     .send()
                     .await;
@@ -200,7 +201,7 @@ async fn placements(
 ) -> Result<(), CliError> {
     let spec = SimSpec { hosts: args.agents, devices: args.devices, seed: args.seed, prefix: "sim".into() };
     let started = Instant::now();
-    let lab = start_lab(&spec, db, dir, LOOPBACK, Duration::from_secs(90), registry).await?;
+    let lab = start_lab(&spec, 0, db, dir, LOOPBACK, Duration::from_secs(90), registry).await?;
     line(
         out,
         format!(

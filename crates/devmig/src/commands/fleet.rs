@@ -108,6 +108,20 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             table(out, &["HOST", "AGENT", "GENERATION", "LAST REPORT", "DEVICES", "STATE"], rows)?;
             Ok(0)
         }
+        FleetCommand::Forget { db, host } => {
+            if !devmig_agent::valid_host_name(host) {
+                return Err(CliError::Usage(format!("host {host:?} is not a valid host name")));
+            }
+            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            if !fleet.store.forget(host)? {
+                return Err(CliError::Usage(format!("the fleet knows no host {host:?}")));
+            }
+            if o == Output::Json {
+                return json(out, "devmig.fleet-forget/v1", &serde_json::json!({ "forgotten": host })).map(|()| 0);
+            }
+            line(out, &format!("forgot {host}: its next report registers it anew"))?;
+            Ok(0)
+        }
         FleetCommand::Devices { db, hosts } => {
             let fleet = options(db, 1, false)?.open(registry.clone())?;
             let pattern = plans::host_pattern(hosts)?;

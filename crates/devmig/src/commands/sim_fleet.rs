@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devmig_agent::Tokens;
+use devmig_agent::{Scope, Tokens};
 use devmig_fleet::db::DbUrl;
 use devmig_fleet::now_ms;
 use devmig_fleet::placement::Fleet;
 use devmig_fleet::server::FleetOptions;
-use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec};
+use devmig_fleet::sim::{SimFleet, SimLinks, SimSpec, host_name, report_secret, report_tokens};
 use devmig_vendors::Registry;
 
 use crate::error::CliError;
@@ -18,7 +18,7 @@ use crate::output::line;
 /// Secrets of a simulated lab, also written to files in its directory.
 #[derive(Debug, Clone)]
 pub struct LabSecrets {
-    /// Agents push reports with it.
+    /// Each host's report token derives from it (`sim::report_secret`).
     pub report: String,
     /// Read-only fleet queries.
     pub read: String,
@@ -32,9 +32,14 @@ fn secret() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Writes a file only its owner may read (every file here holds secrets).
 fn write(dir: &Path, name: &str, text: &str) -> Result<PathBuf, CliError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let p = dir.join(name);
-    std::fs::write(&p, text).map_err(|e| CliError::Io { what: format!("writing {}", p.display()), source: e })?;
+    let io = |e| CliError::Io { what: format!("writing {}", p.display()), source: e };
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&p).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
     Ok(p)
 }
 
@@ -58,9 +63,11 @@ impl Drop for Lab {
 }
 
 /// Writes token files into `dir`, starts a fleet on `listen` over `db` and `spec.hosts` agents
-/// reporting to it, and waits (bounded) until every host reported once.
+/// reporting to it, and waits (bounded) until every host reported once. The fleet accepts
+/// reports for the first `report_hosts` hosts of the spec's prefix (at least its own hosts).
 pub async fn start_lab(
     spec: &SimSpec,
+    report_hosts: usize,
     db: DbUrl,
     dir: &Path,
     listen: std::net::SocketAddr,
@@ -68,15 +75,28 @@ pub async fn start_lab(
     registry: &Registry,
 ) -> Result<Lab, CliError> {
     let secrets = LabSecrets { report: secret(), read: secret(), admin: secret(), agent: secret() };
-    let fleet_tokens = format!(
-        "[[token]]\nname = \"agents\"\nscope = \"report\"\nsecret = \"{}\"\n\n[[token]]\nname = \"reader\"\nscope = \"read\"\nsecret = \"{}\"\n\n[[token]]\nname = \"admin\"\nscope = \"admin\"\nsecret = \"{}\"\n",
-        secrets.report, secrets.read, secrets.admin
-    );
+    // One report token per host, bound to it (a host's agent may report that host only).
+    let entries: Vec<_> = [
+        ("reader".to_string(), Scope::Read, None, secrets.read.clone()),
+        ("admin".to_string(), Scope::Admin, None, secrets.admin.clone()),
+    ]
+    .into_iter()
+    .chain(report_tokens(&secrets.report, &spec.prefix, report_hosts.max(spec.hosts)))
+    .collect();
+    let mut fleet_tokens = String::new();
+    for (name, scope, host, secret) in &entries {
+        let scope = format!("{scope:?}").to_lowercase();
+        let host = host.as_ref().map(|h| format!("host = \"{h}\"\n")).unwrap_or_default();
+        fleet_tokens
+            .push_str(&format!("[[token]]\nname = \"{name}\"\nscope = \"{scope}\"\n{host}secret = \"{secret}\"\n\n"));
+    }
     write(dir, "fleet-tokens.toml", &fleet_tokens)?;
     let agent_tokens = format!("[[token]]\nname = \"fleet\"\nscope = \"admin\"\nsecret = \"{}\"\n", secrets.agent);
     write(dir, "agent-tokens.toml", &agent_tokens)?;
     write(dir, "agent-token", &secrets.agent)?;
-    write(dir, "report-token", &secrets.report)?;
+    if let Some(first) = (spec.hosts > 0).then(|| host_name(&spec.prefix, 0)) {
+        write(dir, "report-token", &report_secret(&secrets.report, &first))?;
+    }
     let opts = FleetOptions {
         db,
         pool_size: 8,
@@ -96,7 +116,7 @@ pub async fn start_lab(
     let addr =
         listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
     let url = format!("http://{addr}");
-    let tokens = Arc::new(Tokens::from_toml(&fleet_tokens, "generated").map_err(CliError::Usage)?);
+    let tokens = Arc::new(Tokens::from_entries(entries).map_err(CliError::Usage)?);
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let f = fleet.clone();
     tokio::spawn(async move {
@@ -109,7 +129,7 @@ pub async fn start_lab(
     });
     let links = SimLinks {
         fleet_url: Some(url.clone()),
-        report_token: secrets.report.clone(),
+        report_secret_base: secrets.report.clone(),
         agent_tokens: Arc::new(Tokens::from_toml(&agent_tokens, "generated").map_err(CliError::Usage)?),
         interval: Duration::from_secs(30),
         agent_tls: None,
@@ -162,7 +182,7 @@ pub fn sim_fleet(
     let rt = crate::commands::fleet::runtime()?;
     rt.block_on(async {
         let started = Instant::now();
-        let lab = start_lab(spec, db_url, &dir, listen, Duration::from_secs(90), registry).await?;
+        let lab = start_lab(spec, 0, db_url, &dir, listen, Duration::from_secs(90), registry).await?;
         line(
             out,
             format!(

@@ -1,0 +1,133 @@
+//! A report credential speaks for one host: it cannot take over another host's entry, move a
+//! host's agent URL, or lock the real agent out with a generation from the far future; the
+//! fleet never sends its agent credentials to a URL a report slipped in.
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{ADMIN_SECRET, Backend, lab, report_token};
+use devmig_fleet::now_ms;
+use devmig_fleet::placement::{PlacementRequest, SourceRef};
+use devmig_vendors::{Catalog, Registry};
+use serde_json::Value;
+
+/// A listener that counts the connections made to it (where an attacker would collect tokens).
+async fn trap() -> (String, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token() {
+    let backend = Backend::sqlite();
+    let lab = lab(backend.url(), 2, 8, 7).await;
+    let c = reqwest::Client::new();
+    let (victim, attacker) = ("sim-r00-0001", "sim-r00-0000");
+    let put = format!("{}/api/v1/hosts/{victim}/report", lab.url);
+    let reg = Registry::new(Catalog::embedded());
+    let (evil_url, hits) = trap().await;
+    let now_ns = u64::try_from(now_ms()).expect("clock") * 1_000_000;
+    let plan = devmig_fleet::sim::HostPlan::draw(7, 1, 8);
+
+    // The attack of the report: another host's token, the victim's name, the attacker's URL
+    // and the largest generation there is.
+    let mut takeover = plan.report(&reg, "sim", &evil_url, i64::MAX as u64);
+    let r = c.put(&put).bearer_auth(report_token(attacker)).json(&takeover).send().await.expect("send");
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.expect("text");
+    assert!(text.contains("may report host") && text.contains("sim-r00-0000"), "{text}");
+
+    // Even the victim's own (leaked) token can neither jump the generation far ahead ...
+    let r = c.put(&put).bearer_auth(report_token(victim)).json(&takeover).send().await.expect("send");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("text").contains("ahead of the fleet's clock"));
+    // ... nor move the host's agent URL.
+    takeover.generation = now_ns + 1_000_000_000;
+    let r = c.put(&put).bearer_auth(report_token(victim)).json(&takeover).send().await.expect("send");
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.expect("text").contains("devmig fleet forget sim-r00-0001"));
+
+    // Agent URLs the fleet would send credentials to are checked.
+    for bad in [
+        "http://127.0.0.1:9\r\nX-Evil: 1",
+        "http://user:pw@127.0.0.1:9",
+        "ftp://127.0.0.1:9",
+        "http://127.0.0.1:9/api?x=1",
+        "http://",
+        "javascript:alert(1)",
+    ] {
+        let mut r = plan.report(&reg, "sim", bad, now_ns);
+        r.host = victim.into();
+        let resp = c.put(&put).bearer_auth(report_token(victim)).json(&r).send().await.expect("send");
+        assert_eq!(resp.status(), 400, "{bad:?} accepted");
+    }
+
+    // The fleet still holds the real agent, which keeps reporting.
+    let hosts: Value = c
+        .get(format!("{}/api/v1/hosts", lab.url))
+        .bearer_auth(ADMIN_SECRET)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let row = hosts["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == victim).expect("victim").clone();
+    assert_eq!(row["url"], lab.sim.hosts[1].url.as_str());
+    let honest = plan.report(&reg, "sim", &lab.sim.hosts[1].url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
+    let r = c.put(&put).bearer_auth(report_token(victim)).json(&honest).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_ne!(r.json::<Value>().await.expect("json")["outcome"], "stale");
+
+    // Placements that call agents never reach the attacker.
+    let src = honest.devices.iter().find(|d| d.free).expect("a free device").clone();
+    let req = PlacementRequest {
+        sources: vec![SourceRef { host: None, device: None, version: Some(src.version.clone()) }],
+        claim: false,
+        migration_id: None,
+        exclude_hosts: vec![],
+        max_hosts: Some(8),
+        ttl_seconds: None,
+    };
+    let _ = lab.fleet.place(req).await.expect("placement");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the fleet called the attacker's URL");
+
+    // An operator moves a host: forget it (admin only), and its next report registers it anew.
+    let forget = format!("{}/api/v1/hosts/{victim}", lab.url);
+    assert_eq!(c.delete(&forget).bearer_auth(report_token(victim)).send().await.expect("send").status(), 403);
+    assert_eq!(c.delete(&forget).bearer_auth(ADMIN_SECRET).send().await.expect("send").status(), 200);
+    assert_eq!(c.delete(&forget).bearer_auth(ADMIN_SECRET).send().await.expect("send").status(), 404);
+    let (moved_url, _moved_hits) = trap().await;
+    let moved = plan.report(&reg, "sim", &moved_url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
+    let r = c.put(&put).bearer_auth(report_token(victim)).json(&moved).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["outcome"], "applied");
+
+    // Host names that are not names are refused; so are bodies over the limit (413).
+    // (`.` and `..` never reach a server through a URL parser; `valid_host_name` refuses them.)
+    for name in ["-", "-x", ".hidden", "a%20b"] {
+        let u = format!("{}/api/v1/hosts/{name}/report", lab.url);
+        let r = c.put(&u).bearer_auth(ADMIN_SECRET).json(&moved).send().await.expect("send");
+        assert_eq!(r.status(), 400, "{name}");
+    }
+    let big = format!("{{\"host\": \"{victim}\", \"pad\": \"{}\"}}", "x".repeat(9 << 20));
+    let r = c
+        .put(&put)
+        .bearer_auth(report_token(victim))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+}
