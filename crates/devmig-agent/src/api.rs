@@ -104,7 +104,13 @@ pub fn routes() -> Vec<Route> {
             Some(Scope::Read),
             "the device's version string and its source (kernel or model)",
             None,
-            &[(200, "the version, or why there is none"), (400, "malformed id"), (404, "no such device")],
+            &[
+                (200, "the version, or why the device has none"),
+                (400, "malformed id"),
+                (404, "no such device"),
+                (502, "reading it failed with an errno that says nothing definitive (EIO, EAGAIN, ...)"),
+                (504, "reading it did not finish in time, or the device has an operation stuck in the kernel"),
+            ],
             || get(device_version),
         ),
         r(
@@ -204,7 +210,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/readyz",
             None,
-            "readiness: sysfs root and claim store usable (anonymous)",
+            "readiness: sysfs root and claim store usable (anonymous); a degraded agent lists its devices with a stuck sysfs operation",
             None,
             &[(200, "ready"), (503, "not ready")],
             || get(readyz),
@@ -388,6 +394,14 @@ async fn show_device(State(s): State<AppState>, Path(id): Path<String>) -> Resul
 
 async fn device_version(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AgentError> {
     let v = blocking(move || s.agent.version(&id)).await?;
+    // A failure that says nothing definitive is not an answer about the device: a 5xx.
+    if let Some(reason) = v.reason.as_ref().filter(|_| v.transient) {
+        let detail = format!("{}: {}", reason.code, reason.message);
+        return Err(match reason.code.as_str() {
+            "timeout" | "device_stuck" | "overloaded" | "discovery_incomplete" => AgentError::Timeout(detail),
+            _ => AgentError::DeviceFailed(detail),
+        });
+    }
     with_schema("devmig.version/v1", v)
 }
 
@@ -464,7 +478,7 @@ async fn openapi_json() -> Json<Value> {
 async fn metrics(State(s): State<AppState>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    (headers, s.agent.metrics.render()).into_response()
+    (headers, s.agent.metrics_text()).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -476,11 +490,20 @@ async fn readyz(State(s): State<AppState>) -> Response {
         s.agent.claims()?;
         std::fs::metadata(s.agent.checker().root().join("sys"))
             .map_err(|e| AgentError::Internal(format!("sysfs root: {e}")))?;
-        Ok(())
+        Ok(s.agent.stuck_devices())
     })
     .await;
     match ready {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(stuck) if stuck.is_empty() => (StatusCode::OK, "ready\n").into_response(),
+        // Still serving every other device: ready, and saying which devices answer `error`.
+        Ok(stuck) => {
+            let mut text =
+                format!("ready, degraded: {} device(s) with a sysfs operation stuck in the kernel\n", stuck.len());
+            for d in stuck {
+                text.push_str(&format!("stuck: {d}\n"));
+            }
+            (StatusCode::OK, text).into_response()
+        }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
     }
 }

@@ -38,6 +38,9 @@ pub enum AgentError {
     /// A sysfs operation (or a wait for a busy device) did not finish in time.
     #[error("{0}")]
     Timeout(String),
+    /// The device's driver failed to answer (an errno that says nothing about compatibility).
+    #[error("{0}")]
+    DeviceFailed(String),
     /// An error of the core library.
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -60,6 +63,7 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         AgentError::Conflict { .. } => StatusCode::CONFLICT,
         AgentError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        AgentError::DeviceFailed(_) => StatusCode::BAD_GATEWAY,
         AgentError::Core(c) => match c {
             CoreError::InvalidId { .. } | CoreError::InvalidVersion(_) => StatusCode::BAD_REQUEST,
             CoreError::Vendor(VendorError::UnknownVersion(_) | VendorError::BadVersion { .. }) => {
@@ -69,7 +73,10 @@ pub fn status_of(e: &AgentError) -> StatusCode {
             CoreError::Vendor(VendorError::NoModel | VendorError::Unsupported { .. }) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            CoreError::Io { failure: devmig_core::IoFailure::Timeout { .. }, .. } => StatusCode::GATEWAY_TIMEOUT,
+            CoreError::Io {
+                failure: devmig_core::IoFailure::Timeout { .. } | devmig_core::IoFailure::DeviceStuck,
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
         AgentError::Store(_) | AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,6 +94,7 @@ pub fn code_of(e: &AgentError) -> &'static str {
         AgentError::Conflict { code, .. } => code,
         AgentError::Rejected(_) => "target_rejected",
         AgentError::Timeout(_) => "timeout",
+        AgentError::DeviceFailed(_) => "device_failed",
         AgentError::Core(CoreError::InvalidId { .. }) => "invalid_device_id",
         AgentError::Core(CoreError::InvalidVersion(_)) => "invalid_version",
         AgentError::Core(CoreError::DeviceNotFound { .. }) => "device_not_found",
@@ -94,6 +102,10 @@ pub fn code_of(e: &AgentError) -> &'static str {
             "invalid_version"
         }
         AgentError::Core(CoreError::Vendor(_)) => "unsupported_device",
+        AgentError::Core(CoreError::Io {
+            failure: devmig_core::IoFailure::Timeout { .. } | devmig_core::IoFailure::DeviceStuck,
+            ..
+        }) => "timeout",
         AgentError::Core(_) => "sysfs_error",
         AgentError::Store(_) => "store_error",
         AgentError::Internal(_) => "internal_error",

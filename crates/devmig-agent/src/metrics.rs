@@ -27,6 +27,8 @@ pub struct Metrics {
     claims: Family<StateLabel, Gauge>,
     sysfs_errors: Counter,
     sysfs_timeouts: Counter,
+    stuck_devices: Gauge,
+    stuck_operations: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,7 +44,18 @@ impl Default for Metrics {
         registry.register("claims", "Claims by state", claims.clone());
         registry.register("sysfs_errors", "sysfs operations that failed with an errno", sysfs_errors.clone());
         registry.register("sysfs_timeouts", "sysfs operations that timed out", sysfs_timeouts.clone());
-        Metrics { registry, checks, duration, claims, sysfs_errors, sysfs_timeouts }
+        let (stuck_devices, stuck_operations) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "stuck_devices",
+            "Devices with a sysfs operation stuck in the kernel (they answer error at once)",
+            stuck_devices.clone(),
+        );
+        registry.register(
+            "sysfs_stuck_operations",
+            "sysfs operations abandoned past their deadline and still in the kernel",
+            stuck_operations.clone(),
+        );
+        Metrics { registry, checks, duration, claims, sysfs_errors, sysfs_timeouts, stuck_devices, stuck_operations }
     }
 }
 
@@ -58,7 +71,7 @@ impl Metrics {
         self.checks.get_or_create(&VerdictLabel { verdict }).inc();
         self.duration.observe(seconds);
         for r in &report.reasons {
-            if r.code == "timeout" {
+            if r.code == "timeout" || r.code == "device_stuck" {
                 self.sysfs_timeouts.inc();
             } else if r.errno.is_some() {
                 self.sysfs_errors.inc();
@@ -81,6 +94,12 @@ impl Metrics {
             self.claims.get_or_create(&StateLabel { state: state_name(f) }).dec();
         }
         self.claims.get_or_create(&StateLabel { state: state_name(to) }).inc();
+    }
+
+    /// Sets the gauges of stuck devices and operations.
+    pub fn set_stuck(&self, devices: usize, operations: usize) {
+        self.stuck_devices.set(i64::try_from(devices).unwrap_or(i64::MAX));
+        self.stuck_operations.set(i64::try_from(operations).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

@@ -53,7 +53,9 @@ impl Agent {
         let registry = self.checker().registry();
         let mut records = Vec::new();
         for dev in inventory.devices {
-            if dev.migration.support == MigrationSupport::None || matches!(dev.kind, DeviceKind::SriovPf) {
+            if matches!(dev.migration.support, MigrationSupport::None | MigrationSupport::Unknown)
+                || matches!(dev.kind, DeviceKind::SriovPf)
+            {
                 continue;
             }
             let Some(facts) = dev.facts else { continue };

@@ -1,7 +1,6 @@
 //! The agent's operations, free of HTTP: what the routes call (on blocking threads).
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use devmig_core::AttributesReport;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 
 use crate::claims::{Claim, ClaimState, ClaimStore};
 use crate::error::AgentError;
+use crate::keyed_locks::{KeyLock, KeyedLocks};
 use crate::metrics::Metrics;
 
 /// How long a type node's facts are reused (a driver reload shows within this).
@@ -68,8 +68,8 @@ pub struct Agent {
     store: Mutex<ClaimStore>,
     /// One lock per device for claiming it: check-then-insert is atomic per device, claims of
     /// different devices run in parallel (the database's unique indexes are the last word).
-    claim_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    device_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    claim_locks: KeyedLocks,
+    device_locks: KeyedLocks,
     /// Facts of mdev type nodes, briefly cached: a type claim needs them for its
     /// dynamic resources, and re-discovering the node costs a dozen sysfs reads.
     type_facts: Mutex<HashMap<String, (Instant, devmig_vendors::DeviceFacts)>>,
@@ -97,8 +97,8 @@ impl Agent {
         let agent = Agent {
             checker: Checker::with_io(SysfsRoot::new(&o.sysfs_root), registry, io),
             store: Mutex::new(ClaimStore::open(&o.state_dir)?),
-            claim_locks: Mutex::new(HashMap::new()),
-            device_locks: Mutex::new(HashMap::new()),
+            claim_locks: KeyedLocks::default(),
+            device_locks: KeyedLocks::default(),
             type_facts: Mutex::new(HashMap::new()),
             timeout: o.timeout,
             metrics: Metrics::default(),
@@ -132,8 +132,9 @@ impl Agent {
 
     /// Runs `f` holding `device`'s write lock, waiting at most the timeout for it.
     fn with_device<R>(&self, device: &str, f: impl FnOnce() -> R) -> Result<R, AgentError> {
-        let lock = Arc::clone(self.device_locks.lock().entry(device.to_string()).or_default());
-        let _held = lock
+        let entry = self.device_locks.get(device);
+        let _held = entry
+            .mutex()
             .try_lock_for(self.timeout)
             .ok_or_else(|| AgentError::Timeout(format!("device {device} stayed busy for {:?}", self.timeout)))?;
         Ok(f())
@@ -176,8 +177,8 @@ impl Agent {
     pub async fn check_fast(&self, id: &str, version: &str) -> Result<Option<CheckReport>, AgentError> {
         let target: DeviceId = id.parse()?;
         devmig_core::validate_version(version)?;
-        let lock = Arc::clone(self.device_locks.lock().entry(target.to_string()).or_default());
-        let Some(_held) = lock.try_lock_arc() else { return Ok(None) };
+        let entry = self.device_locks.get(&target.to_string());
+        let Some(_held) = entry.mutex().try_lock_arc() else { return Ok(None) };
         let started = Instant::now();
         let Some(report) = self.checker.check_version_fast(version, &target).await? else { return Ok(None) };
         self.metrics.observe_check(&report, started.elapsed().as_secs_f64());
@@ -232,7 +233,7 @@ impl Agent {
             ClaimTarget::Device(d) => {
                 let key = d.parse::<DeviceId>()?.to_string();
                 let lock = self.claim_lock(&key);
-                let _held = lock.lock();
+                let _held = lock.mutex().lock();
                 self.verify_unclaimed(&key, &req.source_version)?;
                 self.insert(claim(key, false))?
             }
@@ -260,8 +261,32 @@ impl Agent {
         }
     }
 
-    fn claim_lock(&self, device: &str) -> Arc<Mutex<()>> {
-        Arc::clone(self.claim_locks.lock().entry(device.to_string()).or_default())
+    fn claim_lock(&self, device: &str) -> KeyLock<'_> {
+        self.claim_locks.get(device)
+    }
+
+    /// Per-device state the agent holds now (locks in use, devices the I/O pool tracks):
+    /// bounded by the devices in use, not by every id ever named.
+    pub fn tracked_devices(&self) -> usize {
+        self.device_locks.len() + self.claim_locks.len() + self.checker.io().tracked_devices()
+    }
+
+    /// Devices (paths under the sysfs root) with a sysfs operation stuck in the kernel: they
+    /// answer `error` at once until it returns.
+    pub fn stuck_devices(&self) -> Vec<String> {
+        let root = self.checker.root().path().to_path_buf();
+        self.checker
+            .io()
+            .stuck_devices()
+            .into_iter()
+            .map(|p| p.strip_prefix(&root).map_or_else(|_| p.display().to_string(), |r| format!("/{}", r.display())))
+            .collect()
+    }
+
+    /// The Prometheus text, with the gauges read now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.set_stuck(self.stuck_devices().len(), self.checker.io().stuck());
+        self.metrics.render()
     }
 
     /// Inserts an active claim. When a concurrent claim won the race (a unique index said no),
@@ -322,7 +347,7 @@ impl Agent {
             }
             candidates += 1;
             let lock = self.claim_lock(&c.device);
-            let _held = lock.lock();
+            let _held = lock.mutex().lock();
             if self.store.lock().active_on_device(&c.device)?.is_some() {
                 continue;
             }

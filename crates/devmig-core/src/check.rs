@@ -142,6 +142,10 @@ impl Checker {
                     dev.migration.detail.clone().unwrap_or_else(|| "the device does not support migration".into());
                 fail(side, Reason::new("source_unsupported", why), false)
             }
+            MigrationSupport::Unknown => {
+                let why = dev.migration.detail.clone().unwrap_or_else(|| "discovery did not finish".into());
+                fail(side, Reason::new("discovery_incomplete", why), true)
+            }
         }
     }
 
@@ -183,7 +187,9 @@ impl Checker {
             FastSource::Version(v) => Ok(v.to_string()),
         };
         let dst_attr = self.attr_path(target);
-        let outcome = self.io.run_guarded(move |guard| kernel_exchange(src, &dst_attr, guard));
+        let (dst_dir, src_dir) = (self.root.join(target.node_path()), source_dir(&src));
+        let devices = exchange_devices(&dst_dir, src_dir.as_deref());
+        let outcome = self.io.run_guarded_on(&devices, move |guard| kernel_exchange(src, &dst_attr, guard));
         fast_path_report(source, target, outcome)
     }
 
@@ -193,7 +199,9 @@ impl Checker {
     pub async fn check_version_fast(&self, version: &str, target: &DeviceId) -> Result<Option<CheckReport>, CoreError> {
         validate_version(version)?;
         let (src, dst_attr) = (Ok(version.to_string()), self.attr_path(target));
-        let outcome = match self.io.submit_guarded(move |guard| kernel_exchange(src, &dst_attr, guard)) {
+        let dst_dir = self.root.join(target.node_path());
+        let outcome = match self.io.submit_guarded_on(&[&dst_dir], move |guard| kernel_exchange(src, &dst_attr, guard))
+        {
             Ok(job) => job.wait().await,
             Err(f) => Err(f),
         };
@@ -221,7 +229,10 @@ impl Checker {
                 to.source = Some(Provenance::Kernel);
                 let attr = self.attr_path(&target.id);
                 let own = read_version(&self.io, &attr);
-                if let Err(ReadFailure::Io(f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded))) = own {
+                if let Err(ReadFailure::Io(
+                    f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded | IoFailure::DeviceStuck),
+                )) = own
+                {
                     // A target that hangs on read is not written to: its driver is stuck.
                     return CheckReport::new(from, to).error(Reason::io(
                         io_code(FailedOn::Target, f).0,
@@ -292,6 +303,10 @@ impl Checker {
                     target.migration.detail.clone().unwrap_or_else(|| "the target does not support migration".into());
                 CheckReport::new(from, to).incompatible(Reason::new("target_unsupported", why))
             }
+            MigrationSupport::Unknown => {
+                let why = target.migration.detail.clone().unwrap_or_else(|| "discovery did not finish".into());
+                CheckReport::new(from, to).error(Reason::new("discovery_incomplete", why))
+            }
         }
     }
 
@@ -353,6 +368,16 @@ enum FastSource<'a> {
     Version(&'a str),
 }
 
+/// The directory of the source's attribute, when the fast path reads one.
+fn source_dir(src: &Result<String, std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    src.as_ref().err().and_then(|attr| attr.parent()).map(std::path::Path::to_path_buf)
+}
+
+/// The devices an exchange works on: the target (where it counts as running), then the source.
+fn exchange_devices<'a>(dst: &'a std::path::Path, src: Option<&'a std::path::Path>) -> Vec<&'a std::path::Path> {
+    std::iter::once(dst).chain(src).collect()
+}
+
 /// (Read source,) read target, write target; stops at anything but success.
 /// `src` is the source string (`Ok`) or the source attribute to read (`Err`).
 fn kernel_exchange(
@@ -363,6 +388,9 @@ fn kernel_exchange(
     let version = match src {
         Ok(v) => v,
         Err(path) => {
+            if path.parent().is_some_and(|dir| guard.at(dir).is_err()) {
+                return Exchange::FullPath;
+            }
             let Ok(bytes) = crate::io::read_once(&path) else { return Exchange::FullPath };
             match std::str::from_utf8(crate::strip_one_newline(&bytes)) {
                 Ok(v) if validate_version(v).is_ok() => v.to_string(),
@@ -370,6 +398,9 @@ fn kernel_exchange(
             }
         }
     };
+    if dst.parent().is_some_and(|dir| guard.at(dir).is_err()) {
+        return Exchange::FullPath;
+    }
     let target_version = match crate::io::read_once(dst) {
         Ok(bytes) => std::str::from_utf8(crate::strip_one_newline(&bytes)).ok().map(str::to_string),
         Err(_) => return Exchange::FullPath,
@@ -411,6 +442,7 @@ fn io_code(on: FailedOn, f: IoFailure) -> (&'static str, bool) {
     match (f, on) {
         (IoFailure::Timeout { .. }, _) => ("timeout", true),
         (IoFailure::Overloaded, _) => ("overloaded", true),
+        (IoFailure::DeviceStuck, _) => ("device_stuck", true),
         (IoFailure::ShortWrite { .. }, _) => ("target_write_failed", true),
         (IoFailure::Errno { errno }, SourceRead) if errno == libc::ENOENT => ("source_unsupported", false),
         (IoFailure::Errno { errno }, Target) if errno == libc::ENOENT => ("target_unsupported", false),

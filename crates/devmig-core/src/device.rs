@@ -56,6 +56,9 @@ pub enum MigrationSupport {
     Model,
     /// Neither: the device cannot be a migration source or target.
     None,
+    /// Not known: reading the device did not finish (a hung or failing attribute). Never a
+    /// verdict: a check involving it is an `error`.
+    Unknown,
 }
 
 /// Migration support and where the version comes from.

@@ -106,7 +106,8 @@ pub(crate) fn discover_one(
     id: &DeviceId,
 ) -> Result<Device, CoreError> {
     let node = root.join(id.node_path());
-    match io.run(move || fs::metadata(&node).map(|m| m.is_dir())) {
+    let device = node.clone();
+    match io.run_on(&device, move || fs::metadata(&node).map(|m| m.is_dir())) {
         Ok(Ok(true)) => Ok(discover_in_job(root, io, registry, id.clone())),
         Ok(_) => Err(CoreError::DeviceNotFound { id: id.to_string(), root: root.path().into() }),
         Err(failure) => Err(CoreError::Io { op: "stat", path: root.join(id.node_path()), failure }),
@@ -116,7 +117,7 @@ pub(crate) fn discover_one(
 /// Runs the discovery of one device on the I/O pool, so a hung attribute costs one timeout.
 fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: DeviceId) -> Device {
     let (r, reg, job_id) = (root.clone(), registry.clone(), id.clone());
-    match io.run(move || discover_device(&r, &reg, job_id)) {
+    match io.run_on(&root.join(id.node_path()), move || discover_device(&r, &reg, job_id)) {
         Ok(d) => d,
         Err(failure) => {
             let kind = match &id {
@@ -126,7 +127,8 @@ fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: Devi
             };
             let mut d = Device::new(id, kind);
             d.problems.push(format!("discovery did not finish: {failure}"));
-            d.migration.detail = Some("unknown: discovery did not finish".into());
+            d.migration.support = MigrationSupport::Unknown;
+            d.migration.detail = Some(format!("unknown: discovery did not finish: {failure}"));
             d
         }
     }

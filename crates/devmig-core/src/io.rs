@@ -8,10 +8,18 @@
 //! kernel ever returns) and a replacement worker is started. At most
 //! [`MAX_STUCK`] workers may be stuck at once; past that, operations fail at
 //! once instead of spawning more threads.
+//!
+//! Operations name the device (its directory) they touch. One device may hold at most
+//! [`gate::RUNNING_PER_DEVICE`] workers at once (its other jobs wait without holding one), and
+//! a device with an operation stuck past its deadline fails every other operation at once
+//! ([`IoFailure::DeviceStuck`]) until the kernel returns: one hung attribute cannot take the
+//! pool from the other devices.
+mod gate;
+
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -49,6 +57,8 @@ pub enum IoFailure {
     },
     /// Too many operations are already stuck; not attempted.
     Overloaded,
+    /// An earlier operation on this device is still stuck in the kernel; not attempted.
+    DeviceStuck,
 }
 
 impl IoFailure {
@@ -78,6 +88,9 @@ impl fmt::Display for IoFailure {
             IoFailure::Overloaded => {
                 write!(f, "too many sysfs operations are stuck; not attempted")
             }
+            IoFailure::DeviceStuck => {
+                write!(f, "an earlier operation on this device is still stuck in the kernel; not attempted")
+            }
         }
     }
 }
@@ -85,9 +98,37 @@ impl fmt::Display for IoFailure {
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
+const RUNNING: u8 = 3;
 
-type Job = Box<dyn FnOnce() + Send>;
-type Queued = (Job, Arc<AtomicU8>);
+/// A job's shared state: its stage, the devices it declared, and where it is in the kernel now.
+struct JobState {
+    stage: AtomicU8,
+    /// The devices it touches; it counts as running on the first.
+    devices: Vec<Arc<Path>>,
+    /// The device it is working on now ([`JobGuard::at`]; the first device until it says).
+    at: Mutex<Option<Arc<Path>>>,
+    /// The device a job abandoned in the kernel was charged to (taken when it retires).
+    charged: Mutex<Option<Arc<Path>>>,
+}
+
+impl JobState {
+    fn new(devices: Vec<Arc<Path>>) -> Self {
+        let at = Mutex::new(devices.first().cloned());
+        JobState { stage: AtomicU8::new(PENDING), devices, at, charged: Mutex::new(None) }
+    }
+
+    fn mov(&self, from: u8, to: u8) -> bool {
+        self.stage.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+/// A job: run with `None`, or told why it will not run.
+type Job = Box<dyn FnOnce(Option<IoFailure>) + Send>;
+type Queued = (Job, Arc<JobState>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The workers and their queue. After its job a worker polls the queue for [`SPIN`], or, when
 /// it is the one worker to finish with no job left in flight, for [`WORKER_POLL`]; then it
@@ -100,6 +141,8 @@ struct Pool {
     jobs: Sender<Queued>,
     queue: Receiver<Queued>,
     stuck: AtomicUsize,
+    /// Per-device admission.
+    gate: gate::Gate<Queued>,
     /// Jobs queued or running.
     in_flight: AtomicUsize,
     /// Workers polling the queue.
@@ -118,11 +161,8 @@ impl Pool {
         let spawned = std::thread::Builder::new().name("devmig-sysfs-io".into()).spawn(move || {
             loop {
                 let (job, state) = pool.next_job();
-                job();
-                pool.in_flight.fetch_sub(1, Ordering::AcqRel);
-                if state.compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                if !pool.work(job, &state) {
                     // The caller gave up and started a replacement: this worker retires.
-                    pool.stuck.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
             }
@@ -130,6 +170,68 @@ impl Pool {
         if let Err(e) = spawned {
             // Without a worker the queue still drains through the others; say so once.
             eprintln!("devmig: could not start a sysfs I/O worker: {e}");
+        }
+    }
+
+    /// Runs (or fails, or parks) one job; false when the job was abandoned in the kernel and
+    /// this worker must retire (a replacement was started).
+    fn work(&self, job: Job, state: &Arc<JobState>) -> bool {
+        let Some(device) = state.devices.first().cloned() else { return self.execute(job, state) };
+        match self.gate.admit(&device, (job, Arc::clone(state))) {
+            Err((job, state)) => {
+                self.fail(job, &state, IoFailure::DeviceStuck);
+                true
+            }
+            Ok(None) => true,
+            Ok(Some((job, state))) => {
+                let kept = self.execute(job, &state);
+                if let Some(next) = self.gate.finished(&device) {
+                    self.requeue(next);
+                }
+                kept
+            }
+        }
+    }
+
+    /// Runs an admitted job; false when it was abandoned while running.
+    fn execute(&self, job: Job, state: &JobState) -> bool {
+        if !state.mov(PENDING, RUNNING) {
+            // Abandoned while queued: it never runs, nothing is stuck.
+            drop(job);
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return true;
+        }
+        job(None);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if state.mov(RUNNING, DONE) {
+            return true;
+        }
+        // Abandoned in the kernel: the caller counted it stuck (and charged a device, under
+        // `charged`'s lock, which this waits for).
+        self.stuck.fetch_sub(1, Ordering::AcqRel);
+        if let Some(device) = lock(&state.charged).take() {
+            self.gate.unstuck(&device);
+        }
+        false
+    }
+
+    /// Tells a job it will not run (unless its caller already gave up on it).
+    fn fail(&self, job: Job, state: &JobState, why: IoFailure) {
+        if state.mov(PENDING, DONE) {
+            job(Some(why));
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Queues a parked job again (still counted in flight).
+    fn requeue(&self, queued: Queued) {
+        if self.jobs.send(queued).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        fence(Ordering::SeqCst);
+        if self.polling.load(Ordering::SeqCst) == 0 {
+            self.wake_one();
         }
     }
 
@@ -226,6 +328,7 @@ impl SysfsIo {
             jobs,
             queue,
             stuck: AtomicUsize::new(0),
+            gate: gate::Gate::new(),
             in_flight: AtomicUsize::new(0),
             polling: AtomicUsize::new(0),
             long_poll: AtomicBool::new(false),
@@ -249,9 +352,30 @@ impl SysfsIo {
         self.pool.stuck.load(Ordering::Acquire)
     }
 
+    /// Devices (their directories) with an operation stuck in the kernel past its deadline:
+    /// they fail every operation at once until it returns.
+    pub fn stuck_devices(&self) -> Vec<PathBuf> {
+        self.pool.gate.stuck_devices()
+    }
+
+    /// Devices the pool holds state for now (running, waiting or stuck work): never more than
+    /// the devices in use, whatever ids callers named before.
+    pub fn tracked_devices(&self) -> usize {
+        self.pool.gate.tracked()
+    }
+
     /// Runs `f` on a worker and waits at most the timeout for its result.
     pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, IoFailure> {
-        self.run_guarded(move |_| f())
+        self.run_guarded_on(&[], move |_| f())
+    }
+
+    /// Runs `f`, which works on the device at `device` (its directory), as [`SysfsIo::run`].
+    pub fn run_on<R: Send + 'static>(
+        &self,
+        device: &Path,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, IoFailure> {
+        self.run_guarded_on(&[device], move |_| f())
     }
 
     /// Like [`SysfsIo::run`], and `f` can ask its [`JobGuard`] whether the
@@ -260,42 +384,75 @@ impl SysfsIo {
         &self,
         f: impl FnOnce(&JobGuard) -> R + Send + 'static,
     ) -> Result<R, IoFailure> {
+        self.run_guarded_on(&[], f)
+    }
+
+    /// [`SysfsIo::run_guarded`] for a job on `devices` (their directories; it counts as
+    /// running on the first, and says which one it works on with [`JobGuard::at`]).
+    pub fn run_guarded_on<R: Send + 'static>(
+        &self,
+        devices: &[&Path],
+        f: impl FnOnce(&JobGuard) -> R + Send + 'static,
+    ) -> Result<R, IoFailure> {
         let (tx, rx) = bounded(1);
         // The receiver may be gone after a timeout; nothing to do then.
-        let state = self.enqueue(f, move |r| {
+        let state = self.enqueue(devices, f, move |r| {
             let _ = tx.send(r);
         })?;
         match spin_then_recv(&rx, self.timeout) {
-            Some(r) => Ok(r),
+            Some(r) => r,
             None if self.abandon(&state) => Err(self.timed_out()),
             // Finished just as the deadline passed: the result is there.
-            None => rx.recv().map_err(|_| self.timed_out()),
+            None => rx.recv().map_err(|_| self.timed_out())?,
         }
     }
 
-    /// Queues `f` for a worker, which hands its result to `deliver`; returns the job's state.
+    /// Queues `f` for a worker, which hands its result (or why it did not run) to `deliver`;
+    /// returns the job's state.
     fn enqueue<R: Send + 'static>(
         &self,
+        devices: &[&Path],
         f: impl FnOnce(&JobGuard) -> R + Send + 'static,
-        deliver: impl FnOnce(R) + Send + 'static,
-    ) -> Result<Arc<AtomicU8>, IoFailure> {
+        deliver: impl FnOnce(Result<R, IoFailure>) + Send + 'static,
+    ) -> Result<Arc<JobState>, IoFailure> {
         if self.stuck() >= MAX_STUCK {
             return Err(IoFailure::Overloaded);
         }
-        let state = Arc::new(AtomicU8::new(PENDING));
-        let guard = JobGuard(Arc::clone(&state));
-        let job: Job = Box::new(move || deliver(f(&guard)));
+        let devices: Vec<Arc<Path>> = devices.iter().map(|d| Arc::from(*d)).collect();
+        if self.pool.gate.any_stuck(&devices) {
+            return Err(IoFailure::DeviceStuck);
+        }
+        let state = Arc::new(JobState::new(devices));
+        let guard = JobGuard { state: Arc::clone(&state), pool: Arc::clone(&self.pool) };
+        let job: Job = Box::new(move |skip| match skip {
+            None => deliver(Ok(f(&guard))),
+            Some(why) => deliver(Err(why)),
+        });
         self.pool.push((job, Arc::clone(&state)))?;
         Ok(state)
     }
 
-    /// Gives up on a job past its deadline: true when it was still running (its worker is then
-    /// counted stuck and replaced), false when it finished meanwhile.
-    fn abandon(&self, state: &AtomicU8) -> bool {
-        if state.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            return false;
+    /// Gives up on a job past its deadline: true when it had not finished. A job still queued
+    /// never runs; one in the kernel is counted stuck (on the device it was working on, whose
+    /// parked jobs fail at once) and its worker replaced. False when it finished meanwhile.
+    fn abandon(&self, state: &JobState) -> bool {
+        if state.mov(PENDING, ABANDONED) {
+            return true;
         }
-        self.pool.stuck.fetch_add(1, Ordering::AcqRel);
+        let parked = {
+            let mut charged = lock(&state.charged);
+            if !state.mov(RUNNING, ABANDONED) {
+                return false;
+            }
+            self.pool.stuck.fetch_add(1, Ordering::AcqRel);
+            let device = lock(&state.at).clone();
+            let parked = device.as_ref().map(|d| self.pool.gate.stuck(d)).unwrap_or_default();
+            *charged = device;
+            parked
+        };
+        for (job, st) in parked {
+            self.pool.fail(job, &st, IoFailure::DeviceStuck);
+        }
         self.pool.spawn_worker();
         true
     }
@@ -310,24 +467,36 @@ impl SysfsIo {
         &self,
         f: impl FnOnce(&JobGuard) -> R + Send + 'static,
     ) -> Result<Submitted<R>, IoFailure> {
+        self.submit_guarded_on(&[], f)
+    }
+
+    /// [`SysfsIo::submit_guarded`] for a job on `devices`, as [`SysfsIo::run_guarded_on`].
+    pub fn submit_guarded_on<R: Send + 'static>(
+        &self,
+        devices: &[&Path],
+        f: impl FnOnce(&JobGuard) -> R + Send + 'static,
+    ) -> Result<Submitted<R>, IoFailure> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // The receiver may be gone after a timeout; nothing to do then.
-        let state = self.enqueue(f, move |r| {
+        let state = self.enqueue(devices, f, move |r| {
             let _ = tx.send(r);
         })?;
         Ok(Submitted { rx, state, io: self.clone() })
     }
 
-    /// One `read(2)` of an attribute, as sysfs expects: the whole value in one call.
+    /// One `read(2)` of an attribute, as sysfs expects: the whole value in one call (on the
+    /// device that is the attribute's directory).
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, IoFailure> {
+        let device = path.parent().unwrap_or(path);
         let path = path.to_path_buf();
-        self.run(move || read_once(&path))?
+        self.run_on(device, move || read_once(&path))?
     }
 
     /// One `write(2)` of `data` into an attribute (no truncation, no newline added).
     pub fn write(&self, path: &Path, data: &[u8]) -> Result<(), IoFailure> {
+        let device = path.parent().unwrap_or(path);
         let (path, data) = (path.to_path_buf(), data.to_vec());
-        self.run(move || write_once(&path, &data))?
+        self.run_on(device, move || write_once(&path, &data))?
     }
 }
 
@@ -375,11 +544,16 @@ fn poll_for<T>(window: Duration, mut attempt: impl FnMut() -> Option<T>) -> Opti
 }
 
 /// A job on the pool whose result an async caller awaits.
-#[derive(Debug)]
 pub struct Submitted<R> {
-    rx: tokio::sync::oneshot::Receiver<R>,
-    state: Arc<AtomicU8>,
+    rx: tokio::sync::oneshot::Receiver<Result<R, IoFailure>>,
+    state: Arc<JobState>,
     io: SysfsIo,
+}
+
+impl<R> fmt::Debug for Submitted<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submitted").field("stage", &self.state.stage.load(Ordering::Relaxed)).finish()
+    }
 }
 
 impl<R> Submitted<R> {
@@ -390,7 +564,7 @@ impl<R> Submitted<R> {
         // Jobs stuck past their deadline stay in flight until the kernel returns; they do not count.
         if self.io.pool.in_flight.load(Ordering::Acquire).saturating_sub(self.io.stuck()) <= 1 {
             let polled = poll_for(AWAIT_POLL.min(self.io.timeout), || match self.rx.try_recv() {
-                Ok(r) => Some(Ok(r)),
+                Ok(r) => Some(r),
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(IoFailure::Overloaded)),
                 Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
             });
@@ -399,24 +573,43 @@ impl<R> Submitted<R> {
             }
         }
         match tokio::time::timeout(self.io.timeout, &mut self.rx).await {
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(r)) => r,
             // The job was dropped unrun (the pool is shutting down).
             Ok(Err(_)) => Err(IoFailure::Overloaded),
             Err(_) if self.io.abandon(&self.state) => Err(self.io.timed_out()),
             // Finished just as the deadline passed: the result is there.
-            Err(_) => self.rx.try_recv().map_err(|_| self.io.timed_out()),
+            Err(_) => self.rx.try_recv().map_err(|_| self.io.timed_out())?,
         }
     }
 }
 
-/// Lets a job see whether its caller stopped waiting for it.
-#[derive(Debug)]
-pub struct JobGuard(Arc<AtomicU8>);
+/// Lets a job see whether its caller stopped waiting for it, and say which device it works on.
+pub struct JobGuard {
+    state: Arc<JobState>,
+    pool: Arc<Pool>,
+}
+
+impl fmt::Debug for JobGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobGuard").field("abandoned", &self.abandoned()).finish()
+    }
+}
 
 impl JobGuard {
     /// True once the caller timed out and abandoned the job.
     pub fn abandoned(&self) -> bool {
-        self.0.load(Ordering::Acquire) == ABANDONED
+        self.state.stage.load(Ordering::Acquire) == ABANDONED
+    }
+
+    /// The job now works on the device at `device` (its directory): should it get stuck there,
+    /// that device is the one marked stuck. [`IoFailure::DeviceStuck`] when it already is.
+    pub fn at(&self, device: &Path) -> Result<(), IoFailure> {
+        let device: Arc<Path> = Arc::from(device);
+        if self.pool.gate.any_stuck(std::slice::from_ref(&device)) {
+            return Err(IoFailure::DeviceStuck);
+        }
+        *lock(&self.state.at) = Some(device);
+        Ok(())
     }
 }
 
@@ -527,6 +720,78 @@ mod tests {
             drop(release);
             assert_eq!(hung.wait().await, Ok(true));
         }
+    }
+
+    /// Waits (bounded) until `cond` holds.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_device_with_a_stuck_operation_fails_at_once_and_recovers() {
+        let io = SysfsIo::with_workers(Duration::from_millis(100), 2);
+        let (a, b) = (Path::new("/sys/devices/a"), Path::new("/sys/devices/b"));
+        let (release, wait) = bounded::<()>(0);
+        assert_eq!(io.run_on(a, move || wait.recv().is_ok()), Err(IoFailure::Timeout { after_ms: 100 }));
+        assert_eq!(io.stuck_devices(), vec![a.to_path_buf()]);
+        // The stuck device answers at once, without queueing; the others are served.
+        let started = Instant::now();
+        assert_eq!(io.run_on(a, || 1), Err(IoFailure::DeviceStuck));
+        assert!(started.elapsed() < Duration::from_millis(50), "{:?}", started.elapsed());
+        assert_eq!(io.run_on(b, || 2), Ok(2));
+        // A job that reaches the stuck device on its way is refused there.
+        assert_eq!(io.run_guarded_on(&[b], move |g| g.at(a)), Ok(Err(IoFailure::DeviceStuck)));
+        drop(release);
+        eventually("the device never recovered", || io.stuck_devices().is_empty());
+        assert_eq!(io.run_on(a, || 3), Ok(3));
+        eventually("per-device state outlived the work", || io.tracked_devices() == 0);
+    }
+
+    #[test]
+    fn a_flood_on_one_hung_device_holds_few_workers_and_the_others_are_served() {
+        let io = SysfsIo::with_workers(Duration::from_millis(300), 8);
+        let hung = Path::new("/sys/devices/hung");
+        let (release, wait) = bounded::<()>(0);
+        let flood: Vec<_> = (0..64)
+            .map(|_| {
+                let (io, wait) = (io.clone(), wait.clone());
+                std::thread::spawn(move || io.run_on(hung, move || wait.recv().is_ok()))
+            })
+            .collect();
+        // While the flood waits for its deadline, other devices never wait for a worker.
+        for i in 0..50u64 {
+            let other = PathBuf::from(format!("/sys/devices/other{}", i % 5));
+            assert_eq!(io.run_on(&other, move || i), Ok(i), "job {i} on {}", other.display());
+        }
+        for f in flood {
+            let r = f.join().expect("flood thread");
+            assert!(matches!(r, Err(IoFailure::Timeout { .. } | IoFailure::DeviceStuck)), "{r:?}");
+        }
+        assert!(io.stuck() <= gate::RUNNING_PER_DEVICE, "{} workers stuck on one device", io.stuck());
+        drop(release);
+        eventually("stuck workers never retired", || io.stuck() == 0 && io.stuck_devices().is_empty());
+    }
+
+    #[test]
+    fn a_job_abandoned_while_queued_never_runs() {
+        let io = SysfsIo::with_workers(Duration::from_millis(100), 1);
+        let (release, wait) = bounded::<()>(0);
+        let ran = Arc::new(AtomicBool::new(false));
+        // Nobody waits for the first job, so its worker is never replaced while it blocks.
+        let first = io.submit_guarded(move |_| wait.recv().is_ok()).expect("queued");
+        eventually("the first job never started", || io.pool.in_flight.load(Ordering::Acquire) == 1);
+        let r = Arc::clone(&ran);
+        assert_eq!(io.run(move || r.store(true, Ordering::SeqCst)), Err(IoFailure::Timeout { after_ms: 100 }));
+        assert_eq!(io.stuck(), 0, "a job that never started is not stuck");
+        drop(release);
+        drop(first);
+        eventually("the queue never drained", || io.pool.in_flight.load(Ordering::Acquire) == 0);
+        assert_eq!(io.run(|| 5), Ok(5));
+        assert!(!ran.load(Ordering::SeqCst), "a job ran after its caller gave up on it");
     }
 
     #[test]

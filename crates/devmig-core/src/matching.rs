@@ -64,9 +64,9 @@ impl Checker {
         let requirement = self.registry().requirement(version)?;
         let inventory = self.inventory()?;
         let mut candidates = Vec::new();
-        for dev in
-            inventory.devices.iter().filter(|d| d.migration.support != MigrationSupport::None && Some(&d.id) != exclude)
-        {
+        for dev in inventory.devices.iter().filter(|d| {
+            !matches!(d.migration.support, MigrationSupport::None | MigrationSupport::Unknown) && Some(&d.id) != exclude
+        }) {
             let attrs = dev.facts.as_ref().and_then(|f| self.registry().attributes(f).ok());
             let (step_a, unmet) = match &attrs {
                 Some(a) => {

@@ -221,6 +221,11 @@ impl Host {
         }
     }
 
+    /// Lifts every injected fault.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
     /// The fault on `ino` that applies to a read (`write == false`) or a write.
     pub fn fault(&self, ino: Ino, write: bool) -> Option<&Fault> {
         self.faults.get(&ino).filter(|f| match f.op {

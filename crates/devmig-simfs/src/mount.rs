@@ -146,6 +146,13 @@ impl Mounted {
         self.host.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Lifts every injected fault and answers the requests a hang parked (with EIO, as a
+    /// driver that gives up would): the attributes answer normally from now on.
+    pub fn heal(&self) {
+        self.host().clear_faults();
+        self.parked.release();
+    }
+
     /// Unmounts now.
     pub fn unmount(mut self) -> Result<(), SimError> {
         self.teardown()

@@ -66,6 +66,17 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_state(&lab.state, method, uri, token, body).await
+}
+
+/// [`call`] on an agent's state (what a spawned task can own).
+pub async fn call_state(
+    state: &AppState,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -77,7 +88,7 @@ pub async fn call(
         }
         None => Body::empty(),
     };
-    let res = app(lab.state.clone()).oneshot(req.body(body).expect("request")).await.expect("response");
+    let res = app(state.clone()).oneshot(req.body(body).expect("request")).await.expect("response");
     let status = res.status();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))

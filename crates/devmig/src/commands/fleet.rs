@@ -119,7 +119,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             if o == Output::Json {
                 return json(out, "devmig.fleet-forget/v1", &serde_json::json!({ "forgotten": host })).map(|()| 0);
             }
-            line(out, &format!("forgot {host}: its next report registers it anew"))?;
+            line(out, format!("forgot {host}: its next report registers it anew"))?;
             Ok(0)
         }
         FleetCommand::Devices { db, hosts } => {

@@ -17,6 +17,7 @@ pub fn migration_cell(d: &Device) -> String {
         (MigrationSupport::Model, Some(m)) => format!("model:{m}"),
         (MigrationSupport::Model, None) => "model".into(),
         (MigrationSupport::None, _) => "none".into(),
+        (MigrationSupport::Unknown, _) => "unknown".into(),
     }
 }
 
