@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod server;
 pub mod service;
+pub mod serving;
 pub mod tls;
 pub mod tokens;
 

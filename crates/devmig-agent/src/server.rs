@@ -11,8 +11,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, app};
 use crate::{Agent, AgentOptions, Tokens};
 
-/// How long shutdown waits for requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub use crate::serving::SHUTDOWN_GRACE;
 
 /// The agent's configuration file (TOML); every key can also be given as a flag.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,51 +85,15 @@ impl AgentConfig {
 }
 
 /// Serves `router` until `shutdown` resolves (HTTPS with `tls`, mTLS when it verifies
-/// clients), then waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+/// clients), with the default [`ConnLimits`], then waits at most [`SHUTDOWN_GRACE`] for requests
+/// in flight.
 pub async fn serve_router(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(config) = tls else { return serve_plain(listener, router, shutdown).await };
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    let std_listener = listener.into_std()?;
-    axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?
-        .handle(handle)
-        .serve(router.into_make_service())
-        .await
-}
-
-/// Serves `router` over plain HTTP until `shutdown` resolves, then waits at most
-/// [`SHUTDOWN_GRACE`] for requests in flight (the fleet serves this way too).
-pub async fn serve_plain(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut signalled = stop_rx.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let bounded = async move {
-        let _ = signalled.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        r = server => r,
-        () = bounded => {
-            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-            Ok(())
-        }
-    }
+    crate::serving::serve(listener, router, tls, crate::serving::ConnLimits::default(), shutdown).await
 }
 
 /// Serves until `shutdown` resolves, then waits at most [`SHUTDOWN_GRACE`] for requests in

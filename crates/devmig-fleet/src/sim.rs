@@ -302,17 +302,7 @@ pub fn report_tokens(
     })
 }
 
-/// Raises the open-file limit to its hard maximum (each agent holds a socket and its database).
-pub fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-        }
-    }
-}
+pub use devmig_agent::serving::raise_fd_limit;
 
 impl SimFleet {
     /// Lays out and starts `spec.hosts` agents on the current tokio runtime (multi-threaded).
