@@ -226,8 +226,20 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// 404 as a problem document, for any path the table lacks.
+pub async fn no_route(uri: axum::http::Uri) -> AgentError {
+    AgentError::NoRoute(format!("no route {}", uri.path()))
+}
+
+/// 405 as a problem document.
+pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AgentError {
+    AgentError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// What documents one route (the agent's and the fleet's route tables both provide it).
@@ -260,12 +272,8 @@ pub fn openapi_document(
         let mut responses = serde_json::Map::new();
         let auth: &[(u16, &str)] = if route.scope.is_some() { &AUTH_ERRORS } else { &[] };
         for (code, what) in route.responses.iter().chain(auth) {
-            let content = if *code >= 400 && *code != 504 {
-                json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})
-            } else {
-                json!({"application/json": {"schema": {"type": "object"}}})
-            };
-            responses.insert(code.to_string(), json!({"description": what, "content": content}));
+            responses
+                .insert(code.to_string(), json!({"description": what, "content": response_content(route.path, *code)}));
         }
         let mut op = json!({"summary": route.summary, "responses": responses});
         let path_params: Vec<Value> = params
@@ -297,6 +305,20 @@ pub fn openapi_document(
                 "detail": {"type": "string"}, "code": {"type": "string"}, "report": {"type": "object"}}}}
         }
     })
+}
+
+/// What a route answers with `code`: plain text for the probes and metrics, the check report
+/// for a check that timed out (its verdict is `error`), a problem document for other errors.
+fn response_content(path: &str, code: u16) -> Value {
+    match (path, code) {
+        ("/metrics", _) => json!({"text/plain; version=0.0.4": {"schema": {"type": "string"}}}),
+        ("/healthz" | "/readyz", _) => json!({"text/plain": {"schema": {"type": "string"}}}),
+        (p, 504) if p.ends_with("/check") => json!({"application/json": {"schema": {"type": "object"}}}),
+        (_, c) if c >= 400 => {
+            json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})
+        }
+        _ => json!({"application/json": {"schema": {"type": "object"}}}),
+    }
 }
 
 /// The name of one of the methods the route tables use.

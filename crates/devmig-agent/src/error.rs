@@ -21,6 +21,12 @@ pub enum AgentError {
     /// The body is larger than the agent accepts.
     #[error("request body too large")]
     TooLarge,
+    /// No route at this path (the text names it).
+    #[error("{0}")]
+    NoRoute(String),
+    /// The path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// No such claim.
     #[error("no claim {0}")]
     ClaimNotFound(String),
@@ -59,7 +65,8 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         AgentError::Forbidden => StatusCode::FORBIDDEN,
         AgentError::BadRequest(_) => StatusCode::BAD_REQUEST,
         AgentError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        AgentError::ClaimNotFound(_) => StatusCode::NOT_FOUND,
+        AgentError::ClaimNotFound(_) | AgentError::NoRoute(_) => StatusCode::NOT_FOUND,
+        AgentError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         AgentError::Conflict { .. } => StatusCode::CONFLICT,
         AgentError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -91,6 +98,8 @@ pub fn code_of(e: &AgentError) -> &'static str {
         AgentError::BadRequest(_) => "bad_request",
         AgentError::TooLarge => "body_too_large",
         AgentError::ClaimNotFound(_) => "claim_not_found",
+        AgentError::NoRoute(_) => "no_route",
+        AgentError::MethodNotAllowed(_) => "method_not_allowed",
         AgentError::Conflict { code, .. } => code,
         AgentError::Rejected(_) => "target_rejected",
         AgentError::Timeout(_) => "timeout",
@@ -188,6 +197,18 @@ mod tests {
             (AgentError::ClaimNotFound("x".into()), 404, "claim_not_found"),
             (AgentError::Conflict { code: "target_claimed", detail: "x".into() }, 409, "target_claimed"),
             (AgentError::Timeout("x".into()), 504, "timeout"),
+            (AgentError::DeviceFailed("x".into()), 502, "device_failed"),
+            (AgentError::NoRoute("x".into()), 404, "no_route"),
+            (AgentError::MethodNotAllowed("x".into()), 405, "method_not_allowed"),
+            (
+                AgentError::Core(CoreError::Io {
+                    op: "read",
+                    path: "/x".into(),
+                    failure: devmig_core::IoFailure::DeviceStuck,
+                }),
+                504,
+                "timeout",
+            ),
             (AgentError::Core(bad_id), 400, "invalid_device_id"),
             (AgentError::Core(CoreError::InvalidVersion("x".into())), 400, "invalid_version"),
             (AgentError::Core(CoreError::DeviceNotFound { id: "x".into(), root: "/".into() }), 404, "device_not_found"),

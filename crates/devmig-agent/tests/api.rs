@@ -53,6 +53,11 @@ async fn bad_input_is_refused_before_it_reaches_sysfs() {
         let (s, p) = call(&b, Method::GET, &format!("/api/v1/devices/{id}"), Some(READ), None).await;
         assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_device_id")), "{id}: {p}");
     }
+    // Unknown paths and methods answer problem documents too.
+    let (s, p) = call(&b, Method::GET, "/api/v1/nope", Some(READ), None).await;
+    assert_eq!((s, p["type"].as_str()), (StatusCode::NOT_FOUND, Some("urn:devmig:problem:no_route")), "{p}");
+    let (s, p) = call(&b, Method::PATCH, "/api/v1/devices", Some(ADMIN), None).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")), "{p}");
     let target = format!("/api/v1/devices/{}/check", seg("mtty/mtty-2"));
     let (s, p) = call(&b, Method::POST, &target, Some(ADMIN), Some(json!({"version": "caf\u{e9}"}))).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_version")));

@@ -42,7 +42,13 @@ struct FleetRoute {
 
 fn report_body() -> Value {
     json!({"type": "object", "required": ["host", "url", "generation", "devices"], "additionalProperties": false,
-           "description": "devmig.host-report/v1: every migratable device with version, typed attributes, facts and availability"})
+           "description": "devmig.host-report/v1: every migratable device with version, typed attributes, facts and availability",
+           "properties": {
+               "host": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"},
+               "url": {"type": "string", "maxLength": 2048, "description": "the agent's base URL: http(s)://host[:port]"},
+               "generation": {"type": "integer", "minimum": 0,
+                              "description": "nanoseconds since the epoch, within 10 minutes of the fleet's clock"},
+               "devices": {"type": "array", "maxItems": MAX_DEVICES, "items": {"type": "object"}}}})
 }
 
 fn placement_body() -> Value {
@@ -189,6 +195,10 @@ pub fn app(state: FleetState) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .fallback(|uri: axum::http::Uri| async move { FleetError::NotFound(format!("no route {}", uri.path())) })
+        .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
+            FleetError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -12,6 +12,9 @@ pub enum FleetError {
     /// No such host, device or placement.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// Someone else holds it.
     #[error("{0}")]
     Conflict(String),
@@ -52,6 +55,7 @@ impl FleetError {
         match self {
             FleetError::BadRequest(_) => StatusCode::BAD_REQUEST,
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
+            FleetError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             FleetError::Conflict(_) => StatusCode::CONFLICT,
             FleetError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -66,6 +70,7 @@ impl FleetError {
         match self {
             FleetError::BadRequest(_) => "bad_request",
             FleetError::NotFound(_) => "not_found",
+            FleetError::MethodNotAllowed(_) => "method_not_allowed",
             FleetError::Conflict(_) => "conflict",
             FleetError::TooLarge(_) => "payload_too_large",
             FleetError::Unauthorized(_) => "unauthorized",
@@ -84,7 +89,7 @@ impl IntoResponse for FleetError {
             tracing::error!(error = %self, "request failed");
         }
         let body = serde_json::json!({
-            "type": format!("https://devmig.dev/problems/{}", self.code()),
+            "type": format!("urn:devmig:problem:{}", self.code()),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "code": self.code(),

@@ -53,3 +53,40 @@ fn missing_and_unsupported_attributes() {
     let r = a.checker.check(&id("0000:3d:00.1"), &id("0000:00:1f.3")).expect("check");
     assert_eq!(codes(&r), ["target_unsupported"]);
 }
+
+/// A type whose `name` attribute hangs: its discovery cannot finish.
+const HUNG_DISCOVERY: &str = r#"
+hostname = "hung"
+[[virtual_parent]]
+name = "mtty"
+driver_version = "0.1"
+[virtual_parent.mdev]
+types = [{ id = "mtty-1" }, { id = "mtty-2" }]
+[[fault]]
+device = "mtty/mtty-1"
+attribute = "name"
+op = "read"
+hang = true
+"#;
+
+#[test]
+fn a_device_whose_discovery_does_not_finish_is_an_error_never_a_verdict() {
+    let lab = common::mount_spec(HUNG_DISCOVERY, std::time::Duration::from_millis(300));
+    let c = &lab.checker;
+    let v = c.version(&id("mtty/mtty-1")).expect("version");
+    assert!(v.transient && v.side.version.is_none(), "{v:?}");
+    assert_eq!(v.reason.as_ref().map(|r| r.code.as_str()), Some("discovery_incomplete"));
+    // As a source and as a target: error, not incompatible.
+    let r = c.check(&id("mtty/mtty-1"), &id("mtty/mtty-1")).expect("check");
+    assert_eq!(r.verdict, Verdict::Error, "{r:?}");
+    let r = c.check_version("mtty-v1-0.1.0-mtty-1", &id("mtty/mtty-1")).expect("check");
+    assert_eq!(r.verdict, Verdict::Error, "{r:?}");
+    // Its operation is still stuck in the kernel: listing it is an error, or says "unknown".
+    match c.device(&id("mtty/mtty-1")) {
+        Ok(d) => assert_eq!(d.migration.support, MigrationSupport::Unknown),
+        Err(e) => assert!(
+            matches!(e, devmig_core::CoreError::Io { failure: devmig_core::IoFailure::DeviceStuck, .. }),
+            "{e:?}"
+        ),
+    }
+}
