@@ -12,6 +12,7 @@ pub mod matching;
 pub mod metrics;
 pub mod placement;
 pub mod plans;
+mod refresh;
 pub mod schema;
 pub mod server;
 pub mod sim;

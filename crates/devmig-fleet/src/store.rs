@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::FleetError;
 use crate::db::{DbUrl, Pool, Val};
+use crate::refresh::{Refresh, Refresher};
 use crate::schema;
 use crate::step_a;
 
@@ -76,6 +77,8 @@ pub struct DeviceRow {
 #[derive(Debug)]
 pub struct Store {
     pool: Pool,
+    /// Unchanged reports, written in batches.
+    refresher: Refresher,
     /// A host whose last report is older than this is stale.
     pub stale_after_ms: i64,
     /// How long a fleet claim holds a device before a report must confirm it.
@@ -104,7 +107,7 @@ impl Store {
     pub fn open(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
         let pool = Pool::open(url, pool_size)?;
         schema::migrate(&mut pool.writer())?;
-        Ok(Store { pool, stale_after_ms: 90_000, hold_ms: 120_000 })
+        Ok(Store { pool, refresher: Refresher::default(), stale_after_ms: 90_000, hold_ms: 120_000 })
     }
 
     /// Reports arriving after this are fresh.
@@ -116,6 +119,12 @@ impl Store {
     pub fn apply_report(&self, r: &HostReport, now_ms: i64) -> Result<ReportOutcome, FleetError> {
         let digest = digest(r)?;
         let generation = int(r.generation, "generation")?;
+        // The steady state: same URL, same devices, a newer generation, batched with others.
+        let refresh =
+            Refresh { host: r.host.clone(), url: r.url.clone(), digest: digest.clone(), generation: generation.int() };
+        if self.refresher.refresh(refresh, now_ms, &self.pool)? {
+            return Ok(ReportOutcome::Unchanged);
+        }
         let mut conn = self.pool.writer();
         conn.transaction(|c| {
             // The conditional upsert takes the host's row lock: concurrent reports of one host

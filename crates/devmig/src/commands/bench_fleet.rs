@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devmig_fleet::db::DbUrl;
-use devmig_fleet::now_ms;
 use devmig_fleet::placement::{PlacementRequest, SourceRef};
 use devmig_fleet::sim::{HostPlan, SimSpec, host_name, report_secret};
+use devmig_fleet::{ReportOutcome, now_ms};
 use devmig_vendors::Registry;
 use futures::stream::{self, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::BenchFleetArgs;
-use crate::commands::sim_fleet::start_lab;
+use crate::commands::sim_fleet::{Lab, start_lab};
 use crate::error::CliError;
 use crate::output::line;
 
@@ -122,6 +122,7 @@ async fn ingest_and_query(
             ),
         )?;
     }
+    line(out, store_refreshes(args, &lab, registry).await?)?;
     let store = lab.fleet.store.clone();
     tokio::task::spawn_blocking(move || store.analyze()).await.map_err(|e| CliError::Usage(e.to_string()))??;
     let (rss, hwm) = memory();
@@ -160,6 +161,47 @@ async fn ingest_and_query(
         format!("  mean candidate hosts returned: {:.1} (want 8)", hosts_found as f64 / args.queries.max(1) as f64),
     )?;
     Ok(())
+}
+
+/// The store's own refresh rate, without HTTP or the load generator: the reports of up to
+/// 10,000 hosts are built first, then `--pushers` threads refresh them all (next generation,
+/// same devices) through `Store::apply_report`, as the API handler does.
+async fn store_refreshes(args: &BenchFleetArgs, lab: &Lab, registry: &Registry) -> Result<String, CliError> {
+    let n = args.hosts.min(10_000);
+    let (seed, devices, pushers) = (args.seed, args.devices, args.pushers.max(1));
+    let reg = registry.clone();
+    let reports: Vec<_> = tokio::task::spawn_blocking(move || {
+        (0..n).map(|i| HostPlan::draw(seed, i, devices).report(&reg, "bench", "http://127.0.0.1:9", 0)).collect()
+    })
+    .await
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let reports = Arc::new(reports);
+    let started = Instant::now();
+    let base = u64::try_from(now_ms()).unwrap_or(0) * 1_000_000;
+    let workers: Vec<_> = (0..pushers)
+        .map(|w| {
+            let (store, reports) = (lab.fleet.store.clone(), Arc::clone(&reports));
+            tokio::task::spawn_blocking(move || {
+                let mut failed = 0usize;
+                for (i, r) in reports.iter().enumerate().skip(w).step_by(pushers) {
+                    let mut r = r.clone();
+                    r.generation = base + i as u64;
+                    failed += usize::from(!matches!(store.apply_report(&r, now_ms()), Ok(ReportOutcome::Unchanged)));
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for w in workers {
+        failed += w.await.map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    let took = started.elapsed();
+    Ok(format!(
+        "store refresh (no HTTP, reports built beforehand): {n} hosts from {pushers} threads in {:.2} s ({:.0} hosts/s), {failed} not unchanged",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    ))
 }
 
 /// Pushes every host's report (with its own token, at a generation of the clock, as agents
