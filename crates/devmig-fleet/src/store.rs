@@ -79,6 +79,10 @@ pub struct Store {
     pool: Pool,
     /// Unchanged reports, written in batches.
     refresher: Refresher,
+    /// Each host's device digest as this replica last stored it: only a hint (another replica
+    /// may have moved on), used to send likely refreshes to the batch and the rest straight
+    /// to the full path.
+    digests: parking_lot::Mutex<std::collections::HashMap<String, String>>,
     /// A host whose last report is older than this is stale.
     pub stale_after_ms: i64,
     /// How long a fleet claim holds a device before a report must confirm it.
@@ -107,7 +111,13 @@ impl Store {
     pub fn open(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
         let pool = Pool::open(url, pool_size)?;
         schema::migrate(&mut pool.writer())?;
-        Ok(Store { pool, refresher: Refresher::default(), stale_after_ms: 90_000, hold_ms: 120_000 })
+        Ok(Store {
+            pool,
+            refresher: Refresher::default(),
+            digests: parking_lot::Mutex::default(),
+            stale_after_ms: 90_000,
+            hold_ms: 120_000,
+        })
     }
 
     /// Reports arriving after this are fresh.
@@ -122,9 +132,25 @@ impl Store {
         // The steady state: same URL, same devices, a newer generation, batched with others.
         let refresh =
             Refresh { host: r.host.clone(), url: r.url.clone(), digest: digest.clone(), generation: generation.int() };
-        if self.refresher.refresh(refresh, now_ms, &self.pool)? {
+        let likely = self.digests.lock().get(&r.host).is_some_and(|d| *d == digest);
+        if likely && self.refresher.refresh(refresh, now_ms, &self.pool)? {
             return Ok(ReportOutcome::Unchanged);
         }
+        let outcome = self.apply_in_full(r, &digest, generation, now_ms)?;
+        if outcome != ReportOutcome::Stale {
+            self.digests.lock().insert(r.host.clone(), digest);
+        }
+        Ok(outcome)
+    }
+
+    /// The full path of a report: the conditional upsert, then the devices when they changed.
+    fn apply_in_full(
+        &self,
+        r: &HostReport,
+        digest: &str,
+        generation: Val,
+        now_ms: i64,
+    ) -> Result<ReportOutcome, FleetError> {
         let mut conn = self.pool.writer();
         conn.transaction(|c| {
             // The conditional upsert takes the host's row lock: concurrent reports of one host
@@ -191,13 +217,14 @@ impl Store {
                 }
             }
             insert_rows(c, "INSERT INTO attrs (device_id, name, akey)", rows, "")?;
-            c.exec("UPDATE hosts SET digest = $1 WHERE id = $2", &[Val::Text(digest.clone()), Val::Int(host_id)])?;
+            c.exec("UPDATE hosts SET digest = $1 WHERE id = $2", &[Val::Text(digest.to_string()), Val::Int(host_id)])?;
             Ok(ReportOutcome::Applied)
         })
     }
 
     /// Forgets `host`: its row, devices and their attributes. False when there was no such host.
     pub fn forget(&self, host: &str) -> Result<bool, FleetError> {
+        self.digests.lock().remove(host);
         let mut conn = self.pool.writer();
         conn.transaction(|c| {
             let found = c.query("SELECT id FROM hosts WHERE name = $1", &[host.into()])?;
