@@ -53,17 +53,18 @@ const AUTH_ERRORS: [(u16, &str); 2] =
 
 fn version_body() -> Value {
     json!({"type": "object", "required": ["version"], "additionalProperties": false,
-           "properties": {"version": {"type": "string", "maxLength": 4095, "description": "the source's migration_version (printable ASCII)"}}})
+           "properties": {"version": {"type": "string", "minLength": 1, "maxLength": 4095, "pattern": VERSION_PATTERN,
+                                      "description": "the source's migration_version (printable ASCII)"}}})
 }
 
 fn claim_body() -> Value {
     json!({"type": "object", "required": ["migration_id", "source_version", "target", "ttl_seconds"], "additionalProperties": false,
            "properties": {
              "migration_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-             "source_version": {"type": "string", "maxLength": 4095},
+             "source_version": {"type": "string", "minLength": 1, "maxLength": 4095, "pattern": VERSION_PATTERN},
              "target": {"oneOf": [
-                {"type": "object", "required": ["device"], "properties": {"device": {"type": "string"}}, "additionalProperties": false},
-                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "description": "PARENT/TYPE-ID: create a new mdev"}}, "additionalProperties": false},
+                {"type": "object", "required": ["device"], "properties": {"device": {"type": "string", "pattern": DEVICE_ID_PATTERN}}, "additionalProperties": false},
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "pattern": TYPE_ID_PATTERN, "description": "PARENT/TYPE-ID: create a new mdev"}}, "additionalProperties": false},
                 {"const": "any"}]},
              "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}})
 }
@@ -265,7 +266,7 @@ pub fn openapi_document(
     title: &str,
     description: &str,
     routes: impl IntoIterator<Item = RouteDoc>,
-    params: &[(&str, &str)],
+    params: &[(&str, &str, &str)],
 ) -> Value {
     let mut paths = serde_json::Map::new();
     for route in routes {
@@ -278,8 +279,8 @@ pub fn openapi_document(
         let mut op = json!({"summary": route.summary, "responses": responses});
         let path_params: Vec<Value> = params
             .iter()
-            .filter(|(name, _)| route.path.contains(&format!("{{{name}}}")))
-            .map(|(name, what)| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "description": what}))
+            .filter(|(name, _, _)| route.path.contains(&format!("{{{name}}}")))
+            .map(|(name, what, pattern)| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "pattern": pattern}, "description": what}))
             .collect();
         if !path_params.is_empty() {
             op["parameters"] = Value::Array(path_params);
@@ -307,11 +308,23 @@ pub fn openapi_document(
     })
 }
 
+/// The device id grammar of `DeviceId::from_str`, as a JSON Schema pattern: a PCI address
+/// (device below 0x20), an mdev UUID (also what claim ids are), or PARENT/TYPE-ID.
+pub const DEVICE_ID_PATTERN: &str = "^([0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[01][0-9A-Fa-f]\\.[0-7]\
+                                     |[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\
+                                     |[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$";
+
+/// PARENT/TYPE-ID alone.
+pub const TYPE_ID_PATTERN: &str = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
+
+/// A version string as `validate_version` accepts it: printable ASCII, space to `~`.
+pub const VERSION_PATTERN: &str = "^[ -~]+$";
+
 /// What a route answers with `code`: plain text for the probes and metrics, the check report
 /// for a check that timed out (its verdict is `error`), a problem document for other errors.
 fn response_content(path: &str, code: u16) -> Value {
     match (path, code) {
-        ("/metrics", _) => json!({"text/plain; version=0.0.4": {"schema": {"type": "string"}}}),
+        ("/metrics", 200) => json!({"text/plain; version=0.0.4": {"schema": {"type": "string"}}}),
         ("/healthz" | "/readyz", _) => json!({"text/plain": {"schema": {"type": "string"}}}),
         (p, 504) if p.ends_with("/check") => json!({"application/json": {"schema": {"type": "object"}}}),
         (_, c) if c >= 400 => {
@@ -354,7 +367,7 @@ pub fn openapi() -> Value {
         "devmig agent",
         "Checks source migration_version strings against this host's devices and claims targets.",
         docs,
-        &[("id", "PCI address, mdev UUID, PARENT/TYPE-ID (URL-encoded), or claim id")],
+        &[("id", "PCI address, mdev UUID, PARENT/TYPE-ID (URL-encoded), or claim id", DEVICE_ID_PATTERN)],
     )
 }
 

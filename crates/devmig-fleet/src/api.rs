@@ -179,7 +179,7 @@ pub fn openapi() -> Value {
         "devmig fleet",
         "Host reports, fleet-wide step a, placement verified and claimed through host agents.",
         routes().into_iter().map(|r| r.doc),
-        &[("host", "host name")],
+        &[("host", "host name", "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")],
     )
 }
 

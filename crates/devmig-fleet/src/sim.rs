@@ -264,7 +264,7 @@ pub struct SimFleet {
     /// The hosts.
     pub hosts: Vec<SimHost>,
     stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 /// Where the simulated agents report, and what they accept.
@@ -376,12 +376,31 @@ impl SimFleet {
             }
             hosts.push(SimHost { name, url, root, agent });
         }
-        Ok(SimFleet { hosts, stop, _dir: dir })
+        Ok(SimFleet { hosts, stop, dir: Some(dir) })
     }
 
     /// Stops every agent and its reporting.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Stops, and leaves the removal of the hosts' trees (hundreds of thousands of files for
+    /// thousands of hosts: a minute of unlinks) to a detached `rm -rf`, so that a process can
+    /// exit at once. Falls back to removing them here when `rm` cannot start.
+    pub fn stop_and_clean_up_in_background(&mut self) {
+        self.stop();
+        let Some(dir) = self.dir.take() else { return };
+        let path = dir.keep();
+        let spawned = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_err() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 

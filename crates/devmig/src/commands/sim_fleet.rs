@@ -210,6 +210,9 @@ pub fn sim_fleet(
         )?;
         out.flush().map_err(crate::output::write_err)?;
         crate::commands::agent::shutdown_signal().await;
+        // Exit at once: thousands of hosts' trees are removed by a detached process.
+        let mut lab = lab;
+        lab.sim.stop_and_clean_up_in_background();
         drop(lab);
         Ok::<(), CliError>(())
     })?;
