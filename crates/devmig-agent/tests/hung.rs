@@ -60,6 +60,8 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
         worst = worst.max(started.elapsed());
     }
     eprintln!("20 checks of another device during a 64-read flood of a hung one: worst {worst:?}");
+    // Below the 300 ms sysfs timeout: no check waited for a worker the hung device held.
+    assert!(worst < Duration::from_millis(200), "a check of another device took {worst:?}");
     for f in flood {
         let (s, p) = f.await.expect("join");
         assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{p}");
@@ -70,6 +72,7 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
     let (s, p) = call(&h, Method::GET, &hung, Some(READ), None).await;
     assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{p}");
     assert!(p["detail"].as_str().is_some_and(|d| d.contains("stuck")), "{p}");
+    eprintln!("a stuck device answered in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_millis(250), "took {:?}", started.elapsed());
     let (s, ready) = text(&h, "/readyz").await;
     assert_eq!(s, StatusCode::OK);
@@ -77,7 +80,8 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
     let (_, metrics) = text(&h, "/metrics").await;
     assert!(metrics.contains("devmig_agent_stuck_devices 1"), "{metrics}");
     let stuck_ops = h.state.agent.checker().io().stuck();
-    assert!((1..=4).contains(&stuck_ops), "{stuck_ops} operations stuck on one device");
+    // 4 workers: the hung device may hold 2 of them.
+    assert!((1..=2).contains(&stuck_ops), "{stuck_ops} operations stuck on one device");
 
     // The attribute answers again: the agent recovers by itself.
     h.mounted.heal();

@@ -9,8 +9,8 @@
 //! [`MAX_STUCK`] workers may be stuck at once; past that, operations fail at
 //! once instead of spawning more threads.
 //!
-//! Operations name the device (its directory) they touch. One device may hold at most
-//! [`gate::RUNNING_PER_DEVICE`] workers at once (its other jobs wait without holding one), and
+//! Operations name the device (its directory) they touch. One device may hold at most half
+//! the workers (at least one) at once (its other jobs wait without holding one), and
 //! a device with an operation stuck past its deadline fails every other operation at once
 //! ([`IoFailure::DeviceStuck`]) until the kernel returns: one hung attribute cannot take the
 //! pool from the other devices.
@@ -328,7 +328,7 @@ impl SysfsIo {
             jobs,
             queue,
             stuck: AtomicUsize::new(0),
-            gate: gate::Gate::new(),
+            gate: gate::Gate::new(workers / 2),
             in_flight: AtomicUsize::new(0),
             polling: AtomicUsize::new(0),
             long_poll: AtomicBool::new(false),
@@ -771,7 +771,7 @@ mod tests {
             let r = f.join().expect("flood thread");
             assert!(matches!(r, Err(IoFailure::Timeout { .. } | IoFailure::DeviceStuck)), "{r:?}");
         }
-        assert!(io.stuck() <= gate::RUNNING_PER_DEVICE, "{} workers stuck on one device", io.stuck());
+        assert!(io.stuck() <= io.pool.gate.running_per_device(), "{} workers stuck on one device", io.stuck());
         drop(release);
         eventually("stuck workers never retired", || io.stuck() == 0 && io.stuck_devices().is_empty());
     }

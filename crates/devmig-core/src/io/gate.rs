@@ -1,5 +1,5 @@
-//! Per-device admission for the I/O pool: a device whose attribute hangs may hold at most
-//! [`RUNNING_PER_DEVICE`] workers, and once an operation on it is stuck past its deadline,
+//! Per-device admission for the I/O pool: a device whose attribute hangs may hold at most half
+//! the pool's workers (at least one), and once an operation on it is stuck past its deadline,
 //! every other operation on it fails at once until the kernel returns.
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-
-/// Jobs of one device that may run at once; more wait (not holding a worker) for one to end.
-pub(crate) const RUNNING_PER_DEVICE: usize = 4;
 
 /// The load on one device.
 struct Load<Q> {
@@ -39,11 +36,23 @@ pub(crate) struct Gate<Q> {
     loads: Mutex<HashMap<Arc<Path>, Load<Q>>>,
     /// Devices with a stuck operation: when 0, admission at enqueue takes no lock.
     stuck_devices: AtomicUsize,
+    /// Jobs of one device that may run at once; more wait (not holding a worker) for one to end.
+    running_per_device: usize,
 }
 
 impl<Q> Gate<Q> {
-    pub(crate) fn new() -> Self {
-        Gate { loads: Mutex::new(HashMap::new()), stuck_devices: AtomicUsize::new(0) }
+    /// A gate letting one device run at most `running_per_device` jobs at once (at least 1).
+    pub(crate) fn new(running_per_device: usize) -> Self {
+        Gate {
+            loads: Mutex::new(HashMap::new()),
+            stuck_devices: AtomicUsize::new(0),
+            running_per_device: running_per_device.max(1),
+        }
+    }
+
+    /// Jobs of one device that may run at once.
+    pub(crate) fn running_per_device(&self) -> usize {
+        self.running_per_device
     }
 
     /// Whether any of `devices` has a stuck operation.
@@ -64,7 +73,7 @@ impl<Q> Gate<Q> {
         if load.stuck > 0 {
             return Err(job);
         }
-        if load.running >= RUNNING_PER_DEVICE {
+        if load.running >= self.running_per_device {
             load.waiting.push_back(job);
             return Ok(None);
         }
