@@ -80,8 +80,8 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
     let (_, metrics) = text(&h, "/metrics").await;
     assert!(metrics.contains("devmig_agent_stuck_devices 1"), "{metrics}");
     let stuck_ops = h.state.agent.checker().io().stuck();
-    // 4 workers: the hung device may hold 2 of them.
-    assert!((1..=2).contains(&stuck_ops), "{stuck_ops} operations stuck on one device");
+    let cap = h.state.agent.checker().io().running_per_device();
+    assert!((1..=cap).contains(&stuck_ops), "{stuck_ops} operations stuck on one device (cap {cap})");
 
     // The attribute answers again: the agent recovers by itself.
     h.mounted.heal();

@@ -358,6 +358,11 @@ impl SysfsIo {
         self.pool.gate.stuck_devices()
     }
 
+    /// How many operations of one device may run at once (half the workers, at least one).
+    pub fn running_per_device(&self) -> usize {
+        self.pool.gate.running_per_device()
+    }
+
     /// Devices the pool holds state for now (running, waiting or stuck work): never more than
     /// the devices in use, whatever ids callers named before.
     pub fn tracked_devices(&self) -> usize {
@@ -771,7 +776,7 @@ mod tests {
             let r = f.join().expect("flood thread");
             assert!(matches!(r, Err(IoFailure::Timeout { .. } | IoFailure::DeviceStuck)), "{r:?}");
         }
-        assert!(io.stuck() <= io.pool.gate.running_per_device(), "{} workers stuck on one device", io.stuck());
+        assert!(io.stuck() <= io.running_per_device(), "{} workers stuck on one device", io.stuck());
         drop(release);
         eventually("stuck workers never retired", || io.stuck() == 0 && io.stuck_devices().is_empty());
     }
