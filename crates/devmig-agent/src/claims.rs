@@ -65,7 +65,7 @@ pub struct Claim {
     pub note: Option<String>,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The claim store.
 #[derive(Debug)]
@@ -117,14 +117,43 @@ impl ClaimStore {
                  CREATE UNIQUE INDEX claims_active_migration ON claims(migration_id) WHERE state = 'active';
                  CREATE INDEX claims_expiry ON claims(expires_at) WHERE state = 'active';",
             )?;
+        }
+        if version < 2 {
+            // mdevs being created for a claim: written before `create`, deleted with the claim's
+            // insert (one transaction), so a crash in between leaves a row that says which mdev
+            // to remove at the next start.
+            db.execute_batch("CREATE TABLE pending_mdevs(uuid TEXT PRIMARY KEY, created_at INTEGER NOT NULL);")?;
+        }
+        if version < SCHEMA_VERSION {
             db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         Ok(ClaimStore { db })
     }
 
-    /// Inserts an active claim. Fails (constraint) if the device or migration id already has one.
+    /// Records that the mdev `uuid` is about to be created for a claim (before writing `create`).
+    pub fn intend_mdev(&self, uuid: &str, now: i64) -> rusqlite::Result<()> {
+        self.db.execute("INSERT INTO pending_mdevs(uuid, created_at) VALUES (?1, ?2)", params![uuid, now])?;
+        Ok(())
+    }
+
+    /// Forgets a pending mdev (its claim was inserted, or it was removed, or never created).
+    pub fn settle_mdev(&self, uuid: &str) -> rusqlite::Result<()> {
+        self.db.execute("DELETE FROM pending_mdevs WHERE uuid = ?1", params![uuid])?;
+        Ok(())
+    }
+
+    /// mdevs a claim was creating when the agent stopped.
+    pub fn pending_mdevs(&self) -> rusqlite::Result<Vec<String>> {
+        let mut st = self.db.prepare("SELECT uuid FROM pending_mdevs ORDER BY created_at")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Inserts an active claim (settling its pending mdev in the same transaction). Fails
+    /// (constraint) if the device or migration id already has one.
     pub fn insert(&self, c: &Claim) -> rusqlite::Result<()> {
-        self.db.execute(
+        let tx = self.db.unchecked_transaction()?;
+        tx.execute(
             &format!("INSERT INTO claims({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
                 c.id,
@@ -139,7 +168,10 @@ impl ClaimStore {
                 c.note
             ],
         )?;
-        Ok(())
+        if c.created_mdev {
+            tx.execute("DELETE FROM pending_mdevs WHERE uuid = ?1", params![c.device])?;
+        }
+        tx.commit()
     }
 
     /// The claim with `id`.
@@ -199,5 +231,48 @@ impl ClaimStore {
     pub fn counts(&self) -> rusqlite::Result<Vec<(ClaimState, i64)>> {
         let mut st = self.db.prepare("SELECT state, COUNT(*) FROM claims GROUP BY state")?;
         st.query_map([], |r| Ok((ClaimState::parse(&r.get::<_, String>(0)?), r.get(1)?)))?.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_gains_pending_mdevs_and_keeps_its_claims() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let db = Connection::open(dir.path().join("claims.db")).expect("open");
+            db.execute_batch(
+                "CREATE TABLE claims(id TEXT PRIMARY KEY, migration_id TEXT NOT NULL, device TEXT NOT NULL,
+                    created_mdev INTEGER NOT NULL, source_version TEXT NOT NULL, request TEXT NOT NULL,
+                    state TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, note TEXT);
+                 INSERT INTO claims VALUES ('c1', 'm1', 'd1', 0, 'v', 'r', 'active', 1, 2, NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("a version 1 store");
+        }
+        let store = ClaimStore::open(dir.path()).expect("migrated");
+        assert_eq!(store.get("c1").expect("get").map(|c| c.device), Some("d1".to_string()));
+        store.intend_mdev("u1", 5).expect("intend");
+        store.intend_mdev("u2", 6).expect("intend");
+        assert_eq!(store.pending_mdevs().expect("pending"), ["u1", "u2"]);
+        // Storing the claim of a created mdev settles it in the same transaction.
+        let claim = Claim {
+            id: "c2".into(),
+            migration_id: "m2".into(),
+            device: "u1".into(),
+            created_mdev: true,
+            source_version: "v".into(),
+            request: "r".into(),
+            state: ClaimState::Active,
+            created_at: 1,
+            expires_at: 2,
+            note: None,
+        };
+        store.insert(&claim).expect("insert");
+        assert_eq!(store.pending_mdevs().expect("pending"), ["u2"]);
+        let version: i64 = store.db.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

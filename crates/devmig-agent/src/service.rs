@@ -108,8 +108,24 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Marks active claims whose device vanished as orphaned (reported, never dropped).
+    /// Removes mdevs a claim was creating when the agent died (no claim holds them), and marks
+    /// active claims whose device vanished as orphaned (reported, never dropped).
     fn restore(&self) -> Result<(), AgentError> {
+        let pending = self.store.lock().pending_mdevs()?;
+        for uuid in pending {
+            let claimed = self.store.lock().active_on_device(&uuid)?.is_some();
+            let node = self.checker.root().join(DeviceId::Mdev(uuid.clone()).node_path());
+            let probe = node.clone();
+            // Through the I/O pool: a hung sysfs costs one timeout here (then removal is tried).
+            let exists = self.checker.io().run_on(&node, move || probe.exists()).unwrap_or(true);
+            if claimed || !exists {
+                self.store.lock().settle_mdev(&uuid)?;
+            } else if let Some(why) = self.remove_mdev(&uuid) {
+                tracing::warn!(mdev = %uuid, why, "an mdev created for a claim the agent never stored is still there");
+            } else {
+                tracing::warn!(mdev = %uuid, "removed an mdev created for a claim the agent never stored (it died)");
+            }
+        }
         let store = self.store.lock();
         for c in store.current()?.into_iter().filter(|c| c.state == ClaimState::Active) {
             let gone = match c.device.parse::<DeviceId>() {
@@ -374,12 +390,20 @@ impl Agent {
         let uuid = uuid::Uuid::new_v4().to_string();
         let root = self.checker.root();
         let io = self.checker.io();
-        io.write(&root.join(ty.node_path()).join("create"), uuid.as_bytes()).map_err(|f| match f.errno() {
-            Some(libc::EUSERS) => {
-                AgentError::Conflict { code: "no_free_instance", detail: format!("{ty} has no free instance") }
+        // Written ahead: should the agent die before the claim is stored, the next start removes it.
+        self.store.lock().intend_mdev(&uuid, now())?;
+        if let Err(f) = io.write(&root.join(ty.node_path()).join("create"), uuid.as_bytes()) {
+            // A create that timed out may still happen: leave the row for the next start then.
+            if !matches!(f, IoFailure::Timeout { .. }) {
+                self.store.lock().settle_mdev(&uuid)?;
             }
-            _ => sysfs_error("creating the target mdev", f),
-        })?;
+            return Err(match f.errno() {
+                Some(libc::EUSERS) => {
+                    AgentError::Conflict { code: "no_free_instance", detail: format!("{ty} has no free instance") }
+                }
+                _ => sysfs_error("creating the target mdev", f),
+            });
+        }
         let mdev = DeviceId::Mdev(uuid.clone());
         for (attr, value) in &settings {
             if let Err(f) = io.write(&root.join(mdev.node_path()).join(attr), value.as_bytes()) {
@@ -393,7 +417,13 @@ impl Agent {
                 });
             }
         }
-        let report = self.check(&uuid, version)?;
+        let report = match self.check(&uuid, version) {
+            Ok(r) => r,
+            Err(e) => {
+                self.remove_mdev(&uuid);
+                return Err(e);
+            }
+        };
         if !report.verdict.is_compatible() {
             self.remove_mdev(&uuid);
             return Err(AgentError::Rejected(Box::new(report)));
@@ -419,7 +449,12 @@ impl Agent {
     fn remove_mdev(&self, uuid: &str) -> Option<String> {
         let path = self.checker.root().join(DeviceId::Mdev(uuid.to_string()).node_path()).join("remove");
         match self.checker.io().write(&path, b"1") {
-            Ok(()) => None,
+            Ok(()) => {
+                if let Err(e) = self.store.lock().settle_mdev(uuid) {
+                    tracing::warn!(mdev = uuid, error = %e, "could not settle the removed mdev");
+                }
+                None
+            }
             Err(f) => {
                 tracing::warn!(mdev = uuid, failure = %f, "could not remove the claim's mdev");
                 Some(format!("removing mdev {uuid} failed: {f}"))

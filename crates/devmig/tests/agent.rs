@@ -325,6 +325,14 @@ fn kill_9_during_a_claim_storm_loses_and_doubles_nothing() {
     for d in &devices {
         assert!(h.mounted.path().join(format!("sys/bus/mdev/devices/{d}")).exists(), "claimed mdev {d} exists");
     }
+    // No leaked mdev: every mdev on the host (it had none before the storm) is a claim's.
+    let present: Vec<String> = std::fs::read_dir(h.mounted.path().join("sys/bus/mdev/devices"))
+        .expect("mdev bus")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for m in &present {
+        assert!(devices.contains(m), "mdev {m} was created by a claim the agent does not hold (leaked)");
+    }
 }
 
 #[test]
