@@ -1,4 +1,6 @@
-//! Calls to host agents: step b (`check`), claims and releases, each bounded by a timeout.
+//! Calls to host agents: step b (`check`), claims and releases, each bounded by a timeout, each
+//! presenting the credential of the host it calls.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use devmig_core::CheckReport;
@@ -34,11 +36,87 @@ impl std::fmt::Display for CallFailure {
     }
 }
 
-/// A client for every agent of the fleet (one token, one timeout per call).
+/// What the fleet presents to agents: one token for all of them, or one per host (so that a
+/// leaked agent token opens one agent, not every agent), with an optional default.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AgentCredentials {
+    default: Option<String>,
+    per_host: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("AgentCredentials")
+            .field("default", &self.default.is_some())
+            .field("hosts", &self.per_host.len())
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialFile {
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    agents: HashMap<String, String>,
+}
+
+fn valid_secret(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl AgentCredentials {
+    /// One token for every agent.
+    pub fn single(token: String) -> Self {
+        AgentCredentials { default: Some(token), per_host: HashMap::new() }
+    }
+
+    /// An agent token file: the secret alone (one trailing newline dropped), or TOML with
+    /// `[agents]` (`host = "secret"`, one per host) and an optional `default = "secret"` for the
+    /// hosts it does not list.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+        if let Ok(file) = toml::from_str::<CredentialFile>(text) {
+            if file.default.is_none() && file.agents.is_empty() {
+                return Err(format!("agent token file {origin}: neither `default` nor `[agents]` entries"));
+            }
+            for (host, secret) in
+                file.agents.iter().map(|(h, s)| (h.as_str(), s)).chain(file.default.iter().map(|s| ("default", s)))
+            {
+                if !valid_secret(secret) {
+                    return Err(format!(
+                        "agent token file {origin}: the secret of {host} must be printable, without spaces"
+                    ));
+                }
+            }
+            for host in file.agents.keys() {
+                if !devmig_agent::valid_host_name(host) {
+                    return Err(format!("agent token file {origin}: {host:?} is not a host name"));
+                }
+            }
+            return Ok(AgentCredentials { default: file.default, per_host: file.agents });
+        }
+        let token = text.strip_suffix('\n').unwrap_or(text);
+        if !valid_secret(token) {
+            return Err(format!(
+                "agent token file {origin}: expected one printable token, or TOML with `default` and `[agents]`"
+            ));
+        }
+        Ok(Self::single(token.to_string()))
+    }
+
+    /// The token for `host`: its own, or the default.
+    pub fn for_host(&self, host: &str) -> Option<&str> {
+        self.per_host.get(host).or(self.default.as_ref()).map(String::as_str)
+    }
+}
+
+/// A client for every agent of the fleet (each host's credential, one timeout per call).
 #[derive(Debug, Clone)]
 pub struct Agents {
     client: reqwest::Client,
-    token: String,
+    credentials: AgentCredentials,
     timeout: Duration,
 }
 
@@ -52,21 +130,28 @@ pub struct Granted {
 }
 
 impl Agents {
-    /// A client presenting `token`, giving each call `timeout`; https:// agents are trusted
-    /// (and, for mTLS, shown a client certificate) as `tls` says.
-    pub fn new(token: String, timeout: Duration, tls: Option<&devmig_agent::tls::ClientTls>) -> Result<Agents, String> {
+    /// A client presenting each host's credential, giving each call `timeout`; https:// agents
+    /// are trusted (and, for mTLS, shown a client certificate) as `tls` says.
+    pub fn new(
+        credentials: AgentCredentials,
+        timeout: Duration,
+        tls: Option<&devmig_agent::tls::ClientTls>,
+    ) -> Result<Agents, String> {
         devmig_agent::tls::ensure_default_provider();
         let mut builder = reqwest::Client::builder().connect_timeout(timeout).pool_max_idle_per_host(4);
         if let Some(t) = tls {
             builder = builder.tls_backend_preconfigured(t.client_config()?);
         }
         let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Agents { client, token, timeout })
+        Ok(Agents { client, credentials, timeout })
     }
 
-    async fn call(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value), CallFailure> {
+    async fn call(&self, host: &str, req: reqwest::RequestBuilder) -> Result<(u16, Value), CallFailure> {
+        let token = self.credentials.for_host(host).ok_or_else(|| CallFailure::Unreachable {
+            detail: format!("the fleet has no agent token for host {host}"),
+        })?;
         let resp = req
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .timeout(self.timeout)
             .send()
             .await
@@ -85,13 +170,13 @@ impl Agents {
     }
 
     /// Step b of `version` on `device` of the agent at `url`. A timeout is a failure, never a verdict.
-    pub async fn check(&self, url: &str, device: &str, version: &str) -> Result<CheckReport, CallFailure> {
+    pub async fn check(&self, host: &str, url: &str, device: &str, version: &str) -> Result<CheckReport, CallFailure> {
         let u = format!(
             "{}/api/v1/devices/{}/check",
             url.trim_end_matches('/'),
             device.replace('%', "%25").replace('/', "%2F")
         );
-        let (status, body) = self.call(self.client.post(u).json(&json!({ "version": version }))).await?;
+        let (status, body) = self.call(host, self.client.post(u).json(&json!({ "version": version }))).await?;
         if status != 200 {
             return Err(Self::refused(status, &body));
         }
@@ -100,8 +185,10 @@ impl Agents {
 
     /// Claims `device` (a type: a new mdev of it) for `migration_id`, the agent running step b
     /// atomically with the reservation.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim(
         &self,
+        host: &str,
         url: &str,
         migration_id: &str,
         version: &str,
@@ -112,7 +199,7 @@ impl Agents {
         let target = if is_type { json!({ "type": device }) } else { json!({ "device": device }) };
         let body = json!({ "migration_id": migration_id, "source_version": version, "target": target, "ttl_seconds": ttl_seconds });
         let u = format!("{}/api/v1/claims", url.trim_end_matches('/'));
-        let (status, body) = self.call(self.client.post(u).json(&body)).await?;
+        let (status, body) = self.call(host, self.client.post(u).json(&body)).await?;
         if status != 200 && status != 201 {
             return Err(Self::refused(status, &body));
         }
@@ -123,9 +210,36 @@ impl Agents {
     }
 
     /// Releases a claim.
-    pub async fn release(&self, url: &str, claim_id: &str) -> Result<(), CallFailure> {
+    pub async fn release(&self, host: &str, url: &str, claim_id: &str) -> Result<(), CallFailure> {
         let u = format!("{}/api/v1/claims/{claim_id}", url.trim_end_matches('/'));
-        let (status, body) = self.call(self.client.delete(u)).await?;
+        let (status, body) = self.call(host, self.client.delete(u)).await?;
         if status == 200 { Ok(()) } else { Err(Self::refused(status, &body)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_token_files_are_one_secret_or_one_per_host() {
+        let one = AgentCredentials::parse("s3cret-for-every-agent\n", "t").expect("single");
+        assert_eq!(
+            (one.for_host("a"), one.for_host("b")),
+            (Some("s3cret-for-every-agent"), Some("s3cret-for-every-agent"))
+        );
+        let per = AgentCredentials::parse("[agents]\ncompute-1 = \"secret-1\"\ncompute-2 = \"secret-2\"\n", "t")
+            .expect("toml");
+        assert_eq!(
+            (per.for_host("compute-1"), per.for_host("compute-2"), per.for_host("x")),
+            (Some("secret-1"), Some("secret-2"), None)
+        );
+        let with_default =
+            AgentCredentials::parse("default = \"d\"\n[agents]\ncompute-1 = \"one\"\n", "t").expect("toml");
+        assert_eq!((with_default.for_host("compute-1"), with_default.for_host("x")), (Some("one"), Some("d")));
+        for bad in ["", "two words\n", "[agents]\n\"../x\" = \"s\"\n", "[agents]\nh = \"has space\"\n", "[agents]\n"] {
+            assert!(AgentCredentials::parse(bad, "t").is_err(), "{bad:?} accepted");
+        }
+        assert!(!format!("{with_default:?}").contains("one"), "Debug shows no secret");
     }
 }

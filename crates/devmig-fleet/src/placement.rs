@@ -555,7 +555,7 @@ impl Fleet {
             }
             let calls = pending.iter().map(|&(s, i)| {
                 let d = &h.devices[i];
-                async move { (s, i, self.agents.check(&h.url, &d.device, &sources[s].version).await) }
+                async move { (s, i, self.agents.check(&h.host, &h.url, &d.device, &sources[s].version).await) }
             });
             for (s, i, r) in futures::future::join_all(calls).await {
                 let target = h.devices[i].device.clone();
@@ -609,12 +609,16 @@ impl Fleet {
         for (s, &i) in assignment.iter().enumerate() {
             let d = &h.devices[i];
             let id = format!("{migration_id}.{s}");
-            match self.agents.claim(&h.url, &id, &sources[s].version, &d.device, d.kind == "mdev_type", ttl).await {
+            match self
+                .agents
+                .claim(&h.host, &h.url, &id, &sources[s].version, &d.device, d.kind == "mdev_type", ttl)
+                .await
+            {
                 Ok(g) => got.push(g),
                 Err(f) => {
                     let mut why = format!("claiming {} for {}: {f}", d.device, sources[s].label);
                     for g in &got {
-                        if let Err(e) = self.agents.release(&h.url, &g.claim_id).await {
+                        if let Err(e) = self.agents.release(&h.host, &h.url, &g.claim_id).await {
                             why.push_str(&format!(
                                 "; releasing claim {} failed ({e}): it expires after its ttl",
                                 g.claim_id

@@ -26,8 +26,8 @@ pub struct FleetOptions {
     pub agent_timeout: Duration,
     /// Hosts verified at once.
     pub concurrency: usize,
-    /// The token the fleet presents to agents (admin scope there).
-    pub agent_token: String,
+    /// What the fleet presents to agents (admin scope there): one token, or one per host.
+    pub agent_credentials: crate::agents::AgentCredentials,
     /// How to trust https:// agents (and the client certificate for mTLS ones).
     pub agent_tls: Option<devmig_agent::tls::ClientTls>,
 }
@@ -37,7 +37,7 @@ impl FleetOptions {
     pub fn open(&self, registry: Registry) -> Result<Fleet, FleetError> {
         let mut store = Store::open(&self.db, self.pool_size)?;
         store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
-        let agents = Agents::new(self.agent_token.clone(), self.agent_timeout, self.agent_tls.as_ref())
+        let agents = Agents::new(self.agent_credentials.clone(), self.agent_timeout, self.agent_tls.as_ref())
             .map_err(FleetError::Internal)?;
         Ok(Fleet {
             store: Arc::new(store),

@@ -102,6 +102,20 @@ async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token(
     let _ = lab.fleet.place(req).await.expect("placement");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the fleet called the attacker's URL");
 
+    // Per-host agent credentials: the fleet presents a host's own token, and none to a host it
+    // has no token for.
+    let own = devmig_fleet::agents::AgentCredentials::parse(
+        &format!("[agents]\n{victim} = \"{}\"\n", common::AGENT_SECRET),
+        "test",
+    )
+    .expect("credentials");
+    let agents = devmig_fleet::agents::Agents::new(own, std::time::Duration::from_secs(2), None).expect("client");
+    let dev = &honest.devices.iter().find(|d| d.kind != devmig_core::DeviceKind::MdevType).expect("a device").id;
+    let r = agents.check(victim, &lab.sim.hosts[1].url, dev, &src.version).await;
+    assert!(r.is_ok(), "{r:?}");
+    let r = agents.check(attacker, &lab.sim.hosts[0].url, dev, &src.version).await;
+    assert!(r.is_err_and(|e| e.to_string().contains("no agent token")));
+
     // An operator moves a host: forget it (admin only), and its next report registers it anew.
     let forget = format!("{}/api/v1/hosts/{victim}", lab.url);
     assert_eq!(c.delete(&forget).bearer_auth(report_token(victim)).send().await.expect("send").status(), 403);

@@ -175,7 +175,7 @@ pub fn options(db: DbUrl) -> FleetOptions {
         stale_after: Duration::from_secs(90),
         agent_timeout: Duration::from_secs(2),
         concurrency: 4,
-        agent_token: AGENT_SECRET.into(),
+        agent_credentials: devmig_fleet::agents::AgentCredentials::single(AGENT_SECRET.into()),
         agent_tls: None,
     }
 }

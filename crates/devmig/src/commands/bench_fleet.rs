@@ -288,10 +288,10 @@ async fn placements(
             continue;
         }
         // Undo outside the timing, so every placement sees the same fleet.
-        let url = p.url.clone().unwrap_or_default();
+        let (host, url) = (p.host.clone().unwrap_or_default(), p.url.clone().unwrap_or_default());
         for a in &p.assignments {
             if let Some(c) = &a.claim_id {
-                let _ = lab.fleet.agents.release(&url, c).await;
+                let _ = lab.fleet.agents.release(&host, &url, c).await;
             }
         }
         let store = lab.fleet.store.clone();
@@ -315,19 +315,19 @@ async fn placements(
     let devices = tokio::task::spawn_blocking(move || store.devices(now_ms(), &|h| h != src_host))
         .await
         .map_err(|e| CliError::Usage(e.to_string()))??;
-    let calls: Vec<(String, String, String)> = devices
+    let calls: Vec<(String, String, String, String)> = devices
         .iter()
         .filter(|d| d.kind != "mdev_type")
-        .flat_map(|d| sources.iter().map(move |s| (d.url.clone(), d.device.clone(), s.version.clone())))
+        .flat_map(|d| sources.iter().map(move |s| (d.host.clone(), d.url.clone(), d.device.clone(), s.version.clone())))
         .collect();
     let n = calls.len();
     let started = Instant::now();
     let agents = lab.fleet.agents.clone();
     let accepted: usize = stream::iter(calls)
-        .map(|(url, dev, v)| {
+        .map(|(host, url, dev, v)| {
             let agents = agents.clone();
             async move {
-                match agents.check(&url, &dev, &v).await {
+                match agents.check(&host, &url, &dev, &v).await {
                     Ok(r) => usize::from(matches!(
                         r.verdict,
                         devmig_core::Verdict::Identical | devmig_core::Verdict::Compatible

@@ -3,6 +3,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use devmig_fleet::agents::AgentCredentials;
 use devmig_fleet::db::DbUrl;
 use devmig_fleet::placement::{Fleet, Placement, PlacementRequest, SourceRef};
 use devmig_fleet::plans::{self, DriverChange};
@@ -25,10 +26,14 @@ impl From<FleetError> for CliError {
 /// The fleet options these flags give.
 pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result<FleetOptions, CliError> {
     let url: DbUrl = db.db.parse()?;
-    let agent_token = match (&db.agent_token_file, needs_agents) {
-        (Some(f), _) => crate::remote::read_token(f)?,
+    let agent_credentials = match (&db.agent_token_file, needs_agents) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| CliError::Io { what: format!("reading agent token file {}", f.display()), source: e })?;
+            AgentCredentials::parse(&text, &f.display().to_string()).map_err(CliError::Usage)?
+        }
         (None, true) => return Err(CliError::Usage("this verb calls agents: give --agent-token-file".into())),
-        (None, false) => String::new(),
+        (None, false) => AgentCredentials::default(),
     };
     if db.agent_timeout_ms == 0 || db.stale_after_s == 0 {
         return Err(CliError::Usage("--agent-timeout-ms and --stale-after-s must be at least 1".into()));
@@ -39,7 +44,7 @@ pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result
         stale_after: Duration::from_secs(db.stale_after_s),
         agent_timeout: Duration::from_millis(db.agent_timeout_ms),
         concurrency: db.concurrency.max(1),
-        agent_token,
+        agent_credentials,
         agent_tls: db.agent_ca_file.as_ref().map(|ca| devmig_agent::tls::ClientTls {
             ca_file: ca.clone(),
             client_cert: db.agent_client_cert.clone(),

@@ -103,7 +103,7 @@ pub async fn start_lab(
         stale_after,
         agent_timeout: Duration::from_secs(2),
         concurrency: 4,
-        agent_token: secrets.agent.clone(),
+        agent_credentials: devmig_fleet::agents::AgentCredentials::single(secrets.agent.clone()),
         agent_tls: None,
     };
     let reg = registry.clone();
