@@ -129,7 +129,11 @@ fn kernel_failures_are_incompatible_or_error_never_compatible() {
     let r = h.checker.check(&id("0000:01:00.0"), &id("0000:02:00.0")).expect("check");
     assert_eq!((r.verdict, codes(&r)), (Verdict::Error, vec!["timeout"]));
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Meanwhile the device answers at once that an operation on it is stuck.
+    let r = h.checker.check(&id("0000:01:00.0"), &id("0000:02:00.0")).expect("check");
+    assert_eq!(r.verdict, Verdict::Error, "{r:?}");
     release(&dst);
+    until_unstuck(&h);
 
     // The source's read fails: /proc/self/mem at offset 0 answers EIO.
     let src = attr(&h, "0000:01:00.0");
@@ -204,6 +208,15 @@ fn mkfifo(path: &std::path::Path) {
 }
 
 /// Opens the FIFO read-write without blocking so a stuck worker's open returns.
+/// Waits (bounded) until no device has a stuck operation (the kernel returned).
+fn until_unstuck(h: &common::Host) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.checker.io().stuck_devices().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the stuck device never recovered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn release(path: &std::path::Path) {
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(path);

@@ -418,6 +418,25 @@ impl HostSpec {
             lay_out_mdev(&mut host, &uuid, &m.parent, &m.type_id, m.aggregator, &params, support)
                 .map_err(SimError::Build)?;
         }
+        // The mdevs listed must fit their parents, as the kernel would have refused the rest.
+        let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+        for m in host.mdevs.values() {
+            if let Some(t) = host.types.get(&m.type_key) {
+                *used.entry(t.parent.as_str()).or_default() += u64::from(t.cost) * u64::from(m.aggregator);
+            }
+        }
+        for (parent, units) in used {
+            let capacity = host.parents.get(parent).map_or(0, |p| u64::from(p.capacity));
+            if units > capacity {
+                return Err(SimError::Spec {
+                    origin: origin.into(),
+                    why: format!(
+                        "the mdevs of parent {parent} take {units} units of its capacity of {capacity}: \
+                         the kernel would have refused the ones past it"
+                    ),
+                });
+            }
+        }
         for (i, f) in self.fault.iter().enumerate() {
             let id: DeviceId = f
                 .device

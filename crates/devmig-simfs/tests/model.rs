@@ -127,3 +127,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_spec_with_more_mdevs_than_its_parent_holds_is_refused() {
+    let text = String::from(
+        "hostname = \"full\"\n[[virtual_parent]]\nname = \"mtty\"\ndriver_version = \"0.1\"\n[virtual_parent.mdev]\ntypes = [{ id = \"mtty-1\" }]\n",
+    );
+    let spec_with = |n: usize| {
+        let mut t = text.clone();
+        for i in 0..n {
+            t.push_str(&format!(
+                "[[mdev]]\nuuid = \"00000000-0000-4000-8000-{i:012x}\"\nparent = \"mtty\"\ntype = \"mtty-1\"\n"
+            ));
+        }
+        t
+    };
+    let catalog = Catalog::embedded();
+    let build =
+        |t: &str| HostSpec::from_toml(t, "t", &catalog).and_then(|s| s.build(Registry::new(Catalog::embedded()), "t"));
+    // mtty has 24 ports: 24 single-port instances fit, a 25th does not.
+    assert!(build(&spec_with(24)).is_ok());
+    let e = build(&spec_with(25)).err().expect("refused").to_string();
+    assert!(e.contains("25 units") && e.contains("capacity of 24"), "{e}");
+}
