@@ -229,8 +229,38 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(problem_bodies))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Turns the plain-text client errors that come from outside the handlers (axum's extractors:
+/// a path segment that is not UTF-8, a wrong content type) into problem documents, so every
+/// error of the API has one shape. `/readyz` answers plain text by design.
+pub async fn problem_bodies(req: Request, next: Next) -> Response {
+    let probe = req.uri().path() == "/readyz";
+    let res = next.run(req).await;
+    let json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/"));
+    if probe || json || !res.status().is_client_error() {
+        return res;
+    }
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 16 << 10).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        _ => "client_error",
+    };
+    let problem = json!({
+        "type": format!("urn:devmig:problem:{code}"),
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": String::from_utf8_lossy(&body).trim(),
+    });
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], problem.to_string()).into_response()
 }
 
 /// 404 as a problem document, for any path the table lacks.

@@ -53,7 +53,9 @@ async fn bad_input_is_refused_before_it_reaches_sysfs() {
         let (s, p) = call(&b, Method::GET, &format!("/api/v1/devices/{id}"), Some(READ), None).await;
         assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_device_id")), "{id}: {p}");
     }
-    // Unknown paths and methods answer problem documents too.
+    // Unknown paths and methods, and path segments that are not UTF-8, answer problem documents too.
+    let (s, p) = call(&b, Method::GET, "/api/v1/devices/%FF%FE", Some(READ), None).await;
+    assert_eq!((s, p["type"].as_str()), (StatusCode::BAD_REQUEST, Some("urn:devmig:problem:bad_request")), "{p}");
     let (s, p) = call(&b, Method::GET, "/api/v1/nope", Some(READ), None).await;
     assert_eq!((s, p["type"].as_str()), (StatusCode::NOT_FOUND, Some("urn:devmig:problem:no_route")), "{p}");
     let (s, p) = call(&b, Method::PATCH, "/api/v1/devices", Some(ADMIN), None).await;

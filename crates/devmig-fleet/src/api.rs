@@ -199,6 +199,7 @@ pub fn app(state: FleetState) -> Router {
         .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
             FleetError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
         })
+        .layer(middleware::from_fn(devmig_agent::api::problem_bodies))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
