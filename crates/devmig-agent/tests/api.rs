@@ -326,3 +326,34 @@ async fn concurrent_claims_with_one_migration_id_make_one_claim_and_leave_no_str
         "exactly one new mdev; the losers removed theirs"
     );
 }
+
+/// The auth matrix over every route the OpenAPI document lists: no token, each scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_admits_exactly_the_scopes_its_document_names() {
+    let b = host_b();
+    let doc = devmig_agent::api::openapi();
+    let mut routes = 0;
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        let uri = path.replace("{id}", "0000:00:02.0");
+        for (method, op) in ops.as_object().expect("operations") {
+            let method: Method = method.to_ascii_uppercase().parse().expect("method");
+            let needed = op["security"][0]["bearer"][0].as_str();
+            routes += 1;
+            for (token, scope) in [(None, None), (Some(READ), Some("read")), (Some(ADMIN), Some("admin"))] {
+                let body = (method == Method::POST).then(|| json!({}));
+                let (s, _) = call(&b, method.clone(), &uri, token, body).await;
+                let admitted = match (needed, scope) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(n), Some(have)) => have == "admin" || have == n,
+                };
+                let refused = s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN;
+                assert_eq!(!refused, admitted, "{method} {path} with {scope:?} (needs {needed:?}): {s}");
+                if token.is_none() && needed.is_some() {
+                    assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+                }
+            }
+        }
+    }
+    assert!(routes >= 13, "{routes} routes in the document");
+}
