@@ -43,6 +43,17 @@ impl Generations {
         Generations { last, file: Some(file) }
     }
 
+    /// Starts again from the clock: the fleet said the generations run outside its clock's
+    /// window (this host's clock was far ahead once, and the last generation kept it there).
+    pub fn rebase(&mut self) {
+        self.last = 0;
+        if let Some(f) = &self.file {
+            if let Err(e) = std::fs::remove_file(f) {
+                tracing::warn!(file = %f.display(), error = %e, "could not reset the report generation");
+            }
+        }
+    }
+
     /// The next generation.
     pub fn advance(&mut self) -> u64 {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
@@ -58,6 +69,21 @@ impl Generations {
     }
 }
 
+/// Why the fleet did not take a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRefused {
+    /// The problem code of the fleet's answer, when it sent one.
+    pub code: Option<String>,
+    /// What happened, with the fleet's answer.
+    pub text: String,
+}
+
+impl std::fmt::Display for PushRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 impl FleetLink {
     /// Builds this host's report at a fresh generation (blocking: walks sysfs).
     pub fn report(&self, agent: &Agent, generations: &mut Generations) -> Result<HostReport, crate::AgentError> {
@@ -70,8 +96,8 @@ impl FleetLink {
         })
     }
 
-    /// Pushes one report; an error names the fleet's answer.
-    pub async fn push(&self, client: &reqwest::Client, report: &HostReport) -> Result<(), String> {
+    /// Pushes one report; an error names the fleet's answer (and its problem code, when it has one).
+    pub async fn push(&self, client: &reqwest::Client, report: &HostReport) -> Result<(), PushRefused> {
         let url = format!("{}/api/v1/hosts/{}/report", self.fleet_url.trim_end_matches('/'), report.host);
         let resp = client
             .put(&url)
@@ -80,12 +106,16 @@ impl FleetLink {
             .json(report)
             .send()
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| PushRefused { code: None, text: format!("{url}: {e}") })?;
         if resp.status().is_success() {
             Ok(())
         } else {
             let status = resp.status();
-            Err(format!("{url}: {status}: {}", resp.text().await.unwrap_or_default()))
+            let body = resp.text().await.unwrap_or_default();
+            let code = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_string));
+            Err(PushRefused { code, text: format!("{url}: {status}: {body}") })
         }
     }
 
@@ -106,6 +136,10 @@ impl FleetLink {
                     generations = g;
                     match self.push(&client, &report).await {
                         Ok(()) => tracing::debug!(generation = report.generation, "host report pushed"),
+                        Err(e) if e.code.as_deref() == Some("generation_out_of_window") => {
+                            tracing::warn!(error = %e, "the fleet's clock and this host's generations disagree; starting again from this clock");
+                            generations.rebase();
+                        }
                         Err(e) => tracing::warn!(error = %e, "host report not accepted"),
                     }
                 }

@@ -251,7 +251,7 @@ pub fn check_generation(generation: u64, now_ms: i64) -> Result<(), FleetError> 
     let window_s = i128::from(GENERATION_WINDOW.as_secs());
     if skew_s.abs() > window_s {
         let side = if skew_s > 0 { "ahead of" } else { "behind" };
-        return Err(FleetError::BadRequest(format!(
+        return Err(FleetError::GenerationOutOfWindow(format!(
             "generation {generation} is {} s {side} the fleet's clock (at most {window_s} s): generations are \
              nanoseconds since the epoch; check the agent's clock",
             skew_s.abs()

@@ -29,6 +29,9 @@ pub enum FleetError {
         /// What happened.
         why: String,
     },
+    /// A report's generation is too far from the fleet's clock.
+    #[error("{0}")]
+    GenerationOutOfWindow(String),
     /// The request body is over the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -53,7 +56,7 @@ impl FleetError {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            FleetError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            FleetError::BadRequest(_) | FleetError::GenerationOutOfWindow(_) => StatusCode::BAD_REQUEST,
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
             FleetError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             FleetError::Conflict(_) => StatusCode::CONFLICT,
@@ -69,6 +72,7 @@ impl FleetError {
     pub fn code(&self) -> &'static str {
         match self {
             FleetError::BadRequest(_) => "bad_request",
+            FleetError::GenerationOutOfWindow(_) => "generation_out_of_window",
             FleetError::NotFound(_) => "not_found",
             FleetError::MethodNotAllowed(_) => "method_not_allowed",
             FleetError::Conflict(_) => "conflict",

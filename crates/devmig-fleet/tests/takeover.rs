@@ -145,3 +145,47 @@ async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token(
         .expect("send");
     assert_eq!(r.status(), 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_generations_ran_ahead_starts_again_from_its_clock() {
+    let backend = Backend::sqlite();
+    let lab = lab(backend.url(), 1, 8, 9).await;
+    let host = lab.sim.hosts[0].name.clone();
+    let generation_of = |store: Arc<devmig_fleet::Store>, host: String| async move {
+        tokio::task::spawn_blocking(move || {
+            store.hosts(now_ms()).expect("hosts").into_iter().find(|h| h.name == host).expect("host").generation
+        })
+        .await
+        .expect("join")
+    };
+    let before = generation_of(lab.fleet.store.clone(), host.clone()).await;
+    // As if this agent's clock had been an hour fast once: its saved generation is an hour ahead.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("fleet-generation");
+    let ahead = u64::try_from(now_ms()).expect("clock") * 1_000_000 + 3_600_000_000_000;
+    std::fs::write(&file, format!("{ahead}\n")).expect("write");
+    let link = devmig_agent::fleet_link::FleetLink {
+        fleet_url: lab.url.clone(),
+        token: report_token(&host),
+        host: host.clone(),
+        advertise: lab.sim.hosts[0].url.clone(),
+        interval: std::time::Duration::from_millis(100),
+        timeout: std::time::Duration::from_secs(5),
+        generation_file: Some(file.clone()),
+    };
+    let task = tokio::spawn(link.run(Arc::clone(&lab.sim.hosts[0].agent), reqwest::Client::new()));
+    // The fleet refuses the hour-ahead generation; the agent starts again from its clock, and
+    // its next reports are taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = generation_of(lab.fleet.store.clone(), host.clone()).await;
+        if now > before && now < ahead {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the fleet never took a report again ({now}, before {before})");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    task.abort();
+    let saved: u64 = std::fs::read_to_string(&file).expect("saved").trim().parse().expect("number");
+    assert!(saved < ahead, "the saved generation was not reset");
+}
