@@ -206,10 +206,11 @@ impl Pool {
         if state.mov(RUNNING, DONE) {
             return true;
         }
-        // Abandoned in the kernel: the caller counted it stuck (and charged a device, under
-        // `charged`'s lock, which this waits for).
+        // Abandoned in the kernel: the caller counted it stuck and charged a device, both under
+        // `charged`'s lock; taking it first means both are done before they are undone.
+        let charged = lock(&state.charged).take();
         self.stuck.fetch_sub(1, Ordering::AcqRel);
-        if let Some(device) = lock(&state.charged).take() {
+        if let Some(device) = charged {
             self.gate.unstuck(&device);
         }
         false
