@@ -22,8 +22,9 @@ pub struct KeyLock<'a> {
 impl KeyedLocks {
     /// The lock of `key` (created when nobody holds one).
     pub fn get(&self, key: &str) -> KeyLock<'_> {
-        let lock = Arc::clone(self.map.lock().entry(key.to_string()).or_default());
-        KeyLock { locks: self, key: key.to_string(), lock: Some(lock) }
+        let key = key.to_string();
+        let lock = Arc::clone(self.map.lock().entry(key.clone()).or_default());
+        KeyLock { locks: self, key, lock: Some(lock) }
     }
 
     /// Keys with a live handle.

@@ -301,7 +301,8 @@ impl Agent {
 
     /// The Prometheus text, with the gauges read now.
     pub fn metrics_text(&self) -> String {
-        self.metrics.set_stuck(self.stuck_devices().len(), self.checker.io().stuck());
+        let io = self.checker.io();
+        self.metrics.set_stuck(io.stuck_devices().len(), io.stuck());
         self.metrics.render()
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP(S) accept loop the agent and the fleet share: a bounded number of connections,
 //! header-read (and idle) and request timeouts enforced by one sweeper task, and a graceful
-//! shutdown with a bound. Slow, idle or
-//! too many clients cannot take the file descriptors or the workers of a server.
+//! shutdown with a bound. Slow, idle or too many clients cannot take the file descriptors or
+//! the workers of a server.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

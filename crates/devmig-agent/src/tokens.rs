@@ -142,16 +142,6 @@ impl Tokens {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// How many tokens there are.
-    pub fn len(&self) -> usize {
-        self.by_digest.len()
-    }
-
-    /// Whether there are none (never, for tokens built by this module).
-    pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
-    }
-
     /// Who holds the token `presented`, if anyone.
     pub fn authorize(&self, presented: &[u8]) -> Option<&Caller> {
         self.by_digest.get(&digest(presented))

@@ -122,23 +122,9 @@ async fn cross_host_check_through_two_agents() {
     assert!(text.contains("devmig_agent_check_duration_seconds_count 2"), "{text}");
 }
 
-const HUNG: &str = r#"
-hostname = "hung"
-[[virtual_parent]]
-name = "mtty"
-driver_version = "0.1"
-[virtual_parent.mdev]
-types = [{ id = "mtty-1" }, { id = "mtty-2" }]
-[[fault]]
-device = "mtty/mtty-1"
-attribute = "migration_version"
-op = "write"
-hang = true
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_attribute_answers_504_error_and_blocks_nothing_else() {
-    let h = lab(HUNG, Duration::from_millis(400));
+    let h = lab(&devmig_testkit::hung_mtty_spec("migration_version", "write"), Duration::from_millis(400));
     let (u1, u2) = (
         format!("/api/v1/devices/{}/check", seg("mtty/mtty-1")),
         format!("/api/v1/devices/{}/check", seg("mtty/mtty-2")),
@@ -331,29 +317,20 @@ async fn concurrent_claims_with_one_migration_id_make_one_claim_and_leave_no_str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_admits_exactly_the_scopes_its_document_names() {
     let b = host_b();
-    let doc = devmig_agent::api::openapi();
-    let mut routes = 0;
-    for (path, ops) in doc["paths"].as_object().expect("paths") {
+    let ops = devmig_testkit::openapi_operations(&devmig_agent::api::openapi());
+    for (path, method, needed) in &ops {
         let uri = path.replace("{id}", "0000:00:02.0");
-        for (method, op) in ops.as_object().expect("operations") {
-            let method: Method = method.to_ascii_uppercase().parse().expect("method");
-            let needed = op["security"][0]["bearer"][0].as_str();
-            routes += 1;
-            for (token, scope) in [(None, None), (Some(READ), Some("read")), (Some(ADMIN), Some("admin"))] {
-                let body = (method == Method::POST).then(|| json!({}));
-                let (s, _) = call(&b, method.clone(), &uri, token, body).await;
-                let admitted = match (needed, scope) {
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                    (Some(n), Some(have)) => have == "admin" || have == n,
-                };
-                let refused = s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN;
-                assert_eq!(!refused, admitted, "{method} {path} with {scope:?} (needs {needed:?}): {s}");
-                if token.is_none() && needed.is_some() {
-                    assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
-                }
+        let method: Method = method.parse().expect("method");
+        for (token, scope) in [(None, None), (Some(READ), Some("read")), (Some(ADMIN), Some("admin"))] {
+            let body = (method == Method::POST).then(|| json!({}));
+            let (s, _) = call(&b, method.clone(), &uri, token, body).await;
+            let refused = s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN;
+            let admitted = devmig_testkit::scope_admits(needed.as_deref(), scope);
+            assert_eq!(!refused, admitted, "{method} {path} with {scope:?} (needs {needed:?}): {s}");
+            if token.is_none() && needed.is_some() {
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
             }
         }
     }
-    assert!(routes >= 13, "{routes} routes in the document");
+    assert!(ops.len() >= 13, "{} routes in the document", ops.len());
 }

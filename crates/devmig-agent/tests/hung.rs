@@ -9,20 +9,6 @@ use axum::http::{Method, StatusCode};
 use common::{ADMIN, READ, call, lab, seg};
 use serde_json::json;
 
-const HUNG_READ: &str = r#"
-hostname = "hung"
-[[virtual_parent]]
-name = "mtty"
-driver_version = "0.1"
-[virtual_parent.mdev]
-types = [{ id = "mtty-1" }, { id = "mtty-2" }]
-[[fault]]
-device = "mtty/mtty-1"
-attribute = "migration_version"
-op = "read"
-hang = true
-"#;
-
 /// The body of a plain-text route.
 async fn text(l: &common::Lab, uri: &str) -> (StatusCode, String) {
     use http_body_util::BodyExt;
@@ -39,7 +25,7 @@ async fn text(l: &common::Lab, uri: &str) -> (StatusCode, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
-    let h = lab(HUNG_READ, Duration::from_millis(300));
+    let h = lab(&devmig_testkit::hung_mtty_spec("migration_version", "read"), Duration::from_millis(300));
     let hung = format!("/api/v1/devices/{}/migration-version", seg("mtty/mtty-1"));
     let other = format!("/api/v1/devices/{}/check", seg("mtty/mtty-2"));
 
@@ -101,7 +87,7 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_that_do_not_exist_leave_no_state_behind() {
-    let h = lab(HUNG_READ, Duration::from_secs(5));
+    let h = lab(&devmig_testkit::hung_mtty_spec("migration_version", "read"), Duration::from_secs(5));
     for i in 0..300 {
         let dev = format!("0000:{:02x}:{:02x}.{}", i / 256, i % 32, i % 8);
         let uri = format!("/api/v1/devices/{}/check", seg(&dev));

@@ -114,14 +114,7 @@ async fn a_silent_agent_costs_one_timeout_then_the_next_host_is_tried() {
     let store = lab.fleet.store.clone();
     let src = r.devices.iter().find(|d| d.free && d.model == "nvme").expect("an nvme VF").clone();
     tokio::task::spawn_blocking(move || store.apply_report(&r, now_ms()).expect("report")).await.expect("join");
-    let req = PlacementRequest {
-        sources: vec![SourceRef { host: None, device: None, version: Some(src.version.clone()) }],
-        claim: false,
-        migration_id: None,
-        exclude_hosts: vec![],
-        max_hosts: Some(8),
-        ttl_seconds: None,
-    };
+    let req = common::look_for(&src.version, vec![]);
     let mut fleet = lab.fleet.clone();
     fleet.concurrency = 1;
     let started = Instant::now();
@@ -135,14 +128,7 @@ async fn a_silent_agent_costs_one_timeout_then_the_next_host_is_tried() {
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "took {took:?}");
     // With every other host excluded, nothing fits, and the answer says the one candidate's
     // agent did not answer.
-    let only_silent = PlacementRequest {
-        sources: vec![SourceRef { host: None, device: None, version: Some(src.version.clone()) }],
-        claim: false,
-        migration_id: None,
-        exclude_hosts: lab.sim.hosts.iter().map(|h| h.name.clone()).collect(),
-        max_hosts: Some(8),
-        ttl_seconds: None,
-    };
+    let only_silent = common::look_for(&src.version, lab.sim.hosts.iter().map(|h| h.name.clone()).collect());
     let p = fleet.place(only_silent).await.expect("placement");
     assert!(!p.placed);
     let groups = p.explanation.expect("explanation").groups;
@@ -203,15 +189,7 @@ async fn the_api_checks_tokens_and_input() {
     let p: serde_json::Value = r.json().await.expect("json");
     assert_eq!(p["schema"], "devmig.placement/v1");
     // The OpenAPI document comes from the router's own table: every route, its statuses, auth.
-    let doc: serde_json::Value = c
-        .get(format!("{}/api/v1/openapi.json", lab.url))
-        .bearer_auth(READ_SECRET)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc = common::get_json(&c, &format!("{}/api/v1/openapi.json", lab.url), READ_SECRET).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let place_op = &doc["paths"]["/api/v1/placements"]["post"];
     for code in ["200", "400", "401", "403", "404", "409"] {

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{ADMIN_SECRET, Backend, lab, report_token};
 use devmig_fleet::now_ms;
-use devmig_fleet::placement::{PlacementRequest, SourceRef};
 use devmig_vendors::{Catalog, Registry};
 use serde_json::Value;
 
@@ -73,15 +72,7 @@ async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token(
     }
 
     // The fleet still holds the real agent, which keeps reporting.
-    let hosts: Value = c
-        .get(format!("{}/api/v1/hosts", lab.url))
-        .bearer_auth(ADMIN_SECRET)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let hosts = common::get_json(&c, &format!("{}/api/v1/hosts", lab.url), ADMIN_SECRET).await;
     let row = hosts["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == victim).expect("victim").clone();
     assert_eq!(row["url"], lab.sim.hosts[1].url.as_str());
     let honest = plan.report(&reg, "sim", &lab.sim.hosts[1].url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
@@ -91,15 +82,7 @@ async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token(
 
     // Placements that call agents never reach the attacker.
     let src = honest.devices.iter().find(|d| d.free).expect("a free device").clone();
-    let req = PlacementRequest {
-        sources: vec![SourceRef { host: None, device: None, version: Some(src.version.clone()) }],
-        claim: false,
-        migration_id: None,
-        exclude_hosts: vec![],
-        max_hosts: Some(8),
-        ttl_seconds: None,
-    };
-    let _ = lab.fleet.place(req).await.expect("placement");
+    let _ = lab.fleet.place(common::look_for(&src.version, vec![])).await.expect("placement");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the fleet called the attacker's URL");
 
     // Per-host agent credentials: the fleet presents a host's own token, and none to a host it

@@ -54,24 +54,10 @@ fn missing_and_unsupported_attributes() {
     assert_eq!(codes(&r), ["target_unsupported"]);
 }
 
-/// A type whose `name` attribute hangs: its discovery cannot finish.
-const HUNG_DISCOVERY: &str = r#"
-hostname = "hung"
-[[virtual_parent]]
-name = "mtty"
-driver_version = "0.1"
-[virtual_parent.mdev]
-types = [{ id = "mtty-1" }, { id = "mtty-2" }]
-[[fault]]
-device = "mtty/mtty-1"
-attribute = "name"
-op = "read"
-hang = true
-"#;
-
 #[test]
 fn a_device_whose_discovery_does_not_finish_is_an_error_never_a_verdict() {
-    let lab = common::mount_spec(HUNG_DISCOVERY, std::time::Duration::from_millis(300));
+    let lab =
+        common::mount_spec(&devmig_testkit::hung_mtty_spec("name", "read"), std::time::Duration::from_millis(300));
     let c = &lab.checker;
     let v = c.version(&id("mtty/mtty-1")).expect("version");
     assert!(v.transient && v.side.version.is_none(), "{v:?}");

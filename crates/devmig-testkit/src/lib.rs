@@ -37,3 +37,35 @@ pub fn pki(dir: &Path, prefix: &str) -> [PathBuf; 5] {
         path
     })
 }
+
+/// A simfs host spec: an mtty parent with types `mtty-1` and `mtty-2`, whose `mtty/mtty-1`
+/// `attribute` hangs on `op` (`read`, `write` or `any`) until the mount is healed or unmounted.
+pub fn hung_mtty_spec(attribute: &str, op: &str) -> String {
+    format!(
+        "hostname = \"hung\"\n[[virtual_parent]]\nname = \"mtty\"\ndriver_version = \"0.1\"\n\
+         [virtual_parent.mdev]\ntypes = [{{ id = \"mtty-1\" }}, {{ id = \"mtty-2\" }}]\n\
+         [[fault]]\ndevice = \"mtty/mtty-1\"\nattribute = \"{attribute}\"\nop = \"{op}\"\nhang = true\n"
+    )
+}
+
+/// Every operation of an OpenAPI document: `(path, METHOD, scope it needs)`, `None` for an
+/// anonymous one.
+pub fn openapi_operations(doc: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    let mut ops = Vec::new();
+    for (path, methods) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in methods.as_object().expect("operations") {
+            let needed = op["security"][0]["bearer"][0].as_str().map(str::to_string);
+            ops.push((path.clone(), method.to_ascii_uppercase(), needed));
+        }
+    }
+    ops
+}
+
+/// Whether a token of scope `have` (`None`: no token) may call an operation that needs `needed`.
+pub fn scope_admits(needed: Option<&str>, have: Option<&str>) -> bool {
+    match (needed, have) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(n), Some(h)) => h == "admin" || h == n,
+    }
+}

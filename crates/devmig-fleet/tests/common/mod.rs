@@ -237,3 +237,21 @@ impl Drop for Lab {
         let _ = self.stop.send(true);
     }
 }
+
+/// A placement of one source given by its version alone, never on `exclude_hosts`, trying at
+/// most 8 hosts, without claiming.
+pub fn look_for(version: &str, exclude_hosts: Vec<String>) -> devmig_fleet::placement::PlacementRequest {
+    devmig_fleet::placement::PlacementRequest {
+        sources: vec![devmig_fleet::placement::SourceRef { host: None, device: None, version: Some(version.into()) }],
+        claim: false,
+        migration_id: None,
+        exclude_hosts,
+        max_hosts: Some(8),
+        ttl_seconds: None,
+    }
+}
+
+/// GET `url` with `token`, as JSON.
+pub async fn get_json(c: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    c.get(url).bearer_auth(token).send().await.expect("send").json().await.expect("json")
+}
