@@ -228,7 +228,7 @@ fn set_polling(dev: &OwnedFd, polling: bool) {
     });
     if let Err(e) = result {
         // Only speed depends on it: the session works either way.
-        eprintln!("simfs: could not switch /dev/fuse polling {}: {e}", if polling { "on" } else { "off" });
+        tracing::warn!(error = %e, polling, "simfs: could not switch /dev/fuse polling");
     }
 }
 

@@ -111,7 +111,7 @@ impl SimFs {
         });
         if let Err(e) = spawned {
             // The reply moved into the closure that failed to start; fuser answers EIO when it drops.
-            eprintln!("simfs: could not delay a reply: {e}");
+            tracing::warn!(error = %e, "simfs: could not delay a reply");
         }
     }
 }
@@ -233,10 +233,11 @@ impl Filesystem for SimFs {
         reply: ReplyWrite,
     ) {
         let (host, ino, data, notifier) = (Arc::clone(&self.host), ino.0, data.to_vec(), Arc::clone(&self.notifier));
+        let arrived = std::time::Instant::now();
         self.with_fault(ino, true, reply, ReplyWrite::error, move |reply| {
             let (result, gone) = {
                 let mut h = locked(&host);
-                (h.write(ino, &data), h.take_invalidations())
+                (h.write_arrived(ino, &data, arrived), h.take_invalidations())
             };
             let answer = move || match result {
                 Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
@@ -260,7 +261,7 @@ impl Filesystem for SimFs {
             });
             if let Err(e) = spawned {
                 // The reply moved into the closure that failed to start: fuser answers EIO when it drops.
-                eprintln!("simfs: could not start an invalidation thread: {e}");
+                tracing::warn!(error = %e, "simfs: could not start an invalidation thread");
             }
         });
     }

@@ -1,7 +1,7 @@
 //! An emulated host: the tree plus device state, with the sysfs semantics
 //! of the attributes that matter (FUSE-free; tested without a mount).
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use devmig_core::DeviceId;
 use devmig_vendors::{DeviceFacts, Registry, VendorError};
@@ -96,6 +96,34 @@ pub struct Host {
     pub(crate) faults: HashMap<Ino, Fault>,
     /// Entries removed and not yet reported by [`Host::take_invalidations`].
     pub(crate) invalidations: Vec<(Ino, String)>,
+    /// write(2) calls that reached each device's `migration_version`, by device id text.
+    pub(crate) version_writes: HashMap<String, WriteLog>,
+}
+
+/// The write(2) calls one `migration_version` took: how many, and how many ran at once.
+#[derive(Debug, Default)]
+pub(crate) struct WriteLog {
+    count: u64,
+    /// When recent writes arrived and were answered (the last [`WriteLog::KEPT`]).
+    recent: std::collections::VecDeque<(Instant, Instant)>,
+    most_at_once: usize,
+}
+
+impl WriteLog {
+    const KEPT: usize = 64;
+
+    /// Records a write that arrived at `arrived` and is answered now.
+    fn record(&mut self, arrived: Instant) {
+        let now = Instant::now();
+        // Every write recorded before ended by now; those that ended after this one arrived overlap it.
+        let at_once = 1 + self.recent.iter().filter(|(_, ended)| *ended > arrived).count();
+        self.most_at_once = self.most_at_once.max(at_once);
+        self.count += 1;
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((arrived, now));
+    }
 }
 
 /// What a node is, for getattr.
@@ -235,6 +263,17 @@ impl Host {
         })
     }
 
+    /// How many write(2) calls reached `device`'s `migration_version` (accepted or refused).
+    pub fn version_writes(&self, device: &str) -> u64 {
+        self.version_writes.get(device).map_or(0, |w| w.count)
+    }
+
+    /// The most write(2) calls on `device`'s `migration_version` that were in flight at once
+    /// (from arrival, a delay fault included, to answer).
+    pub fn concurrent_version_writes(&self, device: &str) -> usize {
+        self.version_writes.get(device).map_or(0, |w| w.most_at_once)
+    }
+
     /// The whole content of a file, as show() renders it now.
     pub fn read(&self, ino: Ino) -> Result<Vec<u8>, Errno> {
         let Node::File(f) = self.node(ino)? else { return Err(Errno(libc::EISDIR)) };
@@ -259,10 +298,18 @@ impl Host {
 
     /// One write(2), judged alone; the offset plays no part. Returns the bytes taken.
     pub fn write(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
+        self.write_arrived(ino, data, Instant::now())
+    }
+
+    /// [`Host::write`] of a write(2) that arrived at `arrived` (a delay fault held it since).
+    pub fn write_arrived(&mut self, ino: Ino, data: &[u8], arrived: Instant) -> Result<usize, Errno> {
         let data = &data[..data.len().min(STORE_LIMIT)];
         let Node::File(f) = self.node(ino)?.clone() else { return Err(Errno(libc::EISDIR)) };
         match f {
-            FileKind::MigrationVersion(id) => self.store_version(&id, data)?,
+            FileKind::MigrationVersion(id) => {
+                self.version_writes.entry(id.clone()).or_default().record(arrived);
+                self.store_version(&id, data)?;
+            }
             FileKind::Create(key) => {
                 let uuid = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
                 self.create_mdev(&key, uuid, 1)?;

@@ -182,7 +182,7 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
-            eprintln!("simfs: {e}");
+            tracing::warn!(error = %e, "simfs: unmount on drop failed");
         }
     }
 }

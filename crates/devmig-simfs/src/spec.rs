@@ -399,6 +399,7 @@ impl HostSpec {
             mdevs: BTreeMap::new(),
             faults: HashMap::new(),
             invalidations: Vec::new(),
+            version_writes: HashMap::new(),
         };
         self.lay_out_static(&mut host.nodes).map_err(SimError::Build)?;
         // What an installed mdevctl package adds outside /sys: mdevctl checks for these

@@ -76,3 +76,28 @@ fn a_device_whose_discovery_does_not_finish_is_an_error_never_a_verdict() {
         ),
     }
 }
+
+#[test]
+fn step_b_writes_the_target_once_whatever_the_verdict() {
+    let (a, b) = (host_a(), host_b());
+    let writes = |lab: &common::Lab, device: &str| lab.mounted.host().version_writes(device);
+    let gvt_2 = "0000:00:02.0/i915-GVTg_V5_2";
+    for (target, verdict) in
+        [(B_HALF, Verdict::Compatible), (B_EIGHTH, Verdict::Incompatible), (gvt_2, Verdict::Compatible)]
+    {
+        let before = writes(&b, target);
+        let r = cross(&a, &b, A_VGPU, target);
+        assert_eq!(r.verdict, verdict, "{r:?}");
+        assert_eq!(writes(&b, target) - before, 1, "{target}: one write(2) per check ({verdict:?})");
+    }
+    // A check between two local devices: the source is read, the target written once.
+    let (half, eighth) = (writes(&b, B_HALF), writes(&b, B_EIGHTH));
+    let r = b.checker.check(&id(B_HALF), &id(B_EIGHTH)).expect("check");
+    assert_eq!(r.verdict, Verdict::Incompatible);
+    assert!(codes(&r).contains(&"i915.share"), "the refusal still carries the model's reasons: {r:?}");
+    assert_eq!((writes(&b, B_HALF) - half, writes(&b, B_EIGHTH) - eighth), (0, 1));
+    // A model-decided target (no attribute) and a driver that answers ENODEV: never more than one.
+    let r = cross(&a, &b, "0000:3d:00.1", "0000:5e:00.3");
+    assert_eq!(r.reasons[0].code, "target_unsupported");
+    assert_eq!(writes(&b, "0000:5e:00.3"), 1);
+}
