@@ -8,6 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
+use devmig_core::FastCheck;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -55,6 +56,13 @@ fn version_body() -> Value {
     json!({"type": "object", "required": ["version"], "additionalProperties": false,
            "properties": {"version": {"type": "string", "minLength": 1, "maxLength": 4095, "pattern": VERSION_PATTERN,
                                       "description": "the source's migration_version (printable ASCII)"}}})
+}
+
+fn check_body() -> Value {
+    let mut body = version_body();
+    body["properties"]["explain"] = json!({"type": "boolean", "default": false,
+        "description": "add every vendor rule with both values (no extra write)"});
+    body
 }
 
 fn claim_body() -> Value {
@@ -132,8 +140,8 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/devices/{id}/check",
             Some(Scope::Admin),
-            "step b: the device judges a source version (writes to sysfs)",
-            Some(version_body),
+            "step b: the device judges a source version (one write to sysfs)",
+            Some(check_body),
             &[
                 (200, "a verdict: identical, compatible or incompatible (schema devmig.check/v1)"),
                 (400, "malformed id, body or version"),
@@ -481,19 +489,31 @@ struct VersionBody {
     version: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    version: String,
+    /// Add every vendor rule with both values (discovery and the model; no extra write).
+    #[serde(default)]
+    explain: bool,
+}
+
 async fn check_device(
     State(s): State<AppState>,
     caller: axum::Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<VersionBody>, JsonRejection>,
+    b: Result<Json<CheckBody>, JsonRejection>,
 ) -> Result<Response, AgentError> {
-    let VersionBody { version } = body(b)?;
+    let CheckBody { version, explain } = body(b)?;
     let (who, target) = (caller.0.0.clone(), id.clone());
     // The common case (a kernel attribute that accepts) is awaited without blocking a thread.
+    let (s2, target2) = (s.clone(), id.clone());
     let report = match s.agent.check_fast(&id, &version).await? {
-        Some(report) => report,
-        None => blocking(move || s.agent.check(&id, &version)).await?,
+        FastCheck::Settled(report) => report,
+        FastCheck::Refused(refusal) => blocking(move || s.agent.check_refused(&id, &refusal)).await?,
+        FastCheck::Untried => blocking(move || s.agent.check(&id, &version)).await?,
     };
+    let report = if explain { blocking(move || s2.agent.with_rules(report, &target2)).await? } else { report };
     tracing::info!(who, target, verdict = ?report.verdict, "check (sysfs write)");
     let timed_out = report.verdict == devmig_core::Verdict::Error && report.reasons.iter().any(|r| r.code == "timeout");
     let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::OK };

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use devmig_core::AttributesReport;
 use devmig_core::{
-    CheckReport, Checker, CoreError, Device, DeviceId, Inventory, IoFailure, MatchReport, SysfsIo, SysfsRoot,
-    VersionReport,
+    CheckReport, Checker, CoreError, Device, DeviceId, FastCheck, Inventory, IoFailure, MatchContext, MatchReport,
+    Refusal, SysfsIo, SysfsRoot, VersionReport,
 };
 use devmig_vendors::Registry;
 use parking_lot::Mutex;
@@ -186,24 +186,57 @@ impl Agent {
         Ok(report)
     }
 
-    /// [`Agent::check`] for async callers: the kernel fast path, awaited on the I/O pool with
-    /// no thread blocked. `None` when the device is busy or the fast path cannot settle the
-    /// check (no kernel attribute, or a rejection that needs the model's reasons): then call
-    /// [`Agent::check`] on a blocking thread.
-    pub async fn check_fast(&self, id: &str, version: &str) -> Result<Option<CheckReport>, AgentError> {
+    /// [`Agent::check`] for async callers: the kernel exchange, awaited on the I/O pool with no
+    /// thread blocked. [`FastCheck::Untried`] when the device is busy or nothing was written
+    /// (then call [`Agent::check`]); [`FastCheck::Refused`] when the target said no (then call
+    /// [`Agent::check_refused`], which adds the model's reasons without writing again).
+    pub async fn check_fast(&self, id: &str, version: &str) -> Result<FastCheck, AgentError> {
         let target: DeviceId = id.parse()?;
         devmig_core::validate_version(version)?;
         let entry = self.device_locks.get(&target.to_string());
-        let Some(_held) = entry.mutex().try_lock_arc() else { return Ok(None) };
+        let Some(_held) = entry.mutex().try_lock_arc() else { return Ok(FastCheck::Untried) };
         let started = Instant::now();
-        let Some(report) = self.checker.check_version_fast(version, &target).await? else { return Ok(None) };
-        self.metrics.observe_check(&report, started.elapsed().as_secs_f64());
-        Ok(Some(report))
+        let fast = self.checker.check_version_fast(version, &target).await?;
+        if let FastCheck::Settled(report) = &fast {
+            self.metrics.observe_check(report, started.elapsed().as_secs_f64());
+        }
+        Ok(fast)
     }
 
-    /// Local targets passing step a, then step b.
+    /// The report of a check whose write the target refused: discovery and the model's
+    /// reasons, no second write.
+    pub fn check_refused(&self, id: &str, refusal: &Refusal) -> Result<CheckReport, AgentError> {
+        let target: DeviceId = id.parse()?;
+        let started = Instant::now();
+        let report = self.checker.check_version_refused(refusal, &target)?;
+        self.metrics.observe_check(&report, started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    /// Adds every vendor rule to a report (what `explain` shows): no write.
+    pub fn with_rules(&self, report: CheckReport, id: &str) -> Result<CheckReport, AgentError> {
+        Ok(self.checker.with_rules(report, &id.parse()?)?)
+    }
+
+    /// Local targets passing step a, then step b: each write under the device's lock, claimed
+    /// devices listed as such and not written to.
     pub fn match_version(&self, version: &str) -> Result<MatchReport, AgentError> {
-        Ok(self.checker.match_version(version)?)
+        let claimed: std::collections::HashSet<String> = self
+            .store
+            .lock()
+            .current()?
+            .into_iter()
+            .filter(|c| c.state == ClaimState::Active)
+            .map(|c| c.device)
+            .collect();
+        let is_claimed = |id: &DeviceId| claimed.contains(&id.to_string());
+        let exclusive = |id: &DeviceId, run: &mut dyn FnMut() -> CheckReport| {
+            let entry = self.device_locks.get(&id.to_string());
+            let _held = entry.mutex().try_lock_for(self.timeout)?;
+            Some(run())
+        };
+        let cx = MatchContext { claimed: &is_claimed, exclusive: &exclusive };
+        Ok(self.checker.match_version_in(version, &cx)?)
     }
 
     /// Current claims (active and orphaned).

@@ -334,3 +334,72 @@ async fn every_route_admits_exactly_the_scopes_its_document_names() {
     }
     assert!(ops.len() >= 13, "{} routes in the document", ops.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_writes_the_target_once_and_match_takes_the_devices_lock() {
+    let a = host_a();
+    // Host B, with a driver that takes 1.5 s to answer a write to the half-GPU's attribute.
+    let spec = format!(
+        "{}\n[[fault]]\ndevice = \"{B_VGPU_HALF}\"\nattribute = \"migration_version\"\nop = \"write\"\ndelay_ms = 1500\n",
+        devmig_simfs::spec::EXAMPLE_HOST_B
+    );
+    let b = lab(&spec, Duration::from_secs(10));
+    let v = version_on(&a, A_VGPU).await;
+    let writes = |device: &str| b.mounted.host().version_writes(device);
+    let (s, r) = call(
+        &b,
+        Method::POST,
+        &format!("/api/v1/devices/{B_VGPU_EIGHTH}/check"),
+        Some(ADMIN),
+        Some(json!({"version": v})),
+    )
+    .await;
+    assert_eq!((s, r["verdict"].as_str()), (StatusCode::OK, Some("incompatible")), "{r}");
+    assert_eq!(writes(B_VGPU_EIGHTH), 1, "a refused check is one write(2), its reasons come from the model");
+
+    // A check and a match at once (two requests, two tasks): the match's write to the
+    // half-GPU waits for the check's.
+    let (state, body) = (b.state.clone(), json!({"version": v}));
+    let check = tokio::spawn(async move {
+        let uri = format!("/api/v1/devices/{B_VGPU_HALF}/check");
+        common::call_state(&state, Method::POST, &uri, Some(ADMIN), Some(body)).await
+    });
+    let (state, body) = (b.state.clone(), json!({"version": v}));
+    let matching = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        common::call_state(&state, Method::POST, "/api/v1/match", Some(ADMIN), Some(body)).await
+    });
+    let ((cs, c), (ms, m)) = (check.await.expect("check task"), matching.await.expect("match task"));
+    assert_eq!((cs, c["verdict"].as_str()), (StatusCode::OK, Some("compatible")), "{c}");
+    assert_eq!(ms, StatusCode::OK, "{m}");
+    let host = b.mounted.host();
+    assert_eq!(host.version_writes(B_VGPU_HALF), 2, "the check's write and the match's: {m}");
+    assert_eq!(host.concurrent_version_writes(B_VGPU_HALF), 1, "writes to one device never overlap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_marks_claimed_devices_and_full_types_and_writes_neither() {
+    let a = host_a();
+    let v = version_on(&a, A_VGPU).await; // half a GPU; host A has half free
+    let (s, c) = claim(&a, "m-fill", &v, json!({"type": "0000:00:02.0/i915-GVTg_V5_8"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let created = c["device"].as_str().expect("uuid").to_string();
+    let before = a.mounted.host().version_writes(&created);
+    let (s, m) = call(&a, Method::POST, "/api/v1/match", Some(ADMIN), Some(json!({"version": v}))).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let candidates = m["candidates"].as_array().expect("candidates");
+    let of =
+        |device: &str| candidates.iter().find(|c| c["device"] == device).unwrap_or_else(|| panic!("{device}: {m}"));
+    for ty in ["0000:00:02.0/i915-GVTg_V5_2", "0000:00:02.0/i915-GVTg_V5_4", "0000:00:02.0/i915-GVTg_V5_8"] {
+        assert_eq!(of(ty)["unusable"], "no_free_instance", "{ty}");
+        assert!(of(ty).get("verdict").is_none(), "a full type is not written to: {}", of(ty));
+    }
+    assert_eq!(of(&created)["unusable"], "claimed");
+    assert_eq!(a.mounted.host().version_writes(&created), before, "a claimed device is not written to");
+    // Usable accepted targets come first; none of the marked ones is among them.
+    let first_unusable = candidates.iter().position(|c| c.get("unusable").is_some()).expect("some are unusable");
+    assert!(candidates[..first_unusable].iter().all(|c| c["verdict"] == "compatible" || c["verdict"] == "identical"));
+    // So "any" never picks them: the only usable match is A's own vGPU, and claiming it works.
+    let (s, c) = claim(&a, "m-any", &v, json!("any")).await;
+    assert_eq!((s, c["device"].as_str()), (StatusCode::CREATED, Some(A_VGPU)), "{c}");
+}

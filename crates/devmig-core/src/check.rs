@@ -149,7 +149,7 @@ impl Checker {
         }
     }
 
-    /// Reads the source's version and has the target judge it.
+    /// Reads the source's version and has the target judge it: one write(2) at most.
     pub fn check(&self, source: &DeviceId, target: &DeviceId) -> Result<CheckReport, CoreError> {
         if let (DeviceId::MdevType { type_id: a, .. }, DeviceId::MdevType { type_id: b, .. }) = (source, target) {
             if a != b {
@@ -158,16 +158,31 @@ impl Checker {
                 return Ok(CheckReport::new(side(source), side(target)).incompatible(Reason::new("type_mismatch", why)));
             }
         }
-        if let Some(report) = self.kernel_fast_path(FastSource::Device(source), target) {
-            return Ok(report);
-        }
+        let refusal = match self.kernel_fast_path(FastSource::Device(source), target) {
+            FastCheck::Settled(report) => return Ok(report),
+            FastCheck::Refused(r) => Some(r),
+            FastCheck::Untried => None,
+        };
         let src = self.device(source)?;
         let dst = self.device(target)?;
-        let read = self.version_of(&src);
+        let read = match &refusal {
+            // The exchange read the source already: reading it again could disagree.
+            Some(r) => VersionReport {
+                side: Side {
+                    device: Some(src.id.to_string()),
+                    model: src.migration.model.clone(),
+                    source: Some(Provenance::Kernel),
+                    version: Some(r.version.clone()),
+                },
+                reason: None,
+                transient: false,
+            },
+            None => self.version_of(&src),
+        };
         let Some(version) = read.side.version.clone() else {
             return Ok(CheckReport::without_source(read, dst.id.to_string()));
         };
-        Ok(self.judge(read.side, &version, &dst))
+        Ok(self.judge(read.side, &version, &dst, refusal.as_ref()))
     }
 
     /// The `migration_version` path of `id` under the root.
@@ -177,11 +192,10 @@ impl Checker {
         p
     }
 
-    /// The target has a kernel attribute and accepts: (read the source,) read
-    /// the target, write it, in one pooled job, with no discovery. `None` sends
-    /// the caller down the full path (an attribute is absent, or the target
-    /// said no and the report needs the model's reasons).
-    fn kernel_fast_path(&self, source: FastSource<'_>, target: &DeviceId) -> Option<CheckReport> {
+    /// The exchange on kernel attributes: (read the source,) read the target, write it, in one
+    /// pooled job, with no discovery. The write's raw outcome comes back; a refusal still needs
+    /// the model's reasons, which [`Checker::check_version_refused`] adds without writing again.
+    fn kernel_fast_path(&self, source: FastSource<'_>, target: &DeviceId) -> FastCheck {
         let src = match source {
             FastSource::Device(id) => Err(self.attr_path(id)),
             FastSource::Version(v) => Ok(v.to_string()),
@@ -190,13 +204,13 @@ impl Checker {
         let (dst_dir, src_dir) = (self.root.join(target.node_path()), source_dir(&src));
         let devices = exchange_devices(&dst_dir, src_dir.as_deref());
         let outcome = self.io.run_guarded_on(&devices, move |guard| kernel_exchange(src, &dst_attr, guard));
-        fast_path_report(source, target, outcome)
+        fast_check(source, target, outcome)
     }
 
-    /// [`Checker::check_version`]'s kernel fast path for async callers: the pooled job is
-    /// awaited, no thread blocks. `Ok(None)`: take [`Checker::check_version`] (an attribute is
-    /// absent, or the target said no and the report needs the model's reasons).
-    pub async fn check_version_fast(&self, version: &str, target: &DeviceId) -> Result<Option<CheckReport>, CoreError> {
+    /// [`Checker::check_version`]'s kernel exchange for async callers: the pooled job is
+    /// awaited, no thread blocks. On [`FastCheck::Refused`] call [`Checker::check_version_refused`],
+    /// on [`FastCheck::Untried`] [`Checker::check_version`] (no write was made).
+    pub async fn check_version_fast(&self, version: &str, target: &DeviceId) -> Result<FastCheck, CoreError> {
         validate_version(version)?;
         let (src, dst_attr) = (Ok(version.to_string()), self.attr_path(target));
         let dst_dir = self.root.join(target.node_path());
@@ -205,54 +219,69 @@ impl Checker {
             Ok(job) => job.wait().await,
             Err(f) => Err(f),
         };
-        Ok(fast_path_report(FastSource::Version(version), target, outcome))
+        Ok(fast_check(FastSource::Version(version), target, outcome))
     }
 
-    /// Has the target judge a version string that came from elsewhere.
+    /// Has the target judge a version string that came from elsewhere: one write(2) at most.
     pub fn check_version(&self, version: &str, target: &DeviceId) -> Result<CheckReport, CoreError> {
         validate_version(version)?;
-        if let Some(report) = self.kernel_fast_path(FastSource::Version(version), target) {
-            return Ok(report);
-        }
+        let refusal = match self.kernel_fast_path(FastSource::Version(version), target) {
+            FastCheck::Settled(report) => return Ok(report),
+            FastCheck::Refused(r) => Some(r),
+            FastCheck::Untried => None,
+        };
         let dst = self.device(target)?;
         let from = Side { version: Some(version.to_string()), ..Side::default() };
-        Ok(self.judge(from, version, &dst))
+        Ok(self.judge(from, version, &dst, refusal.as_ref()))
     }
 
-    /// Step b on one discovered target.
-    pub(crate) fn judge(&self, from: Side, version: &str, target: &Device) -> CheckReport {
+    /// The report of an exchange the target refused: discovery and the model's reasons, no write.
+    pub fn check_version_refused(&self, refusal: &Refusal, target: &DeviceId) -> Result<CheckReport, CoreError> {
+        let dst = self.device(target)?;
+        let from = Side { version: Some(refusal.version.clone()), ..Side::default() };
+        Ok(self.judge(from, &refusal.version, &dst, Some(refusal)))
+    }
+
+    /// Step b on one discovered target. `refused`: the exchange already wrote, and the target
+    /// said no; its outcome stands and nothing is written again.
+    pub(crate) fn judge(&self, from: Side, version: &str, target: &Device, refused: Option<&Refusal>) -> CheckReport {
         let mut to =
             Side { device: Some(target.id.to_string()), model: target.migration.model.clone(), ..Side::default() };
         let decision = target.facts.as_ref().filter(|_| to.model.is_some()).map(|f| self.registry.evaluate(version, f));
-        match target.migration.support {
+        let support = if refused.is_some() { MigrationSupport::Kernel } else { target.migration.support };
+        match support {
             MigrationSupport::Kernel => {
                 to.source = Some(Provenance::Kernel);
-                let attr = self.attr_path(&target.id);
-                let own = read_version(&self.io, &attr);
-                if let Err(ReadFailure::Io(
-                    f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded | IoFailure::DeviceStuck),
-                )) = own
-                {
-                    // A target that hangs on read is not written to: its driver is stuck.
-                    return CheckReport::new(from, to).error(Reason::io(
-                        io_code(FailedOn::Target, f).0,
-                        "reading the target's migration_version",
-                        f,
-                    ));
-                }
-                to.version = own.ok();
-                let write = write_version(&self.io, &attr, version);
+                let write = match refused {
+                    Some(r) => {
+                        to.version = r.target_version.clone();
+                        Err(r.failure)
+                    }
+                    None => {
+                        let attr = self.attr_path(&target.id);
+                        let own = read_version(&self.io, &attr);
+                        if let Err(ReadFailure::Io(
+                            f @ (IoFailure::Timeout { .. } | IoFailure::Overloaded | IoFailure::DeviceStuck),
+                        )) = own
+                        {
+                            // A target that hangs on read is not written to: its driver is stuck.
+                            return CheckReport::new(from, to).error(Reason::io(
+                                io_code(FailedOn::Target, f).0,
+                                "reading the target's migration_version",
+                                f,
+                            ));
+                        }
+                        to.version = own.ok();
+                        write_version(&self.io, &attr, version)
+                    }
+                };
                 let mut report = CheckReport::new(from, to);
                 if let Some(Ok(d)) = &decision {
                     report.checks = d.checks.clone();
                 }
                 match write {
                     Ok(()) => {
-                        report.verdict = if report.to.version.as_deref() == Some(version) {
-                            Verdict::Identical
-                        } else {
-                            Verdict::Compatible
-                        };
+                        report.verdict = Verdict::accepted(report.to.version.as_deref(), version);
                         report
                     }
                     Err(f) => {
@@ -277,11 +306,7 @@ impl Checker {
                     Some(Ok(d)) => {
                         let mut report = CheckReport { checks: d.checks.clone(), ..report };
                         if d.accepted() {
-                            report.verdict = if report.to.version.as_deref() == Some(version) {
-                                Verdict::Identical
-                            } else {
-                                Verdict::Compatible
-                            };
+                            report.verdict = Verdict::accepted(report.to.version.as_deref(), version);
                             report
                         } else {
                             report.verdict = Verdict::Incompatible;
@@ -310,6 +335,26 @@ impl Checker {
         }
     }
 
+    /// Adds every vendor rule, passed or failed, with both values, to a report that has none
+    /// (the kernel's accepting write carries no rules): what `explain` shows. Discovery and the
+    /// model only; nothing is written. An `error` report, or a target no model knows, is
+    /// returned as it is.
+    pub fn with_rules(&self, mut report: CheckReport, target: &DeviceId) -> Result<CheckReport, CoreError> {
+        let Some(version) = report.from.version.clone().filter(|_| report.checks.is_empty()) else {
+            return Ok(report);
+        };
+        if report.verdict == Verdict::Error {
+            return Ok(report);
+        }
+        let dst = self.device(target)?;
+        let Some(facts) = dst.facts.as_ref().filter(|_| dst.migration.model.is_some()) else { return Ok(report) };
+        if let Ok(decision) = self.registry.evaluate(&version, facts) {
+            report.checks = decision.checks;
+            report.to.model = report.to.model.or(dst.migration.model);
+        }
+        Ok(report)
+    }
+
     /// The typed step-a attributes of `id`.
     pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CoreError> {
         let dev = self.device(id)?;
@@ -323,12 +368,30 @@ impl Checker {
     }
 }
 
-/// The report of a fast-path exchange, `None` to go down the full path.
-fn fast_path_report(
-    source: FastSource<'_>,
-    target: &DeviceId,
-    outcome: Result<Exchange, IoFailure>,
-) -> Option<CheckReport> {
+/// What the kernel exchange settled.
+#[derive(Debug)]
+pub enum FastCheck {
+    /// The answer: the target took the string, or the exchange failed transiently.
+    Settled(CheckReport),
+    /// The target's write refused the string: the answer needs only the model's reasons.
+    Refused(Refusal),
+    /// Nothing was written (an attribute is absent or unreadable): take the full path.
+    Untried,
+}
+
+/// A write the target refused: the exchange's raw outcome, so the full path never writes again.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The string written.
+    pub version: String,
+    /// The target's own string, read before the write.
+    pub target_version: Option<String>,
+    /// How the write failed.
+    pub failure: IoFailure,
+}
+
+/// The report of a fast-path exchange.
+fn fast_check(source: FastSource<'_>, target: &DeviceId, outcome: Result<Exchange, IoFailure>) -> FastCheck {
     let kernel =
         |id: &DeviceId| Side { device: Some(id.to_string()), source: Some(Provenance::Kernel), ..Side::default() };
     let from = match source {
@@ -336,27 +399,30 @@ fn fast_path_report(
         FastSource::Version(_) => Side::default(),
     };
     match outcome {
-        Ok(Exchange::Accepted { version, target_version }) => {
-            let identical = target_version.as_deref() == Some(version.as_str());
+        Ok(Exchange::Written { version, target_version, write: Ok(()) }) => {
+            let verdict = Verdict::accepted(target_version.as_deref(), &version);
             let from = Side { version: Some(version), ..from };
             let mut report = CheckReport::new(from, Side { version: target_version, ..kernel(target) });
-            report.verdict = if identical { Verdict::Identical } else { Verdict::Compatible };
-            Some(report)
+            report.verdict = verdict;
+            FastCheck::Settled(report)
         }
-        Ok(Exchange::FullPath) => None,
+        Ok(Exchange::Written { version, target_version, write: Err(failure) }) => {
+            FastCheck::Refused(Refusal { version, target_version, failure })
+        }
+        Ok(Exchange::Untried) => FastCheck::Untried,
         Err(f) => {
             let reason = Reason::io(io_code(FailedOn::Target, f).0, "exchanging migration_version", f);
-            Some(CheckReport::new(from, kernel(target)).error(reason))
+            FastCheck::Settled(CheckReport::new(from, kernel(target)).error(reason))
         }
     }
 }
 
 /// What the fast path's job found.
 enum Exchange {
-    /// The target took the source's string.
-    Accepted { version: String, target_version: Option<String> },
-    /// Anything else: decide on the full path.
-    FullPath,
+    /// The string was written: the write's raw outcome.
+    Written { version: String, target_version: Option<String>, write: Result<(), IoFailure> },
+    /// Nothing was written.
+    Untried,
 }
 
 /// Where the fast path's source string comes from.
@@ -389,29 +455,27 @@ fn kernel_exchange(
         Ok(v) => v,
         Err(path) => {
             if path.parent().is_some_and(|dir| guard.at(dir).is_err()) {
-                return Exchange::FullPath;
+                return Exchange::Untried;
             }
-            let Ok(bytes) = crate::io::read_once(&path) else { return Exchange::FullPath };
+            let Ok(bytes) = crate::io::read_once(&path) else { return Exchange::Untried };
             match std::str::from_utf8(crate::strip_one_newline(&bytes)) {
                 Ok(v) if validate_version(v).is_ok() => v.to_string(),
-                _ => return Exchange::FullPath,
+                _ => return Exchange::Untried,
             }
         }
     };
     if dst.parent().is_some_and(|dir| guard.at(dir).is_err()) {
-        return Exchange::FullPath;
+        return Exchange::Untried;
     }
     let target_version = match crate::io::read_once(dst) {
         Ok(bytes) => std::str::from_utf8(crate::strip_one_newline(&bytes)).ok().map(str::to_string),
-        Err(_) => return Exchange::FullPath,
+        Err(_) => return Exchange::Untried,
     };
     if guard.abandoned() {
-        return Exchange::FullPath;
+        return Exchange::Untried;
     }
-    match crate::io::write_once(dst, version.as_bytes()) {
-        Ok(()) => Exchange::Accepted { version, target_version },
-        Err(_) => Exchange::FullPath,
-    }
+    let write = crate::io::write_once(dst, version.as_bytes());
+    Exchange::Written { version, target_version, write }
 }
 
 /// Adds the model's field-level reasons to a kernel rejection: the "why" the errno cannot carry.

@@ -24,14 +24,14 @@ mod root;
 pub mod tree;
 mod verdict;
 
-pub use check::{AttributesReport, Checker, Provenance, VersionReport};
+pub use check::{AttributesReport, Checker, FastCheck, Provenance, Refusal, VersionReport};
 pub use device::{Device, DeviceKind, Migration, MigrationSupport, PciInfo, Sriov};
 pub use discovery::{Inventory, discover};
 pub use errno::errno_name;
 pub use error::{CoreError, error_chain};
 pub use id::{DeviceId, PciAddress};
 pub use io::{IoFailure, JobGuard, Submitted, SysfsIo};
-pub use matching::{MatchCandidate, MatchReport};
+pub use matching::{MatchCandidate, MatchContext, MatchReport, StepA, Unusable};
 pub use protocol::{MIGRATION_VERSION, strip_one_newline, validate_version};
 pub use root::SysfsRoot;
 pub use verdict::{CheckReport, Reason, Side, Verdict};

@@ -18,6 +18,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict of an accepted version: `identical` when the target's own string is the
+    /// source's, else `compatible`. The one place that tells the two apart.
+    pub fn accepted(target_version: Option<&str>, source_version: &str) -> Self {
+        if target_version == Some(source_version) { Verdict::Identical } else { Verdict::Compatible }
+    }
+
     /// True for `identical` and `compatible`.
     pub fn is_compatible(self) -> bool {
         matches!(self, Verdict::Identical | Verdict::Compatible)

@@ -195,7 +195,7 @@ fn match_prefilters_then_verifies() {
     let nvme = m.candidates.iter().find(|c| c.device == "0000:3d:00.1").expect("listed");
     assert_eq!(nvme.unmet[0].constraint.attr(), "model");
     // Soundness on this lab: nothing step a excluded is accepted by step b.
-    for c in m.candidates.iter().filter(|c| c.step_a == "excluded") {
+    for c in m.candidates.iter().filter(|c| c.step_a == devmig_core::StepA::Excluded) {
         let r = b.checker.check_version(&v, &id(&c.device)).expect("check");
         assert!(!r.verdict.is_compatible(), "{} excluded but accepted", c.device);
     }

@@ -471,11 +471,7 @@ impl Fleet {
                             source: sources[s].label.clone(),
                             target: host.devices[i].device.clone(),
                             kind: host.devices[i].kind.clone(),
-                            verdict: if host.devices[i].version == sources[s].version {
-                                Verdict::Identical
-                            } else {
-                                Verdict::Compatible
-                            },
+                            verdict: Verdict::accepted(Some(host.devices[i].version.as_str()), &sources[s].version),
                             claim_id: None,
                             claimed_device: None,
                         })
@@ -561,7 +557,7 @@ impl Fleet {
                 let target = h.devices[i].device.clone();
                 match r {
                     Ok(report) => {
-                        let ok = matches!(report.verdict, Verdict::Identical | Verdict::Compatible);
+                        let ok = report.verdict.is_compatible();
                         let reasons = if ok {
                             Vec::new()
                         } else {

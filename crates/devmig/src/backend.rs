@@ -56,22 +56,30 @@ impl Backend {
         }
     }
 
-    /// Step b of a version string on a target.
-    pub fn check_version(&self, version: &str, target: &DeviceId) -> Result<CheckReport, CliError> {
+    /// Step b of a version string on a target; `explain` adds every vendor rule.
+    pub fn check_version(&self, version: &str, target: &DeviceId, explain: bool) -> Result<CheckReport, CliError> {
         match self {
-            Backend::Local(c) => Ok(c.check_version(version, target)?),
+            Backend::Local(c) => {
+                let report = c.check_version(version, target)?;
+                Ok(if explain { c.with_rules(report, target)? } else { report })
+            }
             Backend::Remote(r) => {
                 let path = format!("/api/v1/devices/{}/check", segment(&target.to_string()));
-                Ok(r.post(&path, &json!({"version": version}), &[StatusCode::OK, StatusCode::GATEWAY_TIMEOUT])?.1)
+                let body =
+                    if explain { json!({"version": version, "explain": true}) } else { json!({"version": version}) };
+                Ok(r.post(&path, &body, &[StatusCode::OK, StatusCode::GATEWAY_TIMEOUT])?.1)
             }
         }
     }
 
     /// Reads the source's version and has the target judge it (both on this backend).
-    pub fn check(&self, source: &DeviceId, target: &DeviceId) -> Result<CheckReport, CliError> {
+    pub fn check(&self, source: &DeviceId, target: &DeviceId, explain: bool) -> Result<CheckReport, CliError> {
         match self {
-            Backend::Local(c) => Ok(c.check(source, target)?),
-            Backend::Remote(_) => cross(self, source, self, target),
+            Backend::Local(c) => {
+                let report = c.check(source, target)?;
+                Ok(if explain { c.with_rules(report, target)? } else { report })
+            }
+            Backend::Remote(_) => cross(self, source, self, target, explain),
         }
     }
 
@@ -101,11 +109,17 @@ impl Backend {
 }
 
 /// A check across two backends: the source's version read on one, judged on the other.
-pub fn cross(src: &Backend, source: &DeviceId, dst: &Backend, target: &DeviceId) -> Result<CheckReport, CliError> {
+pub fn cross(
+    src: &Backend,
+    source: &DeviceId,
+    dst: &Backend,
+    target: &DeviceId,
+    explain: bool,
+) -> Result<CheckReport, CliError> {
     let v = src.version(source)?;
     let Some(version) = v.side.version.clone() else {
         return Ok(CheckReport::without_source(v, target.to_string()));
     };
-    let report = dst.check_version(&version, target)?;
+    let report = dst.check_version(&version, target, explain)?;
     Ok(CheckReport { from: v.side, ..report })
 }

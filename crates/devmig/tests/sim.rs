@@ -66,3 +66,34 @@ fn sigterm_unmounts_and_a_killed_mount_is_detached_next_time() {
     assert!(status.success(), "{status}");
     assert!(!mounted_on(&path), "SIGTERM unmounted");
 }
+
+#[test]
+fn explain_lists_every_rule_for_pairs_the_kernel_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let _guard = Detach(path.clone());
+    let mut child = start(&path);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_devmig")).arg("--sysfs-root").arg(&path).args(args).output().expect("run")
+    };
+    let vgpu = devmig_core::tree::example_uuids::A_VGPU;
+    let gvt_8 = "0000:00:02.0/i915-GVTg_V5_8";
+    // Identical (the kernel's write accepts its own string) and compatible (type x2 == vGPU).
+    for (target, verdict) in [(vgpu, "identical"), (gvt_8, "compatible")] {
+        let o = run(&["explain", vgpu, target]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(o.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&o.stderr));
+        assert!(text.starts_with(&format!("verdict: {verdict}\n")), "{text}");
+        assert!(!text.contains("no vendor model knows"), "{text}");
+        let rules: Vec<&str> = text.lines().map(str::trim_start).filter(|l| l.starts_with("pass ")).collect();
+        assert!(rules.iter().any(|l| l.contains("i915.share")), "every rule with both values: {text}");
+        let o = run(&["-o", "json", "explain", vgpu, target]);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let checks = j["checks"].as_array().expect("checks");
+        assert!(!checks.is_empty() && checks.iter().all(|c| c["passed"] == true), "{j}");
+        assert!(checks.iter().all(|c| c["source_value"].is_string() && c["target_value"].is_string()), "{j}");
+    }
+    // SAFETY: kill with a valid pid of our own child and a standard signal.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert!(wait(&mut child, Duration::from_secs(20)).expect("exits after SIGTERM").success());
+}

@@ -328,10 +328,7 @@ async fn placements(
             let agents = agents.clone();
             async move {
                 match agents.check(&host, &url, &dev, &v).await {
-                    Ok(r) => usize::from(matches!(
-                        r.verdict,
-                        devmig_core::Verdict::Identical | devmig_core::Verdict::Compatible
-                    )),
+                    Ok(r) => usize::from(r.verdict.is_compatible()),
                     Err(_) => 0,
                 }
             }

@@ -17,11 +17,13 @@ pub fn split_host(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Runs the check the arguments describe; `resolve` turns a HOST into its agent.
+/// Runs the check the arguments describe; `resolve` turns a HOST into its agent; `explain`
+/// adds every vendor rule.
 pub fn run_check(
     backend: &Backend,
     resolve: &dyn Fn(&str) -> Result<Backend, CliError>,
     args: &CheckArgs,
+    explain: bool,
 ) -> Result<CheckReport, CliError> {
     let given = super::source_string(&args.source)?;
     let on = |arg: &str| -> Result<(Backend, devmig_core::DeviceId), CliError> {
@@ -35,12 +37,12 @@ pub fn run_check(
     match (args.devices.as_slice(), given) {
         ([source, target], None) if source.contains('@') || target.contains('@') => {
             let ((sb, s), (tb, t)) = (on(source)?, on(target)?);
-            crate::backend::cross(&sb, &s, &tb, &t)
+            crate::backend::cross(&sb, &s, &tb, &t, explain)
         }
-        ([source, target], None) => backend.check(&super::device_id(source)?, &super::device_id(target)?),
+        ([source, target], None) => backend.check(&super::device_id(source)?, &super::device_id(target)?, explain),
         ([target], Some(version)) => {
             let (tb, t) = on(target)?;
-            tb.check_version(&version, &t)
+            tb.check_version(&version, &t, explain)
         }
         ([_, _], Some(_)) => {
             Err(CliError::Usage("give SOURCE TARGET, or TARGET with --version/--version-file, not both".into()))
@@ -105,7 +107,7 @@ pub fn check(
     output: Output,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let report = run_check(backend, resolve, args)?;
+    let report = run_check(backend, resolve, args, explain)?;
     render(&report, explain, output, out)?;
     Ok(report.verdict.exit_code())
 }

@@ -43,7 +43,7 @@ fn id(s: &str) -> Result<DeviceId, CliError> {
 fn pair(a: &Host, b: &Host, title: &str, src: &str, dst: &str, out: &mut dyn Write) -> Result<CheckReport, CliError> {
     line(out, format!("\n## {title}\n$ devmig check hostA:{src} hostB:{dst}"))?;
     let (from, to) = (Backend::Local(a.checker.clone()), Backend::Local(b.checker.clone()));
-    let report = crate::backend::cross(&from, &id(src)?, &to, &id(dst)?)?;
+    let report = crate::backend::cross(&from, &id(src)?, &to, &id(dst)?, false)?;
     super::check::render(&report, false, Output::Table, out)?;
     Ok(report)
 }

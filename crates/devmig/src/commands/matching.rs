@@ -41,7 +41,12 @@ pub fn matching(backend: &Backend, args: &MatchArgs, output: Output, out: &mut d
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "-".into());
         let other_vendor = c.unmet.iter().find(|u| u.constraint.attr() == devmig_vendors::models::MODEL_ATTR);
-        let detail = if let Some(u) = other_vendor {
+        let detail = if let Some(u) = c.unusable {
+            match u {
+                devmig_core::Unusable::NoFreeInstance => "no_free_instance: the type has no room left".to_string(),
+                devmig_core::Unusable::Claimed => "claimed: an active claim holds it".to_string(),
+            }
+        } else if let Some(u) = other_vendor {
             format!(
                 "another vendor model ({})",
                 u.target_value.as_ref().map_or("none".to_string(), ToString::to_string)
@@ -61,7 +66,7 @@ pub fn matching(backend: &Backend, args: &MatchArgs, output: Output, out: &mut d
         } else {
             c.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>().join(", ")
         };
-        vec![c.device.clone(), c.step_a.to_string(), verdict, detail]
+        vec![c.device.clone(), c.step_a.as_str().to_string(), verdict, detail]
     });
     table(out, &["TARGET", "STEP A", "STEP B", "DETAIL"], rows)?;
     Ok(code)
