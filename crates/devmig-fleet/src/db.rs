@@ -333,16 +333,37 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Opens `size` connections.
-    pub fn open(url: &DbUrl, size: usize) -> Result<Pool, FleetError> {
+    /// Opens `size` connections; with `create`, a missing SQLite file (and its directory) is
+    /// created, else it is an error naming the path.
+    pub fn open(url: &DbUrl, size: usize, create: bool) -> Result<Pool, FleetError> {
         let mut conns = Vec::new();
         for _ in 0..size.max(1) {
             conns.push(Mutex::new(match url {
                 DbUrl::Sqlite(path) => {
-                    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).map_err(|e| FleetError::Db(format!("{}: {e}", dir.display())))?;
+                    let c = if create {
+                        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| FleetError::Db(format!("{}: {e}", dir.display())))?;
+                        }
+                        rusqlite::Connection::open(path)
+                    } else if !Path::new(path).is_file() {
+                        return Err(FleetError::NotFound(format!(
+                            "no fleet database at {path} (`devmig fleet serve --db sqlite:{path}` creates it)"
+                        )));
+                    } else {
+                        use rusqlite::OpenFlags as F;
+                        rusqlite::Connection::open_with_flags(
+                            path,
+                            F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_URI | F::SQLITE_OPEN_NO_MUTEX,
+                        )
                     }
-                    let c = rusqlite::Connection::open(path).map_err(|e| FleetError::Db(format!("{path}: {e}")))?;
+                    .map_err(|e| FleetError::Db(format!("{path}: {e}")))?;
+                    // Before any pragma writes to it: a file without devmig's schema stays untouched.
+                    if !create && !crate::schema::present_sqlite(&c)? {
+                        return Err(FleetError::NotFound(format!(
+                            "{path} holds no devmig fleet (start `devmig fleet serve` on it)"
+                        )));
+                    }
                     c.busy_timeout(Duration::from_secs(10)).map_err(sqlite_err)?;
                     c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16000;")
                         .map_err(sqlite_err)?;

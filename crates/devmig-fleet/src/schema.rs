@@ -46,6 +46,25 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );",
 )];
 
+const SQLITE_PRESENT: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+
+/// True when the database holds devmig's schema (its migrations table).
+pub fn present(conn: &mut Conn) -> Result<bool, FleetError> {
+    let sql = if conn.is_postgres() {
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
+    } else {
+        SQLITE_PRESENT
+    };
+    let rows = conn.query(sql, &[])?;
+    Ok(rows.first().and_then(|r| r.first()).map_or(0, Val::int) > 0)
+}
+
+/// [`present`] on a raw SQLite connection (checked before any pragma writes to the file).
+pub fn present_sqlite(c: &rusqlite::Connection) -> Result<bool, FleetError> {
+    c.query_row(SQLITE_PRESENT, [], |r| r.get::<_, i64>(0)).map(|n| n > 0).map_err(|e| FleetError::Db(e.to_string()))
+}
+
 /// Brings the schema to the newest version; returns the version.
 pub fn migrate(conn: &mut Conn) -> Result<i64, FleetError> {
     let pg = conn.is_postgres();

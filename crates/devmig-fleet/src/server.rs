@@ -33,9 +33,17 @@ pub struct FleetOptions {
 }
 
 impl FleetOptions {
-    /// Opens the store (migrating it) and the agent client. Blocking.
+    /// Opens the store (creating and migrating it) and the agent client. Blocking.
     pub fn open(&self, registry: Registry) -> Result<Fleet, FleetError> {
-        let mut store = Store::open(&self.db, self.pool_size)?;
+        self.open_with(Store::open(&self.db, self.pool_size)?, registry)
+    }
+
+    /// [`FleetOptions::open`] on a database that must already hold a fleet (read verbs).
+    pub fn open_existing(&self, registry: Registry) -> Result<Fleet, FleetError> {
+        self.open_with(Store::open_existing(&self.db, self.pool_size)?, registry)
+    }
+
+    fn open_with(&self, mut store: Store, registry: Registry) -> Result<Fleet, FleetError> {
         store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
         let agents = Agents::new(self.agent_credentials.clone(), self.agent_timeout, self.agent_tls.as_ref())
             .map_err(FleetError::Internal)?;

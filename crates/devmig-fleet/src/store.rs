@@ -107,9 +107,28 @@ fn int(v: u64, what: &str) -> Result<Val, FleetError> {
 }
 
 impl Store {
-    /// Opens (and migrates) the database.
+    /// Opens (and migrates) the database, creating it if needed.
     pub fn open(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
-        let pool = Pool::open(url, pool_size)?;
+        Self::open_with(url, pool_size, true)
+    }
+
+    /// Opens (and migrates) a database that already holds a fleet: a missing SQLite file or
+    /// a database without devmig's schema is an error, and nothing is created.
+    pub fn open_existing(url: &DbUrl, pool_size: usize) -> Result<Store, FleetError> {
+        Self::open_with(url, pool_size, false)
+    }
+
+    fn open_with(url: &DbUrl, pool_size: usize, create: bool) -> Result<Store, FleetError> {
+        let pool = Pool::open(url, pool_size, create)?;
+        if !create && !schema::present(&mut pool.writer())? {
+            let which = match url {
+                DbUrl::Sqlite(path) => path.as_str(),
+                DbUrl::Postgres(_) => "the PostgreSQL database",
+            };
+            return Err(FleetError::NotFound(format!(
+                "{which} holds no devmig fleet (start `devmig fleet serve` on it)"
+            )));
+        }
         schema::migrate(&mut pool.writer())?;
         Ok(Store {
             pool,

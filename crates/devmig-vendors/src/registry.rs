@@ -54,23 +54,30 @@ impl Registry {
     }
 
     /// The target's vendor decision on `source`. A string of another vendor
-    /// is a rejection with rule `vendor_mismatch`, as the kernel would
-    /// reject it (EINVAL).
+    /// is a rejection with rule `vendor_mismatch`, one no model knows with
+    /// `source_version_invalid`, as the kernel would reject either (EINVAL).
     pub fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
         let model = self.model_for_device(target).ok_or(VendorError::NoModel)?;
         if !model.claims_version(source) {
-            let source_model = self.model_for_version(source).map_or("unknown", |m| m.name());
-            return Ok(Decision {
-                model: model.name().to_string(),
-                checks: vec![FieldCheck::new(
+            let check = match self.model_for_version(source) {
+                Some(m) => FieldCheck::new(
                     "vendor_mismatch",
                     "model",
-                    source_model,
+                    m.name(),
                     model.name(),
                     false,
                     "the source string belongs to another vendor driver",
-                )],
-            });
+                ),
+                None => FieldCheck::new(
+                    "source_version_invalid",
+                    "model",
+                    "none",
+                    model.name(),
+                    false,
+                    "no vendor model knows the source string",
+                ),
+            };
+            return Ok(Decision { model: model.name().to_string(), checks: vec![check] });
         }
         model.evaluate(source, target)
     }
@@ -79,7 +86,8 @@ impl Registry {
     pub fn decide(&self, source: &str, target: &DeviceFacts) -> Result<Option<&'static str>, VendorError> {
         let model = self.model_for_device(target).ok_or(VendorError::NoModel)?;
         if !model.claims_version(source) {
-            return Ok(Some("vendor_mismatch"));
+            let known = self.model_for_version(source).is_some();
+            return Ok(Some(if known { "vendor_mismatch" } else { "source_version_invalid" }));
         }
         model.decide(source, target)
     }

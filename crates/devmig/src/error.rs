@@ -16,6 +16,9 @@ pub enum CliError {
     /// The emulator failed (bad spec, mount).
     #[error(transparent)]
     Sim(#[from] devmig_simfs::SimError),
+    /// A fleet verb run against the database here failed.
+    #[error("fleet: {0}")]
+    Fleet(#[from] devmig_fleet::FleetError),
     /// An agent answered with an error (or could not be reached: status 0).
     #[error("agent: {detail} ({code}, HTTP {status})")]
     Remote {
@@ -26,7 +29,20 @@ pub enum CliError {
         /// The problem's detail.
         detail: String,
     },
-    /// Reading input or writing output failed.
+    /// A file the user named (spec, token, config, agents, version file) could not be read:
+    /// bad input (exit 2), not a runtime failure.
+    #[error("{what}")]
+    Input {
+        /// What was being read, naming the file.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing to stdout failed.
+    #[error("writing output")]
+    Output(#[source] std::io::Error),
+    /// Reading input or writing a file failed.
     #[error("{what}")]
     Io {
         /// What was being done.
@@ -42,16 +58,32 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         use devmig_vendors::VendorError as V;
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Input { .. } => 2,
             CliError::Core(e) if e.is_bad_input() => 2,
             CliError::Core(devmig_core::CoreError::Vendor(V::NoModel | V::Unsupported { .. })) => 1,
             CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
             CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
             CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
-            CliError::Remote { status: 400 | 404 | 413, .. } => 2,
+            CliError::Remote { status: 400 | 401 | 403 | 404 | 413, .. } => 2,
             CliError::Remote { status: 409 | 422, .. } => 1,
+            CliError::Fleet(e) => match e.status().as_u16() {
+                400 | 401 | 403 | 404 | 405 | 413 => 2,
+                409 => 1,
+                _ => 3,
+            },
             _ => 3,
         }
+    }
+
+    /// Reads a file the user named; `what` says which ("host spec").
+    pub fn read_input(path: &std::path::Path, what: &str) -> Result<String, CliError> {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::Input { what: format!("reading {what} {}", path.display()), source: e })
+    }
+
+    /// True when writing the output failed because its reader closed the pipe.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// The message with its whole cause chain.

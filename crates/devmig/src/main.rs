@@ -80,6 +80,9 @@ fn main() -> ExitCode {
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let code = match run(&cli, &mut stdout, &mut stderr) {
         Ok(code) => code,
+        // A reader that went away (`devmig fleet hosts | head -1`) ends the command quietly
+        // with 0, as ripgrep and zoxide do: the output it wanted was written.
+        Err(e) if e.is_broken_pipe() => 0,
         Err(e) => {
             let _ = writeln!(stderr, "devmig: {}", e.chain());
             e.exit_code()

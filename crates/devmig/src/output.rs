@@ -52,7 +52,7 @@ pub fn line(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Cli
 
 /// Maps an output error.
 pub fn write_err(e: std::io::Error) -> CliError {
-    CliError::Io { what: "writing output".into(), source: e }
+    CliError::Output(e)
 }
 
 /// `-` for an absent value.

@@ -67,8 +67,7 @@ impl TlsClient {
 
 /// Reads a client token file: the secret alone (one trailing newline dropped).
 pub fn read_token(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Io { what: format!("reading token file {}", path.display()), source: e })?;
+    let text = CliError::read_input(path, "token file")?;
     let token = text.strip_suffix('\n').unwrap_or(&text).to_string();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(CliError::Usage(format!("token file {} must hold one printable token", path.display())));
@@ -105,8 +104,7 @@ impl Remote {
         }
         let path = agents
             .ok_or_else(|| CliError::Usage(format!("agent {host:?} is not a URL; name agents in --agents FILE")))?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::Io { what: format!("reading agents file {}", path.display()), source: e })?;
+        let text = CliError::read_input(path, "agents file")?;
         let file: AgentsFile = toml::from_str(&text)
             .map_err(|e| CliError::Usage(format!("agents file {}: {}", path.display(), e.to_string().trim())))?;
         let entry = file

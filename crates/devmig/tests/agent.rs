@@ -170,8 +170,12 @@ fn every_local_verb_works_against_a_remote_agent() {
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "not-the-secret-0000000").expect("bad");
     let o = devmig(&["--agent", &gb.url, "--token-file", bad.to_str().expect("path"), "list"]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(2), "an authentication failure is bad input");
     assert!(String::from_utf8_lossy(&o.stderr).contains("unauthorized"));
+    let missing = dir.path().join("no-such-token");
+    let o = devmig(&["--agent", &gb.url, "--token-file", missing.to_str().expect("path"), "list"]);
+    assert_eq!(o.status.code(), Some(2), "a missing token file is bad input");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-token"));
 }
 
 const MTTY: &str = "hostname = \"storm\"\n[[virtual_parent]]\nname = \"mtty\"\ndriver_version = \"0.1\"\n[virtual_parent.mdev]\ntypes = [{ id = \"mtty-1\" }]\n";

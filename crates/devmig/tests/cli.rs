@@ -129,6 +129,48 @@ fn check_exit_codes_follow_the_readme() {
 }
 
 #[test]
+fn unknown_strings_missing_files_and_closed_pipes() {
+    let b = host(ExampleHost::B);
+    // A string no vendor model knows is an invalid source, not another vendor's.
+    let o = devmig(b.dir.path(), &["-o", "json", "check", "--version", "bogus", B_VGPU_HALF]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let codes: Vec<&str> =
+        j["reasons"].as_array().expect("reasons").iter().filter_map(|r| r["code"].as_str()).collect();
+    assert!(codes.contains(&"source_version_invalid") && !codes.contains(&"vendor_mismatch"), "{codes:?}");
+
+    // Files the user names that are missing: bad input (2), naming the file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gone = dir.path().join("gone.toml");
+    let gone = gone.to_str().expect("utf-8 path");
+    for args in [
+        vec!["sim", "validate", gone],
+        vec!["sim", "mount", "--spec", gone, gone],
+        vec!["check", "--version-file", gone, B_VGPU_HALF],
+        vec!["--agent", "http://127.0.0.1:9", "--token-file", gone, "list"],
+        vec!["--agents", gone, "claims", "hostB"],
+        vec!["agent", "--config", gone],
+    ] {
+        let o = devmig(b.dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("gone.toml"), "{args:?}");
+    }
+
+    // A reader that closed the pipe: quiet, exit 0 (ripgrep's convention).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .arg("--sysfs-root")
+        .arg(b.dir.path())
+        .arg("list")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run");
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stderr).to_string()), (Some(0), String::new()));
+}
+
+#[test]
 fn version_from_stdin_and_match() {
     let (a, b) = (host(ExampleHost::A), host(ExampleHost::B));
     let v = ok(&devmig(a.dir.path(), &["version", "0000:3d:00.1"]));

@@ -122,3 +122,44 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MODEL=VERSION"));
 }
+
+#[test]
+fn read_verbs_and_a_fleet_that_cannot_listen_create_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typo = dir.path().join("typo/dir/fleet.db");
+    let db = format!("sqlite:{}", typo.display());
+    for verb in [vec!["hosts"], vec!["devices"], vec!["baseline", "--hosts", "*"], vec!["forget", "h1"]] {
+        let out = devmig().arg("fleet").args(&verb).args(["--db", &db]).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{verb:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no fleet database at"), "{verb:?}");
+        assert!(!dir.path().join("typo").exists(), "{verb:?} created a directory");
+    }
+    // An empty SQLite file is not a fleet either, and stays empty.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").expect("write");
+    let out = devmig().args(["fleet", "hosts", "--db", &format!("sqlite:{}", empty.display())]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no devmig fleet"));
+    assert_eq!(std::fs::metadata(&empty).expect("stat").len(), 0);
+
+    // `fleet serve` on an address it cannot take: exit 3 before any database exists.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, "[[token]]\nname = \"ops\"\nscope = \"admin\"\nsecret = \"s3cret-s3cret-s3cret-0\"\n")
+        .expect("tokens");
+    let agent_token = dir.path().join("agent-token");
+    std::fs::write(&agent_token, "agent-s3cret-0000000\n").expect("agent token");
+    let fresh = dir.path().join("new/fleet.db");
+    let out = devmig()
+        .args(["fleet", "serve", "--listen", &addr, "--db", &format!("sqlite:{}", fresh.display())])
+        .arg("--token-file")
+        .arg(&tokens)
+        .arg("--agent-token-file")
+        .arg(&agent_token)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("binding {addr}")));
+    assert!(!dir.path().join("new").exists(), "a fleet that cannot listen created its database");
+}

@@ -12,8 +12,7 @@ use crate::output::line;
 fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
     let mut c = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Io { what: format!("reading agent config {}", path.display()), source: e })?;
+            let text = CliError::read_input(path, "agent config")?;
             AgentConfig::from_toml(&text, &path.display().to_string()).map_err(CliError::Usage)?
         }
         None => {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use devmig_fleet::agents::AgentCredentials;
 use devmig_fleet::db::DbUrl;
+use devmig_fleet::now_ms;
 use devmig_fleet::placement::{Fleet, Placement, PlacementRequest, SourceRef};
 use devmig_fleet::plans::{self, DriverChange};
 use devmig_fleet::server::FleetOptions;
-use devmig_fleet::{FleetError, now_ms};
 use devmig_vendors::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -16,20 +16,12 @@ use crate::cli::{FleetCommand, FleetDbArgs, Output};
 use crate::error::CliError;
 use crate::output::{json, line, table};
 
-impl From<FleetError> for CliError {
-    fn from(e: FleetError) -> Self {
-        let status = e.status().as_u16();
-        CliError::Remote { status, code: e.code().to_string(), detail: e.to_string() }
-    }
-}
-
 /// The fleet options these flags give.
 pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result<FleetOptions, CliError> {
     let url: DbUrl = db.db.parse()?;
     let agent_credentials = match (&db.agent_token_file, needs_agents) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| CliError::Io { what: format!("reading agent token file {}", f.display()), source: e })?;
+            let text = CliError::read_input(f, "agent token file")?;
             AgentCredentials::parse(&text, &f.display().to_string()).map_err(CliError::Usage)?
         }
         (None, true) => return Err(CliError::Usage("this verb calls agents: give --agent-token-file".into())),
@@ -94,7 +86,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             serve(db, *listen, token_file, *pool_size, tls, registry, out)
         }
         FleetCommand::Hosts { db } => {
-            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             let hosts = fleet.store.hosts(now_ms())?;
             if o == Output::Json {
                 return json(out, "devmig.fleet-hosts/v1", &serde_json::json!({ "hosts": hosts })).map(|()| 0);
@@ -117,7 +109,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             if !devmig_agent::valid_host_name(host) {
                 return Err(CliError::Usage(format!("host {host:?} is not a valid host name")));
             }
-            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             if !fleet.store.forget(host)? {
                 return Err(CliError::Usage(format!("the fleet knows no host {host:?}")));
             }
@@ -128,7 +120,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             Ok(0)
         }
         FleetCommand::Devices { db, hosts } => {
-            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             let pattern = plans::host_pattern(hosts)?;
             let devices = fleet.store.devices(now_ms(), &|h| pattern.matches(h))?;
             if o == Output::Json {
@@ -164,7 +156,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                 max_hosts: Some(*max_hosts),
                 ttl_seconds: None,
             };
-            let fleet = options(db, 2, true)?.open(registry.clone())?;
+            let fleet = options(db, 2, true)?.open_existing(registry.clone())?;
             let p = runtime()?.block_on(fleet.place(req))?;
             if o == Output::Json {
                 json(out, "devmig.placement/v1", &p)?;
@@ -174,7 +166,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             Ok(if p.placed { 0 } else { 1 })
         }
         FleetCommand::Evacuate { db, host, claim, migration_prefix } => {
-            let fleet = options(db, 2, true)?.open(registry.clone())?;
+            let fleet = options(db, 2, true)?.open_existing(registry.clone())?;
             let prefix = migration_prefix.clone().unwrap_or_else(|| format!("evacuate-{host}-{}", now_ms()));
             let b = bar("evacuating");
             let e = runtime()?.block_on(plans::evacuate(&fleet, host, *claim, &prefix, &progress(&b)))?;
@@ -199,7 +191,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             Ok(if e.unplaced == 0 { 0 } else { 1 })
         }
         FleetCommand::Baseline { db, hosts } => {
-            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             let b = bar("versions");
             let r = runtime()?.block_on(plans::baseline(&fleet, hosts, &progress(&b)))?;
             b.finish_and_clear();
@@ -215,7 +207,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
         }
         FleetCommand::WhatIf { db, hosts, driver } => {
             let change: DriverChange = driver.parse()?;
-            let fleet = options(db, 1, false)?.open(registry.clone())?;
+            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             let b = bar("source versions");
             let r = runtime()?.block_on(plans::what_if(&fleet, hosts, change, &progress(&b)))?;
             b.finish_and_clear();
@@ -322,12 +314,15 @@ fn serve(
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let tokens = Arc::new(devmig_agent::Tokens::load(token_file).map_err(CliError::Usage)?);
     let opts = options(db, pool_size.max(1), true)?;
+    // Listen first: a fleet that cannot serve creates no database.
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| CliError::Io { what: format!("binding {listen}"), source: e })?;
     let fleet: Fleet = opts.open(registry.clone())?;
     let rt = runtime()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| CliError::Io { what: format!("binding {listen}"), source: e })?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| CliError::Io { what: format!("listening on {listen}"), source: e })?;
         let addr =
             listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
         let scheme = if tls.is_some() { "https" } else { "http" };

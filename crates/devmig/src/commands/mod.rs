@@ -41,7 +41,7 @@ pub fn source_string(args: &SourceArgs) -> Result<Option<String>, CliError> {
     } else {
         std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
     };
-    read.map_err(|e| CliError::Io { what: format!("reading version file {}", path.display()), source: e })?;
+    read.map_err(|e| CliError::Input { what: format!("reading version file {}", path.display()), source: e })?;
     let text = String::from_utf8(devmig_core::strip_one_newline(&bytes).to_vec())
         .map_err(|_| CliError::Usage(format!("version file {} is not ASCII text", path.display())))?;
     Ok(Some(text))

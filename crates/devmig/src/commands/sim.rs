@@ -14,11 +14,7 @@ use crate::output::line;
 /// Reads and builds a spec file (or the embedded example).
 pub fn load(path: Option<&Path>, registry: &Registry) -> Result<Host, CliError> {
     let (text, origin) = match path {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .map_err(|e| CliError::Io { what: format!("reading host spec {}", p.display()), source: e })?,
-            p.display().to_string(),
-        ),
+        Some(p) => (CliError::read_input(p, "host spec")?, p.display().to_string()),
         None => (EXAMPLE_HOST_A.to_string(), "embedded example".to_string()),
     };
     let spec = HostSpec::from_toml(&text, &origin, registry.catalog())?;
