@@ -16,6 +16,8 @@ pub struct FleetLink {
     pub token: String,
     /// This host's name.
     pub host: String,
+    /// This agent's identity ([`crate::identity::load_or_create`]).
+    pub identity: String,
     /// This agent's URL as the fleet should call it.
     pub advertise: String,
     /// Push at least this often, changed or not.
@@ -91,6 +93,7 @@ impl FleetLink {
         Ok(HostReport {
             host: self.host.clone(),
             url: self.advertise.clone(),
+            identity: self.identity.clone(),
             generation: generations.advance(),
             devices,
         })
@@ -140,6 +143,13 @@ impl FleetLink {
                             tracing::warn!(error = %e, "the fleet's clock and this host's generations disagree; starting again from this clock");
                             generations.rebase();
                         }
+                        Err(e) if e.code.as_deref() == Some("host_identity_conflict") => tracing::error!(
+                            error = %e,
+                            host = %self.host,
+                            identity = %self.identity,
+                            "the fleet knows this host name under another agent's identity: give this agent its own \
+                             --host-name, or, if it replaced that agent, run `devmig fleet forget HOST` on the fleet"
+                        ),
                         Err(e) => tracing::warn!(error = %e, "host report not accepted"),
                     }
                 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod claims;
 pub mod error;
 pub mod fleet_link;
+pub mod identity;
 pub mod keyed_locks;
 pub mod metrics;
 pub mod report;

@@ -17,6 +17,9 @@ pub struct HostReport {
     pub host: String,
     /// Where the fleet reaches this host's agent (`http://10.0.0.7:7070`).
     pub url: String,
+    /// The agent's persistent identity ([`crate::identity`]): the fleet refuses a report for a
+    /// host name that another identity holds.
+    pub identity: String,
     /// Strictly increasing per host: the fleet ignores a report older than what it holds.
     pub generation: u64,
     /// Migratable devices.

@@ -41,11 +41,13 @@ struct FleetRoute {
 }
 
 fn report_body() -> Value {
-    json!({"type": "object", "required": ["host", "url", "generation", "devices"], "additionalProperties": false,
+    json!({"type": "object", "required": ["host", "url", "identity", "generation", "devices"], "additionalProperties": false,
            "description": "devmig.host-report/v1: every migratable device with version, typed attributes, facts and availability",
            "properties": {
                "host": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"},
                "url": {"type": "string", "maxLength": 2048, "description": "the agent's base URL: http(s)://host[:port]"},
+               "identity": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$",
+                            "description": "the agent's persistent identity (generated once in its state dir)"},
                "generation": {"type": "integer", "minimum": 0,
                               "description": "nanoseconds since the epoch, within 10 minutes of the fleet's clock"},
                "devices": {"type": "array", "maxItems": MAX_DEVICES, "items": {"type": "object"}}}})
@@ -90,7 +92,11 @@ fn routes() -> Vec<FleetRoute> {
                 (200, "applied, unchanged or stale (outcome)"),
                 (400, "malformed report, ids, host, URL, or a generation outside the fleet's clock window"),
                 (403, "the token is bound to another host"),
-                (409, "the report moves the host's agent URL: an operator must forget the host first"),
+                (
+                    409,
+                    "the report moves the host's agent URL, or comes from another agent identity than the one \
+                       holding the host name (host_identity_conflict): an operator must forget the host first",
+                ),
                 (413, "body too large"),
             ],
             || put(put_report),
@@ -310,6 +316,9 @@ async fn put_report(
         return Err(FleetError::BadRequest(format!("host {host:?} must equal the report's host {:?}", report.host)));
     }
     check_agent_url(&report.url)?;
+    if !devmig_agent::identity::valid_identity(&report.identity) {
+        return Err(FleetError::BadRequest(format!("identity {:?}: must be 1..64 of [A-Za-z0-9-]", report.identity)));
+    }
     check_generation(report.generation, now_ms())?;
     if report.devices.len() > MAX_DEVICES {
         return Err(FleetError::BadRequest(format!(

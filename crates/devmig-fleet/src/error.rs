@@ -18,6 +18,9 @@ pub enum FleetError {
     /// Someone else holds it.
     #[error("{0}")]
     Conflict(String),
+    /// A report for a host name that another agent identity holds.
+    #[error("{0}")]
+    IdentityConflict(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(String),
@@ -59,7 +62,7 @@ impl FleetError {
             FleetError::BadRequest(_) | FleetError::GenerationOutOfWindow(_) => StatusCode::BAD_REQUEST,
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
             FleetError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            FleetError::Conflict(_) => StatusCode::CONFLICT,
+            FleetError::Conflict(_) | FleetError::IdentityConflict(_) => StatusCode::CONFLICT,
             FleetError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FleetError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -76,6 +79,7 @@ impl FleetError {
             FleetError::NotFound(_) => "not_found",
             FleetError::MethodNotAllowed(_) => "method_not_allowed",
             FleetError::Conflict(_) => "conflict",
+            FleetError::IdentityConflict(_) => "host_identity_conflict",
             FleetError::TooLarge(_) => "payload_too_large",
             FleetError::Unauthorized(_) => "unauthorized",
             FleetError::Forbidden(_) => "forbidden",
@@ -97,7 +101,12 @@ impl IntoResponse for FleetError {
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "code": self.code(),
-            "detail": self.to_string(),
+            // The log has the database's or the bug's own words; a client gets none of them.
+            "detail": match &self {
+                FleetError::Db(_) => "the fleet's database failed; its log says why".to_string(),
+                FleetError::Internal(_) => "the fleet failed unexpectedly; its log says why".to_string(),
+                other => other.to_string(),
+            },
         });
         (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
     }

@@ -18,6 +18,7 @@ const MAX_BATCH: usize = 256;
 pub(crate) struct Refresh {
     pub(crate) host: String,
     pub(crate) url: String,
+    pub(crate) identity: String,
     pub(crate) digest: String,
     pub(crate) generation: i64,
 }
@@ -99,18 +100,22 @@ fn write_batch(conn: &mut Conn, batch: &[(u64, Refresh)], now_ms: i64) -> Result
     let mut params = vec![Val::Int(now_ms)];
     for r in &rows {
         let n = params.len();
-        values.push(format!("(${}, ${}, ${}, CAST(${} AS BIGINT))", n + 1, n + 2, n + 3, n + 4));
+        values.push(format!("(${}, ${}, ${}, ${}, CAST(${} AS BIGINT))", n + 1, n + 2, n + 3, n + 4, n + 5));
         params.extend([
             r.host.as_str().into(),
             r.url.as_str().into(),
+            r.identity.as_str().into(),
             r.digest.as_str().into(),
             Val::Int(r.generation),
         ]);
     }
+    // Only the same agent (URL and identity) refreshes a row; anything else takes the full path,
+    // which says why it refuses.
     let sql = format!(
-        "WITH v (name, url, digest, generation) AS (VALUES {}) \
+        "WITH v (name, url, identity, digest, generation) AS (VALUES {}) \
          UPDATE hosts SET generation = v.generation, last_seen_ms = $1 FROM v \
-         WHERE hosts.name = v.name AND hosts.url = v.url AND hosts.digest = v.digest \
+         WHERE hosts.name = v.name AND hosts.url = v.url AND hosts.identity = v.identity \
+         AND hosts.digest = v.digest \
          AND hosts.generation < v.generation RETURNING hosts.name, hosts.generation",
         values.join(", ")
     );

@@ -4,9 +4,10 @@ use crate::FleetError;
 use crate::db::{Conn, Val};
 
 /// One migration: its version and its statements (`{ID}` is the dialect's identity column).
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE hosts (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE hosts (
         id {ID},
         name TEXT NOT NULL UNIQUE,
         url TEXT NOT NULL,
@@ -44,7 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         answer TEXT,
         created_ms BIGINT NOT NULL
     );",
-)];
+    ),
+    // The reporting agent's identity ('' for hosts stored before: the next report adopts them).
+    (2, "ALTER TABLE hosts ADD COLUMN identity TEXT NOT NULL DEFAULT ''"),
+];
 
 const SQLITE_PRESENT: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
 

@@ -34,6 +34,12 @@ pub struct SimSpec {
 /// How many hosts a rack holds in simulated names.
 pub const RACK_SIZE: usize = 40;
 
+/// A simulated agent's identity: fixed per host name (a real agent generates its own).
+pub fn sim_identity(host: &str) -> String {
+    let id: String = host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(60).collect();
+    format!("sim-{id}")
+}
+
 /// The name of simulated host `i`.
 pub fn host_name(prefix: &str, i: usize) -> String {
     format!("{prefix}-r{:02}-{i:04}", i / RACK_SIZE)
@@ -236,7 +242,8 @@ impl HostPlan {
             devices.push(DeviceRecord { id, kind, model: model.name().to_string(), version, attributes, facts, free });
         }
         devices.sort_by(|a, b| a.id.cmp(&b.id));
-        HostReport { host: host_name(prefix, self.index), url: url.to_string(), generation, devices }
+        let host = host_name(prefix, self.index);
+        HostReport { identity: sim_identity(&host), host, url: url.to_string(), generation, devices }
     }
 }
 
@@ -361,6 +368,7 @@ impl SimFleet {
                     fleet_url: fleet_url.clone(),
                     token: report_secret(&links.report_secret_base, &name),
                     host: name.clone(),
+                    identity: sim_identity(&name),
                     advertise: url.clone(),
                     interval: links.interval,
                     timeout: Duration::from_secs(30),

@@ -30,6 +30,8 @@ pub struct HostRow {
     pub name: String,
     /// Agent URL.
     pub url: String,
+    /// The reporting agent's identity ('' until a report carried one).
+    pub identity: String,
     /// Last generation stored.
     pub generation: u64,
     /// When its last report arrived (ms since the epoch).
@@ -149,8 +151,13 @@ impl Store {
         let digest = digest(r)?;
         let generation = int(r.generation, "generation")?;
         // The steady state: same URL, same devices, a newer generation, batched with others.
-        let refresh =
-            Refresh { host: r.host.clone(), url: r.url.clone(), digest: digest.clone(), generation: generation.int() };
+        let refresh = Refresh {
+            host: r.host.clone(),
+            url: r.url.clone(),
+            identity: r.identity.clone(),
+            digest: digest.clone(),
+            generation: generation.int(),
+        };
         let likely = self.digests.lock().get(&r.host).is_some_and(|d| *d == digest);
         if likely && self.refresher.refresh(refresh, now_ms, &self.pool)? {
             return Ok(ReportOutcome::Unchanged);
@@ -175,16 +182,37 @@ impl Store {
             // The conditional upsert takes the host's row lock: concurrent reports of one host
             // (also through other replicas) queue here, and an older one changes nothing.
             let won = c.query(
-                "INSERT INTO hosts (name, url, generation, digest, last_seen_ms, device_count) \
-                 VALUES ($1, $2, $3, '', $4, $5) \
-                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, generation = excluded.generation, \
-                 last_seen_ms = excluded.last_seen_ms, device_count = excluded.device_count \
-                 WHERE hosts.generation < excluded.generation AND hosts.url = excluded.url RETURNING id",
-                &[r.host.as_str().into(), r.url.as_str().into(), generation, Val::Int(now_ms), int(r.devices.len() as u64, "devices")?],
+                "INSERT INTO hosts (name, url, identity, generation, digest, last_seen_ms, device_count) \
+                 VALUES ($1, $2, $3, $4, '', $5, $6) \
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, identity = excluded.identity, \
+                 generation = excluded.generation, last_seen_ms = excluded.last_seen_ms, \
+                 device_count = excluded.device_count \
+                 WHERE hosts.generation < excluded.generation AND hosts.url = excluded.url \
+                 AND (hosts.identity = excluded.identity OR hosts.identity = '') RETURNING id",
+                &[
+                    r.host.as_str().into(),
+                    r.url.as_str().into(),
+                    r.identity.as_str().into(),
+                    generation,
+                    Val::Int(now_ms),
+                    int(r.devices.len() as u64, "devices")?,
+                ],
             )?;
             let Some(host_id) = won.first().map(|row| row[0].int()) else {
+                let known = c.query("SELECT url, identity FROM hosts WHERE name = $1", &[r.host.as_str().into()])?;
+                // One host name, one agent: another identity is another agent (a second agent
+                // with the same hostname, a reinstalled host) until an operator says otherwise.
+                if let Some(held) =
+                    known.first().map(|row| row[1].text().to_string()).filter(|i| !i.is_empty() && *i != r.identity)
+                {
+                    return Err(FleetError::IdentityConflict(format!(
+                        "host {} is held by the agent with identity {held}, and this report comes from identity \
+                         {}: two agents report under one host name. Give each agent its own --host-name; if this \
+                         agent replaced the other, run `devmig fleet forget {}` and its next report registers it",
+                        r.host, r.identity, r.host
+                    )));
+                }
                 // The fleet sends its agent credentials to a host's URL: a report never moves it.
-                let known = c.query("SELECT url FROM hosts WHERE name = $1", &[r.host.as_str().into()])?;
                 if let Some(url) = known.first().map(|row| row[0].text().to_string()).filter(|u| *u != r.url) {
                     return Err(FleetError::Conflict(format!(
                         "host {} reports its agent at {}, but the fleet knows it at {url}; the fleet never sends \
@@ -271,15 +299,16 @@ impl Store {
     /// Every host, by name.
     pub fn hosts(&self, now_ms: i64) -> Result<Vec<HostRow>, FleetError> {
         let fresh = self.fresh_since(now_ms);
-        let rows = self
-            .pool
-            .get()
-            .query("SELECT name, url, generation, last_seen_ms, device_count FROM hosts ORDER BY name", &[])?;
+        let rows = self.pool.get().query(
+            "SELECT name, url, generation, last_seen_ms, device_count, identity FROM hosts ORDER BY name",
+            &[],
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| HostRow {
                 name: r[0].text().to_string(),
                 url: r[1].text().to_string(),
+                identity: r[5].text().to_string(),
                 generation: u64::try_from(r[2].int()).unwrap_or(0),
                 last_seen_ms: r[3].int(),
                 devices: r[4].int(),

@@ -75,7 +75,9 @@ async fn a_report_token_cannot_take_over_another_host_or_steal_the_agents_token(
     let hosts = common::get_json(&c, &format!("{}/api/v1/hosts", lab.url), ADMIN_SECRET).await;
     let row = hosts["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == victim).expect("victim").clone();
     assert_eq!(row["url"], lab.sim.hosts[1].url.as_str());
-    let honest = plan.report(&reg, "sim", &lab.sim.hosts[1].url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
+    let mut honest =
+        plan.report(&reg, "sim", &lab.sim.hosts[1].url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
+    honest.identity = devmig_fleet::sim::sim_identity(victim);
     let r = c.put(&put).bearer_auth(report_token(victim)).json(&honest).send().await.expect("send");
     assert_eq!(r.status(), 200);
     assert_ne!(r.json::<Value>().await.expect("json")["outcome"], "stale");
@@ -151,6 +153,7 @@ async fn an_agent_whose_generations_ran_ahead_starts_again_from_its_clock() {
         fleet_url: lab.url.clone(),
         token: report_token(&host),
         host: host.clone(),
+        identity: devmig_fleet::sim::sim_identity(&host),
         advertise: lab.sim.hosts[0].url.clone(),
         interval: std::time::Duration::from_millis(100),
         timeout: std::time::Duration::from_secs(5),
@@ -171,4 +174,63 @@ async fn an_agent_whose_generations_ran_ahead_starts_again_from_its_clock() {
     task.abort();
     let saved: u64 = std::fs::read_to_string(&file).expect("saved").trim().parse().expect("number");
     assert!(saved < ahead, "the saved generation was not reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_under_one_host_name_never_merge_until_an_operator_forgets_the_host() {
+    let backend = Backend::sqlite();
+    let lab = lab(backend.url(), 1, 8, 11).await;
+    let c = reqwest::Client::new();
+    let reg = Registry::new(Catalog::embedded());
+    let plan = devmig_fleet::sim::HostPlan::draw(11, 0, 8);
+    let name = "twin";
+    let url = lab.sim.hosts[0].url.clone();
+    let link = |identity: &str| devmig_agent::fleet_link::FleetLink {
+        fleet_url: lab.url.clone(),
+        token: ADMIN_SECRET.into(),
+        host: name.into(),
+        identity: identity.into(),
+        advertise: url.clone(),
+        interval: std::time::Duration::from_secs(3600),
+        timeout: std::time::Duration::from_secs(5),
+        generation_file: None,
+    };
+    let report = |identity: &str| {
+        let mut r = plan.report(&reg, "sim", &url, u64::try_from(now_ms()).expect("clock") * 1_000_000);
+        r.host = name.into();
+        r.identity = identity.into();
+        r
+    };
+    let (first, second) = (link("agent-one"), link("agent-two"));
+    first.push(&c, &report("agent-one")).await.expect("the first agent registers the name");
+    // The second agent, at the same URL even: refused, and told why and what to do.
+    let refused = second.push(&c, &report("agent-two")).await.expect_err("a second identity is refused");
+    assert_eq!(refused.code.as_deref(), Some("host_identity_conflict"), "{refused}");
+    for needle in ["409", "agent-one", "agent-two", "--host-name", "devmig fleet forget twin"] {
+        assert!(refused.text.contains(needle), "{needle}: {refused}");
+    }
+    // Its refreshes (same devices, newer generation) are refused too; the first's still count.
+    assert!(second.push(&c, &report("agent-two")).await.is_err());
+    first.push(&c, &report("agent-one")).await.expect("the holder keeps reporting");
+    let hosts = common::get_json(&c, &format!("{}/api/v1/hosts", lab.url), ADMIN_SECRET).await;
+    let row = hosts["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == name).expect("twin").clone();
+    assert_eq!(row["identity"], "agent-one", "{row}");
+
+    // The operator moves the name; the old agent's rows go with it, and the new agent registers.
+    let devices = |store: Arc<devmig_fleet::Store>| async move {
+        tokio::task::spawn_blocking(move || store.devices(now_ms(), &|h| h == "twin").expect("devices").len())
+            .await
+            .expect("join")
+    };
+    assert!(devices(lab.fleet.store.clone()).await > 0);
+    let forget = format!("{}/api/v1/hosts/{name}", lab.url);
+    assert_eq!(c.delete(&forget).bearer_auth(ADMIN_SECRET).send().await.expect("send").status(), 200);
+    assert_eq!(devices(lab.fleet.store.clone()).await, 0, "a forgotten host's devices stay");
+    second.push(&c, &report("agent-two")).await.expect("registered anew after forget");
+    let hosts = common::get_json(&c, &format!("{}/api/v1/hosts", lab.url), ADMIN_SECRET).await;
+    let row = hosts["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == name).expect("twin").clone();
+    assert_eq!(row["identity"], "agent-two", "{row}");
+    // Malformed identities are bad requests.
+    let bad = first.push(&c, &report("not/an id")).await.expect_err("bad identity");
+    assert!(bad.text.contains("400") && bad.text.contains("identity"), "{bad}");
 }

@@ -69,6 +69,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
             fleet_url: fleet_url.clone(),
             token: common::report_token(name),
             host: name.into(),
+            identity: format!("types-{name}"),
             advertise: url,
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(10),

@@ -163,3 +163,105 @@ fn read_verbs_and_a_fleet_that_cannot_listen_create_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("binding {addr}")));
     assert!(!dir.path().join("new").exists(), "a fleet that cannot listen created its database");
 }
+
+/// Runs `devmig` with stderr sent to `log` (read back while it runs).
+fn spawn_logged(args: &[&str], log: &std::path::Path) -> (Running, String) {
+    let mut cmd = devmig();
+    cmd.args(args).stderr(std::fs::File::create(log).expect("log"));
+    let (child, first) = common::spawn_until_first_line(&mut cmd, Duration::from_secs(60));
+    (Running(child), first)
+}
+
+/// Polls `probe` until it answers, for at most 30 s.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_second_agent_under_one_host_name_is_refused_on_both_sides() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let root = p("sys");
+    devmig_core::tree::example_host(&devmig_core::tree::TreeBuilder::new(&root), devmig_core::tree::ExampleHost::A)
+        .expect("tree");
+    std::fs::write(p("agent-token"), "fleet-to-agent-secret-01\n").expect("write");
+    std::fs::write(
+        p("agent-tokens.toml"),
+        "[[token]]\nname = \"fleet\"\nscope = \"admin\"\nsecret = \"fleet-to-agent-secret-01\"\n",
+    )
+    .expect("write");
+    std::fs::write(p("report-token"), "twin-report-secret-0001\n").expect("write");
+    std::fs::write(
+        p("fleet-tokens.toml"),
+        "[[token]]\nname = \"twin\"\nscope = \"report\"\nhost = \"twin\"\nsecret = \"twin-report-secret-0001\"\n",
+    )
+    .expect("write");
+    let db = format!("sqlite:{}", p("fleet.db"));
+    let (_fleet, first) = spawn_logged(
+        &[
+            "fleet",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+            "--token-file",
+            &p("fleet-tokens.toml"),
+            "--agent-token-file",
+            &p("agent-token"),
+        ],
+        &dir.path().join("fleet.log"),
+    );
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("fleet URL").to_string();
+    let agent = |n: &str| {
+        let (state, log) = (p(&format!("state-{n}")), dir.path().join(format!("agent-{n}.log")));
+        let args = [
+            "--sysfs-root",
+            root.as_str(),
+            "agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &p("agent-tokens.toml"),
+            "--state-dir",
+            &state,
+            "--fleet",
+            &url,
+            "--fleet-token-file",
+            &p("report-token"),
+            "--host-name",
+            "twin",
+            "--report-interval-s",
+            "1",
+        ];
+        let (running, _) = spawn_logged(&args, &log);
+        (running, state, log)
+    };
+    let identity_of_twin = || {
+        let (code, hosts) = run_json(&["fleet", "hosts", "--db", &db]);
+        assert_eq!(code, 0);
+        hosts["hosts"].as_array()?.iter().find(|h| h["name"] == "twin")?["identity"].as_str().map(str::to_string)
+    };
+
+    let (_one, state_one, _) = agent("one");
+    let held = eventually("the first agent's report", identity_of_twin);
+    let saved = std::fs::read_to_string(format!("{state_one}/identity")).expect("identity file");
+    assert_eq!(held, saved.trim(), "the fleet shows the identity the agent generated");
+
+    let (_two, state_two, log_two) = agent("two");
+    let refused = eventually("the second agent to log the fleet's refusal", || {
+        let log = std::fs::read_to_string(&log_two).ok()?;
+        log.contains("host_identity_conflict").then_some(log)
+    });
+    assert!(refused.contains("devmig fleet forget twin") && refused.contains("--host-name"), "{refused}");
+    let other = std::fs::read_to_string(format!("{state_two}/identity")).expect("identity file");
+    assert_ne!(other.trim(), held);
+    assert_eq!(identity_of_twin().as_deref(), Some(held.as_str()), "the second agent took the name over");
+}

@@ -87,10 +87,12 @@ fn fleet_link(
     if args.report_interval_s == 0 {
         return Err(CliError::Usage("--report-interval-s must be at least 1".into()));
     }
+    let identity = devmig_agent::identity::load_or_create(state_dir).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Some(devmig_agent::FleetLink {
         fleet_url: fleet.clone(),
         token: crate::remote::read_token(token_file)?,
         host,
+        identity,
         advertise: args.advertise.clone().unwrap_or_else(|| own_url.to_string()),
         interval: Duration::from_secs(args.report_interval_s),
         timeout: Duration::from_secs(30),
@@ -135,7 +137,10 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
         out.flush().map_err(crate::output::write_err)?;
         tracing::info!(%addr, "listening");
         if let Some(link) = fleet_link(args, &url, &c.state_dir)? {
-            line(out, format!("reporting to the fleet at {} as {}", link.fleet_url, link.host))?;
+            line(
+                out,
+                format!("reporting to the fleet at {} as {} (identity {})", link.fleet_url, link.host, link.identity),
+            )?;
             let client =
                 reqwest::Client::builder().build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
             tokio::spawn(link.run(std::sync::Arc::clone(&state.agent), client));

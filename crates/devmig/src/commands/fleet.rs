@@ -96,13 +96,14 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                 vec![
                     h.name.clone(),
                     h.url.clone(),
+                    if h.identity.is_empty() { "-".into() } else { h.identity.clone() },
                     h.generation.to_string(),
                     age(h.last_seen_ms),
                     h.devices.to_string(),
                     state.into(),
                 ]
             });
-            table(out, &["HOST", "AGENT", "GENERATION", "LAST REPORT", "DEVICES", "STATE"], rows)?;
+            table(out, &["HOST", "AGENT", "IDENTITY", "GENERATION", "LAST REPORT", "DEVICES", "STATE"], rows)?;
             Ok(0)
         }
         FleetCommand::Forget { db, host } => {
