@@ -47,3 +47,11 @@ async fn every_route_admits_exactly_the_scopes_its_document_names() {
     }
     assert!(ops.len() >= 11, "{} routes in the document", ops.len());
 }
+
+#[test]
+fn the_openapi_document_is_committed_and_current() {
+    let doc = devmig_fleet::api::openapi();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let path: std::path::PathBuf = [env!("CARGO_MANIFEST_DIR"), "openapi.json"].iter().collect();
+    devmig_testkit::assert_committed_json(&path, &doc);
+}

@@ -69,3 +69,15 @@ pub fn scope_admits(needed: Option<&str>, have: Option<&str>) -> bool {
         (Some(n), Some(h)) => h == "admin" || h == n,
     }
 }
+
+/// Compares `doc` with the JSON document kept at `path` (pretty, one trailing newline); with
+/// `DEVMIG_UPDATE_OPENAPI` set, writes it first. Panics naming the file when they differ.
+pub fn assert_committed_json(path: &Path, doc: &serde_json::Value) {
+    let generated = serde_json::to_string_pretty(doc).expect("json") + "\n";
+    if std::env::var_os("DEVMIG_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).expect("write");
+    }
+    let kept = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (DEVMIG_UPDATE_OPENAPI=1 writes it)", path.display()));
+    assert_eq!(kept, generated, "{} is stale: run with DEVMIG_UPDATE_OPENAPI=1", path.display());
+}

@@ -63,6 +63,31 @@ fn list_show_and_attributes_match_golden_files() {
 }
 
 #[test]
+fn check_explain_and_match_match_golden_files() {
+    let a = host(ExampleHost::A);
+    let vgpu = ok(&devmig(a.dir.path(), &["version", A_VGPU]));
+    let vf = ok(&devmig(a.dir.path(), &["version", "0000:3d:00.1"]));
+    let (vgpu, vf) = (vgpu.trim(), vf.trim());
+    let cases: [(&str, Vec<&str>, i32); 8] = [
+        ("check-compatible.txt", vec!["check", "--version", vgpu, B_VGPU_HALF], 0),
+        ("check-rejected.txt", vec!["check", "--version", vgpu, B_VGPU_EIGHTH], 1),
+        ("check-rejected.json", vec!["-o", "json", "check", "--version", vgpu, B_VGPU_EIGHTH], 1),
+        ("explain-compatible.txt", vec!["explain", "--version", vgpu, B_VGPU_HALF], 0),
+        ("explain-rejected.txt", vec!["explain", "--version", vgpu, B_VGPU_EIGHTH], 1),
+        ("explain-compatible.json", vec!["-o", "json", "explain", "--version", vgpu, B_VGPU_HALF], 0),
+        ("match-vf.txt", vec!["match", "--version", vf], 0),
+        ("match-vgpu.json", vec!["-o", "json", "match", "--version", vgpu], 0),
+    ];
+    for (name, args, code) in cases {
+        // A fresh host per case: on a plain tree a write replaces the attribute file's text.
+        let b = host(ExampleHost::B);
+        let o = devmig(b.dir.path(), &args);
+        assert_eq!(o.status.code(), Some(code), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        golden(name, &String::from_utf8(o.stdout).expect("utf-8"));
+    }
+}
+
+#[test]
 fn json_is_sorted_and_versioned() {
     let a = host(ExampleHost::A);
     let text = ok(&devmig(a.dir.path(), &["-o", "json", "list"]));
