@@ -8,8 +8,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
+use devmig_api::{CheckBody, MatchBody};
 use devmig_core::FastCheck;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AgentError;
@@ -483,21 +483,6 @@ async fn device_attributes(State(s): State<AppState>, Path(id): Path<String>) ->
     with_schema("devmig.attributes/v1", a)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VersionBody {
-    version: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckBody {
-    version: String,
-    /// Add every vendor rule with both values (discovery and the model; no extra write).
-    #[serde(default)]
-    explain: bool,
-}
-
 async fn check_device(
     State(s): State<AppState>,
     caller: axum::Extension<Caller>,
@@ -522,9 +507,9 @@ async fn check_device(
 
 async fn match_version(
     State(s): State<AppState>,
-    b: Result<Json<VersionBody>, JsonRejection>,
+    b: Result<Json<MatchBody>, JsonRejection>,
 ) -> Result<Json<Value>, AgentError> {
-    let VersionBody { version } = body(b)?;
+    let MatchBody { version } = body(b)?;
     let m = blocking(move || s.agent.match_version(&version)).await?;
     with_schema("devmig.match/v1", m)
 }

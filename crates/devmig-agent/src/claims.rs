@@ -3,66 +3,17 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
-/// Where a claim stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClaimState {
-    /// The device is reserved.
-    Active,
-    /// Released by the caller.
-    Released,
-    /// Its ttl passed.
-    Expired,
-    /// Its device vanished while the agent was down (reported, not dropped).
-    Orphaned,
-}
+pub use devmig_api::{Claim, ClaimState};
 
-impl ClaimState {
-    fn as_str(self) -> &'static str {
-        match self {
-            ClaimState::Active => "active",
-            ClaimState::Released => "released",
-            ClaimState::Expired => "expired",
-            ClaimState::Orphaned => "orphaned",
-        }
+/// A state as stored (anything unknown reads as orphaned: reported, never dropped).
+fn state_from_db(s: &str) -> ClaimState {
+    match s {
+        "active" => ClaimState::Active,
+        "released" => ClaimState::Released,
+        "expired" => ClaimState::Expired,
+        _ => ClaimState::Orphaned,
     }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "active" => ClaimState::Active,
-            "released" => ClaimState::Released,
-            "expired" => ClaimState::Expired,
-            _ => ClaimState::Orphaned,
-        }
-    }
-}
-
-/// One claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Claim {
-    /// Claim id (UUID).
-    pub id: String,
-    /// The caller's migration id (idempotency key).
-    pub migration_id: String,
-    /// The reserved device.
-    pub device: String,
-    /// True when the agent created the device (an mdev) for this claim and removes it on release.
-    pub created_mdev: bool,
-    /// The source version the device accepted.
-    pub source_version: String,
-    /// What was asked: `device:<id>`, `type:<parent/type>` or `any`.
-    pub request: String,
-    /// State.
-    pub state: ClaimState,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub expires_at: i64,
-    /// What happened to it, when it matters (orphaned, removal failed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
 }
 
 const SCHEMA_VERSION: i64 = 2;
@@ -81,7 +32,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
         created_mdev: r.get(3)?,
         source_version: r.get(4)?,
         request: r.get(5)?,
-        state: ClaimState::parse(&r.get::<_, String>(6)?),
+        state: state_from_db(&r.get::<_, String>(6)?),
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
         note: r.get(9)?,
@@ -230,7 +181,7 @@ impl ClaimStore {
     /// Counts of claims by state.
     pub fn counts(&self) -> rusqlite::Result<Vec<(ClaimState, i64)>> {
         let mut st = self.db.prepare("SELECT state, COUNT(*) FROM claims GROUP BY state")?;
-        st.query_map([], |r| Ok((ClaimState::parse(&r.get::<_, String>(0)?), r.get(1)?)))?.collect()
+        st.query_map([], |r| Ok((state_from_db(&r.get::<_, String>(0)?), r.get(1)?)))?.collect()
     }
 }
 

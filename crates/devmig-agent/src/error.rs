@@ -3,7 +3,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use devmig_core::{CheckReport, CoreError};
 use devmig_vendors::VendorError;
-use serde::Serialize;
 use thiserror::Error;
 
 /// Everything a request can fail with.
@@ -121,24 +120,7 @@ pub fn code_of(e: &AgentError) -> &'static str {
     }
 }
 
-/// An RFC 9457 problem document, with devmig's stable `code` and, for rejections, the check report.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    /// `urn:devmig:problem:<code>`.
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    /// Short summary (the status's reason phrase).
-    pub title: String,
-    /// HTTP status.
-    pub status: u16,
-    /// What happened, with its whole cause chain (nothing about tokens).
-    pub detail: String,
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// The check report, when step b rejected a claim.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<Box<CheckReport>>,
-}
+pub use devmig_api::Problem;
 
 impl AgentError {
     /// The problem document of this error.
@@ -152,14 +134,10 @@ impl AgentError {
             AgentError::Store(_) | AgentError::Internal(_) => "internal error; see the agent's log".to_string(),
             other => devmig_core::error_chain(other),
         };
-        let report = if let AgentError::Rejected(r) = self { Some(r) } else { None };
-        Problem {
-            type_uri: format!("urn:devmig:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("error").to_string(),
-            status: status.as_u16(),
-            detail,
-            code,
-            report,
+        let problem = Problem::new(status.as_u16(), code, detail);
+        match self {
+            AgentError::Rejected(r) => problem.with_report(r),
+            _ => problem,
         }
     }
 }
@@ -219,7 +197,7 @@ mod tests {
             assert_eq!((status_of(&e).as_u16(), code_of(&e)), (status, code), "{e:?}");
             let p = e.problem();
             assert_eq!(
-                (p.status, p.code, p.type_uri.as_str()),
+                (p.status, p.code.as_str(), p.type_uri.as_str()),
                 (status, code, format!("urn:devmig:problem:{code}").as_str())
             );
         }

@@ -9,10 +9,7 @@ use crate::AgentError;
 /// The file in the state dir that holds the identity.
 pub const FILE: &str = "identity";
 
-/// 1..=64 of `[A-Za-z0-9-]` (a UUID, as generated here, or an operator's own id).
-pub fn valid_identity(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
+pub use devmig_api::valid_identity;
 
 /// Reads the identity from `state_dir`, generating it (a random UUID) on first use. The file
 /// appears whole or not at all; a file that is not a valid identity is an error naming it.

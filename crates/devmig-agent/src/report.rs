@@ -3,48 +3,11 @@
 use std::collections::HashSet;
 
 use devmig_core::{DeviceKind, MigrationSupport};
-use devmig_vendors::{Attributes, DeviceFacts};
-use serde::{Deserialize, Serialize};
 
 use crate::claims::ClaimState;
 use crate::{Agent, AgentError};
 
-/// One host's devices at one generation (schema `devmig.host-report/v1`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostReport {
-    /// The host's name (what `DEVICE@HOST` and the fleet call it).
-    pub host: String,
-    /// Where the fleet reaches this host's agent (`http://10.0.0.7:7070`).
-    pub url: String,
-    /// The agent's persistent identity ([`crate::identity`]): the fleet refuses a report for a
-    /// host name that another identity holds.
-    pub identity: String,
-    /// Strictly increasing per host: the fleet ignores a report older than what it holds.
-    pub generation: u64,
-    /// Migratable devices.
-    pub devices: Vec<DeviceRecord>,
-}
-
-/// One migratable device as the fleet indexes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceRecord {
-    /// Device id (PCI address, mdev UUID or PARENT/TYPE-ID).
-    pub id: String,
-    /// Node kind.
-    pub kind: DeviceKind,
-    /// The vendor model (`i915`).
-    pub model: String,
-    /// Its version string (what it would send as a migration source).
-    pub version: String,
-    /// Typed step-a attributes (what it offers as a target).
-    pub attributes: Attributes,
-    /// What the vendor model read (lets the fleet ask "what if the driver were upgraded").
-    pub facts: DeviceFacts,
-    /// Free to be a target: not claimed (a type: instances available).
-    pub free: bool,
-}
+pub use devmig_api::{DeviceRecord, HostReport};
 
 impl Agent {
     /// The devices a vendor model knows, as the fleet indexes them. Devices a model cannot

@@ -10,7 +10,6 @@ use devmig_core::{
 };
 use devmig_vendors::Registry;
 use parking_lot::Mutex;
-use serde::Deserialize;
 
 use crate::claims::{Claim, ClaimState, ClaimStore};
 use crate::error::AgentError;
@@ -35,31 +34,7 @@ pub struct AgentOptions {
     pub shared_io: Option<SysfsIo>,
 }
 
-/// What a claim reserves.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClaimTarget {
-    /// This device.
-    Device(String),
-    /// A new mdev of this type (`PARENT/TYPE-ID`), created for the claim.
-    Type(String),
-    /// Any unclaimed local device that accepts the source.
-    Any,
-}
-
-/// `POST /claims`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// The caller's migration id: claiming twice with it returns the same claim.
-    pub migration_id: String,
-    /// The source's version string.
-    pub source_version: String,
-    /// What to reserve.
-    pub target: ClaimTarget,
-    /// Seconds until the claim expires (1..=86400).
-    pub ttl_seconds: u64,
-}
+pub use devmig_api::{ClaimRequest, ClaimTarget};
 
 /// The agent.
 #[derive(Debug)]
@@ -82,10 +57,6 @@ pub struct Agent {
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn valid_migration_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 impl Agent {
@@ -246,13 +217,8 @@ impl Agent {
 
     /// Creates (or, for a known migration id, returns) a claim. `true` when created.
     pub fn claim(&self, req: &ClaimRequest, who: &str) -> Result<(Claim, bool), AgentError> {
-        if !valid_migration_id(&req.migration_id) {
-            return Err(AgentError::BadRequest("migration_id must be 1..128 of [A-Za-z0-9._:-]".into()));
-        }
+        // The migration id and the ttl were validated when the request was built or decoded.
         devmig_core::validate_version(&req.source_version)?;
-        if !(1..=86_400).contains(&req.ttl_seconds) {
-            return Err(AgentError::BadRequest("ttl_seconds must be 1..=86400".into()));
-        }
         let request = match &req.target {
             ClaimTarget::Device(d) => format!("device:{}", d.parse::<DeviceId>()?),
             ClaimTarget::Type(t) => match t.parse::<DeviceId>()? {
@@ -262,20 +228,20 @@ impl Agent {
             ClaimTarget::Any => "any".to_string(),
         };
         self.expire_due(now())?;
-        if let Some(existing) = self.idempotent(&req.migration_id, &request, &req.source_version)? {
+        if let Some(existing) = self.idempotent(req.migration_id.as_str(), &request, &req.source_version)? {
             return Ok((existing, false));
         }
         let t = now();
         let claim = |device: String, created_mdev: bool| Claim {
             id: uuid::Uuid::new_v4().to_string(),
-            migration_id: req.migration_id.clone(),
+            migration_id: req.migration_id.to_string(),
             device,
             created_mdev,
             source_version: req.source_version.clone(),
             request: request.clone(),
             state: ClaimState::Active,
             created_at: t,
-            expires_at: t.saturating_add(i64::try_from(req.ttl_seconds).unwrap_or(86_400)),
+            expires_at: t.saturating_add(i64::try_from(req.ttl_seconds.seconds()).unwrap_or(i64::MAX)),
             note: None,
         };
         let (c, created) = match &req.target {

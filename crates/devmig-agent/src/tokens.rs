@@ -80,13 +80,7 @@ fn digest(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
 
-/// A host name as agents report it and `HOST:DEVICE` names it: 1..253 of `[A-Za-z0-9._-]`,
-/// starting with a letter or digit (so never `.`, `..` or `-`).
-pub fn valid_host_name(h: &str) -> bool {
-    h.len() <= 253
-        && h.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
+pub use devmig_api::valid_host_name;
 
 impl Tokens {
     /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`|`report`),

@@ -253,10 +253,10 @@ async fn claims_survive_a_restart_orphans_are_reported_and_ttls_expire() {
 
     // A claim with a one-second ttl expires, and its created mdev goes with it.
     let req = devmig_agent::ClaimRequest {
-        migration_id: "m-ttl".into(),
+        migration_id: "m-ttl".parse().expect("id"),
         source_version: m.clone(),
         target: devmig_agent::ClaimTarget::Type("mtty/mtty-2".into()),
-        ttl_seconds: 1,
+        ttl_seconds: devmig_api::Ttl::try_from(1).expect("ttl"),
     };
     let (c, _) = again.claim(&req, "test").expect("claim");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use devmig_api::{AgentClient, ApiError, CheckBody, ClaimRequest};
 use devmig_core::CheckReport;
 use serde::Serialize;
-use serde_json::{Value, json};
+
+use crate::FleetError;
 
 /// How a call to an agent ended, when it did not end well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,10 +114,11 @@ impl AgentCredentials {
     }
 }
 
-/// A client for every agent of the fleet (each host's credential, one timeout per call).
+/// A client for every agent of the fleet (each host's credential, one timeout per call), built
+/// on the one typed agent client of `devmig-api`.
 #[derive(Debug, Clone)]
 pub struct Agents {
-    client: reqwest::Client,
+    http: reqwest::Client,
     credentials: AgentCredentials,
     timeout: Duration,
 }
@@ -129,6 +132,20 @@ pub struct Granted {
     pub device: String,
 }
 
+impl From<ApiError> for CallFailure {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Refused { problem } => {
+                CallFailure::Refused { status: problem.status, code: problem.code, detail: problem.detail }
+            }
+            ApiError::Unreachable { detail, .. } => CallFailure::Unreachable { detail },
+            other @ (ApiError::BadResponse { .. } | ApiError::Invalid { .. }) => {
+                CallFailure::Unreachable { detail: other.to_string() }
+            }
+        }
+    }
+}
+
 impl Agents {
     /// A client presenting each host's credential, giving each call `timeout`; https:// agents
     /// are trusted (and, for mTLS, shown a client certificate) as `tls` says.
@@ -136,84 +153,40 @@ impl Agents {
         credentials: AgentCredentials,
         timeout: Duration,
         tls: Option<&devmig_agent::tls::ClientTls>,
-    ) -> Result<Agents, String> {
+    ) -> Result<Agents, FleetError> {
         devmig_agent::tls::ensure_default_provider();
         let mut builder = reqwest::Client::builder().connect_timeout(timeout).pool_max_idle_per_host(4);
         if let Some(t) = tls {
-            builder = builder.tls_backend_preconfigured(t.client_config()?);
+            let config = t.client_config().map_err(|e| FleetError::BadRequest(format!("agent TLS: {e}")))?;
+            builder = builder.tls_backend_preconfigured(config);
         }
-        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Agents { client, credentials, timeout })
+        let http = builder.build().map_err(|e| FleetError::Internal(format!("HTTP client: {e}")))?;
+        Ok(Agents { http, credentials, timeout })
     }
 
-    async fn call(&self, host: &str, req: reqwest::RequestBuilder) -> Result<(u16, Value), CallFailure> {
+    /// The typed client of `host`'s agent at `url`, with the host's credential.
+    fn client(&self, host: &str, url: &str) -> Result<AgentClient, CallFailure> {
         let token = self.credentials.for_host(host).ok_or_else(|| CallFailure::Unreachable {
             detail: format!("the fleet has no agent token for host {host}"),
         })?;
-        let resp = req
-            .bearer_auth(token)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| CallFailure::Unreachable { detail: e.without_url().to_string() })?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.map_err(|e| CallFailure::Unreachable { detail: e.to_string() })?;
-        Ok((status, body))
-    }
-
-    fn refused(status: u16, body: &Value) -> CallFailure {
-        CallFailure::Refused {
-            status,
-            code: body["code"].as_str().unwrap_or("unknown").to_string(),
-            detail: body["detail"].as_str().unwrap_or_default().to_string(),
-        }
+        Ok(AgentClient::new(url, token, self.http.clone())?.with_timeout(self.timeout))
     }
 
     /// Step b of `version` on `device` of the agent at `url`. A timeout is a failure, never a verdict.
     pub async fn check(&self, host: &str, url: &str, device: &str, version: &str) -> Result<CheckReport, CallFailure> {
-        let u = format!(
-            "{}/api/v1/devices/{}/check",
-            url.trim_end_matches('/'),
-            device.replace('%', "%25").replace('/', "%2F")
-        );
-        let (status, body) = self.call(host, self.client.post(u).json(&json!({ "version": version }))).await?;
-        if status != 200 {
-            return Err(Self::refused(status, &body));
-        }
-        serde_json::from_value(body).map_err(|e| CallFailure::Unreachable { detail: format!("bad check report: {e}") })
+        let body = CheckBody { version: version.to_string(), explain: false };
+        Ok(self.client(host, url)?.check(device, &body).await?)
     }
 
-    /// Claims `device` (a type: a new mdev of it) for `migration_id`, the agent running step b
-    /// atomically with the reservation.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn claim(
-        &self,
-        host: &str,
-        url: &str,
-        migration_id: &str,
-        version: &str,
-        device: &str,
-        is_type: bool,
-        ttl_seconds: u64,
-    ) -> Result<Granted, CallFailure> {
-        let target = if is_type { json!({ "type": device }) } else { json!({ "device": device }) };
-        let body = json!({ "migration_id": migration_id, "source_version": version, "target": target, "ttl_seconds": ttl_seconds });
-        let u = format!("{}/api/v1/claims", url.trim_end_matches('/'));
-        let (status, body) = self.call(host, self.client.post(u).json(&body)).await?;
-        if status != 200 && status != 201 {
-            return Err(Self::refused(status, &body));
-        }
-        Ok(Granted {
-            claim_id: body["id"].as_str().unwrap_or_default().to_string(),
-            device: body["device"].as_str().unwrap_or_default().to_string(),
-        })
+    /// Claims what `req` names, the agent running step b atomically with the reservation.
+    pub async fn claim(&self, host: &str, url: &str, req: &ClaimRequest) -> Result<Granted, CallFailure> {
+        let (_, claim) = self.client(host, url)?.claim(req).await?;
+        Ok(Granted { claim_id: claim.id, device: claim.device })
     }
 
     /// Releases a claim.
     pub async fn release(&self, host: &str, url: &str, claim_id: &str) -> Result<(), CallFailure> {
-        let u = format!("{}/api/v1/claims/{claim_id}", url.trim_end_matches('/'));
-        let (status, body) = self.call(host, self.client.delete(u)).await?;
-        if status == 200 { Ok(()) } else { Err(Self::refused(status, &body)) }
+        self.client(host, url)?.release(claim_id).await.map(drop).map_err(CallFailure::from)
     }
 }
 

@@ -90,24 +90,26 @@ impl FleetError {
     }
 }
 
+impl FleetError {
+    /// The problem document of this error (the agent's type: same `type` URIs, same fields).
+    /// The log has a database's or a bug's own words; a client gets none of them.
+    pub fn problem(&self) -> devmig_api::Problem {
+        let detail = match self {
+            FleetError::Db(_) => "the fleet's database failed; its log says why".to_string(),
+            FleetError::Internal(_) => "the fleet failed unexpectedly; its log says why".to_string(),
+            other => other.to_string(),
+        };
+        devmig_api::Problem::new(self.status().as_u16(), self.code(), detail)
+    }
+}
+
 impl IntoResponse for FleetError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = serde_json::json!({
-            "type": format!("urn:devmig:problem:{}", self.code()),
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "code": self.code(),
-            // The log has the database's or the bug's own words; a client gets none of them.
-            "detail": match &self {
-                FleetError::Db(_) => "the fleet's database failed; its log says why".to_string(),
-                FleetError::Internal(_) => "the fleet failed unexpectedly; its log says why".to_string(),
-                other => other.to_string(),
-            },
-        });
-        (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        let body = serde_json::to_string(&self.problem()).unwrap_or_default();
+        (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body).into_response()
     }
 }

@@ -13,6 +13,7 @@ use crate::agents::{Agents, CallFailure, Granted};
 use crate::explain::{Explanation, explain};
 use crate::store::{DeviceRow, Store};
 use crate::{FleetError, blocking, matching, now_ms};
+use devmig_api::{ClaimRequest, ClaimTarget, MigrationId, Ttl};
 
 /// One device of the VM, by where it runs or by its version string alone.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub struct PlacementRequest {
     pub claim: bool,
     /// The caller's migration id (claims are `<id>.<n>` on the agent).
     #[serde(default)]
-    pub migration_id: Option<String>,
+    pub migration_id: Option<MigrationId>,
     /// Hosts never to use (the source hosts are always excluded).
     #[serde(default)]
     pub exclude_hosts: Vec<String>,
@@ -62,7 +63,7 @@ pub struct PlacementRequest {
     pub max_hosts: Option<usize>,
     /// Claim lifetime in seconds (default 600).
     #[serde(default)]
-    pub ttl_seconds: Option<u64>,
+    pub ttl_seconds: Option<Ttl>,
 }
 
 /// A resolved source.
@@ -198,8 +199,20 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-fn valid_migration_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 120 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b))
+/// What a placement that claims asks of each agent.
+#[derive(Debug, Clone)]
+struct ClaimSpec {
+    /// The placement's id; each target is claimed as `<id>.<n>`.
+    migration_id: MigrationId,
+    /// How long each claim holds.
+    ttl: Ttl,
+}
+
+/// The host a placement chose and what goes where.
+struct Chosen {
+    host: String,
+    url: String,
+    assignments: Vec<Assignment>,
 }
 
 impl Fleet {
@@ -341,16 +354,15 @@ impl Fleet {
         let started = Instant::now();
         let now = now_ms();
         let migration_id = match (&req.migration_id, req.claim) {
-            (Some(m), _) if !valid_migration_id(m) => {
-                return Err(FleetError::BadRequest("migration_id must be 1..120 of [A-Za-z0-9_:-]".into()));
-            }
             (None, true) => return Err(FleetError::BadRequest("--claim needs a migration id".into())),
             (m, _) => m.clone(),
         };
-        let ttl = req.ttl_seconds.unwrap_or(600);
-        if !(1..=86_400).contains(&ttl) {
-            return Err(FleetError::BadRequest("ttl_seconds must be 1..=86400".into()));
+        if let Some(m) = &migration_id {
+            // Each target is claimed as `<id>.<n>`: the longest of them must be an id too.
+            m.part(req.sources.len().saturating_sub(1))
+                .map_err(|e| FleetError::BadRequest(format!("{e} (with the `.<n>` of each target's claim)")))?;
         }
+        let ttl = req.ttl_seconds.unwrap_or(Ttl::DEFAULT);
         let max_hosts = req.max_hosts.unwrap_or(8).clamp(1, 64);
         let me = self.clone();
         let refs = req.sources.clone();
@@ -365,24 +377,26 @@ impl Fleet {
         .await?;
         if req.claim {
             let store = Arc::clone(&self.store);
-            let m = migration_id.clone().unwrap_or_default();
-            if let Some(host) = blocking(move || store.begin_placement(&m, now)).await? {
-                let m = migration_id.unwrap_or_default();
+            let m = migration_id.as_ref().map(ToString::to_string).unwrap_or_default();
+            let placed = {
+                let m = m.clone();
+                blocking(move || store.begin_placement(&m, now)).await?
+            };
+            if let Some(host) = placed {
                 return Err(FleetError::Conflict(format!("migration {m} is already placed on {host}")));
             }
         }
         let mut timings = Timings { step_a_ms: ms(started), ..Timings::default() };
         let candidate_hosts = hosts.len();
         let feasible: BTreeSet<String> = hosts.iter().map(|h| h.host.clone()).collect();
-        let result = self
-            .verify_and_claim(&sources, hosts, max_hosts, migration_id.as_deref(), req.claim, ttl, &mut timings)
-            .await;
+        let spec = migration_id.clone().filter(|_| req.claim).map(|migration_id| ClaimSpec { migration_id, ttl });
+        let result = self.verify_and_claim(&sources, hosts, max_hosts, spec.as_ref(), &mut timings).await;
         let (placed, tried) = match result {
             Ok(v) => v,
             Err(e) => {
                 if let (true, Some(m)) = (req.claim, migration_id.clone()) {
                     let store = Arc::clone(&self.store);
-                    let _ = blocking(move || store.end_placement(&m, None)).await;
+                    let _ = blocking(move || store.end_placement(m.as_str(), None)).await;
                 }
                 return Err(e);
             }
@@ -399,7 +413,7 @@ impl Fleet {
             timings,
         };
         match placed {
-            Some((host, url, assignments)) => {
+            Some(Chosen { host, url, assignments }) => {
                 answer.host = Some(host);
                 answer.url = Some(url);
                 answer.assignments = assignments;
@@ -417,24 +431,22 @@ impl Fleet {
             let store = Arc::clone(&self.store);
             let text = serde_json::to_string(&answer).map_err(|e| FleetError::Internal(e.to_string()))?;
             let host = answer.host.clone();
-            blocking(move || store.end_placement(&m, host.as_deref().map(|h| (h, text.as_str())))).await?;
+            blocking(move || store.end_placement(m.as_str(), host.as_deref().map(|h| (h, text.as_str())))).await?;
         }
         Ok(answer)
     }
 
     /// Verifies ranked hosts `concurrency` at a time until one accepts every source, then
-    /// claims there (falling back to the next accepting host when a claim fails).
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    /// claims there when `claim` says so (falling back to the next accepting host when a claim
+    /// fails). Answers the chosen host, if any, and every host tried.
     async fn verify_and_claim(
         &self,
         sources: &[Source],
         hosts: Vec<HostCandidates>,
         max_hosts: usize,
-        migration_id: Option<&str>,
-        claim: bool,
-        ttl: u64,
+        claim: Option<&ClaimSpec>,
         timings: &mut Timings,
-    ) -> Result<(Option<(String, String, Vec<Assignment>)>, Vec<Tried>), FleetError> {
+    ) -> Result<(Option<Chosen>, Vec<Tried>), FleetError> {
         let mut tried = Vec::new();
         let hosts: Vec<HostCandidates> = hosts.into_iter().take(max_hosts).collect();
         for window in hosts.chunks(self.concurrency.max(1)) {
@@ -476,15 +488,15 @@ impl Fleet {
                             claimed_device: None,
                         })
                         .collect();
-                    if !claim {
+                    let Some(spec) = claim else {
                         for (_, _, other) in &accepted[k + 1..] {
                             tried[*other].outcome = "not_needed".into();
                         }
-                        return Ok((Some((host.host.clone(), host.url.clone(), out)), tried));
-                    }
+                        let chosen = Chosen { host: host.host.clone(), url: host.url.clone(), assignments: out };
+                        return Ok((Some(chosen), tried));
+                    };
                     let t = Instant::now();
-                    let m = migration_id.unwrap_or_default();
-                    let claimed = self.claim_all(sources, &host, &assignment, m, ttl).await;
+                    let claimed = self.claim_all(sources, &host, &assignment, spec).await;
                     timings.claim_ms += ms(t);
                     match claimed {
                         Ok(granted) => {
@@ -501,12 +513,13 @@ impl Fleet {
                                 .filter(|d| d.kind != "mdev_type")
                                 .map(|d| d.row)
                                 .collect();
-                            let mid = m.to_string();
+                            let mid = spec.migration_id.to_string();
                             blocking(move || rows.iter().try_for_each(|r| store.hold(*r, &mid, now_ms()))).await?;
                             for (_, _, other) in &accepted[k + 1..] {
                                 tried[*other].outcome = "not_needed".into();
                             }
-                            return Ok((Some((host.host.clone(), host.url.clone(), out)), tried));
+                            let chosen = Chosen { host: host.host.clone(), url: host.url.clone(), assignments: out };
+                            return Ok((Some(chosen), tried));
                         }
                         Err((why, s)) => {
                             tried[*at].probes.push(Probe {
@@ -598,18 +611,29 @@ impl Fleet {
         sources: &[Source],
         h: &HostCandidates,
         assignment: &[usize],
-        migration_id: &str,
-        ttl: u64,
+        spec: &ClaimSpec,
     ) -> Result<Vec<Granted>, (String, usize)> {
         let mut got: Vec<Granted> = Vec::new();
         for (s, &i) in assignment.iter().enumerate() {
             let d = &h.devices[i];
-            let id = format!("{migration_id}.{s}");
-            match self
-                .agents
-                .claim(&h.host, &h.url, &id, &sources[s].version, &d.device, d.kind == "mdev_type", ttl)
-                .await
-            {
+            let claimed = match spec.migration_id.part(s) {
+                Ok(migration_id) => {
+                    let target = if d.kind == "mdev_type" {
+                        ClaimTarget::Type(d.device.clone())
+                    } else {
+                        ClaimTarget::Device(d.device.clone())
+                    };
+                    let req = ClaimRequest {
+                        migration_id,
+                        source_version: sources[s].version.clone(),
+                        target,
+                        ttl_seconds: spec.ttl,
+                    };
+                    self.agents.claim(&h.host, &h.url, &req).await
+                }
+                Err(e) => Err(CallFailure::Unreachable { detail: e.to_string() }),
+            };
+            match claimed {
                 Ok(g) => got.push(g),
                 Err(f) => {
                     let mut why = format!("claiming {} for {}: {f}", d.device, sources[s].label);

@@ -57,10 +57,10 @@ pub async fn evacuate(
         return Err(FleetError::NotFound(format!("host {host}: the fleet knows no devices there")));
     }
     let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != "mdev_type").collect();
-    // Migration ids take [A-Za-z0-9_:-]; host names may also hold dots.
+    // Migration ids take [A-Za-z0-9._:-]; anything else in a prefix becomes '-'.
     let prefix: String = migration_prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_:-".contains(c) { c } else { '-' })
+        .map(|c| if c.is_ascii_alphanumeric() || "._:-".contains(c) { c } else { '-' })
         .collect();
     let total = devices.len() as u64;
     let mut moves = Vec::new();
@@ -70,7 +70,10 @@ pub async fn evacuate(
         let req = PlacementRequest {
             sources: vec![SourceRef { host: Some(host.to_string()), device: Some(d.device.clone()), version: None }],
             claim,
-            migration_id: claim.then(|| format!("{prefix}-{n}")),
+            migration_id: claim
+                .then(|| format!("{prefix}-{n}").parse::<devmig_api::MigrationId>())
+                .transpose()
+                .map_err(|e| FleetError::BadRequest(format!("migration prefix: {e}")))?,
             exclude_hosts: Vec::new(),
             max_hosts: None,
             ttl_seconds: None,

@@ -45,8 +45,7 @@ impl FleetOptions {
 
     fn open_with(&self, mut store: Store, registry: Registry) -> Result<Fleet, FleetError> {
         store.stale_after_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
-        let agents = Agents::new(self.agent_credentials.clone(), self.agent_timeout, self.agent_tls.as_ref())
-            .map_err(FleetError::Internal)?;
+        let agents = Agents::new(self.agent_credentials.clone(), self.agent_timeout, self.agent_tls.as_ref())?;
         Ok(Fleet {
             store: Arc::new(store),
             registry,

@@ -47,7 +47,7 @@ async fn places_and_claims(backend: Backend) {
     // Two devices, claimed: distinct targets on one host, claims visible on that agent.
     let mut req = request(vec![one(&src.host, &src.device), one(&nvme.host, &nvme.device)]);
     req.claim = true;
-    req.migration_id = Some("vm-42".into());
+    req.migration_id = Some("vm-42".parse().expect("id"));
     let p = lab.fleet.place(req.clone()).await.expect("placement");
     assert!(p.placed, "{p:#?}");
     {

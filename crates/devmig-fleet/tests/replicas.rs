@@ -13,10 +13,10 @@ fn version_request(version: &str, migration_id: &str) -> PlacementRequest {
     PlacementRequest {
         sources: vec![SourceRef { host: None, device: None, version: Some(version.into()) }],
         claim: true,
-        migration_id: Some(migration_id.into()),
+        migration_id: Some(migration_id.parse().expect("id")),
         exclude_hosts: vec![],
         max_hosts: Some(16),
-        ttl_seconds: Some(600),
+        ttl_seconds: Some(devmig_api::Ttl::DEFAULT),
     }
 }
 

@@ -81,10 +81,10 @@ async fn fleet_and_agents_speak_mtls_both_ways() {
     let req = PlacementRequest {
         sources: vec![SourceRef { host: Some(src.host.clone()), device: Some(src.device.clone()), version: None }],
         claim: true,
-        migration_id: Some("tls-1".into()),
+        migration_id: Some("tls-1".parse().expect("id")),
         exclude_hosts: vec![],
         max_hosts: None,
-        ttl_seconds: Some(60),
+        ttl_seconds: Some(devmig_api::Ttl::try_from(60).expect("ttl")),
     };
     let p = fleet.place(req).await.expect("placement");
     assert!(p.placed, "{p:#?}");

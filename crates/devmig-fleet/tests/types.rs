@@ -98,10 +98,10 @@ async fn claims_through_the_fleet_create_target_mdevs() {
     let place = |device: &str, k: usize| PlacementRequest {
         sources: vec![SourceRef { host: Some("host-a".into()), device: Some(device.into()), version: None }],
         claim: true,
-        migration_id: Some(format!("vm-{k}")),
+        migration_id: Some(format!("vm-{k}").parse().expect("id")),
         exclude_hosts: vec![],
         max_hosts: None,
-        ttl_seconds: Some(600),
+        ttl_seconds: Some(devmig_api::Ttl::DEFAULT),
     };
     // Host A's half-GPU vGPU: host B's GVT types pass step a and step b, but its GPU has no room
     // left for a half, so their claims fail (409) and the fleet falls back to B's free half vGPU.

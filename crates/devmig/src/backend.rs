@@ -1,11 +1,10 @@
 //! Where a verb gets its answers: this host's sysfs, or an agent.
+use devmig_api::{CheckBody, MatchBody, segment};
 use devmig_core::{AttributesReport, CheckReport, Checker, Device, DeviceId, Inventory, MatchReport, VersionReport};
-use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::CliError;
-use crate::remote::{Remote, segment};
+use crate::remote::Remote;
 
 /// This host or an agent.
 #[derive(Debug, Clone)]
@@ -63,12 +62,7 @@ impl Backend {
                 let report = c.check_version(version, target)?;
                 Ok(if explain { c.with_rules(report, target)? } else { report })
             }
-            Backend::Remote(r) => {
-                let path = format!("/api/v1/devices/{}/check", segment(&target.to_string()));
-                let body =
-                    if explain { json!({"version": version, "explain": true}) } else { json!({"version": version}) };
-                Ok(r.post(&path, &body, &[StatusCode::OK, StatusCode::GATEWAY_TIMEOUT])?.1)
-            }
+            Backend::Remote(r) => r.check(&target.to_string(), &CheckBody { version: version.to_string(), explain }),
         }
     }
 
@@ -87,7 +81,7 @@ impl Backend {
     pub fn match_version(&self, version: &str) -> Result<MatchReport, CliError> {
         match self {
             Backend::Local(c) => Ok(c.match_version(version)?),
-            Backend::Remote(r) => Ok(r.post("/api/v1/match", &json!({"version": version}), &[StatusCode::OK])?.1),
+            Backend::Remote(r) => r.post("/api/v1/match", &MatchBody { version: version.to_string() }),
         }
     }
 

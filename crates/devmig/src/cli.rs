@@ -207,7 +207,7 @@ pub enum FleetCommand {
         claim: bool,
         /// The migration id (claims are <id>.<n> on the agent).
         #[arg(long, value_name = "ID")]
-        migration_id: Option<String>,
+        migration_id: Option<devmig_api::MigrationId>,
         /// Never use this host (repeatable; source hosts are always excluded).
         #[arg(long = "exclude-host", value_name = "HOST")]
         exclude_hosts: Vec<String>,
@@ -368,7 +368,7 @@ pub struct ClaimArgs {
     pub source: SourceArgs,
     /// The migration id (claiming again with it returns the same claim).
     #[arg(long, value_name = "ID")]
-    pub migration_id: String,
+    pub migration_id: devmig_api::MigrationId,
     /// Reserve this device.
     #[arg(long, value_name = "DEVICE", conflicts_with_all = ["mdev_type", "any"])]
     pub device: Option<String>,
@@ -379,8 +379,8 @@ pub struct ClaimArgs {
     #[arg(long)]
     pub any: bool,
     /// Seconds until the claim expires.
-    #[arg(long, default_value_t = 600)]
-    pub ttl: u64,
+    #[arg(long, default_value = "600", value_name = "SECONDS")]
+    pub ttl: devmig_api::Ttl,
 }
 
 /// `devmig sim ...`

@@ -53,6 +53,20 @@ pub enum CliError {
     },
 }
 
+impl From<devmig_api::ApiError> for CliError {
+    fn from(e: devmig_api::ApiError) -> Self {
+        use devmig_api::ApiError as A;
+        match e {
+            A::Invalid { .. } => CliError::Usage(e.to_string()),
+            A::Unreachable { .. } => CliError::Remote { status: 0, code: "unreachable".into(), detail: e.to_string() },
+            A::BadResponse { status, detail } => CliError::Remote { status, code: "bad_response".into(), detail },
+            A::Refused { problem } => {
+                CliError::Remote { status: problem.status, code: problem.code, detail: problem.detail }
+            }
+        }
+    }
+}
+
 impl CliError {
     /// 2 for bad usage or input, 1 when a device cannot migrate at all, 3 for runtime errors.
     pub fn exit_code(&self) -> i32 {

@@ -1,22 +1,21 @@
 //! A client of a devmig agent, and the agents file that names them.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::blocking::Client;
-use serde::Deserialize;
+use devmig_api::{AgentClient, ApiError, CheckBody, Claim, ClaimRequest};
+use devmig_core::CheckReport;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 
-/// One agent: its base URL and the bearer secret to present.
+/// One agent, through the one typed client (`devmig-api`), driven from this synchronous CLI.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    base: String,
-    token: String,
-    client: Client,
+    client: AgentClient,
+    rt: Arc<tokio::runtime::Runtime>,
 }
 
 /// `--agents FILE`: `[agents.<name>]` tables with `url` and `token_file`.
@@ -78,16 +77,18 @@ pub fn read_token(path: &Path) -> Result<String, CliError> {
 impl Remote {
     /// A client of the agent at `url`.
     pub fn new(url: &str, token: String, tls: &TlsClient) -> Result<Self, CliError> {
-        let parsed = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-        if parsed.is_none_or(|rest| rest.is_empty() || rest.contains('@')) {
-            return Err(CliError::Usage(format!("agent URL {url:?} must be http(s)://host[:port] without user info")));
-        }
-        let mut builder = Client::builder().timeout(Duration::from_secs(60));
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
         if url.starts_with("https://") {
             builder = builder.tls_backend_preconfigured(tls.config()?);
         }
-        let client = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
-        Ok(Remote { base: url.trim_end_matches('/').to_string(), token, client })
+        let http = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+        let client = AgentClient::new(url, &token, http).map_err(|e| CliError::Usage(e.to_string()))?;
+        // One small runtime per agent: the CLI is synchronous, the client is not.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Io { what: "starting a client runtime".into(), source: e })?;
+        Ok(Remote { client, rt: Arc::new(rt) })
     }
 
     /// Resolves HOST: a URL (with `token_file`), or a name in the agents file.
@@ -119,54 +120,39 @@ impl Remote {
         Self::new(&entry.url, read_token(&entry.token_file)?, &tls)
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(StatusCode, Value), CliError> {
-        let res = req.bearer_auth(&self.token).send().map_err(|e| CliError::Remote {
-            status: 0,
-            code: "unreachable".into(),
-            detail: format!("{}: {e}", self.base),
-        })?;
-        let status = res.status();
-        let body: Value = res.json().unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    fn decode<T: DeserializeOwned>(&self, status: StatusCode, body: Value, ok: &[StatusCode]) -> Result<T, CliError> {
-        if ok.contains(&status) {
-            return serde_json::from_value(body).map_err(|e| CliError::Remote {
-                status: status.as_u16(),
-                code: "bad_response".into(),
-                detail: e.to_string(),
-            });
-        }
-        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        Err(CliError::Remote { status: status.as_u16(), code: field("code"), detail: field("detail") })
-    }
-
     /// GET `path`, decoded.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        let (status, body) = self.send(self.client.get(format!("{}{path}", self.base)))?;
-        self.decode(status, body, &[StatusCode::OK])
+        Ok(self.rt.block_on(self.client.get(path))?)
     }
 
-    /// POST `body` to `path`; `ok` lists the statuses that carry a `T`.
-    pub fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &Value,
-        ok: &[StatusCode],
-    ) -> Result<(StatusCode, T), CliError> {
-        let (status, v) = self.send(self.client.post(format!("{}{path}", self.base)).json(body))?;
-        Ok((status, self.decode(status, v, ok)?))
+    /// POST `body` to `path`, decoded from a 200.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
+        Ok(self.rt.block_on(self.client.post(path, body, &[200]))?.1)
     }
 
-    /// DELETE `path`, decoded.
-    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        let (status, body) = self.send(self.client.delete(format!("{}{path}", self.base)))?;
-        self.decode(status, body, &[StatusCode::OK])
+    /// Step b on the agent; a timed-out check (504) answers its report (verdict `error`).
+    pub fn check(&self, device: &str, body: &CheckBody) -> Result<CheckReport, CliError> {
+        match self.rt.block_on(self.client.check(device, body)) {
+            Err(ApiError::Refused { mut problem }) => match problem.report.take() {
+                Some(report) => Ok(*report),
+                None => Err(ApiError::Refused { problem }.into()),
+            },
+            other => Ok(other?),
+        }
     }
-}
 
-/// A device id as one URL path segment (a type's slash encoded).
-pub fn segment(id: &str) -> String {
-    id.replace('%', "%25").replace('/', "%2F")
+    /// Claims a target.
+    pub fn claim(&self, req: &ClaimRequest) -> Result<Claim, CliError> {
+        Ok(self.rt.block_on(self.client.claim(req))?.1)
+    }
+
+    /// Releases a claim.
+    pub fn release(&self, claim_id: &str) -> Result<Claim, CliError> {
+        Ok(self.rt.block_on(self.client.release(claim_id))?)
+    }
+
+    /// Active and orphaned claims.
+    pub fn claims(&self) -> Result<Vec<Claim>, CliError> {
+        Ok(self.rt.block_on(self.client.claims())?)
+    }
 }

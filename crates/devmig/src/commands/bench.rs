@@ -15,7 +15,7 @@ use crate::cli::BenchCommand;
 use crate::commands::bench_http::LeanClient;
 use crate::error::CliError;
 use crate::output::{line, table};
-use crate::remote::segment;
+use devmig_api::segment;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -275,10 +275,14 @@ async fn placements(
         let req = PlacementRequest {
             sources,
             claim: true,
-            migration_id: Some(format!("bench-{}-{k}", args.seed)),
+            migration_id: Some(
+                format!("bench-{}-{k}", args.seed)
+                    .parse()
+                    .map_err(|e: devmig_api::ApiError| CliError::Usage(e.to_string()))?,
+            ),
             exclude_hosts: vec![],
             max_hosts: None,
-            ttl_seconds: Some(60),
+            ttl_seconds: Some(devmig_api::Ttl::try_from(60).map_err(|e| CliError::Usage(e.to_string()))?),
         };
         let t = Instant::now();
         let p = lab.fleet.place(req).await?;

@@ -1,28 +1,13 @@
 //! `claim`, `release`, `claims`: talking to an agent's claim API.
 use std::io::Write;
 
-use reqwest::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use devmig_api::{Claim, ClaimRequest, ClaimTarget};
+use serde_json::json;
 
 use crate::cli::{ClaimArgs, Output};
 use crate::error::CliError;
 use crate::output::{fields, json as print_json, table};
 use crate::remote::Remote;
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-struct Claim {
-    id: String,
-    migration_id: String,
-    device: String,
-    created_mdev: bool,
-    request: String,
-    state: String,
-    created_at: i64,
-    expires_at: i64,
-    #[serde(default)]
-    note: Option<String>,
-}
 
 fn show(c: &Claim, output: Output, out: &mut dyn Write) -> Result<(), CliError> {
     if output == Output::Json {
@@ -34,7 +19,7 @@ fn show(c: &Claim, output: Output, out: &mut dyn Write) -> Result<(), CliError> 
         ("device", c.device.clone()),
         ("created mdev", c.created_mdev.to_string()),
         ("request", c.request.clone()),
-        ("state", c.state.clone()),
+        ("state", c.state.as_str().to_string()),
         ("expires at", c.expires_at.to_string()),
     ];
     if let Some(n) = &c.note {
@@ -48,13 +33,18 @@ pub fn claim(remote: &Remote, args: &ClaimArgs, output: Output, out: &mut dyn Wr
     let version = super::source_string(&args.source)?
         .ok_or_else(|| CliError::Usage("give --version or --version-file".into()))?;
     let target = match (&args.device, &args.mdev_type, args.any) {
-        (Some(d), None, false) => json!({"device": d}),
-        (None, Some(t), false) => json!({"type": t}),
-        (None, None, true) => json!("any"),
+        (Some(d), None, false) => ClaimTarget::Device(d.clone()),
+        (None, Some(t), false) => ClaimTarget::Type(t.clone()),
+        (None, None, true) => ClaimTarget::Any,
         _ => return Err(CliError::Usage("give exactly one of --device, --type, --any".into())),
     };
-    let body = json!({"migration_id": args.migration_id, "source_version": version, "target": target, "ttl_seconds": args.ttl});
-    let (_, c): (StatusCode, Claim) = remote.post("/api/v1/claims", &body, &[StatusCode::OK, StatusCode::CREATED])?;
+    let req = ClaimRequest {
+        migration_id: args.migration_id.clone(),
+        source_version: version,
+        target,
+        ttl_seconds: args.ttl,
+    };
+    let c = remote.claim(&req)?;
     show(&c, output, out)?;
     Ok(0)
 }
@@ -64,15 +54,14 @@ pub fn release(remote: &Remote, id: &str, output: Output, out: &mut dyn Write) -
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(CliError::Usage(format!("{id:?} is not a claim id")));
     }
-    let c: Claim = remote.delete(&format!("/api/v1/claims/{id}"))?;
+    let c = remote.release(id)?;
     show(&c, output, out)?;
     Ok(0)
 }
 
 /// `devmig claims HOST`.
 pub fn list(remote: &Remote, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let v: Value = remote.get("/api/v1/claims")?;
-    let claims: Vec<Claim> = serde_json::from_value(v["claims"].clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let claims = remote.claims()?;
     if output == Output::Json {
         print_json(out, "devmig.claims/v1", &json!({"claims": claims}))?;
         return Ok(0);
@@ -82,7 +71,7 @@ pub fn list(remote: &Remote, output: Output, out: &mut dyn Write) -> Result<i32,
             c.id.clone(),
             c.migration_id.clone(),
             c.device.clone(),
-            c.state.clone(),
+            c.state.as_str().to_string(),
             c.expires_at.to_string(),
             c.note.clone().unwrap_or_default(),
         ]

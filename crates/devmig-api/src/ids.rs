@@ -1,0 +1,201 @@
+//! Ids and bounds validated by one rule each, wherever they arrive: a migration id, a host
+//! name, an agent identity, a claim's ttl; and the one encoder of a device id as a URL segment.
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// A caller's migration id, the idempotency key of claims and placements:
+/// 1..=128 of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MigrationId(String);
+
+impl MigrationId {
+    /// Longest id.
+    pub const MAX_LEN: usize = 128;
+    const RULE: &'static str = "1..=128 of [A-Za-z0-9._:-]";
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of part `n` of a multi-device migration (`<id>.<n>`), as the fleet claims each
+    /// target on an agent; an error when it would be too long.
+    pub fn part(&self, n: usize) -> Result<MigrationId, ApiError> {
+        format!("{}.{n}", self.0).parse()
+    }
+}
+
+impl std::str::FromStr for MigrationId {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        let ok = (1..=Self::MAX_LEN).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+        if ok { Ok(MigrationId(s.to_string())) } else { Err(ApiError::invalid("migration_id", s, Self::RULE)) }
+    }
+}
+
+impl TryFrom<String> for MigrationId {
+    type Error = ApiError;
+    fn try_from(s: String) -> Result<Self, ApiError> {
+        s.parse()
+    }
+}
+
+impl From<MigrationId> for String {
+    fn from(m: MigrationId) -> String {
+        m.0
+    }
+}
+
+impl std::fmt::Display for MigrationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// True for a host name as agents report it and `HOST:DEVICE` names it: 1..=253 of
+/// `[A-Za-z0-9._-]`, starting with a letter or digit.
+pub fn valid_host_name(h: &str) -> bool {
+    (1..=253).contains(&h.len())
+        && h.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A host name ([`valid_host_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostName(String);
+
+impl HostName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for HostName {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        if valid_host_name(s) {
+            Ok(HostName(s.to_string()))
+        } else {
+            Err(ApiError::invalid("host", s, "1..=253 of [A-Za-z0-9._-], starting with a letter or digit"))
+        }
+    }
+}
+
+impl TryFrom<String> for HostName {
+    type Error = ApiError;
+    fn try_from(s: String) -> Result<Self, ApiError> {
+        s.parse()
+    }
+}
+
+impl From<HostName> for String {
+    fn from(h: HostName) -> String {
+        h.0
+    }
+}
+
+impl std::fmt::Display for HostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// True for an agent identity: 1..=64 of `[A-Za-z0-9-]` (a UUID as the agent generates it).
+pub fn valid_identity(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// How long a claim holds its device, in seconds: 1..=86400 (a day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Ttl(u64);
+
+impl Ttl {
+    /// Longest ttl.
+    pub const MAX_SECONDS: u64 = 86_400;
+    /// What the fleet asks for when a request names none.
+    pub const DEFAULT: Ttl = Ttl(600);
+
+    /// The ttl in seconds.
+    pub fn seconds(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for Ttl {
+    type Error = ApiError;
+    fn try_from(s: u64) -> Result<Self, ApiError> {
+        if (1..=Self::MAX_SECONDS).contains(&s) {
+            Ok(Ttl(s))
+        } else {
+            Err(ApiError::invalid("ttl_seconds", &s.to_string(), "1..=86400"))
+        }
+    }
+}
+
+impl std::str::FromStr for Ttl {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        s.parse::<u64>().map_err(|_| ApiError::invalid("ttl_seconds", s, "1..=86400")).and_then(Ttl::try_from)
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<Ttl> for u64 {
+    fn from(t: Ttl) -> u64 {
+        t.0
+    }
+}
+
+/// A device id (or claim id) as one URL path segment: `%` and a type's `/` percent-encoded,
+/// so `0000:00:02.0/i915-GVTg_V5_4` stays one segment.
+pub fn segment(id: &str) -> String {
+    id.replace('%', "%25").replace('/', "%2F")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn one_rule_each_with_the_field_named() {
+        assert!("vm-1.0:a_b".parse::<MigrationId>().is_ok());
+        let long = "m".repeat(128);
+        let id: MigrationId = long.parse().expect("128 is the limit");
+        assert!(id.part(0).is_err(), "a part id longer than 128 is refused");
+        for bad in ["", "a b", "x/y", "é"] {
+            let e = bad.parse::<MigrationId>().expect_err(bad).to_string();
+            assert!(e.starts_with("migration_id"), "{e}");
+        }
+        let e = serde_json::from_str::<Ttl>("0").expect_err("ttl 0").to_string();
+        assert!(e.contains("ttl_seconds"), "{e}");
+        assert_eq!(serde_json::from_str::<Ttl>("86400").expect("a day").seconds(), 86_400);
+        assert!(serde_json::from_str::<HostName>("\"-x\"").is_err());
+        assert!(serde_json::from_str::<HostName>("\"compute-1.rack2\"").is_ok());
+        assert_eq!(segment("0000:00:02.0/i915-GVTg_V5_4"), "0000:00:02.0%2Fi915-GVTg_V5_4");
+    }
+
+    proptest! {
+        /// A migration id round-trips through JSON exactly when it parses.
+        #[test]
+        fn migration_ids_round_trip(s in "[A-Za-z0-9._:/ -]{0,130}") {
+            let json = serde_json::to_string(&s).expect("json");
+            match (s.parse::<MigrationId>(), serde_json::from_str::<MigrationId>(&json)) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a.as_str(), b.as_str()),
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "{:?} / {:?}", a, b),
+            }
+        }
+    }
+}

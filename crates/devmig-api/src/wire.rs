@@ -1,0 +1,148 @@
+//! Request and response bodies: Serialize and Deserialize both ways, so the services and every
+//! client read and write the same types.
+use devmig_core::DeviceKind;
+use devmig_vendors::{Attributes, DeviceFacts};
+use serde::{Deserialize, Serialize};
+
+use crate::{MigrationId, Ttl};
+
+/// `POST /api/v1/devices/{id}/check`: step b of `version` on the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// The source's version string.
+    pub version: String,
+    /// Add every vendor rule with both values (discovery and the model; no extra write).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
+}
+
+/// `POST /api/v1/match`: every local target for a source version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchBody {
+    /// The source's version string.
+    pub version: String,
+}
+
+/// What a claim reserves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClaimTarget {
+    /// This device.
+    Device(String),
+    /// A new mdev of this type (`PARENT/TYPE-ID`), created for the claim.
+    Type(String),
+    /// Any unclaimed local device that accepts the source.
+    Any,
+}
+
+/// `POST /api/v1/claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The caller's migration id: claiming twice with it returns the same claim.
+    pub migration_id: MigrationId,
+    /// The source's version string.
+    pub source_version: String,
+    /// What to reserve.
+    pub target: ClaimTarget,
+    /// How long the claim holds.
+    pub ttl_seconds: Ttl,
+}
+
+/// Where a claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimState {
+    /// The device is reserved.
+    Active,
+    /// Released by the caller.
+    Released,
+    /// Its ttl passed.
+    Expired,
+    /// Its device vanished while the agent was down (reported, not dropped).
+    Orphaned,
+}
+
+impl ClaimState {
+    /// The state as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Active => "active",
+            ClaimState::Released => "released",
+            ClaimState::Expired => "expired",
+            ClaimState::Orphaned => "orphaned",
+        }
+    }
+}
+
+/// One claim, as the agent stores and answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Claim id (UUID).
+    pub id: String,
+    /// The caller's migration id (idempotency key).
+    pub migration_id: String,
+    /// The reserved device.
+    pub device: String,
+    /// True when the agent created the device (an mdev) for this claim and removes it on release.
+    pub created_mdev: bool,
+    /// The source version the device accepted.
+    pub source_version: String,
+    /// What was asked: `device:<id>`, `type:<parent/type>` or `any`.
+    pub request: String,
+    /// State.
+    pub state: ClaimState,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// What happened to it, when it matters (orphaned, removal failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `GET /api/v1/claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimList {
+    /// Active and orphaned claims.
+    pub claims: Vec<Claim>,
+}
+
+/// One host's devices at one generation (schema `devmig.host-report/v1`), pushed by its agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostReport {
+    /// The host's name (what `HOST:DEVICE` and the fleet call it).
+    pub host: String,
+    /// Where the fleet reaches this host's agent (`http://10.0.0.7:7070`).
+    pub url: String,
+    /// The agent's persistent identity: the fleet refuses a report for a host name that
+    /// another identity holds.
+    pub identity: String,
+    /// Strictly increasing per host: the fleet ignores a report older than what it holds.
+    pub generation: u64,
+    /// Migratable devices.
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// One migratable device as the fleet indexes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRecord {
+    /// Device id (PCI address, mdev UUID or PARENT/TYPE-ID).
+    pub id: String,
+    /// Node kind.
+    pub kind: DeviceKind,
+    /// The vendor model (`i915`).
+    pub model: String,
+    /// Its version string (what it would send as a migration source).
+    pub version: String,
+    /// Typed step-a attributes (what it offers as a target).
+    pub attributes: Attributes,
+    /// What the vendor model read (lets the fleet ask "what if the driver were upgraded").
+    pub facts: DeviceFacts,
+    /// Free to be a target: not claimed (a type: instances available).
+    pub free: bool,
+}
