@@ -4,7 +4,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::{ADMIN, READ, call, call_raw, host_a, host_b, lab, seg};
+use common::{ADMIN, READ, call, call_raw, check, host_a, host_b, lab, seg};
 use devmig_core::tree::example_uuids::{A_MTTY, A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
 use serde_json::{Value, json};
 
@@ -82,27 +82,13 @@ async fn bad_input_is_refused_before_it_reaches_sysfs() {
 async fn cross_host_check_through_two_agents() {
     let (a, b) = (host_a(), host_b());
     let v = version_on(&a, A_VGPU).await;
-    let (s, r) = call(
-        &b,
-        Method::POST,
-        &format!("/api/v1/devices/{B_VGPU_HALF}/check"),
-        Some(ADMIN),
-        Some(json!({"version": v})),
-    )
-    .await;
+    let (s, r) = check(&b, B_VGPU_HALF, &v).await;
     assert_eq!(
         (s, r["verdict"].as_str(), r["to"]["source"].as_str()),
         (StatusCode::OK, Some("compatible"), Some("kernel")),
         "{r}"
     );
-    let (s, r) = call(
-        &b,
-        Method::POST,
-        &format!("/api/v1/devices/{B_VGPU_EIGHTH}/check"),
-        Some(ADMIN),
-        Some(json!({"version": v})),
-    )
-    .await;
+    let (s, r) = check(&b, B_VGPU_EIGHTH, &v).await;
     assert_eq!((s, r["verdict"].as_str()), (StatusCode::OK, Some("incompatible")));
     let codes: Vec<&str> =
         r["reasons"].as_array().expect("reasons").iter().filter_map(|x| x["code"].as_str()).collect();
@@ -340,14 +326,7 @@ async fn a_check_writes_the_target_once_and_match_takes_the_devices_lock() {
     let b = lab(&spec, Duration::from_secs(10));
     let v = version_on(&a, A_VGPU).await;
     let writes = |device: &str| b.mounted.host().version_writes(device);
-    let (s, r) = call(
-        &b,
-        Method::POST,
-        &format!("/api/v1/devices/{B_VGPU_EIGHTH}/check"),
-        Some(ADMIN),
-        Some(json!({"version": v})),
-    )
-    .await;
+    let (s, r) = check(&b, B_VGPU_EIGHTH, &v).await;
     assert_eq!((s, r["verdict"].as_str()), (StatusCode::OK, Some("incompatible")), "{r}");
     assert_eq!(writes(B_VGPU_EIGHTH), 1, "a refused check is one write(2), its reasons come from the model");
 

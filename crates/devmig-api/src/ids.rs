@@ -4,22 +4,65 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
 
-/// A caller's migration id, the idempotency key of claims and placements:
-/// 1..=128 of `[A-Za-z0-9._:-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MigrationId(String);
+/// A validated string: `FromStr` and serde (`try_from`/`into` String) both apply `$valid`,
+/// naming `$what` and `$rule` in the error.
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $rule:literal, $valid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ApiError;
+            fn from_str(s: &str) -> Result<Self, ApiError> {
+                let valid: fn(&str) -> bool = $valid;
+                if valid(s) { Ok($name(s.to_string())) } else { Err(ApiError::invalid($what, s, $rule)) }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ApiError;
+            fn try_from(s: String) -> Result<Self, ApiError> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// A caller's migration id, the idempotency key of claims and placements:
+    /// 1..=128 of `[A-Za-z0-9._:-]`.
+    MigrationId,
+    "migration_id",
+    "1..=128 of [A-Za-z0-9._:-]",
+    |s| (1..=MIGRATION_ID_MAX_LEN).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+);
+
+/// Longest migration id.
+pub const MIGRATION_ID_MAX_LEN: usize = 128;
 
 impl MigrationId {
-    /// Longest id.
-    pub const MAX_LEN: usize = 128;
-    const RULE: &'static str = "1..=128 of [A-Za-z0-9._:-]";
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The id of part `n` of a multi-device migration (`<id>.<n>`), as the fleet claims each
     /// target on an agent; an error when it would be too long.
     pub fn part(&self, n: usize) -> Result<MigrationId, ApiError> {
@@ -27,83 +70,21 @@ impl MigrationId {
     }
 }
 
-impl std::str::FromStr for MigrationId {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Self, ApiError> {
-        let ok = (1..=Self::MAX_LEN).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-        if ok { Ok(MigrationId(s.to_string())) } else { Err(ApiError::invalid("migration_id", s, Self::RULE)) }
-    }
-}
-
-impl TryFrom<String> for MigrationId {
-    type Error = ApiError;
-    fn try_from(s: String) -> Result<Self, ApiError> {
-        s.parse()
-    }
-}
-
-impl From<MigrationId> for String {
-    fn from(m: MigrationId) -> String {
-        m.0
-    }
-}
-
-impl std::fmt::Display for MigrationId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// True for a host name as agents report it and `HOST:DEVICE` names it: 1..=253 of
-/// `[A-Za-z0-9._-]`, starting with a letter or digit.
+/// `[A-Za-z0-9._-]`, starting with a letter or digit (so never `.`, `..` or `-`).
 pub fn valid_host_name(h: &str) -> bool {
     (1..=253).contains(&h.len())
         && h.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// A host name ([`valid_host_name`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct HostName(String);
-
-impl HostName {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for HostName {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Self, ApiError> {
-        if valid_host_name(s) {
-            Ok(HostName(s.to_string()))
-        } else {
-            Err(ApiError::invalid("host", s, "1..=253 of [A-Za-z0-9._-], starting with a letter or digit"))
-        }
-    }
-}
-
-impl TryFrom<String> for HostName {
-    type Error = ApiError;
-    fn try_from(s: String) -> Result<Self, ApiError> {
-        s.parse()
-    }
-}
-
-impl From<HostName> for String {
-    fn from(h: HostName) -> String {
-        h.0
-    }
-}
-
-impl std::fmt::Display for HostName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+validated_string!(
+    /// A host name ([`valid_host_name`]).
+    HostName,
+    "host",
+    "1..=253 of [A-Za-z0-9._-], starting with a letter or digit",
+    valid_host_name
+);
 
 /// True for an agent identity: 1..=64 of `[A-Za-z0-9-]` (a UUID as the agent generates it).
 pub fn valid_identity(s: &str) -> bool {

@@ -109,7 +109,13 @@ pub async fn call_raw(lab: &Lab, method: Method, uri: &str, token: &str, body: V
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// The URI path segment of a device id (a type's slash encoded).
+/// The URI path segment of a device id (a type's slash encoded): the API crate's encoder.
 pub fn seg(id: &str) -> String {
-    id.replace('/', "%2F")
+    devmig_api::segment(id)
+}
+
+/// `POST /api/v1/devices/{device}/check` of `version` as an admin.
+pub async fn check(lab: &Lab, device: &str, version: &str) -> (StatusCode, Value) {
+    let uri = format!("/api/v1/devices/{}/check", seg(device));
+    call(lab, Method::POST, &uri, Some(ADMIN), Some(serde_json::json!({ "version": version }))).await
 }
