@@ -83,7 +83,10 @@ pub fn status_of(e: &AgentError) -> StatusCode {
                 failure: devmig_core::IoFailure::Timeout { .. } | devmig_core::IoFailure::DeviceStuck,
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            // Another errno, a sysfs root that went away, the agent's own catalog: the agent's fault.
+            CoreError::Io { .. } | CoreError::Root { .. } | CoreError::Vendor(VendorError::Catalog { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         },
         AgentError::Store(_) | AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
