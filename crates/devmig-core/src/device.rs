@@ -19,6 +19,34 @@ pub enum DeviceKind {
     Mdev,
 }
 
+impl DeviceKind {
+    /// Every kind.
+    pub const ALL: [DeviceKind; 5] =
+        [DeviceKind::Pci, DeviceKind::SriovPf, DeviceKind::SriovVf, DeviceKind::MdevType, DeviceKind::Mdev];
+
+    /// The kind as JSON and the fleet's store spell it (`mdev_type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Pci => "pci",
+            DeviceKind::SriovPf => "sriov_pf",
+            DeviceKind::SriovVf => "sriov_vf",
+            DeviceKind::MdevType => "mdev_type",
+            DeviceKind::Mdev => "mdev",
+        }
+    }
+
+    /// The kind [`DeviceKind::as_str`] spells `name`.
+    pub fn from_name(name: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// PCI identification of a function, as sysfs shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PciInfo {
@@ -160,5 +188,19 @@ impl Device {
             problems: Vec::new(),
             facts: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceKind;
+
+    #[test]
+    fn kind_names_are_the_json_names() {
+        for k in DeviceKind::ALL {
+            assert_eq!(serde_json::to_value(k).expect("json"), k.as_str());
+            assert_eq!(DeviceKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(DeviceKind::from_name("gpu"), None);
     }
 }

@@ -29,6 +29,16 @@ pub enum CallFailure {
     },
 }
 
+impl CallFailure {
+    /// The reason code a probe records for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallFailure::Unreachable { .. } => "agent_unreachable",
+            CallFailure::Refused { .. } => "agent_refused",
+        }
+    }
+}
+
 impl std::fmt::Display for CallFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::FleetError;
+use crate::placement::HostOutcome;
 use crate::placement::Source;
 use crate::store::{DeviceRow, Store};
 
@@ -89,7 +90,7 @@ pub fn explain(
     store: &Store,
     sources: &[Source],
     excluded: &BTreeSet<String>,
-    tried: &HashMap<String, String>,
+    tried: &HashMap<String, HostOutcome>,
     feasible: &BTreeSet<String>,
     now_ms: i64,
 ) -> Result<Explanation, FleetError> {
@@ -162,10 +163,10 @@ pub fn explain(
         if !*ok {
             continue;
         }
-        let code = match tried.get(*host).map(String::as_str) {
-            Some("rejected") => "rejected_in_step_b",
-            Some("unreachable") => "unreachable",
-            Some("claim_failed") => "claim_failed",
+        let code = match tried.get(*host) {
+            Some(HostOutcome::Rejected) => "rejected_in_step_b",
+            Some(HostOutcome::Unreachable) => "unreachable",
+            Some(HostOutcome::ClaimFailed) => "claim_failed",
             _ if feasible.contains(*host) => "not_tried",
             _ => "no_distinct_targets",
         };

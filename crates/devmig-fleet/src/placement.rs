@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use devmig_core::Verdict;
+use devmig_core::{DeviceKind, Reason, Verdict};
 use devmig_vendors::{Registry, Requirement};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ pub struct Assignment {
     /// The target device.
     pub target: String,
     /// Its kind.
-    pub kind: String,
+    pub kind: DeviceKind,
     /// Step b's verdict.
     pub verdict: Verdict,
     /// The agent's claim id, when claimed.
@@ -110,9 +110,10 @@ pub struct Probe {
     /// Verdict, when the agent gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
-    /// Reason codes and details of a non-accepting verdict, or the call's failure.
+    /// The reasons of a non-accepting verdict (as the agent gave them), or the call's failure
+    /// (`agent_unreachable`, `agent_refused`, `claim_failed`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// A host that was verified.
@@ -120,11 +121,39 @@ pub struct Probe {
 pub struct Tried {
     /// Host.
     pub host: String,
-    /// `accepted`, `rejected`, `unreachable`, `claim_failed` or `not_needed` (verified in parallel
-    /// with a better-ranked host that won).
-    pub outcome: String,
+    /// How verifying (and claiming) on it ended.
+    pub outcome: HostOutcome,
     /// Step-b calls made.
     pub probes: Vec<Probe>,
+}
+
+/// How a placement's verification of one host ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOutcome {
+    /// Step b accepted a target for every source.
+    Accepted,
+    /// Step b rejected (or an agent refused) what the host had.
+    Rejected,
+    /// Its agent did not answer in time.
+    Unreachable,
+    /// Step b accepted, then claiming failed on every assignment left.
+    ClaimFailed,
+    /// Verified in parallel with a better-ranked host that won.
+    NotNeeded,
+}
+
+impl HostOutcome {
+    /// The outcome as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOutcome::Accepted => "accepted",
+            HostOutcome::Rejected => "rejected",
+            HostOutcome::Unreachable => "unreachable",
+            HostOutcome::ClaimFailed => "claim_failed",
+            HostOutcome::NotNeeded => "not_needed",
+        }
+    }
 }
 
 /// Milliseconds spent per phase.
@@ -421,8 +450,8 @@ impl Fleet {
             None => {
                 let store = Arc::clone(&self.store);
                 let srcs = sources.clone();
-                let outcomes: std::collections::HashMap<String, String> =
-                    answer.tried.iter().map(|t| (t.host.clone(), t.outcome.clone())).collect();
+                let outcomes: std::collections::HashMap<String, HostOutcome> =
+                    answer.tried.iter().map(|t| (t.host.clone(), t.outcome)).collect();
                 answer.explanation =
                     Some(blocking(move || explain(&store, &srcs, &excluded, &outcomes, &feasible, now)).await?);
             }
@@ -482,7 +511,7 @@ impl Fleet {
                         .map(|(s, &i)| Assignment {
                             source: sources[s].label.clone(),
                             target: host.devices[i].device.clone(),
-                            kind: host.devices[i].kind.clone(),
+                            kind: host.devices[i].kind,
                             verdict: Verdict::accepted(Some(host.devices[i].version.as_str()), &sources[s].version),
                             claim_id: None,
                             claimed_device: None,
@@ -490,7 +519,7 @@ impl Fleet {
                         .collect();
                     let Some(spec) = claim else {
                         for (_, _, other) in &accepted[k + 1..] {
-                            tried[*other].outcome = "not_needed".into();
+                            tried[*other].outcome = HostOutcome::NotNeeded;
                         }
                         let chosen = Chosen { host: host.host.clone(), url: host.url.clone(), assignments: out };
                         return Ok((Some(chosen), tried));
@@ -510,13 +539,13 @@ impl Fleet {
                             let rows: Vec<i64> = assignment
                                 .iter()
                                 .map(|&i| &host.devices[i])
-                                .filter(|d| d.kind != "mdev_type")
+                                .filter(|d| d.kind != DeviceKind::MdevType)
                                 .map(|d| d.row)
                                 .collect();
                             let mid = spec.migration_id.to_string();
                             blocking(move || rows.iter().try_for_each(|r| store.hold(*r, &mid, now_ms()))).await?;
                             for (_, _, other) in &accepted[k + 1..] {
-                                tried[*other].outcome = "not_needed".into();
+                                tried[*other].outcome = HostOutcome::NotNeeded;
                             }
                             let chosen = Chosen { host: host.host.clone(), url: host.url.clone(), assignments: out };
                             return Ok((Some(chosen), tried));
@@ -526,7 +555,7 @@ impl Fleet {
                                 source: sources[s].label.clone(),
                                 target: host.devices[assignment[s]].device.clone(),
                                 verdict: None,
-                                reasons: vec![why],
+                                reasons: vec![Reason::new("claim_failed", why)],
                             });
                             let failed = assignment[s];
                             host.edges[s].retain(|&x| x != failed);
@@ -537,7 +566,7 @@ impl Fleet {
                             match next {
                                 Some(a) => assignment = a,
                                 None => {
-                                    tried[*at].outcome = "claim_failed".into();
+                                    tried[*at].outcome = HostOutcome::ClaimFailed;
                                     break;
                                 }
                             }
@@ -551,16 +580,20 @@ impl Fleet {
 
     /// Step b on one host: checks a matching, drops rejected pairs, re-matches, until every
     /// source has an accepting distinct target or none is left. Any failed call ends the host.
-    async fn verify_host(&self, sources: &[Source], h: &HostCandidates) -> (String, Vec<Probe>, Option<Vec<usize>>) {
+    async fn verify_host(
+        &self,
+        sources: &[Source],
+        h: &HostCandidates,
+    ) -> (HostOutcome, Vec<Probe>, Option<Vec<usize>>) {
         let mut edges = h.edges.clone();
         let mut accepted: BTreeSet<(usize, usize)> = BTreeSet::new();
         let mut probes = Vec::new();
         loop {
-            let Some(assignment) = matching::assign(&edges) else { return ("rejected".into(), probes, None) };
+            let Some(assignment) = matching::assign(&edges) else { return (HostOutcome::Rejected, probes, None) };
             let pending: Vec<(usize, usize)> =
                 assignment.iter().enumerate().map(|(s, &i)| (s, i)).filter(|p| !accepted.contains(p)).collect();
             if pending.is_empty() {
-                return ("accepted".into(), probes, Some(assignment));
+                return (HostOutcome::Accepted, probes, Some(assignment));
             }
             let calls = pending.iter().map(|&(s, i)| {
                 let d = &h.devices[i];
@@ -571,11 +604,7 @@ impl Fleet {
                 match r {
                     Ok(report) => {
                         let ok = report.verdict.is_compatible();
-                        let reasons = if ok {
-                            Vec::new()
-                        } else {
-                            report.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect()
-                        };
+                        let reasons = if ok { Vec::new() } else { report.reasons.clone() };
                         probes.push(Probe {
                             source: sources[s].label.clone(),
                             target,
@@ -589,15 +618,18 @@ impl Fleet {
                         }
                     }
                     Err(f) => {
-                        let outcome =
-                            if matches!(f, CallFailure::Unreachable { .. }) { "unreachable" } else { "rejected" };
+                        let outcome = if matches!(f, CallFailure::Unreachable { .. }) {
+                            HostOutcome::Unreachable
+                        } else {
+                            HostOutcome::Rejected
+                        };
                         probes.push(Probe {
                             source: sources[s].label.clone(),
                             target,
                             verdict: None,
-                            reasons: vec![f.to_string()],
+                            reasons: vec![Reason::new(f.code(), f.to_string())],
                         });
-                        return (outcome.into(), probes, None);
+                        return (outcome, probes, None);
                     }
                 }
             }
@@ -618,7 +650,7 @@ impl Fleet {
             let d = &h.devices[i];
             let claimed = match spec.migration_id.part(s) {
                 Ok(migration_id) => {
-                    let target = if d.kind == "mdev_type" {
+                    let target = if d.kind == DeviceKind::MdevType {
                         ClaimTarget::Type(d.device.clone())
                     } else {
                         ClaimTarget::Device(d.device.clone())

@@ -56,7 +56,7 @@ pub async fn evacuate(
     if devices.is_empty() {
         return Err(FleetError::NotFound(format!("host {host}: the fleet knows no devices there")));
     }
-    let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != "mdev_type").collect();
+    let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != devmig_core::DeviceKind::MdevType).collect();
     // Migration ids take [A-Za-z0-9._:-]; anything else in a prefix becomes '-'.
     let prefix: String = migration_prefix
         .chars()
@@ -137,7 +137,7 @@ pub async fn baseline(fleet: &Fleet, pattern: &str, progress: &Progress) -> Resu
     let versions: BTreeSet<(String, String)> = pool
         .values()
         .flatten()
-        .filter(|d| d.kind != "mdev_type")
+        .filter(|d| d.kind != devmig_core::DeviceKind::MdevType)
         .map(|d| (d.model.clone(), d.version.clone()))
         .collect();
     let total = versions.len() as u64;
@@ -261,13 +261,13 @@ pub async fn what_if(
         .values()
         .chain(rest.values())
         .flatten()
-        .filter(|d| d.kind != "mdev_type" && d.model == change.model)
+        .filter(|d| d.kind != devmig_core::DeviceKind::MdevType && d.model == change.model)
         .map(|d| (d.model.clone(), d.version.clone()))
         .collect();
     let new_versions: BTreeSet<(String, String)> = after
         .values()
         .flatten()
-        .filter(|d| d.kind != "mdev_type" && d.model == change.model)
+        .filter(|d| d.kind != devmig_core::DeviceKind::MdevType && d.model == change.model)
         .map(|d| (d.model.clone(), d.version.clone()))
         .filter(|v| !sources.contains(v))
         .collect();

@@ -59,7 +59,7 @@ pub struct DeviceRow {
     /// Device id.
     pub device: String,
     /// Kind (`sriov_vf`, `mdev`, `mdev_type`, `pci`).
-    pub kind: String,
+    pub kind: devmig_core::DeviceKind,
     /// Vendor model.
     pub model: String,
     /// Version string.
@@ -240,7 +240,7 @@ impl Store {
                 rows.push(vec![
                     Val::Int(host_id),
                     Val::from(d.id.as_str()),
-                    Val::from(kind_name(&d.kind)?),
+                    Val::from(d.kind.as_str()),
                     Val::from(d.model.as_str()),
                     Val::from(d.version.as_str()),
                     Val::Text(to_json(&d.attributes)?),
@@ -329,7 +329,8 @@ impl Store {
                     host: r[2].text().to_string(),
                     url: r[3].text().to_string(),
                     device: r[4].text().to_string(),
-                    kind: r[5].text().to_string(),
+                    kind: devmig_core::DeviceKind::from_name(r[5].text())
+                        .ok_or_else(|| FleetError::Internal(format!("device kind {:?} in the store", r[5].text())))?,
                     model: r[6].text().to_string(),
                     version: r[7].text().to_string(),
                     attributes: serde_json::from_str(r[8].text()).map_err(|e| FleetError::Internal(e.to_string()))?,
@@ -520,13 +521,6 @@ impl Store {
     /// Refreshes the planner's statistics (after a bulk load).
     pub fn analyze(&self) -> Result<(), FleetError> {
         self.pool.writer().batch("ANALYZE")
-    }
-}
-
-fn kind_name(k: &devmig_core::DeviceKind) -> Result<String, FleetError> {
-    match serde_json::to_value(k).map_err(|e| FleetError::Internal(e.to_string()))? {
-        serde_json::Value::String(s) => Ok(s),
-        other => Err(FleetError::Internal(format!("device kind {other}"))),
     }
 }
 

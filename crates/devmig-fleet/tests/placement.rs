@@ -28,16 +28,19 @@ async fn places_and_claims(backend: Backend) {
     let store = lab.fleet.store.clone();
     let devices =
         tokio::task::spawn_blocking(move || store.devices(now_ms(), &|_| true).expect("devices")).await.expect("join");
-    let src = devices.iter().find(|d| d.kind == "mdev" && d.model == "i915").expect("a vGPU source");
-    let nvme =
-        devices.iter().find(|d| d.kind == "sriov_vf" && d.model == "nvme" && d.host == src.host).expect("an NVMe VF");
+    let src =
+        devices.iter().find(|d| d.kind == devmig_core::DeviceKind::Mdev && d.model == "i915").expect("a vGPU source");
+    let nvme = devices
+        .iter()
+        .find(|d| d.kind == devmig_core::DeviceKind::SriovVf && d.model == "nvme" && d.host == src.host)
+        .expect("an NVMe VF");
 
     // One device: placed on another host, the verdict of every tried host listed.
     let p = lab.fleet.place(request(vec![one(&src.host, &src.device)])).await.expect("placement");
     assert!(p.placed, "{p:#?}");
     let host = p.host.clone().expect("host");
     assert_ne!(host, src.host);
-    assert!(p.tried.iter().any(|t| t.host == host && t.outcome == "accepted"));
+    assert!(p.tried.iter().any(|t| t.host == host && t.outcome == devmig_fleet::placement::HostOutcome::Accepted));
     let target = &p.assignments[0].target;
     // Cross-check with the vendor model on the target host's facts (the agent's own records).
     let agent = &lab.sim.hosts.iter().find(|h| h.name == host).expect("sim host").agent;

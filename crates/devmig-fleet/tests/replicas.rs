@@ -121,7 +121,7 @@ async fn a_silent_agent_costs_one_timeout_then_the_next_host_is_tried() {
     let p = fleet.place(req).await.expect("placement");
     let took = started.elapsed();
     assert_eq!(p.tried[0].host, "aaa-silent", "{p:#?}");
-    assert_eq!(p.tried[0].outcome, "unreachable");
+    assert_eq!(p.tried[0].outcome, devmig_fleet::placement::HostOutcome::Unreachable);
     assert!(p.placed, "{p:#?}");
     assert_ne!(p.host.as_deref(), Some("aaa-silent"));
     // Agent timeout is 2 s in these tests: one timeout, not one per device or retry.

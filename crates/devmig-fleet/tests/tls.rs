@@ -77,7 +77,8 @@ async fn fleet_and_agents_speak_mtls_both_ways() {
         tokio::task::spawn_blocking(move || store.devices(now_ms(), &|h| h == "tls-r00-0000").expect("devices"))
             .await
             .expect("join");
-    let src = devices.iter().find(|d| d.model == "mtty" && d.kind == "mdev").expect("an mtty source");
+    let src =
+        devices.iter().find(|d| d.model == "mtty" && d.kind == devmig_core::DeviceKind::Mdev).expect("an mtty source");
     let req = PlacementRequest {
         sources: vec![SourceRef { host: Some(src.host.clone()), device: Some(src.device.clone()), version: None }],
         claim: true,

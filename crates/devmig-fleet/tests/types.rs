@@ -109,7 +109,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
     assert!(p.placed, "{p:#?}");
     assert_eq!(p.assignments[0].target, B_VGPU_HALF);
     let refused =
-        p.tried[0].probes.iter().filter(|pr| pr.reasons.iter().any(|r| r.contains("no_free_instance"))).count();
+        p.tried[0].probes.iter().filter(|pr| pr.reasons.iter().any(|r| r.message.contains("no_free_instance"))).count();
     assert!(refused >= 1, "{p:#?}");
     // Host A's mtty-2 instance, three times: each claim creates a new mtty-2 mdev on host B.
     let mut created = Vec::new();

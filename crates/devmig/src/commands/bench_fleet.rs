@@ -321,7 +321,7 @@ async fn placements(
         .map_err(|e| CliError::Usage(e.to_string()))??;
     let calls: Vec<(String, String, String, String)> = devices
         .iter()
-        .filter(|d| d.kind != "mdev_type")
+        .filter(|d| d.kind != devmig_core::DeviceKind::MdevType)
         .flat_map(|d| sources.iter().map(move |s| (d.host.clone(), d.url.clone(), d.device.clone(), s.version.clone())))
         .collect();
     let n = calls.len();

@@ -134,7 +134,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                     (None, true, _) => "free".into(),
                     (None, false, _) => "in use".into(),
                 };
-                vec![d.host.clone(), d.device.clone(), d.kind.clone(), d.version.clone(), state]
+                vec![d.host.clone(), d.device.clone(), d.kind.to_string(), d.version.clone(), state]
             });
             table(out, &["HOST", "DEVICE", "KIND", "VERSION", "STATE"], rows)?;
             Ok(0)
@@ -277,11 +277,13 @@ fn render_placement(p: &Placement, out: &mut dyn Write) -> Result<(), CliError> 
                     if pr.reasons.is_empty() {
                         format!("{} {v}", pr.target)
                     } else {
-                        format!("{} {v}: {}", pr.target, pr.reasons.join("; "))
+                        let why: Vec<String> =
+                            pr.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect();
+                        format!("{} {v}: {}", pr.target, why.join("; "))
                     }
                 })
                 .collect();
-            vec![t.host.clone(), t.outcome.clone(), probes.join(" | ")]
+            vec![t.host.clone(), t.outcome.as_str().to_string(), probes.join(" | ")]
         });
         table(out, &["HOST", "OUTCOME", "STEP B"], rows)?;
     }
