@@ -55,6 +55,10 @@ pub enum AgentError {
     /// A failure inside the agent (a task that did not finish, bad state).
     #[error("{0}")]
     Internal(String),
+    /// A configuration (config file, token file, TLS files) is malformed; the text names the
+    /// file and what is wrong. Raised at start, never answered to a request.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The status code of an error: the one place that decides it.
@@ -88,7 +92,7 @@ pub fn status_of(e: &AgentError) -> StatusCode {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         },
-        AgentError::Store(_) | AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AgentError::Store(_) | AgentError::Internal(_) | AgentError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -120,6 +124,7 @@ pub fn code_of(e: &AgentError) -> &'static str {
         AgentError::Core(_) => "sysfs_error",
         AgentError::Store(_) => "store_error",
         AgentError::Internal(_) => "internal_error",
+        AgentError::Config(_) => "config_error",
     }
 }
 
@@ -134,7 +139,9 @@ impl AgentError {
             // Say nothing about which token or why.
             AgentError::Unauthorized | AgentError::Forbidden => self.to_string(),
             // Internals stay in the log.
-            AgentError::Store(_) | AgentError::Internal(_) => "internal error; see the agent's log".to_string(),
+            AgentError::Store(_) | AgentError::Internal(_) | AgentError::Config(_) => {
+                "internal error; see the agent's log".to_string()
+            }
             other => devmig_core::error_chain(other),
         };
         let problem = Problem::new(status.as_u16(), code, detail);
@@ -147,7 +154,7 @@ impl AgentError {
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
-        if matches!(self, AgentError::Store(_) | AgentError::Internal(_)) {
+        if matches!(self, AgentError::Store(_) | AgentError::Internal(_) | AgentError::Config(_)) {
             tracing::error!(error = %devmig_core::error_chain(&self), "request failed");
         }
         let status = status_of(&self);

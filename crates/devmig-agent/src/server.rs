@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, app};
-use crate::{Agent, AgentOptions, Tokens};
+use crate::{Agent, AgentError, AgentOptions, Tokens};
 
 pub use crate::serving::SHUTDOWN_GRACE;
 
@@ -60,17 +60,19 @@ fn default_workers() -> usize {
 
 impl AgentConfig {
     /// Parses a config file's text.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
-        let c: AgentConfig =
-            toml::from_str(text).map_err(|e| format!("agent config {origin}: {}", e.to_string().trim()))?;
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, AgentError> {
+        let c: AgentConfig = toml::from_str(text)
+            .map_err(|e| AgentError::Config(format!("agent config {origin}: {}", e.to_string().trim())))?;
         if c.timeout_ms == 0 || c.io_workers == 0 {
-            return Err(format!("agent config {origin}: timeout_ms and io_workers must be at least 1"));
+            return Err(AgentError::Config(format!(
+                "agent config {origin}: timeout_ms and io_workers must be at least 1"
+            )));
         }
         Ok(c)
     }
 
     /// Opens the agent this configuration describes.
-    pub fn open(&self, registry: devmig_vendors::Registry) -> Result<AppState, String> {
+    pub fn open(&self, registry: devmig_vendors::Registry) -> Result<AppState, AgentError> {
         let tokens = Tokens::load(&self.token_file)?;
         let options = AgentOptions {
             sysfs_root: self.sysfs_root.clone(),
@@ -79,7 +81,8 @@ impl AgentConfig {
             io_workers: self.io_workers,
             shared_io: None,
         };
-        let agent = Agent::open(&options, registry).map_err(|e| format!("opening the agent: {e}"))?;
+        let agent =
+            Agent::open(&options, registry).map_err(|e| AgentError::Config(format!("opening the agent: {e}")))?;
         Ok(AppState { agent: Arc::new(agent), tokens: Arc::new(tokens) })
     }
 }

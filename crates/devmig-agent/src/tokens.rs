@@ -5,6 +5,8 @@ use std::path::Path;
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
+
+use crate::AgentError;
 use sha2::{Digest, Sha256};
 
 /// What a token may do.
@@ -85,54 +87,57 @@ pub use devmig_api::valid_host_name;
 impl Tokens {
     /// Parses a token file: `[[token]]` tables with `name`, `scope` (`read`|`admin`|`report`),
     /// `secret` (>= 16 printable characters) and, for `report` tokens (only for them), `host`.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
-        let file: TokenFile =
-            toml::from_str(text).map_err(|e| format!("token file {origin}: {}", e.to_string().trim()))?;
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, AgentError> {
+        let file: TokenFile = toml::from_str(text)
+            .map_err(|e| AgentError::Config(format!("token file {origin}: {}", e.to_string().trim())))?;
         let entries = file.token.into_iter().map(|t| (t.name, t.scope, t.host, t.secret));
-        Self::from_entries(entries).map_err(|e| format!("token file {origin}: {e}"))
+        Self::from_entries(entries).map_err(|e| AgentError::Config(format!("token file {origin}: {e}")))
     }
 
     /// Builds the tokens from `(name, scope, host, secret)` entries, validated as a file's are.
     pub fn from_entries(
         entries: impl IntoIterator<Item = (String, Scope, Option<String>, String)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AgentError> {
         let mut by_digest = HashMap::new();
         let mut names = std::collections::HashSet::new();
         for (i, (name, scope, host, secret)) in entries.into_iter().enumerate() {
             if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!("token[{i}].secret must be at least 16 printable characters"));
+                return Err(AgentError::Config(format!("token[{i}].secret must be at least 16 printable characters")));
             }
             match (scope, &host) {
                 (Scope::Report, None) => {
-                    return Err(format!(
+                    return Err(AgentError::Config(format!(
                         "token[{i}] ({name:?}) has scope report and no host: a report token is bound to the one \
                          host it reports (host = \"...\")"
-                    ));
+                    )));
                 }
                 (Scope::Report, Some(h)) if !valid_host_name(h) => {
-                    return Err(format!("token[{i}].host {h:?} is not a valid host name"));
+                    return Err(AgentError::Config(format!("token[{i}].host {h:?} is not a valid host name")));
                 }
                 (Scope::Read | Scope::Admin, Some(_)) => {
-                    return Err(format!("token[{i}] ({name:?}): only report tokens are bound to a host"));
+                    return Err(AgentError::Config(format!(
+                        "token[{i}] ({name:?}): only report tokens are bound to a host"
+                    )));
                 }
                 _ => {}
             }
             if !names.insert(name.clone()) {
-                return Err(format!("token[{i}].name {name:?} is listed twice"));
+                return Err(AgentError::Config(format!("token[{i}].name {name:?} is listed twice")));
             }
             if by_digest.insert(digest(secret.as_bytes()), Caller { name: name.clone(), scope, host }).is_some() {
-                return Err(format!("token[{i}] ({name:?}) has the secret of another token"));
+                return Err(AgentError::Config(format!("token[{i}] ({name:?}) has the secret of another token")));
             }
         }
         if by_digest.is_empty() {
-            return Err("no [[token]] entries".into());
+            return Err(AgentError::Config("no [[token]] entries".into()));
         }
         Ok(Tokens { by_digest })
     }
 
     /// Reads a token file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AgentError::Config(format!("token file {}: {e}", path.display())))?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -178,17 +183,19 @@ mod tests {
         assert_eq!(who(&t, b"0123456789abcdeg"), None);
         assert_eq!(who(&t, b""), None);
         let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"admin\"\nsecret = \"short\"\n", "t")
-            .expect_err("short");
+            .expect_err("short")
+            .to_string();
         assert!(e.contains("token[0].secret"), "{e}");
         let e = Tokens::from_toml("[[token]]\nname = \"x\"\nscope = \"root\"\nsecret = \"0123456789abcdef\"\n", "t")
-            .expect_err("scope");
+            .expect_err("scope")
+            .to_string();
         assert!(e.contains("root"), "{e}");
     }
 
     #[test]
     fn report_tokens_are_bound_to_one_valid_host_and_only_they_are() {
         let unbound = "[[token]]\nname = \"agents\"\nscope = \"report\"\nsecret = \"0123456789abcdef\"\n";
-        let e = Tokens::from_toml(unbound, "t").expect_err("unbound report token");
+        let e = Tokens::from_toml(unbound, "t").expect_err("unbound report token").to_string();
         assert!(e.contains("bound to the one host"), "{e}");
         for bad in [".", "..", "-", "a/b", "a b", ""] {
             let text = format!(
@@ -198,10 +205,14 @@ mod tests {
         }
         let admin_with_host =
             "[[token]]\nname = \"a\"\nscope = \"admin\"\nhost = \"h1\"\nsecret = \"0123456789abcdef\"\n";
-        assert!(Tokens::from_toml(admin_with_host, "t").expect_err("admin host").contains("only report tokens"));
+        assert!(
+            Tokens::from_toml(admin_with_host, "t").expect_err("admin host").to_string().contains("only report tokens")
+        );
         let same_secret = "[[token]]\nname = \"a\"\nscope = \"read\"\nsecret = \"0123456789abcdef\"\n\
                            [[token]]\nname = \"b\"\nscope = \"admin\"\nsecret = \"0123456789abcdef\"\n";
-        assert!(Tokens::from_toml(same_secret, "t").expect_err("same secret").contains("secret of another"));
+        assert!(
+            Tokens::from_toml(same_secret, "t").expect_err("same secret").to_string().contains("secret of another")
+        );
     }
 
     #[test]

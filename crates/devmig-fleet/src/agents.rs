@@ -88,32 +88,34 @@ impl AgentCredentials {
     /// An agent token file: the secret alone (one trailing newline dropped), or TOML with
     /// `[agents]` (`host = "secret"`, one per host) and an optional `default = "secret"` for the
     /// hosts it does not list.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, FleetError> {
         if let Ok(file) = toml::from_str::<CredentialFile>(text) {
             if file.default.is_none() && file.agents.is_empty() {
-                return Err(format!("agent token file {origin}: neither `default` nor `[agents]` entries"));
+                return Err(FleetError::Config(format!(
+                    "agent token file {origin}: neither `default` nor `[agents]` entries"
+                )));
             }
             for (host, secret) in
                 file.agents.iter().map(|(h, s)| (h.as_str(), s)).chain(file.default.iter().map(|s| ("default", s)))
             {
                 if !valid_secret(secret) {
-                    return Err(format!(
+                    return Err(FleetError::Config(format!(
                         "agent token file {origin}: the secret of {host} must be printable, without spaces"
-                    ));
+                    )));
                 }
             }
             for host in file.agents.keys() {
                 if !devmig_agent::valid_host_name(host) {
-                    return Err(format!("agent token file {origin}: {host:?} is not a host name"));
+                    return Err(FleetError::Config(format!("agent token file {origin}: {host:?} is not a host name")));
                 }
             }
             return Ok(AgentCredentials { default: file.default, per_host: file.agents });
         }
         let token = text.strip_suffix('\n').unwrap_or(text);
         if !valid_secret(token) {
-            return Err(format!(
+            return Err(FleetError::Config(format!(
                 "agent token file {origin}: expected one printable token, or TOML with `default` and `[agents]`"
-            ));
+            )));
         }
         Ok(Self::single(token.to_string()))
     }
@@ -167,7 +169,7 @@ impl Agents {
         devmig_agent::tls::ensure_default_provider();
         let mut builder = reqwest::Client::builder().connect_timeout(timeout).pool_max_idle_per_host(4);
         if let Some(t) = tls {
-            let config = t.client_config().map_err(|e| FleetError::BadRequest(format!("agent TLS: {e}")))?;
+            let config = t.client_config().map_err(|e| FleetError::Config(format!("agent TLS: {e}")))?;
             builder = builder.tls_backend_preconfigured(config);
         }
         let http = builder.build().map_err(|e| FleetError::Internal(format!("HTTP client: {e}")))?;

@@ -44,6 +44,10 @@ pub enum FleetError {
     /// The caller lacks the scope.
     #[error("{0}")]
     Forbidden(String),
+    /// A configuration file (agent token file, TLS files) is malformed; the text names it.
+    /// Raised at start, never answered to a request.
+    #[error("{0}")]
+    Config(String),
     /// A bug or an unexpected state.
     #[error("internal: {0}")]
     Internal(String),
@@ -67,7 +71,7 @@ impl FleetError {
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FleetError::Forbidden(_) => StatusCode::FORBIDDEN,
             FleetError::Agent { .. } => StatusCode::BAD_GATEWAY,
-            FleetError::Db(_) | FleetError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            FleetError::Db(_) | FleetError::Internal(_) | FleetError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -86,6 +90,7 @@ impl FleetError {
             FleetError::Agent { .. } => "agent_failed",
             FleetError::Db(_) => "database",
             FleetError::Internal(_) => "internal",
+            FleetError::Config(_) => "config_error",
         }
     }
 }

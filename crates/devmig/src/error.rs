@@ -16,6 +16,9 @@ pub enum CliError {
     /// The emulator failed (bad spec, mount).
     #[error(transparent)]
     Sim(#[from] devmig_simfs::SimError),
+    /// Starting the agent here failed (its config, tokens, TLS files, state).
+    #[error(transparent)]
+    Agent(#[from] devmig_agent::AgentError),
     /// A fleet verb run against the database here failed.
     #[error("fleet: {0}")]
     Fleet(#[from] devmig_fleet::FleetError),
@@ -80,6 +83,8 @@ impl CliError {
             CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
             CliError::Remote { status: 400 | 401 | 403 | 404 | 413, .. } => 2,
             CliError::Remote { status: 409 | 422, .. } => 1,
+            CliError::Agent(devmig_agent::AgentError::Config(_)) => 2,
+            CliError::Fleet(devmig_fleet::FleetError::Config(_)) => 2,
             CliError::Fleet(e) => match e.status().as_u16() {
                 400 | 401 | 403 | 404 | 405 | 413 => 2,
                 409 => 1,

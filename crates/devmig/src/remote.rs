@@ -60,7 +60,7 @@ impl TlsClient {
             client_key: self.client_key.clone(),
         }
         .client_config()
-        .map_err(CliError::Usage)
+        .map_err(CliError::from)
     }
 }
 

@@ -13,13 +13,12 @@ fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
     let mut c = match &args.config {
         Some(path) => {
             let text = CliError::read_input(path, "agent config")?;
-            AgentConfig::from_toml(&text, &path.display().to_string()).map_err(CliError::Usage)?
+            AgentConfig::from_toml(&text, &path.display().to_string())?
         }
         None => {
             let token_file =
                 args.token_file.clone().ok_or_else(|| CliError::Usage("give --config or --token-file".into()))?;
-            AgentConfig::from_toml(&format!("token_file = {:?}", token_file.display().to_string()), "flags")
-                .map_err(CliError::Usage)?
+            AgentConfig::from_toml(&format!("token_file = {:?}", token_file.display().to_string()), "flags")?
         }
     };
     // Flags win over the file; the global --sysfs-root and --timeout-ms count when not left at their defaults.
@@ -108,8 +107,8 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests in one process) keeps the first subscriber.
     let _ = if c.log_json { builder.json().try_init() } else { builder.try_init() };
-    let state = c.open(registry.clone()).map_err(CliError::Usage)?;
-    let tls = c.tls.as_ref().map(|t| t.server_config()).transpose().map_err(CliError::Usage)?;
+    let state = c.open(registry.clone())?;
+    let tls = c.tls.as_ref().map(|t| t.server_config()).transpose()?;
     let scheme = match (&tls, c.tls.as_ref().and_then(|t| t.client_ca.as_ref())) {
         (None, _) => "http",
         (Some(_), None) => "https",

@@ -22,7 +22,7 @@ pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result
     let agent_credentials = match (&db.agent_token_file, needs_agents) {
         (Some(f), _) => {
             let text = CliError::read_input(f, "agent token file")?;
-            AgentCredentials::parse(&text, &f.display().to_string()).map_err(CliError::Usage)?
+            AgentCredentials::parse(&text, &f.display().to_string())?
         }
         (None, true) => return Err(CliError::Usage("this verb calls agents: give --agent-token-file".into())),
         (None, false) => AgentCredentials::default(),
@@ -78,8 +78,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                         key: key.clone(),
                         client_ca: tls_client_ca.clone(),
                     }
-                    .server_config()
-                    .map_err(CliError::Usage)?,
+                    .server_config()?,
                 ),
                 _ => None,
             };
@@ -315,7 +314,7 @@ fn serve(
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEVMIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let tokens = Arc::new(devmig_agent::Tokens::load(token_file).map_err(CliError::Usage)?);
+    let tokens = Arc::new(devmig_agent::Tokens::load(token_file)?);
     let opts = options(db, pool_size.max(1), true)?;
     // Listen first: a fleet that cannot serve creates no database.
     let listener = std::net::TcpListener::bind(listen)

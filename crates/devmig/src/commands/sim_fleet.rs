@@ -116,7 +116,7 @@ pub async fn start_lab(
     let addr =
         listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
     let url = format!("http://{addr}");
-    let tokens = Arc::new(Tokens::from_entries(entries).map_err(CliError::Usage)?);
+    let tokens = Arc::new(Tokens::from_entries(entries)?);
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let f = fleet.clone();
     tokio::spawn(async move {
@@ -130,7 +130,7 @@ pub async fn start_lab(
     let links = SimLinks {
         fleet_url: Some(url.clone()),
         report_secret_base: secrets.report.clone(),
-        agent_tokens: Arc::new(Tokens::from_toml(&agent_tokens, "generated").map_err(CliError::Usage)?),
+        agent_tokens: Arc::new(Tokens::from_toml(&agent_tokens, "generated")?),
         interval: Duration::from_secs(30),
         agent_tls: None,
         fleet_client: reqwest::Client::new(),
