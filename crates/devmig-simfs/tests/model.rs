@@ -2,7 +2,8 @@
 //! property test of create/remove/aggregator against a simple reference model.
 use std::collections::BTreeMap;
 
-use devmig_simfs::host::{Errno, Host};
+use devmig_simfs::host::{Errno, Host, Kind};
+use devmig_simfs::nodes::ROOT;
 use devmig_simfs::spec::{EXAMPLE_HOST_A, HostSpec};
 use devmig_vendors::{Catalog, Registry};
 use proptest::prelude::*;
@@ -71,6 +72,85 @@ fn uuid(u: u8) -> String {
     format!("00000000-0000-4000-8000-0000000000{u:02x}")
 }
 
+/// Every visible path of the tree (links not followed): `dir`, `file`, or `-> target`.
+fn tree(h: &Host) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![(ROOT, String::new())];
+    while let Some((dir, prefix)) = todo.pop() {
+        for (ino, kind, name) in h.readdir(dir).expect("readdir") {
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            match kind {
+                Kind::Dir => {
+                    out.insert(path.clone(), "dir".to_string());
+                    todo.push((ino, format!("{path}/")));
+                }
+                Kind::File => {
+                    out.insert(path, "file".to_string());
+                }
+                Kind::Link => {
+                    let target = String::from_utf8_lossy(&h.readlink(ino).expect("readlink")).into_owned();
+                    out.insert(path, format!("-> {target}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one mdev of each type adds to the tree, with its uuid as `{U}`: learned once by
+/// creating one on a fresh host (and checked to add nothing else and remove nothing); `None`
+/// for a type the host has no room for (the reference never creates one either).
+fn mdev_templates(base: &BTreeMap<String, String>) -> Vec<Option<BTreeMap<String, String>>> {
+    let probe = "11111111-2222-4333-8444-555555555555";
+    TYPES
+        .iter()
+        .map(|(name, _)| {
+            let mut h = host();
+            let create = ino(&h, &format!("{GPU_TYPES}/{name}/create"));
+            if h.write(create, probe.as_bytes()) == Err(Errno(libc::EUSERS)) {
+                return None;
+            }
+            let after = tree(&h);
+            assert!(base.keys().all(|k| after.contains_key(k)), "creating an mdev removed a path");
+            after
+                .into_iter()
+                .filter(|(k, _)| !base.contains_key(k))
+                .map(|(k, v)| {
+                    assert!(k.contains(probe) || v.contains(probe), "creating an mdev added {k} {v}");
+                    (k.replace(probe, "{U}"), v.replace(probe, "{U}"))
+                })
+                .collect::<BTreeMap<_, _>>()
+                .into()
+        })
+        .collect()
+}
+
+/// The fresh host's tree and the mdev templates, learned once for every case.
+type Trees = (BTreeMap<String, String>, Vec<Option<BTreeMap<String, String>>>);
+static TREES: std::sync::LazyLock<Trees> = std::sync::LazyLock::new(|| {
+    let base = tree(&host());
+    let templates = mdev_templates(&base);
+    (base, templates)
+});
+
+/// The tree the reference expects: the fresh host's, plus each mdev's template.
+fn expected_tree(
+    base: &BTreeMap<String, String>,
+    templates: &[Option<BTreeMap<String, String>>],
+    r: &Reference,
+) -> BTreeMap<String, String> {
+    let mut t = base.clone();
+    for (u, (ty, _)) in &r.mdevs {
+        let id = uuid(*u);
+        let template = templates[*ty].as_ref().expect("the reference created a type the host has no room for");
+        t.extend(template.iter().map(|(k, v)| (k.replace("{U}", &id), v.replace("{U}", &id))));
+    }
+    t
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -78,6 +158,7 @@ proptest! {
     fn create_remove_aggregate_match_the_reference(ops in prop::collection::vec(op(), 1..30)) {
         let mut h = host();
         let mut r = Reference::default();
+        let (base, templates) = &*TREES;
         for op in ops {
             match op {
                 Op::Create(u, t) => {
@@ -124,6 +205,11 @@ proptest! {
             }
             let listed = h.nodes().lookup("sys/bus/mdev/devices", true).map(|d| h.readdir(d).expect("readdir").len() - 2);
             prop_assert_eq!(listed, Some(r.mdevs.len() + 3));
+            // The whole visible tree, not only the counts: nothing added, left or lost.
+            let (actual, expected) = (tree(&h), expected_tree(base, templates, &r));
+            let extra: Vec<&String> = actual.keys().filter(|k| !expected.contains_key(*k)).collect();
+            let missing: Vec<&String> = expected.keys().filter(|k| !actual.contains_key(*k)).collect();
+            prop_assert!(actual == expected, "extra {:?}, missing {:?}", extra, missing);
         }
     }
 }
