@@ -183,15 +183,15 @@ impl PgWorker {
                     }
                 }
             })
-            .map_err(|e| FleetError::Db(format!("starting a connection thread: {e}")))?;
-        ready_rx.recv().map_err(|_| FleetError::Db("the connection thread died".into()))??;
+            .map_err(|e| FleetError::db_from("starting a connection thread", e))?;
+        ready_rx.recv().map_err(|_| FleetError::db("the connection thread died"))??;
         Ok(PgWorker { jobs })
     }
 
     fn ask<R>(&self, make: impl FnOnce(mpsc::Sender<Result<R, FleetError>>) -> PgJob) -> Result<R, FleetError> {
         let (tx, rx) = mpsc::channel();
-        self.jobs.send(make(tx)).map_err(|_| FleetError::Db("the connection thread is gone".into()))?;
-        rx.recv().map_err(|_| FleetError::Db("the connection thread is gone".into()))?
+        self.jobs.send(make(tx)).map_err(|_| FleetError::db("the connection thread is gone"))?;
+        rx.recv().map_err(|_| FleetError::db("the connection thread is gone"))?
     }
 }
 
@@ -205,14 +205,15 @@ impl std::fmt::Debug for Conn {
 }
 
 fn sqlite_err(e: rusqlite::Error) -> FleetError {
-    FleetError::Db(e.to_string())
+    FleetError::db_from("SQLite", e)
 }
 
 fn pg_err(e: postgres::Error) -> FleetError {
-    match e.as_db_error() {
-        Some(db) => FleetError::Db(format!("{}: {}", db.code().code(), db.message())),
-        None => FleetError::Db(e.to_string()),
-    }
+    let what = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL {}", db.code().code()),
+        None => "PostgreSQL".to_string(),
+    };
+    FleetError::db_from(what, e)
 }
 
 impl rusqlite::ToSql for Val {
@@ -282,7 +283,7 @@ impl Conn {
                             rusqlite::types::ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
                             rusqlite::types::ValueRef::Null => Val::Null,
                             other => {
-                                return Err(FleetError::Db(format!("unexpected column type {:?}", other.data_type())));
+                                return Err(FleetError::db(format!("unexpected column type {:?}", other.data_type())));
                             }
                         });
                     }
@@ -343,7 +344,7 @@ impl Pool {
                     let c = if create {
                         if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                             std::fs::create_dir_all(dir)
-                                .map_err(|e| FleetError::Db(format!("{}: {e}", dir.display())))?;
+                                .map_err(|e| FleetError::db_from(format!("creating {}", dir.display()), e))?;
                         }
                         rusqlite::Connection::open(path)
                     } else if !Path::new(path).is_file() {
@@ -357,7 +358,7 @@ impl Pool {
                             F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_URI | F::SQLITE_OPEN_NO_MUTEX,
                         )
                     }
-                    .map_err(|e| FleetError::Db(format!("{path}: {e}")))?;
+                    .map_err(|e| FleetError::db_from(format!("opening {path}"), e))?;
                     // Before any pragma writes to it: a file without devmig's schema stays untouched.
                     if !create && !crate::schema::present_sqlite(&c)? {
                         return Err(FleetError::NotFound(format!(

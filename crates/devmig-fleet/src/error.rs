@@ -21,9 +21,15 @@ pub enum FleetError {
     /// A report for a host name that another agent identity holds.
     #[error("{0}")]
     IdentityConflict(String),
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(String),
+    /// The database failed: `what` says doing what, `source` is the driver's error.
+    #[error("database: {what}")]
+    Db {
+        /// What failed (`sqlite`, `PostgreSQL 23505`, `the connection thread is gone`).
+        what: String,
+        /// The driver's or the OS's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// An agent failed or answered unexpectedly.
     #[error("agent {host}: {why}")]
     Agent {
@@ -60,6 +66,16 @@ impl From<devmig_vendors::VendorError> for FleetError {
 }
 
 impl FleetError {
+    /// A database failure with nothing below it.
+    pub fn db(what: impl Into<String>) -> Self {
+        FleetError::Db { what: what.into(), source: None }
+    }
+
+    /// A database failure caused by `source`.
+    pub fn db_from(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        FleetError::Db { what: what.into(), source: Some(Box::new(source)) }
+    }
+
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -71,7 +87,9 @@ impl FleetError {
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FleetError::Forbidden(_) => StatusCode::FORBIDDEN,
             FleetError::Agent { .. } => StatusCode::BAD_GATEWAY,
-            FleetError::Db(_) | FleetError::Internal(_) | FleetError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            FleetError::Db { .. } | FleetError::Internal(_) | FleetError::Config(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -88,7 +106,7 @@ impl FleetError {
             FleetError::Unauthorized(_) => "unauthorized",
             FleetError::Forbidden(_) => "forbidden",
             FleetError::Agent { .. } => "agent_failed",
-            FleetError::Db(_) => "database",
+            FleetError::Db { .. } => "database",
             FleetError::Internal(_) => "internal",
             FleetError::Config(_) => "config_error",
         }
@@ -100,7 +118,7 @@ impl FleetError {
     /// The log has a database's or a bug's own words; a client gets none of them.
     pub fn problem(&self) -> devmig_api::Problem {
         let detail = match self {
-            FleetError::Db(_) => "the fleet's database failed; its log says why".to_string(),
+            FleetError::Db { .. } => "the fleet's database failed; its log says why".to_string(),
             FleetError::Internal(_) => "the fleet failed unexpectedly; its log says why".to_string(),
             other => other.to_string(),
         };
@@ -112,7 +130,7 @@ impl IntoResponse for FleetError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %devmig_core::error_chain(&self), "request failed");
         }
         let body = serde_json::to_string(&self.problem()).unwrap_or_default();
         (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body).into_response()

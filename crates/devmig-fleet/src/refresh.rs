@@ -55,7 +55,7 @@ impl Refresher {
         st.queued.push((ticket, r));
         loop {
             if let Some(result) = st.done.remove(&ticket) {
-                return result.map_err(FleetError::Db);
+                return result.map_err(|why| FleetError::db(format!("a batched refresh: {why}")));
             }
             if st.writing {
                 self.finished.wait(&mut st);
@@ -65,7 +65,7 @@ impl Refresher {
             let take = st.queued.len().min(MAX_BATCH);
             let batch: Vec<(u64, Refresh)> = st.queued.drain(..take).collect();
             drop(st);
-            let written = write_batch(&mut pool.writer(), &batch, now_ms).map_err(|e| e.to_string());
+            let written = write_batch(&mut pool.writer(), &batch, now_ms).map_err(|e| devmig_core::error_chain(&e));
             st = self.state.lock();
             for (t, r) in &batch {
                 let result = written.as_ref().map(|names| names.contains(&(r.host.clone(), r.generation)));

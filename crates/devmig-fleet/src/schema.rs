@@ -66,7 +66,7 @@ pub fn present(conn: &mut Conn) -> Result<bool, FleetError> {
 
 /// [`present`] on a raw SQLite connection (checked before any pragma writes to the file).
 pub fn present_sqlite(c: &rusqlite::Connection) -> Result<bool, FleetError> {
-    c.query_row(SQLITE_PRESENT, [], |r| r.get::<_, i64>(0)).map(|n| n > 0).map_err(|e| FleetError::Db(e.to_string()))
+    c.query_row(SQLITE_PRESENT, [], |r| r.get::<_, i64>(0)).map(|n| n > 0).map_err(|e| FleetError::db_from("SQLite", e))
 }
 
 /// Brings the schema to the newest version; returns the version.
