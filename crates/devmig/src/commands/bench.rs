@@ -9,13 +9,12 @@ use bytes::Bytes;
 use devmig_core::{Checker, DeviceId, SysfsRoot};
 use devmig_vendors::Registry;
 use hyper::Method;
-use serde_json::{Value, json};
 
 use crate::cli::BenchCommand;
 use crate::commands::bench_http::LeanClient;
 use crate::error::CliError;
 use crate::output::{line, table};
-use devmig_api::segment;
+use devmig_api::{CheckBody, Claim, ClaimRequest, ClaimTarget, MigrationId, Ttl, segment};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -96,7 +95,7 @@ fn overhead(
 ) -> Result<[Duration; 3], CliError> {
     let checker = Checker::new(SysfsRoot::new(root), registry.clone(), Duration::from_secs(5));
     let id: DeviceId = device.parse()?;
-    let (path, body) = (check_path(device), check_body(version));
+    let (path, body) = (check_path(device), check_body(version)?);
     let mut lat: [Vec<Duration>; 3] = Default::default();
     for _ in 0..rounds {
         for _ in 0..per_round {
@@ -137,8 +136,9 @@ fn check_path(device: &str) -> String {
     format!("/api/v1/devices/{}/check", segment(device))
 }
 
-fn check_body(version: &str) -> Bytes {
-    Bytes::from(json!({ "version": version }).to_string())
+fn check_body(version: &str) -> Result<Bytes, CliError> {
+    let body = CheckBody { version: version.to_string(), explain: false };
+    serde_json::to_vec(&body).map(Bytes::from).map_err(|e| CliError::Usage(format!("check body: {e}")))
 }
 
 /// `devmig bench ...` against the agent at `url`.
@@ -159,7 +159,7 @@ pub fn bench(
             let mut rows = Vec::new();
             let paths: Vec<String> = devices.iter().map(|d| check_path(d)).collect();
             for &n in clients {
-                let (paths, body) = (paths.clone(), check_body(version));
+                let (paths, body) = (paths.clone(), check_body(version)?);
                 let (lat, failed, elapsed) = load(n, *seconds, connect, move |client, c, _| {
                     let answer = client.send(Method::POST, &paths[c % paths.len()], Some(body.clone()));
                     answer.is_ok_and(|a| a.status == 200)
@@ -187,28 +187,33 @@ pub fn bench(
             return Err(CliError::Usage("devmig bench fleet runs on its own (no --agent)".into()));
         }
         BenchCommand::Claims { version, mdev_type, devices, clients, seconds } => {
-            let targets: Vec<Value> = match mdev_type {
+            let targets: Vec<ClaimTarget> = match mdev_type {
                 Some(t) => {
                     t.parse::<DeviceId>()?;
-                    vec![json!({"type": t})]
+                    vec![ClaimTarget::Type(t.clone())]
                 }
                 None => devices
                     .iter()
-                    .map(|d| d.parse::<DeviceId>().map(|_| json!({"device": d})))
+                    .map(|d| d.parse::<DeviceId>().map(|_| ClaimTarget::Device(d.clone())))
                     .collect::<Result<_, _>>()?,
             };
             let version = version.clone();
             let (lat, failed, elapsed) = load(*clients, *seconds, connect, move |client, c, n| {
-                let target = &targets[c % targets.len()];
-                let body = json!({"migration_id": format!("bench-{c}-{n}"), "source_version": version, "target": target, "ttl_seconds": 600});
-                let answer = client.send(Method::POST, "/api/v1/claims", Some(Bytes::from(body.to_string())));
+                let Ok(migration_id) = format!("bench-{c}-{n}").parse::<MigrationId>() else { return false };
+                let req = ClaimRequest {
+                    migration_id,
+                    source_version: version.clone(),
+                    target: targets[c % targets.len()].clone(),
+                    ttl_seconds: Ttl::DEFAULT,
+                };
+                let Ok(body) = serde_json::to_vec(&req) else { return false };
+                let answer = client.send(Method::POST, "/api/v1/claims", Some(Bytes::from(body)));
                 let Ok(answer) = answer else { return false };
                 if answer.status != 201 {
                     return false;
                 }
-                let Ok(claim) = serde_json::from_slice::<Value>(&answer.body) else { return false };
-                let id = claim["id"].as_str().unwrap_or_default();
-                let released = client.send(Method::DELETE, &format!("/api/v1/claims/{}", segment(id)), None);
+                let Ok(claim) = serde_json::from_slice::<Claim>(&answer.body) else { return false };
+                let released = client.send(Method::DELETE, &format!("/api/v1/claims/{}", segment(&claim.id)), None);
                 released.is_ok_and(|a| (200..300).contains(&a.status))
             })?;
             table(
