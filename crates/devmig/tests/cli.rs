@@ -1,7 +1,9 @@
 //! The CLI as a user runs it: the real binary against example hosts built in
 //! temp dirs. Golden files hold the expected output; set
 //! DEVMIG_UPDATE_GOLDEN=1 to regenerate them after an intended change.
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::*};
@@ -27,17 +29,6 @@ fn devmig(root: &Path, args: &[&str]) -> Output {
         .expect("run devmig")
 }
 
-fn golden(name: &str, actual: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
-    if std::env::var_os("DEVMIG_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with DEVMIG_UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(actual, expected, "output differs from {}", path.display());
-}
-
 fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout.clone()).expect("utf-8")
@@ -58,7 +49,7 @@ fn list_show_and_attributes_match_golden_files() {
         ("attributes-type.json", vec!["-o", "json", "attributes", "0000:00:02.0/i915-GVTg_V5_8"]),
     ];
     for (name, args) in cases {
-        golden(name, &ok(&devmig(r, &args)));
+        common::golden(name, &ok(&devmig(r, &args)));
     }
 }
 
@@ -83,7 +74,7 @@ fn check_explain_and_match_match_golden_files() {
         let b = host(ExampleHost::B);
         let o = devmig(b.dir.path(), &args);
         assert_eq!(o.status.code(), Some(code), "{name}: {}", String::from_utf8_lossy(&o.stderr));
-        golden(name, &String::from_utf8(o.stdout).expect("utf-8"));
+        common::golden(name, &String::from_utf8(o.stdout).expect("utf-8"));
     }
 }
 

@@ -57,6 +57,30 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
         devices.iter().find(|d| d["kind"] == "sriov_vf").expect("a VF")["device"].as_str().expect("id").to_string();
     let source = format!("sim-r00-0000:{vf}");
 
+    // A placement without claims, as a user reads it: golden files (ports and timings aside).
+    let place = |extra: &[&str]| {
+        let out = devmig()
+            .args(["fleet", "place", "--db", &db, "--agent-token-file", &token, "--source", &source])
+            // A slow CI machine must not turn a verdict into `unreachable` here.
+            .args(["--agent-timeout-ms", "30000"])
+            .args(extra)
+            .output()
+            .expect("run");
+        (out.status.code(), common::without_ports(&String::from_utf8_lossy(&out.stdout)))
+    };
+    let (code, table) = place(&[]);
+    let timings = table.lines().last().unwrap_or_default().to_string();
+    assert!(timings.starts_with("step a ") && timings.ends_with(" ms"), "{table}");
+    common::golden("fleet-place.txt", &table.replace(&timings, "step a - ms, step b - ms, claims - ms"));
+    let (json_code, text) = place(&["-o", "json"]);
+    assert_eq!(code, json_code);
+    let mut p: Value = serde_json::from_str(&text).expect("json");
+    for t in ["step_a_ms", "step_b_ms", "claim_ms"] {
+        assert!(p["timings"][t].is_number(), "{p}");
+        p["timings"][t] = Value::from(0);
+    }
+    common::golden("fleet-place.json", &(serde_json::to_string_pretty(&p).expect("json") + "\n"));
+
     // Placement needs the agent token; without it the user is told so (exit 2).
     let out = devmig().args(["fleet", "place", "--db", &db, "--source", &source]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));

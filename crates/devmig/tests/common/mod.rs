@@ -20,3 +20,30 @@ pub fn spawn_until_first_line(cmd: &mut Command, limit: Duration) -> (Child, Str
     let line = rx.recv_timeout(limit).expect("the process printed its first line in time");
     (child, line)
 }
+
+/// Compares `actual` with `tests/golden/NAME`; DEVMIG_UPDATE_GOLDEN=1 rewrites it instead.
+pub fn golden(name: &str, actual: &str) {
+    let path: std::path::PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
+    if std::env::var_os("DEVMIG_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with DEVMIG_UPDATE_GOLDEN=1)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
+/// `text` with every loopback port replaced by `PORT` (servers bind port 0).
+pub fn without_ports(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..i + "127.0.0.1:".len()]);
+        rest = &rest[i + "127.0.0.1:".len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(if digits > 0 { "PORT" } else { "" });
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
