@@ -4,7 +4,8 @@ mod common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::{ADMIN, READ, call, call_raw, check, host_a, host_b, lab, seg};
+use common::{ADMIN, READ, call, call_raw, check, host_a, host_b, lab, plain_lab, seg};
+use devmig_core::tree::ExampleHost;
 use devmig_core::tree::example_uuids::{A_MTTY, A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
 use serde_json::{Value, json};
 
@@ -17,7 +18,8 @@ async fn version_on(l: &common::Lab, device: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_anonymous_and_scopes_hold() {
-    let b = host_b();
+    // A plain tree: no root, no FUSE needed for what this checks.
+    let b = plain_lab(ExampleHost::B);
     let (s, p) = call(&b, Method::GET, "/api/v1/devices", None, None).await;
     assert_eq!(
         (s, p["code"].as_str(), p["type"].as_str()),
@@ -48,7 +50,8 @@ async fn nothing_is_anonymous_and_scopes_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_before_it_reaches_sysfs() {
-    let b = host_b();
+    // A plain tree: no root, no FUSE needed for what this checks.
+    let b = plain_lab(ExampleHost::B);
     for id in ["..%2F..%2Fetc", "0000:00:02.0%2F..", "%2E%2E", "x%00y"] {
         let (s, p) = call(&b, Method::GET, &format!("/api/v1/devices/{id}"), Some(READ), None).await;
         assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_device_id")), "{id}: {p}");
@@ -296,7 +299,8 @@ async fn concurrent_claims_with_one_migration_id_make_one_claim_and_leave_no_str
 /// The auth matrix over every route the OpenAPI document lists: no token, each scope.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_admits_exactly_the_scopes_its_document_names() {
-    let b = host_b();
+    // A plain tree: no root, no FUSE needed for what this checks.
+    let b = plain_lab(ExampleHost::B);
     let ops = devmig_testkit::openapi_operations(&devmig_agent::api::openapi());
     for (path, method, needed) in &ops {
         let uri = path.replace("{id}", "0000:00:02.0");

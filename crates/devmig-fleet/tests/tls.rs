@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Backend, REPORT_SECRET, agent_tokens, fleet_tokens, options};
 use devmig_agent::tls::{ClientTls, TlsFiles};
@@ -63,15 +63,7 @@ async fn fleet_and_agents_speak_mtls_both_ways() {
     let spec = SimSpec { hosts: 3, devices: 8, seed: 2, prefix: "tls".into() };
     let sim = SimFleet::start(&spec, Registry::new(Catalog::embedded()), links).await.expect("sim");
     assert!(sim.hosts.iter().all(|h| h.url.starts_with("https://")));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let store = fleet.store.clone();
-        if tokio::task::spawn_blocking(move || store.hosts(now_ms()).expect("hosts").len()).await.expect("join") == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "agents did not report over TLS");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    devmig_testkit::fleet_lab::wait_for_hosts(&fleet.store, 3, Duration::from_secs(30)).await;
     let store = fleet.store.clone();
     let devices =
         tokio::task::spawn_blocking(move || store.devices(now_ms(), &|h| h == "tls-r00-0000").expect("devices"))

@@ -3,13 +3,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Backend, agent_tokens, fleet_tokens, options};
 use devmig_agent::api::AppState;
 use devmig_agent::{Agent, AgentOptions, FleetLink};
 use devmig_core::tree::example_uuids::{A_MTTY, A_VGPU, B_VGPU_HALF};
-use devmig_fleet::now_ms;
 use devmig_fleet::placement::{PlacementRequest, SourceRef};
 use devmig_simfs::{HostSpec, mount};
 use devmig_vendors::{Catalog, Registry};
@@ -85,15 +84,7 @@ async fn claims_through_the_fleet_create_target_mdevs() {
         agents.push((name, agent, mnt.path().to_path_buf()));
         keep.push((mounted, mnt, state));
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let store = fleet.store.clone();
-        if tokio::task::spawn_blocking(move || store.hosts(now_ms()).expect("hosts").len()).await.expect("join") == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the two agents did not report");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    devmig_testkit::fleet_lab::wait_for_hosts(&fleet.store, 2, Duration::from_secs(30)).await;
 
     let place = |device: &str, k: usize| PlacementRequest {
         sources: vec![SourceRef { host: Some("host-a".into()), device: Some(device.into()), version: None }],

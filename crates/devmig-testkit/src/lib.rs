@@ -1,5 +1,8 @@
 //! Test support shared by devmig's crates: only ever a dev-dependency.
 #![deny(missing_docs)]
+
+pub mod agent_lab;
+pub mod fleet_lab;
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use devmig_agent::{Scope, Tokens};
 use devmig_fleet::db::DbUrl;
@@ -217,18 +217,7 @@ pub async fn lab(db: DbUrl, hosts: usize, devices: usize, seed: u64) -> Lab {
     let sim =
         SimFleet::start(&spec, Registry::new(devmig_vendors::Catalog::embedded()), links).await.expect("sim fleet");
     // Every host reports once at start: wait (bounded) until the fleet holds them all.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let store = fleet.store.clone();
-        let n = tokio::task::spawn_blocking(move || store.hosts(devmig_fleet::now_ms()).expect("hosts").len())
-            .await
-            .expect("join");
-        if n == hosts {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {n} of {hosts} hosts reported within 60 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    devmig_testkit::fleet_lab::wait_for_hosts(&fleet.store, hosts, Duration::from_secs(60)).await;
     Lab { fleet, url, sim, stop }
 }
 
