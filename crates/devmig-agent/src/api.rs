@@ -470,8 +470,9 @@ async fn device_version(State(s): State<AppState>, Path(id): Path<String>) -> Re
     // A failure that says nothing definitive is not an answer about the device: a 5xx.
     if let Some(reason) = v.reason.as_ref().filter(|_| v.transient) {
         let detail = format!("{}: {}", reason.code, reason.message);
-        return Err(match reason.code.as_str() {
-            "timeout" | "device_stuck" | "overloaded" | "discovery_incomplete" => AgentError::Timeout(detail),
+        use devmig_core::ReasonCode as C;
+        return Err(match reason.protocol_code() {
+            Some(C::Timeout | C::DeviceStuck | C::Overloaded | C::DiscoveryIncomplete) => AgentError::Timeout(detail),
             _ => AgentError::DeviceFailed(detail),
         });
     }
@@ -500,7 +501,8 @@ async fn check_device(
     };
     let report = if explain { blocking(move || s2.agent.with_rules(report, &target2)).await? } else { report };
     tracing::info!(who, target, verdict = ?report.verdict, "check (sysfs write)");
-    let timed_out = report.verdict == devmig_core::Verdict::Error && report.reasons.iter().any(|r| r.code == "timeout");
+    let timed_out = report.verdict == devmig_core::Verdict::Error
+        && report.reasons.iter().any(|r| r.is(devmig_core::ReasonCode::Timeout));
     let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::OK };
     Ok((status, with_schema("devmig.check/v1", report)?).into_response())
 }

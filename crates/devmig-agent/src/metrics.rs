@@ -71,7 +71,7 @@ impl Metrics {
         self.checks.get_or_create(&VerdictLabel { verdict }).inc();
         self.duration.observe(seconds);
         for r in &report.reasons {
-            if r.code == "timeout" || r.code == "device_stuck" {
+            if r.is(devmig_core::ReasonCode::Timeout) || r.is(devmig_core::ReasonCode::DeviceStuck) {
                 self.sysfs_timeouts.inc();
             } else if r.errno.is_some() {
                 self.sysfs_errors.inc();

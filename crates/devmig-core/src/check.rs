@@ -8,7 +8,7 @@ use crate::device::{Device, MigrationSupport};
 use crate::discovery::{discover, discover_one};
 use crate::errno::is_transient;
 use crate::protocol::{ReadFailure, read_version, write_version};
-use crate::verdict::{Reason, Side};
+use crate::verdict::{Reason, ReasonCode, Side};
 use crate::{
     CheckReport, CoreError, DeviceId, Inventory, IoFailure, MIGRATION_VERSION, SysfsIo, SysfsRoot, Verdict,
     validate_version,
@@ -119,7 +119,7 @@ impl Checker {
                     Err(ReadFailure::Invalid(why)) => fail(
                         side,
                         Reason::new(
-                            "source_version_invalid",
+                            ReasonCode::SourceVersionInvalid,
                             format!("the driver returned an unusable version: {why}"),
                         ),
                         false,
@@ -134,17 +134,17 @@ impl Checker {
                         side.version = Some(v);
                         VersionReport { side, reason: None, transient: false }
                     }
-                    Err(e) => fail(side, Reason::new("source_unsupported", e.to_string()), false),
+                    Err(e) => fail(side, Reason::new(ReasonCode::SourceUnsupported, e.to_string()), false),
                 }
             }
             MigrationSupport::None => {
                 let why =
                     dev.migration.detail.clone().unwrap_or_else(|| "the device does not support migration".into());
-                fail(side, Reason::new("source_unsupported", why), false)
+                fail(side, Reason::new(ReasonCode::SourceUnsupported, why), false)
             }
             MigrationSupport::Unknown => {
                 let why = dev.migration.detail.clone().unwrap_or_else(|| "discovery did not finish".into());
-                fail(side, Reason::new("discovery_incomplete", why), true)
+                fail(side, Reason::new(ReasonCode::DiscoveryIncomplete, why), true)
             }
         }
     }
@@ -155,7 +155,8 @@ impl Checker {
             if a != b {
                 let side = |id: &DeviceId| Side { device: Some(id.to_string()), ..Side::default() };
                 let why = format!("type nodes are only comparable within one type ({a} vs {b})");
-                return Ok(CheckReport::new(side(source), side(target)).incompatible(Reason::new("type_mismatch", why)));
+                return Ok(CheckReport::new(side(source), side(target))
+                    .incompatible(Reason::new(ReasonCode::TypeMismatch, why)));
             }
         }
         let refusal = match self.kernel_fast_path(FastSource::Device(source), target) {
@@ -286,7 +287,7 @@ impl Checker {
                     }
                     Err(f) => {
                         let (code, transient) = match f.errno() {
-                            Some(libc::ENODEV) => ("target_unsupported", false),
+                            Some(libc::ENODEV) => (ReasonCode::TargetUnsupported, false),
                             _ => io_code(FailedOn::Target, f),
                         };
                         let report = if transient {
@@ -315,22 +316,23 @@ impl Checker {
                         }
                     }
                     Some(Err(e @ VendorError::BadVersion { .. })) => {
-                        report.incompatible(Reason::new("source_version_invalid", e.to_string()))
+                        report.incompatible(Reason::new(ReasonCode::SourceVersionInvalid, e.to_string()))
                     }
-                    Some(Err(e)) => report.incompatible(Reason::new("target_unsupported", e.to_string())),
-                    None => {
-                        report.incompatible(Reason::new("target_unsupported", "no vendor model recognises the target"))
-                    }
+                    Some(Err(e)) => report.incompatible(Reason::new(ReasonCode::TargetUnsupported, e.to_string())),
+                    None => report.incompatible(Reason::new(
+                        ReasonCode::TargetUnsupported,
+                        "no vendor model recognises the target",
+                    )),
                 }
             }
             MigrationSupport::None => {
                 let why =
                     target.migration.detail.clone().unwrap_or_else(|| "the target does not support migration".into());
-                CheckReport::new(from, to).incompatible(Reason::new("target_unsupported", why))
+                CheckReport::new(from, to).incompatible(Reason::new(ReasonCode::TargetUnsupported, why))
             }
             MigrationSupport::Unknown => {
                 let why = target.migration.detail.clone().unwrap_or_else(|| "discovery did not finish".into());
-                CheckReport::new(from, to).error(Reason::new("discovery_incomplete", why))
+                CheckReport::new(from, to).error(Reason::new(ReasonCode::DiscoveryIncomplete, why))
             }
         }
     }
@@ -501,18 +503,18 @@ enum FailedOn {
 }
 
 /// The reason code for an I/O failure and whether it is transient (verdict `error`).
-fn io_code(on: FailedOn, f: IoFailure) -> (&'static str, bool) {
+fn io_code(on: FailedOn, f: IoFailure) -> (ReasonCode, bool) {
     use FailedOn::*;
     match (f, on) {
-        (IoFailure::Timeout { .. }, _) => ("timeout", true),
-        (IoFailure::Overloaded, _) => ("overloaded", true),
-        (IoFailure::DeviceStuck, _) => ("device_stuck", true),
-        (IoFailure::ShortWrite { .. }, _) => ("target_write_failed", true),
-        (IoFailure::Errno { errno }, SourceRead) if errno == libc::ENOENT => ("source_unsupported", false),
-        (IoFailure::Errno { errno }, Target) if errno == libc::ENOENT => ("target_unsupported", false),
-        (IoFailure::Errno { errno }, SourceRead) if is_transient(errno) => ("source_read_failed", true),
-        (IoFailure::Errno { errno }, Target) if is_transient(errno) => ("target_write_failed", true),
-        (IoFailure::Errno { .. }, SourceRead) => ("source_read_failed", false),
-        (IoFailure::Errno { .. }, Target) => ("target_rejected", false),
+        (IoFailure::Timeout { .. }, _) => (ReasonCode::Timeout, true),
+        (IoFailure::Overloaded, _) => (ReasonCode::Overloaded, true),
+        (IoFailure::DeviceStuck, _) => (ReasonCode::DeviceStuck, true),
+        (IoFailure::ShortWrite { .. }, _) => (ReasonCode::TargetWriteFailed, true),
+        (IoFailure::Errno { errno }, SourceRead) if errno == libc::ENOENT => (ReasonCode::SourceUnsupported, false),
+        (IoFailure::Errno { errno }, Target) if errno == libc::ENOENT => (ReasonCode::TargetUnsupported, false),
+        (IoFailure::Errno { errno }, SourceRead) if is_transient(errno) => (ReasonCode::SourceReadFailed, true),
+        (IoFailure::Errno { errno }, Target) if is_transient(errno) => (ReasonCode::TargetWriteFailed, true),
+        (IoFailure::Errno { .. }, SourceRead) => (ReasonCode::SourceReadFailed, false),
+        (IoFailure::Errno { .. }, Target) => (ReasonCode::TargetRejected, false),
     }
 }

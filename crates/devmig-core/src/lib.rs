@@ -34,7 +34,7 @@ pub use io::{IoFailure, JobGuard, Submitted, SysfsIo};
 pub use matching::{MatchCandidate, MatchContext, MatchReport, StepA, Unusable};
 pub use protocol::{MIGRATION_VERSION, strip_one_newline, validate_version};
 pub use root::SysfsRoot;
-pub use verdict::{CheckReport, Reason, Side, Verdict};
+pub use verdict::{CheckReport, Reason, ReasonCode, Side, Verdict};
 
 /// Default bound on one sysfs operation.
 pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

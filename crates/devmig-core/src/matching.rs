@@ -3,7 +3,7 @@ use devmig_vendors::{Requirement, Unmet};
 use serde::{Deserialize, Serialize};
 
 use crate::device::MigrationSupport;
-use crate::verdict::{Reason, Side};
+use crate::verdict::{Reason, ReasonCode, Side};
 use crate::{CheckReport, Checker, CoreError, DeviceId, Verdict, validate_version};
 
 /// Step a's outcome for one candidate.
@@ -161,7 +161,7 @@ impl Checker {
                     .unwrap_or_else(|| {
                         let to = Side { device: Some(dev.id.to_string()), ..Side::default() };
                         let why = "another write to the device did not finish in time";
-                        CheckReport::new(from.clone(), to).error(Reason::new("device_busy", why))
+                        CheckReport::new(from.clone(), to).error(Reason::new(ReasonCode::DeviceBusy, why))
                     });
                 c.verdict = Some(report.verdict);
                 c.reasons = report.reasons;

@@ -39,6 +39,93 @@ impl Verdict {
     }
 }
 
+/// The protocol's reason codes (vendor rules, `<model>.<rule>`, are the models' own). On the
+/// wire a reason's `code` is the string [`ReasonCode::as_str`] spells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// The source has no attribute and no model can produce its version.
+    SourceUnsupported,
+    /// Reading the source failed.
+    SourceReadFailed,
+    /// The source string is not a version a model (or the target's model) can use.
+    SourceVersionInvalid,
+    /// The target has no attribute and no model, or its driver answered `ENODEV`.
+    TargetUnsupported,
+    /// The target's driver refused the string.
+    TargetRejected,
+    /// A transient errno or a short write on the target.
+    TargetWriteFailed,
+    /// Two mdev type nodes of different types.
+    TypeMismatch,
+    /// A sysfs operation did not answer in time.
+    Timeout,
+    /// Too many sysfs operations are stuck; not attempted.
+    Overloaded,
+    /// The device has an operation stuck past its deadline.
+    DeviceStuck,
+    /// Discovering the device did not finish.
+    DiscoveryIncomplete,
+    /// Another writer held the device longer than the wait allows.
+    DeviceBusy,
+    /// The string belongs to another known vendor driver.
+    VendorMismatch,
+    /// (Fleet) the host's agent did not answer.
+    AgentUnreachable,
+    /// (Fleet) the host's agent answered with an error.
+    AgentRefused,
+    /// (Fleet) claiming the target failed.
+    ClaimFailed,
+}
+
+impl ReasonCode {
+    /// Every code.
+    pub const ALL: [ReasonCode; 16] = [
+        ReasonCode::SourceUnsupported,
+        ReasonCode::SourceReadFailed,
+        ReasonCode::SourceVersionInvalid,
+        ReasonCode::TargetUnsupported,
+        ReasonCode::TargetRejected,
+        ReasonCode::TargetWriteFailed,
+        ReasonCode::TypeMismatch,
+        ReasonCode::Timeout,
+        ReasonCode::Overloaded,
+        ReasonCode::DeviceStuck,
+        ReasonCode::DiscoveryIncomplete,
+        ReasonCode::DeviceBusy,
+        ReasonCode::VendorMismatch,
+        ReasonCode::AgentUnreachable,
+        ReasonCode::AgentRefused,
+        ReasonCode::ClaimFailed,
+    ];
+
+    /// The code as the wire spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::SourceUnsupported => "source_unsupported",
+            ReasonCode::SourceReadFailed => "source_read_failed",
+            ReasonCode::SourceVersionInvalid => "source_version_invalid",
+            ReasonCode::TargetUnsupported => "target_unsupported",
+            ReasonCode::TargetRejected => "target_rejected",
+            ReasonCode::TargetWriteFailed => "target_write_failed",
+            ReasonCode::TypeMismatch => "type_mismatch",
+            ReasonCode::Timeout => "timeout",
+            ReasonCode::Overloaded => "overloaded",
+            ReasonCode::DeviceStuck => "device_stuck",
+            ReasonCode::DiscoveryIncomplete => "discovery_incomplete",
+            ReasonCode::DeviceBusy => "device_busy",
+            ReasonCode::VendorMismatch => "vendor_mismatch",
+            ReasonCode::AgentUnreachable => "agent_unreachable",
+            ReasonCode::AgentRefused => "agent_refused",
+            ReasonCode::ClaimFailed => "claim_failed",
+        }
+    }
+
+    /// The protocol code `code` spells (`None` for a vendor rule).
+    pub fn from_name(code: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
 /// A machine-readable reason with a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
@@ -65,9 +152,9 @@ pub struct Reason {
 
 impl Reason {
     /// A reason with only a code and message.
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
         Reason {
-            code: code.to_string(),
+            code: code.as_str().to_string(),
             message: message.into(),
             errno: None,
             errno_name: None,
@@ -78,13 +165,23 @@ impl Reason {
     }
 
     /// A reason for a failed syscall or timeout.
-    pub fn io(code: &str, what: &str, failure: IoFailure) -> Self {
+    pub fn io(code: ReasonCode, what: &str, failure: IoFailure) -> Self {
         let mut r = Reason::new(code, format!("{what}: {failure}"));
         if let Some(e) = failure.errno() {
             r.errno = Some(e);
             r.errno_name = Some(errno_name(e));
         }
         r
+    }
+
+    /// The protocol code of this reason (`None` for a vendor rule).
+    pub fn protocol_code(&self) -> Option<ReasonCode> {
+        ReasonCode::from_name(&self.code)
+    }
+
+    /// True when this reason has protocol code `code`.
+    pub fn is(&self, code: ReasonCode) -> bool {
+        self.code == code.as_str()
     }
 
     /// The reason for a failed vendor rule.
@@ -141,7 +238,7 @@ impl CheckReport {
     /// The report when the source yielded no version: `incompatible`, or `error` when the
     /// failure was transient (timeout, transient errno).
     pub fn without_source(read: crate::VersionReport, target: String) -> Self {
-        let reason = read.reason.unwrap_or_else(|| Reason::new("source_unsupported", "no version"));
+        let reason = read.reason.unwrap_or_else(|| Reason::new(ReasonCode::SourceUnsupported, "no version"));
         let report = CheckReport::new(read.side, Side { device: Some(target), ..Side::default() });
         if read.transient { report.error(reason) } else { report.incompatible(reason) }
     }

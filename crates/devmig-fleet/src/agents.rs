@@ -31,10 +31,10 @@ pub enum CallFailure {
 
 impl CallFailure {
     /// The reason code a probe records for it.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> devmig_core::ReasonCode {
         match self {
-            CallFailure::Unreachable { .. } => "agent_unreachable",
-            CallFailure::Refused { .. } => "agent_refused",
+            CallFailure::Unreachable { .. } => devmig_core::ReasonCode::AgentUnreachable,
+            CallFailure::Refused { .. } => devmig_core::ReasonCode::AgentRefused,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use devmig_core::{DeviceKind, Reason, Verdict};
+use devmig_core::{DeviceKind, Reason, ReasonCode, Verdict};
 use devmig_vendors::{Registry, Requirement};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -555,7 +555,7 @@ impl Fleet {
                                 source: sources[s].label.clone(),
                                 target: host.devices[assignment[s]].device.clone(),
                                 verdict: None,
-                                reasons: vec![Reason::new("claim_failed", why)],
+                                reasons: vec![Reason::new(ReasonCode::ClaimFailed, why)],
                             });
                             let failed = assignment[s];
                             host.edges[s].retain(|&x| x != failed);
