@@ -53,28 +53,15 @@ const AUTH_ERRORS: [(u16, &str); 2] =
     [(401, "no or unknown bearer token"), (403, "the token's scope does not allow this")];
 
 fn version_body() -> Value {
-    json!({"type": "object", "required": ["version"], "additionalProperties": false,
-           "properties": {"version": {"type": "string", "minLength": 1, "maxLength": 4095, "pattern": VERSION_PATTERN,
-                                      "description": "the source's migration_version (printable ASCII)"}}})
+    devmig_api::schema::of::<MatchBody>()
 }
 
 fn check_body() -> Value {
-    let mut body = version_body();
-    body["properties"]["explain"] = json!({"type": "boolean", "default": false,
-        "description": "add every vendor rule with both values (no extra write)"});
-    body
+    devmig_api::schema::of::<CheckBody>()
 }
 
 fn claim_body() -> Value {
-    json!({"type": "object", "required": ["migration_id", "source_version", "target", "ttl_seconds"], "additionalProperties": false,
-           "properties": {
-             "migration_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-             "source_version": {"type": "string", "minLength": 1, "maxLength": 4095, "pattern": VERSION_PATTERN},
-             "target": {"oneOf": [
-                {"type": "object", "required": ["device"], "properties": {"device": {"type": "string", "pattern": DEVICE_ID_PATTERN}}, "additionalProperties": false},
-                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "pattern": TYPE_ID_PATTERN, "description": "PARENT/TYPE-ID: create a new mdev"}}, "additionalProperties": false},
-                {"const": "any"}]},
-             "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}})
+    devmig_api::schema::of::<devmig_api::ClaimRequest>()
 }
 
 /// Every route the agent serves.
@@ -346,17 +333,7 @@ pub fn openapi_document(
     })
 }
 
-/// The device id grammar of `DeviceId::from_str`, as a JSON Schema pattern: a PCI address
-/// (device below 0x20), an mdev UUID (also what claim ids are), or PARENT/TYPE-ID.
-pub const DEVICE_ID_PATTERN: &str = "^([0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[01][0-9A-Fa-f]\\.[0-7]\
-                                     |[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\
-                                     |[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$";
-
-/// PARENT/TYPE-ID alone.
-pub const TYPE_ID_PATTERN: &str = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
-
-/// A version string as `validate_version` accepts it: printable ASCII, space to `~`.
-pub const VERSION_PATTERN: &str = "^[ -~]+$";
+pub use devmig_api::ids::{DEVICE_ID_PATTERN, TYPE_ID_PATTERN, VERSION_PATTERN};
 
 /// What a route answers with `code`: plain text for the probes and metrics, the check report
 /// for a check that timed out (its verdict is `error`), a problem document for other errors.

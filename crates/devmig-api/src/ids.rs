@@ -4,6 +4,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
 
+/// The device id grammar of `DeviceId::from_str`, as a JSON Schema pattern: a PCI address
+/// (device below 0x20), an mdev UUID (also what claim ids are), or PARENT/TYPE-ID.
+pub const DEVICE_ID_PATTERN: &str = "^([0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[01][0-9A-Fa-f]\\.[0-7]\
+                                     |[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\
+                                     |[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$";
+
+/// PARENT/TYPE-ID alone.
+pub const TYPE_ID_PATTERN: &str = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
+
+/// A version string as `validate_version` accepts it: printable ASCII, space to `~`.
+pub const VERSION_PATTERN: &str = "^[ -~]+$";
+
+/// A host name ([`valid_host_name`]) as a JSON Schema pattern.
+pub const HOST_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$";
+
+/// A migration id as a JSON Schema pattern.
+pub const MIGRATION_ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+
+/// An agent identity ([`valid_identity`]) as a JSON Schema pattern.
+pub const IDENTITY_PATTERN: &str = "^[A-Za-z0-9-]{1,64}$";
+
 /// A validated string: `FromStr` and serde (`try_from`/`into` String) both apply `$valid`,
 /// naming `$what` and `$rule` in the error.
 macro_rules! validated_string {
@@ -142,6 +163,28 @@ impl From<Ttl> for u64 {
 /// so `0000:00:02.0/i915-GVTg_V5_4` stays one segment.
 pub fn segment(id: &str) -> String {
     id.replace('%', "%25").replace('/', "%2F")
+}
+
+impl schemars::JsonSchema for MigrationId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MigrationId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": MIGRATION_ID_PATTERN,
+            "description": "the caller's migration id: 1..=128 of [A-Za-z0-9._:-]"})
+    }
+}
+
+impl schemars::JsonSchema for Ttl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ttl".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": Ttl::MAX_SECONDS,
+            "description": "seconds until the claim expires"})
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod ids;
 pub mod problem;
+pub mod schema;
 pub mod wire;
 
 pub use client::AgentClient;

@@ -32,7 +32,7 @@ pub struct FleetState {
 const BODY_LIMIT: usize = 8 << 20;
 
 /// Devices one report may list.
-const MAX_DEVICES: usize = 4096;
+const MAX_DEVICES: usize = devmig_api::wire::MAX_REPORT_DEVICES;
 
 /// One route: its documentation (which also gives the auth check its scope) and its handler.
 struct FleetRoute {
@@ -41,16 +41,7 @@ struct FleetRoute {
 }
 
 fn report_body() -> Value {
-    json!({"type": "object", "required": ["host", "url", "identity", "generation", "devices"], "additionalProperties": false,
-           "description": "devmig.host-report/v1: every migratable device with version, typed attributes, facts and availability",
-           "properties": {
-               "host": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"},
-               "url": {"type": "string", "maxLength": 2048, "description": "the agent's base URL: http(s)://host[:port]"},
-               "identity": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$",
-                            "description": "the agent's persistent identity (generated once in its state dir)"},
-               "generation": {"type": "integer", "minimum": 0,
-                              "description": "nanoseconds since the epoch, within 10 minutes of the fleet's clock"},
-               "devices": {"type": "array", "maxItems": MAX_DEVICES, "items": {"type": "object"}}}})
+    devmig_api::schema::of::<HostReport>()
 }
 
 fn placement_body() -> Value {
