@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod problem;
 pub mod schema;

@@ -45,13 +45,7 @@ fn report_body() -> Value {
 }
 
 fn placement_body() -> Value {
-    json!({"type": "object", "required": ["sources"], "additionalProperties": false, "properties": {
-        "sources": {"type": "array", "minItems": 1, "maxItems": 16, "items": {"type": "object", "additionalProperties": false,
-            "properties": {"host": {"type": "string"}, "device": {"type": "string"}, "version": {"type": "string"}}}},
-        "claim": {"type": "boolean"}, "migration_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-        "exclude_hosts": {"type": "array", "items": {"type": "string"}},
-        "max_hosts": {"type": "integer", "minimum": 1, "maximum": 64},
-        "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}})
+    devmig_api::schema::of::<PlacementRequest>()
 }
 
 fn evacuation_body() -> Value {

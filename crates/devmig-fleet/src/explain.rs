@@ -2,46 +2,12 @@
 //! with the closest misses. Uses the same `Requirement::unmet` as the post-filter of step a.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
-
 use crate::FleetError;
 use crate::placement::HostOutcome;
 use crate::placement::Source;
 use crate::store::{DeviceRow, Store};
 
-/// Hosts that failed for one reason.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Group {
-    /// How many hosts.
-    pub hosts: usize,
-    /// The source it concerns (its label), or `all` for VM-wide reasons.
-    pub source: String,
-    /// A stable code: `no_device`, `rule:<attribute>`, `none_free`, `no_distinct_targets`,
-    /// `rejected_in_step_b`, `unreachable`, `claim_failed`, `not_tried`, `stale`.
-    pub code: String,
-    /// One sentence.
-    pub detail: String,
-}
-
-/// A host that came close.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Miss {
-    /// Host.
-    pub host: String,
-    /// Constraints unmet, over all sources.
-    pub unmet: usize,
-    /// Per source: the closest device and what it lacked.
-    pub detail: Vec<String>,
-}
-
-/// Why no host could take the VM.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
-pub struct Explanation {
-    /// Groups, largest first.
-    pub groups: Vec<Group>,
-    /// Up to five hosts with the fewest unmet constraints.
-    pub closest: Vec<Miss>,
-}
+pub use devmig_api::fleet::{Explanation, Group, Miss};
 
 /// Per host and source: how close its best device came.
 struct Best {

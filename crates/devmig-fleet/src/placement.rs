@@ -7,64 +7,13 @@ use std::time::Instant;
 use devmig_core::{DeviceKind, Reason, ReasonCode, Verdict};
 use devmig_vendors::{Registry, Requirement};
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde::{Deserialize, Serialize};
 
 use crate::agents::{Agents, CallFailure, Granted};
-use crate::explain::{Explanation, explain};
+use crate::explain::explain;
 use crate::store::{DeviceRow, Store};
 use crate::{FleetError, blocking, matching, now_ms};
+pub use devmig_api::fleet::{Assignment, HostOutcome, Placement, PlacementRequest, Probe, SourceRef, Timings, Tried};
 use devmig_api::{ClaimRequest, ClaimTarget, MigrationId, Ttl};
-
-/// One device of the VM, by where it runs or by its version string alone.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SourceRef {
-    /// Its host (with `device`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Its device id on that host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// Its version string (instead of host and device).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-}
-
-impl std::str::FromStr for SourceRef {
-    type Err = FleetError;
-    /// `HOST:DEVICE` (the device may itself contain colons: the host is up to the first one).
-    fn from_str(s: &str) -> Result<Self, FleetError> {
-        match s.split_once(':') {
-            Some((h, d)) if !h.is_empty() && !d.is_empty() => {
-                Ok(SourceRef { host: Some(h.into()), device: Some(d.into()), version: None })
-            }
-            _ => Err(FleetError::BadRequest(format!("source {s:?}: expected HOST:DEVICE"))),
-        }
-    }
-}
-
-/// `POST /api/v1/placements`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlacementRequest {
-    /// The VM's devices (1..=16).
-    pub sources: Vec<SourceRef>,
-    /// Claim the targets (needs `migration_id`).
-    #[serde(default)]
-    pub claim: bool,
-    /// The caller's migration id (claims are `<id>.<n>` on the agent).
-    #[serde(default)]
-    pub migration_id: Option<MigrationId>,
-    /// Hosts never to use (the source hosts are always excluded).
-    #[serde(default)]
-    pub exclude_hosts: Vec<String>,
-    /// Ranked hosts to verify at most (default 8).
-    #[serde(default)]
-    pub max_hosts: Option<usize>,
-    /// Claim lifetime in seconds (default 600).
-    #[serde(default)]
-    pub ttl_seconds: Option<Ttl>,
-}
 
 /// A resolved source.
 #[derive(Debug, Clone)]
@@ -79,119 +28,6 @@ pub struct Source {
     pub model: String,
     /// Step a.
     pub requirement: Requirement,
-}
-
-/// One source's target.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Assignment {
-    /// The source's label.
-    pub source: String,
-    /// The target device.
-    pub target: String,
-    /// Its kind.
-    pub kind: DeviceKind,
-    /// Step b's verdict.
-    pub verdict: Verdict,
-    /// The agent's claim id, when claimed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub claim_id: Option<String>,
-    /// The device the claim reserved, when it differs from `target` (a type's new mdev).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub claimed_device: Option<String>,
-}
-
-/// One step-b call.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Probe {
-    /// Source label.
-    pub source: String,
-    /// Target device.
-    pub target: String,
-    /// Verdict, when the agent gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-    /// The reasons of a non-accepting verdict (as the agent gave them), or the call's failure
-    /// (`agent_unreachable`, `agent_refused`, `claim_failed`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<Reason>,
-}
-
-/// A host that was verified.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Tried {
-    /// Host.
-    pub host: String,
-    /// How verifying (and claiming) on it ended.
-    pub outcome: HostOutcome,
-    /// Step-b calls made.
-    pub probes: Vec<Probe>,
-}
-
-/// How a placement's verification of one host ended.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum HostOutcome {
-    /// Step b accepted a target for every source.
-    Accepted,
-    /// Step b rejected (or an agent refused) what the host had.
-    Rejected,
-    /// Its agent did not answer in time.
-    Unreachable,
-    /// Step b accepted, then claiming failed on every assignment left.
-    ClaimFailed,
-    /// Verified in parallel with a better-ranked host that won.
-    NotNeeded,
-}
-
-impl HostOutcome {
-    /// The outcome as the API spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostOutcome::Accepted => "accepted",
-            HostOutcome::Rejected => "rejected",
-            HostOutcome::Unreachable => "unreachable",
-            HostOutcome::ClaimFailed => "claim_failed",
-            HostOutcome::NotNeeded => "not_needed",
-        }
-    }
-}
-
-/// Milliseconds spent per phase.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct Timings {
-    /// Step a and matching.
-    pub step_a_ms: f64,
-    /// Step b.
-    pub step_b_ms: f64,
-    /// Claims.
-    pub claim_ms: f64,
-}
-
-/// The answer (schema `devmig.placement/v1`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Placement {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// True when a host took every source.
-    pub placed: bool,
-    /// That host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Its agent's URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Targets, in source order.
-    pub assignments: Vec<Assignment>,
-    /// Hosts passing step a with distinct targets for every source (ranked; at most the
-    /// first `max_hosts` are verified).
-    pub candidate_hosts: usize,
-    /// Every host verified, in the order tried.
-    pub tried: Vec<Tried>,
-    /// Why nothing fit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<Explanation>,
-    /// Where the time went.
-    pub timings: Timings,
 }
 
 /// What placement works with.
@@ -431,7 +267,7 @@ impl Fleet {
             }
         };
         let mut answer = Placement {
-            schema: "devmig.placement/v1",
+            schema: "devmig.placement/v1".into(),
             placed: placed.is_some(),
             host: None,
             url: None,

@@ -74,6 +74,8 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     common::golden("fleet-place.txt", &table.replace(&timings, "step a - ms, step b - ms, claims - ms"));
     let (json_code, text) = place(&["-o", "json"]);
     assert_eq!(code, json_code);
+    let typed: devmig_api::fleet::Placement = serde_json::from_str(&text).expect("the API's Placement reads it");
+    assert_eq!(typed.schema, "devmig.placement/v1");
     let mut p: Value = serde_json::from_str(&text).expect("json");
     for t in ["step_a_ms", "step_b_ms", "claim_ms"] {
         assert!(p["timings"][t].is_number(), "{p}");
