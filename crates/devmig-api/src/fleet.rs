@@ -205,3 +205,68 @@ pub struct Explanation {
     /// Up to five hosts with the fewest unmet constraints.
     pub closest: Vec<Miss>,
 }
+
+/// `POST /api/v1/evacuations`: a target for every mdev and VF of `host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvacuationRequest {
+    /// The host to empty.
+    pub host: String,
+    /// Claim each target (as `<migration_prefix>-<n>`).
+    #[serde(default)]
+    pub claim: bool,
+    /// Migration ids' prefix (default `evacuate-<host>-<ms>`).
+    #[serde(default)]
+    pub migration_prefix: Option<String>,
+}
+
+/// A driver upgrade to plan for: `MODEL=VERSION` on the command line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverChange {
+    /// Vendor model (`i915`).
+    pub model: String,
+    /// The module version after the upgrade.
+    pub version: String,
+}
+
+impl std::str::FromStr for DriverChange {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        match s.split_once('=') {
+            Some((m, v)) if !m.is_empty() && !v.is_empty() => Ok(DriverChange { model: m.into(), version: v.into() }),
+            _ => Err(ApiError::invalid("--driver", s, "MODEL=VERSION (i915=1.4.0)")),
+        }
+    }
+}
+
+/// `POST /api/v1/baseline` and `POST /api/v1/what-if`: a pool of hosts (and, for what-if, the
+/// driver change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRequest {
+    /// Host-name glob (`rack1-*`).
+    pub hosts: String,
+    /// The driver change (what-if only).
+    #[serde(default)]
+    pub driver: Option<DriverChange>,
+}
+
+/// A host as the fleet knows it (`GET /api/v1/hosts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRow {
+    /// Name.
+    pub name: String,
+    /// Agent URL.
+    pub url: String,
+    /// The reporting agent's identity ('' until a report carried one).
+    pub identity: String,
+    /// Last generation stored.
+    pub generation: u64,
+    /// When its last report arrived (ms since the epoch).
+    pub last_seen_ms: i64,
+    /// Devices it reported.
+    pub devices: i64,
+    /// True when it stopped reporting: excluded from placement.
+    pub stale: bool,
+}

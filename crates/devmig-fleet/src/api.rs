@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::placement::{Fleet, PlacementRequest};
-use crate::plans::{self, DriverChange};
+use crate::plans;
 use crate::{FleetError, blocking, now_ms};
+use devmig_api::fleet::{EvacuationRequest, PoolRequest};
 
 /// Shared state of the routes.
 #[derive(Debug, Clone)]
@@ -49,15 +50,11 @@ fn placement_body() -> Value {
 }
 
 fn evacuation_body() -> Value {
-    json!({"type": "object", "required": ["host"], "additionalProperties": false, "properties": {
-        "host": {"type": "string"}, "claim": {"type": "boolean"}, "migration_prefix": {"type": "string"}}})
+    devmig_api::schema::of::<EvacuationRequest>()
 }
 
 fn pool_body() -> Value {
-    json!({"type": "object", "required": ["hosts"], "additionalProperties": false, "properties": {
-        "hosts": {"type": "string", "description": "host-name glob (rack1-*)"},
-        "driver": {"type": "object", "required": ["model", "version"], "properties": {
-            "model": {"type": "string"}, "version": {"type": "string"}}}}})
+    devmig_api::schema::of::<PoolRequest>()
 }
 
 /// Every route the fleet serves.
@@ -374,36 +371,18 @@ async fn create_placement(
     to_json(s.fleet.place(body(b)?).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EvacuationBody {
-    host: String,
-    #[serde(default)]
-    claim: bool,
-    #[serde(default)]
-    migration_prefix: Option<String>,
-}
-
 async fn create_evacuation(
     State(s): State<FleetState>,
-    b: Result<Json<EvacuationBody>, JsonRejection>,
+    b: Result<Json<EvacuationRequest>, JsonRejection>,
 ) -> Result<Json<Value>, FleetError> {
     let b = body(b)?;
     let prefix = b.migration_prefix.unwrap_or_else(|| format!("evacuate-{}-{}", b.host, now_ms()));
     to_json(plans::evacuate(&s.fleet, &b.host, b.claim, &prefix, &|_, _| {}).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PoolBody {
-    hosts: String,
-    #[serde(default)]
-    driver: Option<DriverChange>,
-}
-
 async fn baseline(
     State(s): State<FleetState>,
-    b: Result<Json<PoolBody>, JsonRejection>,
+    b: Result<Json<PoolRequest>, JsonRejection>,
 ) -> Result<Json<Value>, FleetError> {
     let b = body(b)?;
     to_json(plans::baseline(&s.fleet, &b.hosts, &|_, _| {}).await?)
@@ -411,7 +390,7 @@ async fn baseline(
 
 async fn what_if(
     State(s): State<FleetState>,
-    b: Result<Json<PoolBody>, JsonRejection>,
+    b: Result<Json<PoolRequest>, JsonRejection>,
 ) -> Result<Json<Value>, FleetError> {
     let b = body(b)?;
     let change = b.driver.ok_or_else(|| FleetError::BadRequest("what-if needs driver {model, version}".into()))?;

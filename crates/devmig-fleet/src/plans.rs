@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use devmig_vendors::{DeviceFacts, Registry, Requirement};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::placement::{Fleet, Placement, PlacementRequest, SourceRef};
 use crate::store::DeviceRow;
@@ -154,24 +154,7 @@ pub async fn baseline(fleet: &Fleet, pattern: &str, progress: &Progress) -> Resu
     Ok(Baseline { schema: "devmig.baseline/v1", pool_hosts: pool.len(), everywhere, partial })
 }
 
-/// `--driver MODEL=VERSION`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DriverChange {
-    /// Vendor model (`i915`).
-    pub model: String,
-    /// The module version after the upgrade.
-    pub version: String,
-}
-
-impl std::str::FromStr for DriverChange {
-    type Err = FleetError;
-    fn from_str(s: &str) -> Result<Self, FleetError> {
-        match s.split_once('=') {
-            Some((m, v)) if !m.is_empty() && !v.is_empty() => Ok(DriverChange { model: m.into(), version: v.into() }),
-            _ => Err(FleetError::BadRequest(format!("--driver {s:?}: expected MODEL=VERSION (i915=1.4.0)"))),
-        }
-    }
-}
+pub use devmig_api::fleet::DriverChange;
 
 /// How one source configuration's reach over the pool changes.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -23,24 +23,7 @@ pub enum ReportOutcome {
     Stale,
 }
 
-/// A host as the fleet knows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostRow {
-    /// Name.
-    pub name: String,
-    /// Agent URL.
-    pub url: String,
-    /// The reporting agent's identity ('' until a report carried one).
-    pub identity: String,
-    /// Last generation stored.
-    pub generation: u64,
-    /// When its last report arrived (ms since the epoch).
-    pub last_seen_ms: i64,
-    /// Devices it reported.
-    pub devices: i64,
-    /// True when it stopped reporting: excluded from placement.
-    pub stale: bool,
-}
+pub use devmig_api::fleet::HostRow;
 
 /// A device as the fleet knows it.
 #[derive(Debug, Clone, Serialize)]
