@@ -270,3 +270,85 @@ pub struct HostRow {
     /// True when it stopped reporting: excluded from placement.
     pub stale: bool,
 }
+
+/// One device's evacuation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Move {
+    /// The device on the evacuated host.
+    pub device: String,
+    /// Where it goes (or why nowhere).
+    pub placement: Placement,
+}
+
+/// `devmig fleet evacuate` (schema `devmig.evacuation/v1`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evacuation {
+    /// Schema tag.
+    pub schema: String,
+    /// The host.
+    pub host: String,
+    /// Devices with a target.
+    pub placed: usize,
+    /// Devices without one.
+    pub unplaced: usize,
+    /// Per device.
+    pub moves: Vec<Move>,
+}
+
+/// One source configuration and how much of the pool accepts it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Accepted {
+    /// Vendor model.
+    pub model: String,
+    /// The version string (a source configuration seen in the pool).
+    pub version: String,
+    /// Pool hosts with a device that passes step a for it.
+    pub hosts: usize,
+}
+
+/// `devmig fleet baseline` (schema `devmig.baseline/v1`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    /// Schema tag.
+    pub schema: String,
+    /// Fresh hosts in the pool.
+    pub pool_hosts: usize,
+    /// Source configurations every pool host accepts (step a; a device's presence, not its availability).
+    pub everywhere: Vec<Accepted>,
+    /// The others, with how many hosts accept each.
+    pub partial: Vec<Accepted>,
+}
+
+/// How one source configuration's reach over the pool changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shift {
+    /// Vendor model.
+    pub model: String,
+    /// Source version string.
+    pub version: String,
+    /// Pool hosts accepting it today.
+    pub before: usize,
+    /// After the upgrade.
+    pub after: usize,
+    /// Hosts that would stop accepting it (up to 10).
+    pub broken_on: Vec<String>,
+    /// Hosts that would start accepting it (up to 10).
+    pub enabled_on: Vec<String>,
+}
+
+/// `devmig fleet what-if` (schema `devmig.what-if/v1`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WhatIf {
+    /// Schema tag.
+    pub schema: String,
+    /// The change.
+    pub change: DriverChange,
+    /// Pool hosts.
+    pub pool_hosts: usize,
+    /// Pool devices whose version string changes.
+    pub devices_changed: usize,
+    /// Migrations into the pool: sources (every version in the fleet) whose accepting pool hosts change.
+    pub into_pool: Vec<Shift>,
+    /// Migrations out of the pool: the upgraded versions, and how many fleet hosts outside the pool accept them.
+    pub out_of_pool: Vec<Shift>,
+}

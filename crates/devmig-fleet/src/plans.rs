@@ -3,9 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use devmig_vendors::{DeviceFacts, Registry, Requirement};
-use serde::Serialize;
 
-use crate::placement::{Fleet, Placement, PlacementRequest, SourceRef};
+use crate::placement::{Fleet, PlacementRequest, SourceRef};
 use crate::store::DeviceRow;
 use crate::{FleetError, blocking, now_ms};
 
@@ -15,30 +14,6 @@ pub type Progress = dyn Fn(u64, u64) + Send + Sync;
 /// A host-name pattern (`rack1-*`); errors name the pattern.
 pub fn host_pattern(p: &str) -> Result<glob::Pattern, FleetError> {
     glob::Pattern::new(p).map_err(|e| FleetError::BadRequest(format!("host pattern {p:?}: {e}")))
-}
-
-/// One device's evacuation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Move {
-    /// The device on the evacuated host.
-    pub device: String,
-    /// Where it goes (or why nowhere).
-    pub placement: Placement,
-}
-
-/// `devmig fleet evacuate` (schema `devmig.evacuation/v1`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Evacuation {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// The host.
-    pub host: String,
-    /// Devices with a target.
-    pub placed: usize,
-    /// Devices without one.
-    pub unplaced: usize,
-    /// Per device.
-    pub moves: Vec<Move>,
 }
 
 /// Finds a target for every mdev and VF of `host`, each a one-device VM, targets distinct
@@ -86,31 +61,13 @@ pub async fn evacuate(
     }
     progress(total, total);
     let placed = moves.iter().filter(|m| m.placement.placed).count();
-    Ok(Evacuation { schema: "devmig.evacuation/v1", host: host.into(), placed, unplaced: moves.len() - placed, moves })
-}
-
-/// One source configuration and how much of the pool accepts it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Accepted {
-    /// Vendor model.
-    pub model: String,
-    /// The version string (a source configuration seen in the pool).
-    pub version: String,
-    /// Pool hosts with a device that passes step a for it.
-    pub hosts: usize,
-}
-
-/// `devmig fleet baseline` (schema `devmig.baseline/v1`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Baseline {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// Fresh hosts in the pool.
-    pub pool_hosts: usize,
-    /// Source configurations every pool host accepts (step a; a device's presence, not its availability).
-    pub everywhere: Vec<Accepted>,
-    /// The others, with how many hosts accept each.
-    pub partial: Vec<Accepted>,
+    Ok(Evacuation {
+        schema: "devmig.evacuation/v1".into(),
+        host: host.into(),
+        placed,
+        unplaced: moves.len() - placed,
+        moves,
+    })
 }
 
 /// Pool hosts (fresh, matching `pattern`) that have a device passing `req`.
@@ -151,44 +108,10 @@ pub async fn baseline(fleet: &Fleet, pattern: &str, progress: &Progress) -> Resu
     }
     progress(total, total);
     partial.sort_by(|a, b| b.hosts.cmp(&a.hosts).then(a.version.cmp(&b.version)));
-    Ok(Baseline { schema: "devmig.baseline/v1", pool_hosts: pool.len(), everywhere, partial })
+    Ok(Baseline { schema: "devmig.baseline/v1".into(), pool_hosts: pool.len(), everywhere, partial })
 }
 
-pub use devmig_api::fleet::DriverChange;
-
-/// How one source configuration's reach over the pool changes.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Shift {
-    /// Vendor model.
-    pub model: String,
-    /// Source version string.
-    pub version: String,
-    /// Pool hosts accepting it today.
-    pub before: usize,
-    /// After the upgrade.
-    pub after: usize,
-    /// Hosts that would stop accepting it (up to 10).
-    pub broken_on: Vec<String>,
-    /// Hosts that would start accepting it (up to 10).
-    pub enabled_on: Vec<String>,
-}
-
-/// `devmig fleet what-if` (schema `devmig.what-if/v1`).
-#[derive(Debug, Clone, Serialize)]
-pub struct WhatIf {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// The change.
-    pub change: DriverChange,
-    /// Pool hosts.
-    pub pool_hosts: usize,
-    /// Pool devices whose version string changes.
-    pub devices_changed: usize,
-    /// Migrations into the pool: sources (every version in the fleet) whose accepting pool hosts change.
-    pub into_pool: Vec<Shift>,
-    /// Migrations out of the pool: the upgraded versions, and how many fleet hosts outside the pool accept them.
-    pub out_of_pool: Vec<Shift>,
-}
+pub use devmig_api::fleet::{Accepted, Baseline, DriverChange, Evacuation, Move, Shift, WhatIf};
 
 /// The pool's devices with `change` applied (through the vendor model, from stored facts).
 fn upgraded(
@@ -300,5 +223,12 @@ pub async fn what_if(
         });
     }
     progress(total, total);
-    Ok(WhatIf { schema: "devmig.what-if/v1", change, pool_hosts: pool.len(), devices_changed, into_pool, out_of_pool })
+    Ok(WhatIf {
+        schema: "devmig.what-if/v1".into(),
+        change,
+        pool_hosts: pool.len(),
+        devices_changed,
+        into_pool,
+        out_of_pool,
+    })
 }

@@ -122,6 +122,9 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
 
     let (code, e) = run_json(&["fleet", "evacuate", "sim-r00-0001", "--db", &db, "--agent-token-file", &token]);
     assert_eq!(e["schema"], "devmig.evacuation/v1");
+    let typed: devmig_api::fleet::Evacuation =
+        serde_json::from_value(e.clone()).expect("the API's Evacuation reads it");
+    assert_eq!(typed.moves.len(), e["moves"].as_array().map_or(0, Vec::len));
     assert_eq!(code, if e["unplaced"] == 0 { 0 } else { 1 });
     let moves = e["moves"].as_array().expect("moves");
     assert_eq!(moves.len(), 8, "every mdev and VF of the host");
@@ -136,6 +139,7 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     let (code, b) = run_json(&["fleet", "baseline", "--db", &db, "--hosts", "sim-*"]);
     assert_eq!(code, 0);
     assert_eq!(b["pool_hosts"], 6);
+    let _: devmig_api::fleet::Baseline = serde_json::from_value(b.clone()).expect("the API's Baseline reads it");
     let all = b["everywhere"].as_array().expect("everywhere").len() + b["partial"].as_array().expect("partial").len();
     assert!(all > 0);
 
@@ -143,6 +147,7 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
         run_json(&["fleet", "what-if", "--db", &db, "--hosts", "sim-r00-000[0-2]", "--driver", "i915=2.0.0"]);
     assert_eq!(code, 0, "{w}");
     assert_eq!(w["pool_hosts"], 3);
+    let _: devmig_api::fleet::WhatIf = serde_json::from_value(w.clone()).expect("the API's WhatIf reads it");
     let out =
         devmig().args(["fleet", "what-if", "--db", &db, "--hosts", "*", "--driver", "i915"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
