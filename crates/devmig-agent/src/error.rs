@@ -88,7 +88,9 @@ pub fn status_of(e: &AgentError) -> StatusCode {
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
             // Another errno, a sysfs root that went away, the agent's own catalog: the agent's fault.
-            CoreError::Io { .. } | CoreError::Root { .. } | CoreError::Vendor(VendorError::Catalog { .. }) => {
+            CoreError::Io { .. }
+            | CoreError::Root { .. }
+            | CoreError::Vendor(VendorError::Catalog { .. } | VendorError::BadValue { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         },

@@ -145,7 +145,7 @@ impl Catalog {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, VendorError> {
         let catalog: Catalog = toml::from_str(text)
             .map_err(|e| VendorError::Catalog { origin: origin.to_string(), why: e.to_string().trim().to_string() })?;
-        catalog.validate().map_err(|why| VendorError::Catalog { origin: origin.to_string(), why })?;
+        catalog.validate(origin)?;
         Ok(catalog)
     }
 
@@ -157,7 +157,7 @@ impl Catalog {
         let extra = Self::from_toml(&text, &origin)?;
         let mut merged = Self::embedded();
         merged.extend(extra);
-        merged.validate().map_err(|why| VendorError::Catalog { origin, why })?;
+        merged.validate(&origin)?;
         Ok(merged)
     }
 
@@ -171,47 +171,48 @@ impl Catalog {
         self.mtty.types.extend(other.mtty.types);
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, origin: &str) -> Result<(), VendorError> {
+        let bad = |why: String| VendorError::Catalog { origin: origin.to_string(), why };
         let mut seen = BTreeSet::new();
         for (i, t) in self.i915.types.iter().enumerate() {
             if t.instances == 0 {
-                return Err(format!("i915.types[{i}].instances must be at least 1"));
+                return Err(bad(format!("i915.types[{i}].instances must be at least 1")));
             }
             if !is_type_id(&t.name) {
-                return Err(format!("i915.types[{i}].name {:?} is not a valid type id", t.name));
+                return Err(bad(format!("i915.types[{i}].name {:?} is not a valid type id", t.name)));
             }
             if !seen.insert(t.name.as_str()) {
-                return Err(format!("i915.types[{i}].name {:?} is listed twice", t.name));
+                return Err(bad(format!("i915.types[{i}].name {:?} is listed twice", t.name)));
             }
         }
         let mut families = BTreeSet::new();
         for (i, f) in self.qat.families.iter().enumerate() {
             if f.name.is_empty() || !f.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                return Err(format!("qat.families[{i}].name {:?} must match [a-z0-9_]+", f.name));
+                return Err(bad(format!("qat.families[{i}].name {:?} must match [a-z0-9_]+", f.name)));
             }
             if !families.insert(f.name.as_str()) {
-                return Err(format!("qat.families[{i}].name {:?} is listed twice", f.name));
+                return Err(bad(format!("qat.families[{i}].name {:?} is listed twice", f.name)));
             }
             for (j, m) in f.mdev_types.iter().enumerate() {
                 let ok = m.split_once('/').is_some_and(|(id, ty)| id.parse::<PciId>().is_ok() && is_type_id(ty));
                 if !ok {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "qat.families[{i}].mdev_types[{j}] {m:?} is not parent-vendor:parent-device/type-id"
-                    ));
+                    )));
                 }
             }
         }
         for (i, m) in self.qat.migrations.iter().enumerate() {
             for name in std::iter::once(&m.from).chain(&m.to) {
                 if !families.contains(name.as_str()) {
-                    return Err(format!("qat.migrations[{i}] names unknown family {name:?}"));
+                    return Err(bad(format!("qat.migrations[{i}] names unknown family {name:?}")));
                 }
             }
         }
         let mut seen = BTreeSet::new();
         for (i, t) in self.mtty.types.iter().enumerate() {
             if t.ports == 0 || !is_type_id(&t.name) || !seen.insert(t.name.as_str()) {
-                return Err(format!("mtty.types[{i}] {:?} needs a unique valid name and ports >= 1", t.name));
+                return Err(bad(format!("mtty.types[{i}] {:?} needs a unique valid name and ports >= 1", t.name)));
             }
         }
         Ok(())

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::VendorError;
+
 /// A driver or firmware version read as `major.minor.bugfix`.
 ///
 /// Module versions in the wild are loose ("0.1", "1.4.0-k", "5.1.0.7"): the
@@ -35,7 +37,7 @@ impl fmt::Display for DriverVersion {
 }
 
 impl FromStr for DriverVersion {
-    type Err = String;
+    type Err = VendorError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let mut parts = [0u32; 3];
@@ -46,7 +48,9 @@ impl FromStr for DriverVersion {
             if digits == 0 {
                 break;
             }
-            parts[count] = rest[..digits].parse().map_err(|_| format!("{s:?}: number too large"))?;
+            parts[count] = rest[..digits]
+                .parse()
+                .map_err(|_| VendorError::bad_value("driver version", format!("{s:?}: number too large")))?;
             count += 1;
             rest = &rest[digits..];
             match rest.strip_prefix('.') {
@@ -55,7 +59,10 @@ impl FromStr for DriverVersion {
             }
         }
         if count == 0 {
-            return Err(format!("{s:?} does not start with a version number"));
+            return Err(VendorError::bad_value(
+                "driver version",
+                format!("{s:?} does not start with a version number"),
+            ));
         }
         Ok(DriverVersion::new(parts[0], parts[1], parts[2]))
     }

@@ -27,6 +27,14 @@ pub enum VendorError {
     /// No model recognises the device at all.
     #[error("no vendor model recognises this device")]
     NoModel,
+    /// A value (a PCI id, a driver version, an algorithm list, a storage URL) is malformed.
+    #[error("{what}: {why}")]
+    BadValue {
+        /// What kind of value.
+        what: &'static str,
+        /// What is wrong with it, quoting it.
+        why: String,
+    },
     /// The product catalog could not be parsed or is inconsistent.
     #[error("catalog {origin}: {why}")]
     Catalog {
@@ -38,15 +46,19 @@ pub enum VendorError {
 }
 
 impl VendorError {
-    pub(crate) fn bad_version(model: &'static str, version: &str, why: impl Into<String>) -> Self {
+    pub(crate) fn bad_value(what: &'static str, why: impl std::fmt::Display) -> Self {
+        VendorError::BadValue { what, why: why.to_string() }
+    }
+
+    pub(crate) fn bad_version(model: &'static str, version: &str, why: impl std::fmt::Display) -> Self {
         let mut shown: String = version.chars().take(120).collect();
         if shown.len() < version.len() {
             shown.push('…');
         }
-        VendorError::BadVersion { model, version: shown, why: why.into() }
+        VendorError::BadVersion { model, version: shown, why: why.to_string() }
     }
 
-    pub(crate) fn unsupported(model: &'static str, why: impl Into<String>) -> Self {
-        VendorError::Unsupported { model, why: why.into() }
+    pub(crate) fn unsupported(model: &'static str, why: impl std::fmt::Display) -> Self {
+        VendorError::Unsupported { model, why: why.to_string() }
     }
 }

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::VendorError;
+
 /// A PCI vendor:device id pair such as `8086:591d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PciId {
@@ -24,20 +26,21 @@ impl fmt::Display for PciId {
 }
 
 impl FromStr for PciId {
-    type Err = String;
+    type Err = VendorError;
     /// Parses `vvvv:dddd` (exactly four hex digits each, any case).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (v, d) = s.split_once(':').ok_or_else(|| format!("{s:?} is not vendor:device"))?;
+        let (v, d) =
+            s.split_once(':').ok_or_else(|| VendorError::bad_value("PCI id", format!("{s:?} is not vendor:device")))?;
         Ok(PciId::new(hex4(v)?, hex4(d)?))
     }
 }
 
 /// Parses exactly four hex digits.
-pub(crate) fn hex4(s: &str) -> Result<u16, String> {
+pub(crate) fn hex4(s: &str) -> Result<u16, VendorError> {
     if s.len() != 4 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{s:?} is not four hex digits"));
+        return Err(VendorError::bad_value("PCI id", format!("{s:?} is not four hex digits")));
     }
-    u16::from_str_radix(s, 16).map_err(|e| format!("{s:?}: {e}"))
+    u16::from_str_radix(s, 16).map_err(|e| VendorError::bad_value("PCI id", format!("{s:?}: {e}")))
 }
 
 /// Serialises a `Display + FromStr` type as its text form.

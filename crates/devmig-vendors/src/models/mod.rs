@@ -75,7 +75,7 @@ pub(crate) fn fields<'a>(model: &'static str, s: &'a str, n: usize) -> Result<Ve
 
 /// Parses a `vvvv:dddd` field.
 pub(crate) fn parse_pci_id(model: &'static str, whole: &str, field: &str) -> Result<PciId, VendorError> {
-    field.parse().map_err(|e: String| VendorError::bad_version(model, whole, e))
+    field.parse().map_err(|e: VendorError| VendorError::bad_version(model, whole, e))
 }
 
 /// Parses a strict `major.minor.bugfix` field (what the models emit).

@@ -26,20 +26,21 @@ pub fn encode_field(s: &str) -> String {
 }
 
 /// Decodes a field made by [`encode_field`].
-pub fn decode_field(s: &str) -> Result<String, String> {
+pub fn decode_field(s: &str) -> Result<String, VendorError> {
     percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|e| format!("field is not UTF-8 once decoded: {e}"))
+        .map_err(|e| VendorError::bad_value("field", format!("not UTF-8 once decoded: {e}")))
 }
 
 /// Normalises a storage URL so equal locations compare equal: scheme and
 /// host lower-cased, default ports dropped, dot segments and escapes
 /// normalised (WHATWG URL rules).
-pub fn normalize_url(raw: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+pub fn normalize_url(raw: &str) -> Result<String, VendorError> {
+    let bad = |why: String| VendorError::bad_value("storage URL", why);
+    let mut url = url::Url::parse(raw.trim()).map_err(|e| bad(format!("{raw:?} is not a URL: {e}")))?;
     if let Some(host) = url.host_str().map(str::to_ascii_lowercase) {
-        url.set_host(Some(&host)).map_err(|e| format!("{raw:?}: host: {e}"))?;
+        url.set_host(Some(&host)).map_err(|e| bad(format!("{raw:?}: host: {e}")))?;
     }
     Ok(url.to_string())
 }

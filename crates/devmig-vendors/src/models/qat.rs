@@ -35,11 +35,11 @@ fn is_alg(a: &str) -> bool {
 }
 
 /// Parses a configured algorithm list (spaces or commas, any case).
-pub fn parse_crypto(list: &str) -> Result<BTreeSet<String>, String> {
+pub fn parse_crypto(list: &str) -> Result<BTreeSet<String>, VendorError> {
     let set: BTreeSet<String> =
         list.split([' ', ',', '\n', '\t']).filter(|a| !a.is_empty()).map(str::to_ascii_lowercase).collect();
     match set.iter().find(|a| !is_alg(a)) {
-        Some(bad) => Err(format!("algorithm {bad:?} must match [a-z0-9_.-]+")),
+        Some(bad) => Err(VendorError::bad_value("crypto algorithms", format!("{bad:?} must match [a-z0-9_.-]+"))),
         None => Ok(set),
     }
 }
