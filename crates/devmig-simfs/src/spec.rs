@@ -206,7 +206,7 @@ impl HostSpec {
     pub fn from_toml(text: &str, origin: &str, catalog: &Catalog) -> Result<Self, SimError> {
         let spec: HostSpec = toml::from_str(text)
             .map_err(|e| SimError::Spec { origin: origin.into(), why: e.to_string().trim().to_string() })?;
-        spec.validate(catalog).map_err(|why| SimError::Spec { origin: origin.into(), why })?;
+        spec.validate(catalog, origin)?;
         Ok(spec)
     }
 
@@ -228,14 +228,15 @@ impl HostSpec {
         name: &str,
         m: &MdevParentSpec,
         catalog: &Catalog,
-    ) -> Result<(u32, BTreeMap<String, u32>), String> {
+        bad: &dyn Fn(String) -> SimError,
+    ) -> Result<(u32, BTreeMap<String, u32>), SimError> {
         let mut costs = BTreeMap::new();
         if driver == Some("i915") {
             let mut units = 1u32;
             for t in &m.types {
                 let n = catalog
                     .gvt_type(&t.id)
-                    .ok_or_else(|| format!("type {:?} is not a catalogued i915 type", t.id))?
+                    .ok_or_else(|| bad(format!("type {:?} is not a catalogued i915 type", t.id)))?
                     .instances;
                 units = units / gcd(units, n) * n;
             }
@@ -250,7 +251,7 @@ impl HostSpec {
                     t.id.clone(),
                     catalog
                         .mtty_ports(&t.id)
-                        .ok_or_else(|| format!("type {:?} is not a catalogued mtty type", t.id))?,
+                        .ok_or_else(|| bad(format!("type {:?} is not a catalogued mtty type", t.id)))?,
                 );
             }
             return Ok((m.capacity.unwrap_or(24), costs));
@@ -261,10 +262,11 @@ impl HostSpec {
         Ok((m.capacity.unwrap_or(8), costs))
     }
 
-    fn validate(&self, catalog: &Catalog) -> Result<(), String> {
+    fn validate(&self, catalog: &Catalog, origin: &str) -> Result<(), SimError> {
+        let bad = |why: String| SimError::Spec { origin: origin.to_string(), why };
         if self.hostname.is_empty() || !self.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
-            return Err(format!("hostname {:?} must be [A-Za-z0-9._-]+", self.hostname));
+            return Err(bad(format!("hostname {:?} must be [A-Za-z0-9._-]+", self.hostname)));
         }
         let mut addresses = BTreeSet::new();
         let mut modules: HashMap<String, (String, Option<String>)> = HashMap::new();
@@ -273,69 +275,70 @@ impl HostSpec {
             let addr = d
                 .address
                 .parse::<PciAddress>()
-                .map_err(|_| format!("{key}.address {:?} is not DDDD:BB:DD.F", d.address))?;
+                .map_err(|_| bad(format!("{key}.address {:?} is not DDDD:BB:DD.F", d.address)))?;
             if !addresses.insert(addr.to_string()) {
-                return Err(format!("{key}.address {} is listed twice", d.address));
+                return Err(bad(format!("{key}.address {} is listed twice", d.address)));
             }
-            d.id.parse::<PciId>().map_err(|e| format!("{key}.id: {e}"))?;
+            d.id.parse::<PciId>().map_err(|e| bad(format!("{key}.id: {e}")))?;
             if let Some(s) = &d.subsystem {
-                s.parse::<PciId>().map_err(|e| format!("{key}.subsystem: {e}"))?;
+                s.parse::<PciId>().map_err(|e| bad(format!("{key}.subsystem: {e}")))?;
             }
             let class_ok =
                 d.class.strip_prefix("0x").is_some_and(|h| h.len() == 6 && u32::from_str_radix(h, 16).is_ok());
             if !class_ok {
-                return Err(format!("{key}.class {:?} is not 0x followed by six hex digits", d.class));
+                return Err(bad(format!("{key}.class {:?} is not 0x followed by six hex digits", d.class)));
             }
             for name in d.params.keys() {
                 if !is_attr_name(name) {
-                    return Err(format!("{key}.params: {name:?} is not a valid attribute name"));
+                    return Err(bad(format!("{key}.params: {name:?} is not a valid attribute name")));
                 }
             }
             if let Some(drv) = &d.driver {
                 if !is_attr_name(drv) {
-                    return Err(format!("{key}.driver {drv:?} is not a valid driver name"));
+                    return Err(bad(format!("{key}.driver {drv:?} is not a valid driver name")));
                 }
                 let module = d.module.clone().unwrap_or_else(|| drv.clone());
                 if !is_attr_name(&module) {
-                    return Err(format!("{key}.module {module:?} is not a valid module name"));
+                    return Err(bad(format!("{key}.module {module:?} is not a valid module name")));
                 }
                 let entry = modules.entry(module.clone()).or_insert_with(|| (key.clone(), d.driver_version.clone()));
                 if entry.1 != d.driver_version {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "{key}.driver_version {:?} differs from {}'s for module {module}",
                         d.driver_version, entry.0
-                    ));
+                    )));
                 }
             } else if d.module.is_some() || d.driver_version.is_some() {
-                return Err(format!("{key}: module and driver_version need a driver"));
+                return Err(bad(format!("{key}: module and driver_version need a driver")));
             }
             if is_vf && (d.sriov.is_some() || d.mdev.is_some()) {
-                return Err(format!("{key}: a VF cannot have sriov or mdev"));
+                return Err(bad(format!("{key}: a VF cannot have sriov or mdev")));
             }
             if let Some(s) = &d.sriov {
                 if s.vfs.len() as u32 > s.total_vfs {
-                    return Err(format!("{key}.sriov: {} VFs exceed total_vfs {}", s.vfs.len(), s.total_vfs));
+                    return Err(bad(format!("{key}.sriov: {} VFs exceed total_vfs {}", s.vfs.len(), s.total_vfs)));
                 }
             }
             if let Some(m) = &d.mdev {
-                Self::validate_types(&format!("{key}.mdev"), m)?;
-                Self::costs(d.driver.as_deref(), &addr.to_string(), m, catalog)
-                    .map_err(|e| format!("{key}.mdev: {e}"))?;
+                Self::validate_types(&format!("{key}.mdev"), m, &bad)?;
+                Self::costs(d.driver.as_deref(), &addr.to_string(), m, catalog, &|why| {
+                    bad(format!("{key}.mdev: {why}"))
+                })?;
                 parents.insert(addr.to_string(), m.types.iter().map(|t| t.id.clone()).collect());
             }
         }
         for (i, v) in self.virtual_parent.iter().enumerate() {
             let key = format!("virtual_parent[{i}]");
             if !is_attr_name(&v.name) || v.name.parse::<PciAddress>().is_ok() || parents.contains_key(&v.name) {
-                return Err(format!("{key}.name {:?} must be a unique device name", v.name));
+                return Err(bad(format!("{key}.name {:?} must be a unique device name", v.name)));
             }
             if let Some(c) = &v.class {
                 if !is_attr_name(c) {
-                    return Err(format!("{key}.class {c:?} is not a valid class name"));
+                    return Err(bad(format!("{key}.class {c:?} is not a valid class name")));
                 }
             }
-            Self::validate_types(&format!("{key}.mdev"), &v.mdev)?;
-            Self::costs(None, &v.name, &v.mdev, catalog).map_err(|e| format!("{key}.mdev: {e}"))?;
+            Self::validate_types(&format!("{key}.mdev"), &v.mdev, &bad)?;
+            Self::costs(None, &v.name, &v.mdev, catalog, &|why| bad(format!("{key}.mdev: {why}")))?;
             parents.insert(v.name.clone(), v.mdev.types.iter().map(|t| t.id.clone()).collect());
         }
         let mut uuids = BTreeSet::new();
@@ -343,44 +346,44 @@ impl HostSpec {
             let key = format!("mdev[{i}]");
             match m.uuid.parse::<DeviceId>() {
                 Ok(DeviceId::Mdev(u)) if uuids.insert(u.clone()) => {}
-                Ok(DeviceId::Mdev(_)) => return Err(format!("{key}.uuid {} is listed twice", m.uuid)),
-                _ => return Err(format!("{key}.uuid {:?} is not a UUID", m.uuid)),
+                Ok(DeviceId::Mdev(_)) => return Err(bad(format!("{key}.uuid {} is listed twice", m.uuid))),
+                _ => return Err(bad(format!("{key}.uuid {:?} is not a UUID", m.uuid))),
             }
             let types = parents
                 .get(&m.parent)
-                .ok_or_else(|| format!("{key}.parent {:?} is not an mdev parent of this host", m.parent))?;
+                .ok_or_else(|| bad(format!("{key}.parent {:?} is not an mdev parent of this host", m.parent)))?;
             if !types.contains(&m.type_id) {
-                return Err(format!("{key}.type {:?} is not a type of {}", m.type_id, m.parent));
+                return Err(bad(format!("{key}.type {:?} is not a type of {}", m.type_id, m.parent)));
             }
             if m.aggregator == 0 {
-                return Err(format!("{key}.aggregator must be at least 1"));
+                return Err(bad(format!("{key}.aggregator must be at least 1")));
             }
         }
         for (i, f) in self.fault.iter().enumerate() {
             let key = format!("fault[{i}]");
-            f.device.parse::<DeviceId>().map_err(|e| format!("{key}.device: {e}"))?;
+            f.device.parse::<DeviceId>().map_err(|e| bad(format!("{key}.device: {e}")))?;
             if !is_attr_name(&f.attribute) {
-                return Err(format!("{key}.attribute {:?} is not a valid attribute name", f.attribute));
+                return Err(bad(format!("{key}.attribute {:?} is not a valid attribute name", f.attribute)));
             }
             if let Some(op) = &f.op {
                 if !["read", "write", "any"].contains(&op.as_str()) {
-                    return Err(format!("{key}.op {op:?} must be read, write or any"));
+                    return Err(bad(format!("{key}.op {op:?} must be read, write or any")));
                 }
             }
             if let Some(e) = &f.error {
                 errno_by_name(e).ok_or_else(|| {
-                    format!("{key}.error {e:?} is not one of EIO EINVAL ENODEV EBUSY EAGAIN ENOSPC EPERM EACCES")
+                    bad(format!("{key}.error {e:?} is not one of EIO EINVAL ENODEV EBUSY EAGAIN ENOSPC EPERM EACCES"))
                 })?;
             }
         }
         Ok(())
     }
 
-    fn validate_types(key: &str, m: &MdevParentSpec) -> Result<(), String> {
+    fn validate_types(key: &str, m: &MdevParentSpec, bad: &dyn Fn(String) -> SimError) -> Result<(), SimError> {
         let mut seen = BTreeSet::new();
         for (j, t) in m.types.iter().enumerate() {
             if !is_attr_name(&t.id) || !seen.insert(&t.id) {
-                return Err(format!("{key}.types[{j}].id {:?} must be a unique type id", t.id));
+                return Err(bad(format!("{key}.types[{j}].id {:?} must be a unique type id", t.id)));
             }
         }
         Ok(())
@@ -388,7 +391,7 @@ impl HostSpec {
 
     /// Builds the emulated host. Faults naming an attribute that does not exist are an error.
     pub fn build(&self, registry: Registry, origin: &str) -> Result<Host, SimError> {
-        self.validate(registry.catalog()).map_err(|why| SimError::Spec { origin: origin.into(), why })?;
+        self.validate(registry.catalog(), origin)?;
         let mut host = Host {
             hostname: self.hostname.clone(),
             nodes: Nodes::default(),
@@ -549,7 +552,8 @@ impl HostSpec {
         }
         for ParentRow { name, pci_id, driver, version, mdev: m } in all {
             let (capacity, costs) =
-                Self::costs(driver.as_deref(), &name, m, &catalog).map_err(std::io::Error::other)?;
+                Self::costs(driver.as_deref(), &name, m, &catalog, &|why| SimError::Spec { origin: name.clone(), why })
+                    .map_err(std::io::Error::other)?;
             let driver_name = driver.clone().unwrap_or_default();
             host.parents.insert(
                 name.clone(),
