@@ -84,3 +84,21 @@ pub fn assert_committed_json(path: &Path, doc: &serde_json::Value) {
         .unwrap_or_else(|e| panic!("{}: {e} (DEVMIG_UPDATE_OPENAPI=1 writes it)", path.display()));
     assert_eq!(kept, generated, "{} is stale: run with DEVMIG_UPDATE_OPENAPI=1", path.display());
 }
+
+/// Writes a token file (`[[token]]` tables) at `path`: `(name, scope, bound host, secret)`.
+pub fn write_token_file(path: &Path, tokens: &[(&str, &str, Option<&str>, &str)]) {
+    let mut text = String::new();
+    for (name, scope, host, secret) in tokens {
+        text.push_str(&format!("[[token]]\nname = \"{name}\"\nscope = \"{scope}\"\n"));
+        if let Some(h) = host {
+            text.push_str(&format!("host = \"{h}\"\n"));
+        }
+        text.push_str(&format!("secret = \"{secret}\"\n"));
+    }
+    std::fs::write(path, text).expect("token file");
+}
+
+/// Writes a client's secret file at `path` (the secret and a newline).
+pub fn write_secret_file(path: &Path, secret: &str) {
+    std::fs::write(path, format!("{secret}\n")).expect("secret file");
+}

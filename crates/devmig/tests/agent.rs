@@ -41,11 +41,9 @@ impl Drop for Agent {
 }
 
 fn files(dir: &Path) -> (PathBuf, PathBuf) {
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(&tokens, format!("[[token]]\nname = \"nova\"\nscope = \"admin\"\nsecret = \"{ADMIN}\"\n"))
-        .expect("tokens");
-    let secret = dir.join("secret");
-    std::fs::write(&secret, format!("{ADMIN}\n")).expect("secret");
+    let (tokens, secret) = (dir.join("tokens.toml"), dir.join("secret"));
+    devmig_testkit::write_token_file(&tokens, &[("nova", "admin", None, ADMIN)]);
+    devmig_testkit::write_secret_file(&secret, ADMIN);
     (tokens, secret)
 }
 

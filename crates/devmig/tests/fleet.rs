@@ -222,18 +222,17 @@ fn a_second_agent_under_one_host_name_is_refused_on_both_sides() {
     let root = p("sys");
     devmig_core::tree::example_host(&devmig_core::tree::TreeBuilder::new(&root), devmig_core::tree::ExampleHost::A)
         .expect("tree");
-    std::fs::write(p("agent-token"), "fleet-to-agent-secret-01\n").expect("write");
-    std::fs::write(
-        p("agent-tokens.toml"),
-        "[[token]]\nname = \"fleet\"\nscope = \"admin\"\nsecret = \"fleet-to-agent-secret-01\"\n",
-    )
-    .expect("write");
-    std::fs::write(p("report-token"), "twin-report-secret-0001\n").expect("write");
-    std::fs::write(
-        p("fleet-tokens.toml"),
-        "[[token]]\nname = \"twin\"\nscope = \"report\"\nhost = \"twin\"\nsecret = \"twin-report-secret-0001\"\n",
-    )
-    .expect("write");
+    let (agent_secret, report_secret) = ("fleet-to-agent-secret-01", "twin-report-secret-0001");
+    devmig_testkit::write_secret_file(std::path::Path::new(&p("agent-token")), agent_secret);
+    devmig_testkit::write_token_file(
+        std::path::Path::new(&p("agent-tokens.toml")),
+        &[("fleet", "admin", None, agent_secret)],
+    );
+    devmig_testkit::write_secret_file(std::path::Path::new(&p("report-token")), report_secret);
+    devmig_testkit::write_token_file(
+        std::path::Path::new(&p("fleet-tokens.toml")),
+        &[("twin", "report", Some("twin"), report_secret)],
+    );
     let db = format!("sqlite:{}", p("fleet.db"));
     let (_fleet, first) = spawn_logged(
         &[
