@@ -1,10 +1,8 @@
 //! The host report an agent pushes to the fleet: every migratable device with its version
 //! string, typed step-a attributes, the facts its vendor model read, and whether it is free.
-use std::collections::HashSet;
 
 use devmig_core::{DeviceKind, MigrationSupport};
 
-use crate::claims::ClaimState;
 use crate::{Agent, AgentError};
 
 pub use devmig_api::{DeviceRecord, HostReport};
@@ -14,8 +12,7 @@ impl Agent {
     /// describe (no facts, no version, no attributes) are left out and logged.
     pub fn device_records(&self) -> Result<Vec<DeviceRecord>, AgentError> {
         let inventory = self.devices()?;
-        let claimed: HashSet<String> =
-            self.claims()?.into_iter().filter(|c| c.state == ClaimState::Active).map(|c| c.device).collect();
+        let claimed = self.claimed_devices()?;
         let registry = self.checker().registry();
         let mut records = Vec::new();
         for dev in inventory.devices {

@@ -192,14 +192,7 @@ impl Agent {
     /// Local targets passing step a, then step b: each write under the device's lock, claimed
     /// devices listed as such and not written to.
     pub fn match_version(&self, version: &str) -> Result<MatchReport, AgentError> {
-        let claimed: std::collections::HashSet<String> = self
-            .store
-            .lock()
-            .current()?
-            .into_iter()
-            .filter(|c| c.state == ClaimState::Active)
-            .map(|c| c.device)
-            .collect();
+        let claimed = self.claimed_devices()?;
         let is_claimed = |id: &DeviceId| claimed.contains(&id.to_string());
         let exclusive = |id: &DeviceId, run: &mut dyn FnMut() -> CheckReport| {
             let entry = self.device_locks.get(&id.to_string());
@@ -208,6 +201,11 @@ impl Agent {
         };
         let cx = MatchContext { claimed: &is_claimed, exclusive: &exclusive };
         Ok(self.checker.match_version_in(version, &cx)?)
+    }
+
+    /// The devices active claims hold.
+    pub fn claimed_devices(&self) -> Result<std::collections::HashSet<String>, AgentError> {
+        Ok(self.claims()?.into_iter().filter(|c| c.state == ClaimState::Active).map(|c| c.device).collect())
     }
 
     /// Current claims (active and orphaned).

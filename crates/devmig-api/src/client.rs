@@ -17,19 +17,11 @@ pub struct AgentClient {
     timeout: Option<Duration>,
 }
 
-/// True for a base URL devmig calls: `http(s)://host[:port]`, no user info.
-fn valid_base(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.contains('@') && !r.bytes().any(|b| b.is_ascii_control() || b == b' '))
-}
-
 impl AgentClient {
     /// A client of the agent at `base` presenting `token`, over `http` (which carries the TLS
     /// configuration and connection pool; clone one for many agents).
     pub fn new(base: &str, token: &str, http: reqwest::Client) -> Result<AgentClient, ApiError> {
-        if !valid_base(base) {
-            return Err(ApiError::invalid("agent URL", base, "http(s)://host[:port] without user info"));
-        }
+        crate::ids::check_agent_url(base)?;
         Ok(AgentClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http, timeout: None })
     }
 
@@ -37,11 +29,6 @@ impl AgentClient {
     pub fn with_timeout(mut self, timeout: Duration) -> AgentClient {
         self.timeout = Some(timeout);
         self
-    }
-
-    /// The agent's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ApiError> {

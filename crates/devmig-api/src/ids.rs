@@ -107,6 +107,34 @@ validated_string!(
     valid_host_name
 );
 
+/// Checks an agent's base URL, the one rule for every place that stores or calls one (the
+/// fleet sends its agent credentials there): an `http://` or `https://` URL with a host, no
+/// user info, query or fragment, no path beyond `/`, at most 2048 characters, and no control
+/// characters, spaces or non-ASCII characters anywhere.
+pub fn check_agent_url(url: &str) -> Result<(), ApiError> {
+    let bad = |rule: &'static str| Err(ApiError::invalid("agent URL", url, rule));
+    if url.len() > 2048 {
+        return bad("at most 2048 characters");
+    }
+    if url.bytes().any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii()) {
+        return bad("free of control characters, spaces and non-ASCII characters");
+    }
+    let Ok(parsed) = reqwest::Url::parse(url) else { return bad("an http:// or https:// URL") };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return bad("an http:// or https:// URL");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return bad("a URL with a host");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("a URL without user info");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !matches!(parsed.path(), "" | "/") {
+        return bad("the agent's base URL (no path, query or fragment)");
+    }
+    Ok(())
+}
+
 /// True for an agent identity: 1..=64 of `[A-Za-z0-9-]` (a UUID as the agent generates it).
 pub fn valid_identity(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')

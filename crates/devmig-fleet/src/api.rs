@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use devmig_agent::api::{RouteDoc, method_name, openapi_document};
-use devmig_agent::{Caller, Denied, HostReport, Scope, Tokens, valid_host_name};
+use devmig_agent::{Caller, Denied, HostReport, Scope, Tokens};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -247,44 +247,13 @@ pub fn check_generation(generation: u64, now_ms: i64) -> Result<(), FleetError> 
     Ok(())
 }
 
-/// Refuses an agent URL the fleet must not send its credentials to: anything but an absolute
-/// `http://` or `https://` URL with a host, no user info, query or fragment, no path beyond
-/// `/`, at most 2048 characters, and no control characters or spaces anywhere.
-pub fn check_agent_url(url: &str) -> Result<(), FleetError> {
-    let bad = |why: &str| FleetError::BadRequest(format!("url {url:?}: {why}"));
-    if url.len() > 2048 {
-        return Err(bad("longer than 2048 characters"));
-    }
-    if url.bytes().any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii()) {
-        return Err(bad("control characters, spaces and non-ASCII characters are not allowed"));
-    }
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("must be http:// or https://"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("must not carry user info"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() || !matches!(parsed.path(), "" | "/") {
-        return Err(bad("must be the agent's base URL (no path, query or fragment)"));
-    }
-    Ok(())
-}
-
 async fn put_report(
     State(s): State<FleetState>,
     caller: axum::Extension<Caller>,
     Path(host): Path<String>,
     b: Result<Json<HostReport>, JsonRejection>,
 ) -> Result<Response, FleetError> {
-    if !valid_host_name(&host) {
-        return Err(FleetError::BadRequest(format!(
-            "host {host:?}: must be 1..253 of [A-Za-z0-9._-], starting with a letter or digit"
-        )));
-    }
+    host.parse::<devmig_api::HostName>().map_err(|e| FleetError::BadRequest(e.to_string()))?;
     // A report token speaks for its one host (an operator's admin token for any).
     if caller.scope == Scope::Report && caller.host.as_deref() != Some(host.as_str()) {
         return Err(FleetError::Forbidden(format!(
@@ -297,7 +266,7 @@ async fn put_report(
     if report.host != host {
         return Err(FleetError::BadRequest(format!("host {host:?} must equal the report's host {:?}", report.host)));
     }
-    check_agent_url(&report.url)?;
+    devmig_api::ids::check_agent_url(&report.url).map_err(|e| FleetError::BadRequest(e.to_string()))?;
     if !devmig_agent::identity::valid_identity(&report.identity) {
         return Err(FleetError::BadRequest(format!("identity {:?}: must be 1..64 of [A-Za-z0-9-]", report.identity)));
     }

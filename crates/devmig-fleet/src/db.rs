@@ -338,7 +338,7 @@ impl Pool {
     /// created, else it is an error naming the path.
     pub fn open(url: &DbUrl, size: usize, create: bool) -> Result<Pool, FleetError> {
         let mut conns = Vec::new();
-        for _ in 0..size.max(1) {
+        for i in 0..size.max(1) {
             conns.push(Mutex::new(match url {
                 DbUrl::Sqlite(path) => {
                     let c = if create {
@@ -359,11 +359,10 @@ impl Pool {
                         )
                     }
                     .map_err(|e| FleetError::db_from(format!("opening {path}"), e))?;
-                    // Before any pragma writes to it: a file without devmig's schema stays untouched.
-                    if !create && !crate::schema::present_sqlite(&c)? {
-                        return Err(FleetError::NotFound(format!(
-                            "{path} holds no devmig fleet (start `devmig fleet serve` on it)"
-                        )));
+                    // Once per file, before any pragma writes to it: a file without devmig's schema
+                    // stays untouched.
+                    if !create && i == 0 && !crate::schema::present_sqlite(&c)? {
+                        return Err(crate::schema::no_fleet(path));
                     }
                     c.busy_timeout(Duration::from_secs(10)).map_err(sqlite_err)?;
                     c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16000;")

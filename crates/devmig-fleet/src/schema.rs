@@ -50,23 +50,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, "ALTER TABLE hosts ADD COLUMN identity TEXT NOT NULL DEFAULT ''"),
 ];
 
-const SQLITE_PRESENT: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+/// The error for a database without devmig's schema (`which` names it).
+pub fn no_fleet(which: &str) -> FleetError {
+    FleetError::NotFound(format!("{which} holds no devmig fleet (start `devmig fleet serve` on it)"))
+}
 
-/// True when the database holds devmig's schema (its migrations table).
-pub fn present(conn: &mut Conn) -> Result<bool, FleetError> {
-    let sql = if conn.is_postgres() {
+/// True when a PostgreSQL database holds devmig's schema (its migrations table).
+pub fn present_postgres(conn: &mut Conn) -> Result<bool, FleetError> {
+    let rows = conn.query(
         "SELECT COUNT(*) FROM information_schema.tables \
-         WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
-    } else {
-        SQLITE_PRESENT
-    };
-    let rows = conn.query(sql, &[])?;
+         WHERE table_name = 'schema_migrations' AND table_schema = current_schema()",
+        &[],
+    )?;
     Ok(rows.first().and_then(|r| r.first()).map_or(0, Val::int) > 0)
 }
 
-/// [`present`] on a raw SQLite connection (checked before any pragma writes to the file).
+/// True when a SQLite file holds devmig's schema, asked on the raw connection before any
+/// pragma writes to the file.
 pub fn present_sqlite(c: &rusqlite::Connection) -> Result<bool, FleetError> {
-    c.query_row(SQLITE_PRESENT, [], |r| r.get::<_, i64>(0)).map(|n| n > 0).map_err(|e| FleetError::db_from("SQLite", e))
+    c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+    .map_err(|e| FleetError::db_from("SQLite", e))
 }
 
 /// Brings the schema to the newest version; returns the version.

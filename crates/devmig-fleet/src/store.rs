@@ -105,14 +105,9 @@ impl Store {
 
     fn open_with(url: &DbUrl, pool_size: usize, create: bool) -> Result<Store, FleetError> {
         let pool = Pool::open(url, pool_size, create)?;
-        if !create && !schema::present(&mut pool.writer())? {
-            let which = match url {
-                DbUrl::Sqlite(path) => path.as_str(),
-                DbUrl::Postgres(_) => "the PostgreSQL database",
-            };
-            return Err(FleetError::NotFound(format!(
-                "{which} holds no devmig fleet (start `devmig fleet serve` on it)"
-            )));
+        // (SQLite was checked when its file was opened.)
+        if !create && matches!(url, DbUrl::Postgres(_)) && !schema::present_postgres(&mut pool.writer())? {
+            return Err(schema::no_fleet("the PostgreSQL database"));
         }
         schema::migrate(&mut pool.writer())?;
         Ok(Store {

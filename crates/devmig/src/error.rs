@@ -56,6 +56,16 @@ pub enum CliError {
     },
 }
 
+/// The exit code of an agent's or the fleet's answer: refused input 2, a conflict or a refused
+/// claim 1, anything else (no answer, a 5xx) 3.
+fn exit_for_status(status: u16) -> i32 {
+    match status {
+        400 | 401 | 403 | 404 | 405 | 413 => 2,
+        409 | 422 => 1,
+        _ => 3,
+    }
+}
+
 impl From<devmig_api::ApiError> for CliError {
     fn from(e: devmig_api::ApiError) -> Self {
         use devmig_api::ApiError as A;
@@ -81,15 +91,10 @@ impl CliError {
             CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
             CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
             CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
-            CliError::Remote { status: 400 | 401 | 403 | 404 | 413, .. } => 2,
-            CliError::Remote { status: 409 | 422, .. } => 1,
             CliError::Agent(devmig_agent::AgentError::Config(_)) => 2,
             CliError::Fleet(devmig_fleet::FleetError::Config(_)) => 2,
-            CliError::Fleet(e) => match e.status().as_u16() {
-                400 | 401 | 403 | 404 | 405 | 413 => 2,
-                409 => 1,
-                _ => 3,
-            },
+            CliError::Remote { status, .. } => exit_for_status(*status),
+            CliError::Fleet(e) => exit_for_status(e.status().as_u16()),
             _ => 3,
         }
     }

@@ -82,7 +82,7 @@ impl Remote {
             builder = builder.tls_backend_preconfigured(tls.config()?);
         }
         let http = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
-        let client = AgentClient::new(url, &token, http).map_err(|e| CliError::Usage(e.to_string()))?;
+        let client = AgentClient::new(url, &token, http)?;
         // One small runtime per agent: the CLI is synchronous, the client is not.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -80,9 +80,7 @@ fn fleet_link(
             .trim()
             .to_string(),
     };
-    if !devmig_agent::valid_host_name(&host) {
-        return Err(CliError::Usage(format!("host name {host:?}: must be 1..253 of [A-Za-z0-9._-]")));
-    }
+    host.parse::<devmig_api::HostName>()?;
     if args.report_interval_s == 0 {
         return Err(CliError::Usage("--report-interval-s must be at least 1".into()));
     }

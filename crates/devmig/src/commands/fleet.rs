@@ -106,9 +106,7 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             Ok(0)
         }
         FleetCommand::Forget { db, host } => {
-            if !devmig_agent::valid_host_name(host) {
-                return Err(CliError::Usage(format!("host {host:?} is not a valid host name")));
-            }
+            host.parse::<devmig_api::HostName>()?;
             let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
             if !fleet.store.forget(host)? {
                 return Err(CliError::Usage(format!("the fleet knows no host {host:?}")));
