@@ -339,12 +339,12 @@ async fn a_check_writes_the_target_once_and_match_takes_the_devices_lock() {
     let (state, body) = (b.state.clone(), json!({"version": v}));
     let check = tokio::spawn(async move {
         let uri = format!("/api/v1/devices/{B_VGPU_HALF}/check");
-        common::call_state(&state, Method::POST, &uri, Some(ADMIN), Some(body)).await
+        common::call(&state, Method::POST, &uri, Some(ADMIN), Some(body)).await
     });
     let (state, body) = (b.state.clone(), json!({"version": v}));
     let matching = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        common::call_state(&state, Method::POST, "/api/v1/match", Some(ADMIN), Some(body)).await
+        common::call(&state, Method::POST, "/api/v1/match", Some(ADMIN), Some(body)).await
     });
     let ((cs, c), (ms, m)) = (check.await.expect("check task"), matching.await.expect("match task"));
     assert_eq!((cs, c["verdict"].as_str()), (StatusCode::OK, Some("compatible")), "{c}");

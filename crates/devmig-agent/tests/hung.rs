@@ -33,7 +33,7 @@ async fn a_flood_of_reads_of_a_hung_attribute_stops_nothing_else_and_heals() {
     let flood: Vec<_> = (0..64)
         .map(|_| {
             let (state, uri) = (h.state.clone(), hung.clone());
-            tokio::spawn(async move { common::call_state(&state, Method::GET, &uri, Some(READ), None).await })
+            tokio::spawn(async move { common::call(&state, Method::GET, &uri, Some(READ), None).await })
         })
         .collect();
     // Meanwhile, and after, the other type of the same parent keeps answering.

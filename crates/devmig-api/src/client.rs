@@ -41,7 +41,7 @@ impl AgentClient {
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(unreachable)?;
-        Ok((status, bytes.to_vec()))
+        Ok((status, bytes.into()))
     }
 
     fn decode<T: DeserializeOwned>(status: u16, body: &[u8], ok: &[u16]) -> Result<T, ApiError> {

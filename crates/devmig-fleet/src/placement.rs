@@ -218,16 +218,18 @@ impl Fleet {
     ) -> Result<Placement, FleetError> {
         let started = Instant::now();
         let now = now_ms();
-        let migration_id = match (&req.migration_id, req.claim) {
-            (None, true) => return Err(FleetError::BadRequest("--claim needs a migration id".into())),
-            (m, _) => m.clone(),
-        };
-        if let Some(m) = &migration_id {
+        if let Some(m) = &req.migration_id {
             // Each target is claimed as `<id>.<n>`: the longest of them must be an id too.
             m.part(req.sources.len().saturating_sub(1))
                 .map_err(|e| FleetError::BadRequest(format!("{e} (with the `.<n>` of each target's claim)")))?;
         }
-        let ttl = req.ttl_seconds.unwrap_or(Ttl::DEFAULT);
+        let spec = match (&req.migration_id, req.claim) {
+            (None, true) => return Err(FleetError::BadRequest("--claim needs a migration id".into())),
+            (Some(m), true) => {
+                Some(ClaimSpec { migration_id: m.clone(), ttl: req.ttl_seconds.unwrap_or(Ttl::DEFAULT) })
+            }
+            (_, false) => None,
+        };
         let max_hosts = req.max_hosts.unwrap_or(8).clamp(1, 64);
         let me = self.clone();
         let refs = req.sources.clone();
@@ -240,27 +242,22 @@ impl Fleet {
             Ok((sources, hosts, excluded))
         })
         .await?;
-        if req.claim {
-            let store = Arc::clone(&self.store);
-            let m = migration_id.as_ref().map(ToString::to_string).unwrap_or_default();
-            let placed = {
-                let m = m.clone();
-                blocking(move || store.begin_placement(&m, now)).await?
-            };
-            if let Some(host) = placed {
+        if let Some(spec) = &spec {
+            let (store, m) = (Arc::clone(&self.store), spec.migration_id.clone());
+            if let Some(host) = blocking(move || store.begin_placement(m.as_str(), now)).await? {
+                let m = &spec.migration_id;
                 return Err(FleetError::Conflict(format!("migration {m} is already placed on {host}")));
             }
         }
         let mut timings = Timings { step_a_ms: ms(started), ..Timings::default() };
         let candidate_hosts = hosts.len();
         let feasible: BTreeSet<String> = hosts.iter().map(|h| h.host.clone()).collect();
-        let spec = migration_id.clone().filter(|_| req.claim).map(|migration_id| ClaimSpec { migration_id, ttl });
         let result = self.verify_and_claim(&sources, hosts, max_hosts, spec.as_ref(), &mut timings).await;
         let (placed, tried) = match result {
             Ok(v) => v,
             Err(e) => {
-                if let (true, Some(m)) = (req.claim, migration_id.clone()) {
-                    let store = Arc::clone(&self.store);
+                if let Some(spec) = &spec {
+                    let (store, m) = (Arc::clone(&self.store), spec.migration_id.clone());
                     let _ = blocking(move || store.end_placement(m.as_str(), None)).await;
                 }
                 return Err(e);
@@ -292,7 +289,7 @@ impl Fleet {
                     Some(blocking(move || explain(&store, &srcs, &excluded, &outcomes, &feasible, now)).await?);
             }
         }
-        if let (true, Some(m)) = (req.claim, migration_id) {
+        if let Some(ClaimSpec { migration_id: m, .. }) = spec {
             let store = Arc::clone(&self.store);
             let text = serde_json::to_string(&answer).map_err(|e| FleetError::Internal(e.to_string()))?;
             let host = answer.host.clone();

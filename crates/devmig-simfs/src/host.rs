@@ -263,6 +263,14 @@ impl Host {
         })
     }
 
+    /// Counts a write(2) on `device`'s `migration_version` (accepted or refused).
+    fn record_version_write(&mut self, device: String, arrived: Instant) {
+        match self.version_writes.get_mut(&device) {
+            Some(log) => log.record(arrived),
+            None => self.version_writes.entry(device).or_default().record(arrived),
+        }
+    }
+
     /// How many write(2) calls reached `device`'s `migration_version` (accepted or refused).
     pub fn version_writes(&self, device: &str) -> u64 {
         self.version_writes.get(device).map_or(0, |w| w.count)
@@ -307,8 +315,9 @@ impl Host {
         let Node::File(f) = self.node(ino)?.clone() else { return Err(Errno(libc::EISDIR)) };
         match f {
             FileKind::MigrationVersion(id) => {
-                self.version_writes.entry(id.clone()).or_default().record(arrived);
-                self.store_version(&id, data)?;
+                let stored = self.store_version(&id, data);
+                self.record_version_write(id, arrived);
+                stored?;
             }
             FileKind::Create(key) => {
                 let uuid = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;

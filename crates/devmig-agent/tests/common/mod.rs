@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use devmig_agent::api::AppState;
 pub use devmig_testkit::agent_lab::{
     ADMIN, MountedLab as Lab, READ, call, call_raw, mounted_lab as lab, options, plain_lab, tokens,
 };
@@ -17,17 +16,6 @@ pub fn host_a() -> Lab {
 /// Example host B, mounted.
 pub fn host_b() -> Lab {
     lab(devmig_simfs::spec::EXAMPLE_HOST_B, Duration::from_secs(5))
-}
-
-/// [`call`] on an agent's state (what a spawned task can own).
-pub async fn call_state(
-    state: &AppState,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call(state, method, uri, token, body).await
 }
 
 /// The URI path segment of a device id (a type's slash encoded): the API crate's encoder.
