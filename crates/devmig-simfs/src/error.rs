@@ -24,6 +24,14 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A probe script is malformed.
+    #[error("probe script line {line}: {why}")]
+    Probe {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
     /// Building the tree failed.
     #[error("building the emulated tree")]
     Build(#[source] std::io::Error),

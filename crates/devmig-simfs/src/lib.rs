@@ -15,6 +15,7 @@ mod fuse;
 pub mod host;
 mod mount;
 pub mod nodes;
+pub mod probe;
 pub mod spec;
 
 pub use error::SimError;

@@ -280,6 +280,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         per_round: usize,
     },
+    /// One check (read the target's attribute, write the source's string) repeated in this
+    /// process under each sysfs root in turn (a real kernel's /sys beside an emulated host's):
+    /// medians of each and their ratio to the first root.
+    Check {
+        /// The source version string to check.
+        #[arg(long)]
+        version: String,
+        /// The target device, the same id under every root.
+        #[arg(long)]
+        target: String,
+        /// sysfs roots to compare (the directory holding sys/), the first is the baseline.
+        #[arg(long = "root", required = true, value_name = "DIR")]
+        roots: Vec<PathBuf>,
+        /// Rounds; each runs --per-round checks under every root.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Checks in a row per root and round.
+        #[arg(long, default_value_t = 50)]
+        per_round: usize,
+    },
     /// The fleet figures: report ingestion, step a, full placements, the exhaustive alternative.
     Fleet(BenchFleetArgs),
     /// Claim and release from concurrent clients against --agent.
@@ -418,6 +438,17 @@ pub enum SimCommand {
         /// The fleet's address.
         #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
         listen: std::net::SocketAddr,
+    },
+    /// Probe a sysfs tree, real or emulated, with a script of list/read/write/mkdir/rmdir/unlink/creat
+    /// operations on paths below ROOT; prints one line per node or operation, naming paths relative
+    /// to ROOT, so the output for a real kernel and for simfs can be diffed
+    /// (example: `devmig sim probe --root /sys kernel/vm/guest/probe-mtty.txt`).
+    Probe {
+        /// The tree's root: /sys, or an emulated host's <mountpoint>/sys.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// The probe script.
+        script: PathBuf,
     },
     /// Mount an emulated host on DIR in the foreground; unmount on SIGINT/SIGTERM (needs root).
     Mount {

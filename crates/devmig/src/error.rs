@@ -90,7 +90,7 @@ impl CliError {
             CliError::Core(devmig_core::CoreError::Vendor(V::NoModel | V::Unsupported { .. })) => 1,
             CliError::Vendor(V::Catalog { .. } | V::UnknownVersion(_) | V::BadVersion { .. }) => 2,
             CliError::Vendor(V::NoModel | V::Unsupported { .. }) => 1,
-            CliError::Sim(devmig_simfs::SimError::Spec { .. }) => 2,
+            CliError::Sim(devmig_simfs::SimError::Spec { .. } | devmig_simfs::SimError::Probe { .. }) => 2,
             CliError::Agent(devmig_agent::AgentError::Config(_)) => 2,
             CliError::Fleet(devmig_fleet::FleetError::Config(_)) => 2,
             CliError::Remote { status, .. } => exit_for_status(*status),

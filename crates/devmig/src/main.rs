@@ -61,6 +61,9 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Bench(cli::BenchCommand::Fleet(args)) => {
             commands::bench_fleet::bench_fleet(args, checker.registry(), out)
         }
+        Command::Bench(cli::BenchCommand::Check { version, target, roots, rounds, per_round }) => {
+            commands::bench::check_roots(version, target, roots, (*rounds, *per_round), checker.registry(), out)
+        }
         Command::Bench(b) => {
             let url = cli.agent.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --agent URL".into()))?;
             let tf =

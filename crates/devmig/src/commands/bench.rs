@@ -1,4 +1,5 @@
-//! `devmig bench agent|claims`: load from this process against an agent.
+//! `devmig bench agent|claims`: load from this process against an agent; `bench check`: one
+//! check under several sysfs roots.
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -132,6 +133,69 @@ fn overhead(
     }))
 }
 
+/// `devmig bench check`: blocks of `per_round` checks of `version` into `target` under each
+/// root in turn, `rounds` times, so every root sees the same machine noise; medians and p99 of
+/// each and the ratio of each median to the first root's. Every check must give the verdict the
+/// first one gave under the first root, or the figures would compare different work.
+pub fn check_roots(
+    version: &str,
+    target: &str,
+    roots: &[std::path::PathBuf],
+    (rounds, per_round): (usize, usize),
+    registry: &Registry,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    if rounds == 0 || per_round == 0 {
+        return Err(CliError::Usage("--rounds and --per-round must be at least 1".into()));
+    }
+    let id: DeviceId = target.parse()?;
+    let checkers: Vec<Checker> =
+        roots.iter().map(|r| Checker::new(SysfsRoot::new(r), registry.clone(), Duration::from_secs(5))).collect();
+    let first = checkers[0].check_version(version, &id)?.verdict;
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds * per_round); roots.len()];
+    for _ in 0..rounds {
+        for ((checker, lat), root) in checkers.iter().zip(&mut lat).zip(roots) {
+            for _ in 0..per_round {
+                let t = Instant::now();
+                let report = checker.check_version(version, &id)?;
+                lat.push(t.elapsed());
+                if report.verdict != first {
+                    return Err(CliError::Usage(format!(
+                        "under {} the check of {target} gave {:?}, under {} {first:?}",
+                        root.display(),
+                        report.verdict,
+                        roots[0].display()
+                    )));
+                }
+            }
+        }
+    }
+    let medians: Vec<Duration> = lat
+        .iter_mut()
+        .map(|l| {
+            l.sort();
+            percentile(l, 0.5)
+        })
+        .collect();
+    let rows: Vec<Vec<String>> = roots
+        .iter()
+        .zip(&lat)
+        .zip(&medians)
+        .map(|((root, l), median)| {
+            vec![
+                root.display().to_string(),
+                l.len().to_string(),
+                format!("{median:.1?}"),
+                format!("{:.1?}", percentile(l, 0.99)),
+                format!("{:.2}", median.as_secs_f64() / medians[0].as_secs_f64().max(1e-9)),
+            ]
+        })
+        .collect();
+    line(out, format!("verdict {first:?} under every root"))?;
+    table(out, &["ROOT", "CHECKS", "P50", "P99", "P50 / FIRST"], rows)?;
+    Ok(0)
+}
+
 fn check_path(device: &str) -> String {
     format!("/api/v1/devices/{}/check", segment(device))
 }
@@ -183,8 +247,8 @@ pub fn bench(
                 )?;
             }
         }
-        BenchCommand::Fleet(_) => {
-            return Err(CliError::Usage("devmig bench fleet runs on its own (no --agent)".into()));
+        BenchCommand::Fleet(_) | BenchCommand::Check { .. } => {
+            return Err(CliError::Usage("devmig bench fleet and bench check run on their own (no --agent)".into()));
         }
         BenchCommand::Claims { version, mdev_type, devices, clients, seconds } => {
             let targets: Vec<ClaimTarget> = match mdev_type {

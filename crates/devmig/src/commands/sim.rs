@@ -1,4 +1,4 @@
-//! `sim spec`, `sim validate`, `sim mount`.
+//! `sim spec`, `sim validate`, `sim mount`, `sim probe`.
 use std::io::Write;
 use std::path::Path;
 
@@ -47,6 +47,16 @@ pub fn sim(cmd: &SimCommand, registry: &Registry, out: &mut dyn Write) -> Result
                 return Err(CliError::Usage("--hosts must be at least 1".into()));
             }
             crate::commands::sim_fleet::sim_fleet(&spec, dir.as_deref(), db.as_deref(), *listen, registry, out)
+        }
+        SimCommand::Probe { root, script } => {
+            let text = CliError::read_input(script, "probe script")?;
+            if !root.is_dir() {
+                return Err(CliError::Usage(format!("--root {} is not a directory", root.display())));
+            }
+            for probed in devmig_simfs::probe::run(root, &text)? {
+                line(out, probed)?;
+            }
+            Ok(0)
         }
         SimCommand::Validate { spec } => {
             let host = load(Some(spec), registry)?;
