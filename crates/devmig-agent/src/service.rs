@@ -396,7 +396,9 @@ impl Agent {
                 self.store.lock().settle_mdev(&uuid)?;
             }
             return Err(match f.errno() {
-                Some(libc::EUSERS) => {
+                // The mdev core answers EUSERS; drivers that count instances themselves fail
+                // their probe, mtty with ENOSPC (Linux 6.1).
+                Some(libc::EUSERS | libc::ENOSPC) => {
                     AgentError::Conflict { code: "no_free_instance", detail: format!("{ty} has no free instance") }
                 }
                 _ => sysfs_error("creating the target mdev", f),
@@ -407,7 +409,7 @@ impl Agent {
             if let Err(f) = io.write(&root.join(mdev.node_path()).join(attr), value.as_bytes()) {
                 self.remove_mdev(&uuid);
                 return Err(match f.errno() {
-                    Some(libc::EUSERS) => AgentError::Conflict {
+                    Some(libc::EUSERS | libc::ENOSPC) => AgentError::Conflict {
                         code: "no_free_instance",
                         detail: format!("{ty} cannot hold {attr}={value}"),
                     },

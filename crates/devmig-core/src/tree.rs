@@ -236,7 +236,7 @@ impl<S: TreeSink> TreeBuilder<S> {
         Ok(dir)
     }
 
-    /// An mdev type of `parent` (a name under `/sys/class/mdev_bus`).
+    /// An mdev type of `parent` (a name under `/sys/class/mdev_bus`), named by its id.
     pub fn mdev_type(
         &self,
         parent: &str,
@@ -244,11 +244,26 @@ impl<S: TreeSink> TreeBuilder<S> {
         available: u32,
         migration_version: Option<&str>,
     ) -> io::Result<String> {
+        let description = format!("{type_id} instance");
+        self.mdev_type_with_text(parent, type_id, (type_id, Some(&description)), available, migration_version)
+    }
+
+    /// An mdev type with the driver's `name` and `description` (None: the driver shows none).
+    pub fn mdev_type_with_text(
+        &self,
+        parent: &str,
+        type_id: &str,
+        (name, description): (&str, Option<&str>),
+        available: u32,
+        migration_version: Option<&str>,
+    ) -> io::Result<String> {
         let pdir = self.real_dir(&format!("sys/class/mdev_bus/{parent}"))?;
         let dir = format!("{pdir}/mdev_supported_types/{type_id}");
         self.sink.mkdir_all(&format!("{dir}/devices"))?;
-        self.file(&format!("{dir}/name"), format!("{type_id}\n"))?;
-        self.file(&format!("{dir}/description"), format!("{type_id} instance\n"))?;
+        self.file(&format!("{dir}/name"), format!("{name}\n"))?;
+        if let Some(d) = description {
+            self.file(&format!("{dir}/description"), format!("{d}\n"))?;
+        }
         self.file(&format!("{dir}/device_api"), "vfio-pci\n")?;
         self.file(&format!("{dir}/available_instances"), format!("{available}\n"))?;
         self.file(&format!("{dir}/create"), "")?;

@@ -7,6 +7,7 @@ use devmig_core::DeviceId;
 use devmig_vendors::{DeviceFacts, Registry, VendorError};
 
 use crate::nodes::{FileKind, Ino, Node, Nodes};
+use crate::shape::DriverShape;
 
 /// sysfs hands a store() at most one page.
 pub const STORE_LIMIT: usize = 4096;
@@ -79,6 +80,10 @@ pub(crate) struct MdevType {
 pub(crate) struct Mdev {
     pub type_key: String,
     pub aggregator: u32,
+    /// Its IOMMU group (`/sys/kernel/iommu_groups/<n>`, removed with the mdev).
+    pub iommu_group: u32,
+    /// Its VFIO device index (`vfio-dev/vfio<n>`, `/sys/class/vfio-dev/vfio<n>`).
+    pub vfio_index: u32,
 }
 
 /// One emulated host.
@@ -155,6 +160,47 @@ const EACCES: Errno = Errno(libc::EACCES);
 
 fn strip_newline(data: &[u8]) -> &[u8] {
     data.strip_suffix(b"\n").unwrap_or(data)
+}
+
+/// What `create` takes: 36 or 37 bytes, the first 36 a UUID (mdev_sysfs.c checks the length,
+/// then guid_parse reads 36 characters: a 37th is ignored, newline or not).
+fn create_uuid(data: &[u8]) -> Result<&str, Errno> {
+    if !(36..=37).contains(&data.len()) {
+        return Err(EINVAL);
+    }
+    std::str::from_utf8(&data[..36]).map_err(|_| EINVAL)
+}
+
+/// `remove` parses like kstrtoul(buf, 0): an optional '+', then 0x-hex, 0-octal or decimal
+/// digits, one trailing newline. Some(true) removes, Some(false) ("0") does nothing.
+fn remove_value(data: &[u8]) -> Result<bool, Errno> {
+    let text = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if text.len() > 1 && text.starts_with('0') => (&text[1..], 8),
+        None => (text, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(EINVAL);
+    }
+    u64::from_str_radix(digits, radix).map(|v| v != 0).map_err(|_| Errno(libc::ERANGE))
+}
+
+/// A write to `uevent`: an action kobject_synth_uevent knows, optionally followed by a UUID
+/// and KEY=value arguments.
+fn uevent_write(data: &[u8]) -> Result<(), Errno> {
+    const ACTIONS: [&str; 8] = ["add", "remove", "change", "move", "online", "offline", "bind", "unbind"];
+    let text = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
+    let mut words = text.split(' ');
+    if !words.next().is_some_and(|a| ACTIONS.contains(&a)) {
+        return Err(EINVAL);
+    }
+    match words.next() {
+        None => Ok(()),
+        Some(uuid) if matches!(uuid.parse::<DeviceId>(), Ok(DeviceId::Mdev(_))) => Ok(()),
+        Some(_) => Err(EINVAL),
+    }
 }
 
 impl Host {
@@ -300,7 +346,9 @@ impl Host {
             FileKind::Aggregator(uuid) => {
                 Ok(format!("{}\n", self.mdevs.get(uuid).ok_or(ENODEV)?.aggregator).into_bytes())
             }
-            FileKind::Create(_) | FileKind::Remove(_) => Err(EACCES),
+            FileKind::Uevent(Some(content)) | FileKind::Refusing(content) => Ok(content.clone()),
+            FileKind::Autoprobe(on) => Ok(if *on { b"1\n".to_vec() } else { b"0\n".to_vec() }),
+            FileKind::Create(_) | FileKind::Remove(_) | FileKind::Uevent(None) | FileKind::Binding => Err(EACCES),
         }
     }
 
@@ -320,15 +368,21 @@ impl Host {
                 stored?;
             }
             FileKind::Create(key) => {
-                let uuid = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
+                let uuid = create_uuid(data)?;
                 self.create_mdev(&key, uuid, 1)?;
             }
             FileKind::Remove(uuid) => {
-                if strip_newline(data) != b"1" {
-                    return Err(EINVAL);
+                if remove_value(data)? {
+                    self.remove_mdev(&uuid)?;
                 }
-                self.remove_mdev(&uuid)?;
             }
+            FileKind::Uevent(_) => uevent_write(data)?,
+            FileKind::Autoprobe(_) => {
+                let on = data.first() != Some(&b'0');
+                self.nodes.put_file_at(ino, FileKind::Autoprobe(on));
+            }
+            FileKind::Binding => return Err(Errno(libc::EOPNOTSUPP)),
+            FileKind::Refusing(_) => return Err(EINVAL),
             FileKind::Aggregator(uuid) => {
                 let n: u32 =
                     std::str::from_utf8(strip_newline(data)).ok().and_then(|s| s.trim().parse().ok()).ok_or(EINVAL)?;
@@ -379,7 +433,8 @@ impl Host {
         }
         let t = self.types.get(key).ok_or(ENODEV)?.clone();
         if self.available(key) < aggregator {
-            return Err(Errno(libc::EUSERS));
+            let driver = self.parents.get(&t.parent).map_or("", |p| p.driver.as_str());
+            return Err(Errno(DriverShape::of(driver).full_errno));
         }
         let params: Vec<(&str, &str)> = t.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         crate::spec::lay_out_mdev(self, &id, &t.parent, &t.type_id, aggregator, &params, t.support)
@@ -395,10 +450,12 @@ impl Host {
             .nodes
             .lookup(&format!("sys/class/mdev_bus/{}/mdev_supported_types/{}", t.parent, t.type_id), true)
             .and_then(|i| self.nodes.path_of(i));
-        for rel in [Some(format!("sys/bus/mdev/devices/{uuid}")), type_dir.map(|d| format!("{d}/devices/{uuid}")), dir]
-            .into_iter()
-            .flatten()
-        {
+        let owned = [
+            format!("sys/kernel/iommu_groups/{}", m.iommu_group),
+            format!("sys/class/vfio-dev/vfio{}", m.vfio_index),
+            format!("sys/bus/mdev/devices/{uuid}"),
+        ];
+        for rel in owned.into_iter().chain(type_dir.map(|d| format!("{d}/devices/{uuid}"))).chain(dir) {
             // Each is present by construction; a missing one only means less to remove.
             if let Ok(entry) = self.nodes.remove(&rel) {
                 self.invalidations.push(entry);
@@ -417,7 +474,7 @@ impl Host {
         }
         let others = self.used(&t.parent) - m.aggregator * t.cost;
         if others + n * t.cost > p.capacity {
-            return Err(Errno(libc::EUSERS));
+            return Err(Errno(DriverShape::of(&p.driver).full_errno));
         }
         if let Some(m) = self.mdevs.get_mut(uuid) {
             m.aggregator = n;

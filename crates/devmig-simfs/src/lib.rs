@@ -16,6 +16,7 @@ pub mod host;
 mod mount;
 pub mod nodes;
 pub mod probe;
+mod shape;
 pub mod spec;
 
 pub use error::SimError;

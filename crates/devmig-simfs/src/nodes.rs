@@ -27,6 +27,18 @@ pub enum FileKind {
     Remove(String),
     /// Read-write `aggregator` of an mdev (uuid).
     Aggregator(String),
+    /// `uevent`: `Some(content)` reads back (a device's, 0644); `None` is write-only (a bus's,
+    /// a driver's or a module's, 0200). A write of a uevent action is taken, anything else is
+    /// EINVAL, as kobject_synth_uevent answers (simfs has no netlink listener to tell).
+    Uevent(Option<Vec<u8>>),
+    /// A bus's `drivers_autoprobe`: "1" or "0" (a write starting with '0' turns it off).
+    Autoprobe(bool),
+    /// A read-write attribute whose every write the kernel refuses with EINVAL in the states
+    /// simfs emulates: an emulated IOMMU group's `type` (it has no default domain to change).
+    Refusing(Vec<u8>),
+    /// Write-only `bind`, `unbind` and `drivers_probe`: simfs does not emulate driver binding
+    /// and answers every write with EOPNOTSUPP (kernel/vm/FIDELITY.md).
+    Binding,
 }
 
 impl FileKind {
@@ -34,8 +46,12 @@ impl FileKind {
     pub fn access(&self) -> (bool, bool) {
         match self {
             FileKind::Static(_) | FileKind::AvailableInstances(_) => (true, false),
-            FileKind::MigrationVersion(_) | FileKind::Aggregator(_) => (true, true),
-            FileKind::Create(_) | FileKind::Remove(_) => (false, true),
+            FileKind::MigrationVersion(_)
+            | FileKind::Aggregator(_)
+            | FileKind::Uevent(Some(_))
+            | FileKind::Autoprobe(_)
+            | FileKind::Refusing(_) => (true, true),
+            FileKind::Create(_) | FileKind::Remove(_) | FileKind::Uevent(None) | FileKind::Binding => (false, true),
         }
     }
 }
@@ -195,6 +211,14 @@ impl Nodes {
             return Ok(existing);
         }
         self.add(d, name, Node::File(kind))
+    }
+
+    /// Replaces the kind of the live file at `ino` (a setting a write changed).
+    pub fn put_file_at(&mut self, ino: Ino, kind: FileKind) {
+        let live = usize::try_from(ino.wrapping_sub(1)).ok().and_then(|i| self.slots.get_mut(i)).filter(|s| s.live);
+        if let Some(slot) = live.filter(|s| matches!(s.node, Node::File(_))) {
+            slot.node = Node::File(kind);
+        }
     }
 
     /// Creates a symlink at `rel` with text `target`.

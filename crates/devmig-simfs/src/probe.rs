@@ -66,7 +66,9 @@ pub fn run(root: &Path, script: &str) -> Result<Vec<String>, SimError> {
             }
             (_, Some(_)) if verb != "write" => return Err(bad(format!("{verb} takes only a path"))),
             _ => {
-                return Err(bad(format!("unknown operation {verb:?} (list, read, write, mkdir, rmdir, unlink, creat)")));
+                return Err(bad(format!(
+                    "unknown operation {verb:?} (list, read, write, mkdir, rmdir, unlink, creat)"
+                )));
             }
         }
     }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use devmig_core::tree::{PciSpec, TreeBuilder};
+use devmig_core::tree::{PciSpec, TreeBuilder, TreeSink};
 use devmig_core::{DeviceId, PciAddress};
 use devmig_vendors::{Catalog, DeviceFacts, PciId, Registry};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::SimError;
 use crate::host::{Fault, FaultOp, Host, Mdev, MdevType, Migratable, Parent, Support};
 use crate::nodes::{FileKind, MemSink, Nodes};
+use crate::shape::DriverShape;
 
 /// Whether a node gets a `migration_version` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -404,7 +405,8 @@ impl HostSpec {
             invalidations: Vec::new(),
             version_writes: HashMap::new(),
         };
-        self.lay_out_static(&mut host.nodes).map_err(SimError::Build)?;
+        self.lay_out_static(&mut host.nodes, host.registry.catalog()).map_err(SimError::Build)?;
+        self.lay_out_mdev_bus(&mut host).map_err(SimError::Build)?;
         // What an installed mdevctl package adds outside /sys: mdevctl checks for these
         // directories and then runs unchanged with MDEVCTL_ENV_ROOT at the mount.
         for dir in MDEVCTL_DIRS {
@@ -472,7 +474,7 @@ impl HostSpec {
     }
 
     /// Files and links, as the kernel lays them out (dynamic files come after).
-    fn lay_out_static(&self, nodes: &mut Nodes) -> std::io::Result<()> {
+    fn lay_out_static(&self, nodes: &mut Nodes, catalog: &Catalog) -> std::io::Result<()> {
         let b = TreeBuilder::with_sink(MemSink(RefCell::new(nodes)));
         for (_, d, _) in self.functions() {
             let id: PciId = d.id.parse().map_err(std::io::Error::other)?;
@@ -498,14 +500,69 @@ impl HostSpec {
             }
             if let Some(m) = &d.mdev {
                 b.mdev_parent_pci(&d.address)?;
-                lay_out_types(&b, &d.address, m)?;
+                lay_out_types(&b, (&d.address, d.driver.as_deref().unwrap_or_default()), m, catalog)?;
             }
         }
         for v in &self.virtual_parent {
             let class = v.class.as_deref().unwrap_or(&v.name);
             b.module(class, v.driver_version.as_deref())?;
-            b.mdev_parent_virtual(class, &v.name)?;
-            lay_out_types(&b, &v.name, &v.mdev)?;
+            let dir = b.mdev_parent_virtual(class, &v.name)?;
+            // A class device: /sys/class/<class>/<name> and its subsystem link.
+            b.link(&format!("sys/class/{class}/{}", v.name), &dir)?;
+            b.link(&format!("{dir}/subsystem"), &format!("sys/class/{class}"))?;
+            lay_out_types(&b, (&v.name, class), &v.mdev, catalog)?;
+        }
+        Ok(())
+    }
+
+    /// The mdev bus, present from the moment the mdev core and a parent's driver are loaded
+    /// (before any mdev), and what each mdev driver adds to it and to its module.
+    fn lay_out_mdev_bus(&self, host: &mut Host) -> std::io::Result<()> {
+        let mut drivers = BTreeSet::new();
+        for d in &self.pci {
+            if let (Some(_), Some(drv)) = (&d.mdev, &d.driver) {
+                drivers.insert((drv.clone(), d.module.clone().unwrap_or_else(|| drv.clone())));
+            }
+        }
+        for v in &self.virtual_parent {
+            let class = v.class.clone().unwrap_or_else(|| v.name.clone());
+            drivers.insert((class.clone(), class));
+        }
+        if drivers.is_empty() {
+            return Ok(());
+        }
+        let nodes = &mut host.nodes;
+        // VFIO's device class and the IOMMU groups' directory exist before any mdev.
+        nodes.mkdir_all("sys/class/vfio-dev")?;
+        nodes.mkdir_all("sys/kernel/iommu_groups")?;
+        nodes.mkdir_all("sys/bus/mdev/devices")?;
+        nodes.put_file("sys/bus/mdev/drivers_autoprobe", FileKind::Autoprobe(true))?;
+        nodes.put_file("sys/bus/mdev/drivers_probe", FileKind::Binding)?;
+        nodes.put_file("sys/bus/mdev/uevent", FileKind::Uevent(None))?;
+        // The mdev core (mdev_core.c's DRIVER_VERSION), a module even when built in.
+        nodes.put_file("sys/module/mdev/version", FileKind::Static(b"0.1\n".to_vec()))?;
+        nodes.put_file("sys/module/mdev/uevent", FileKind::Uevent(None))?;
+        for v in &self.virtual_parent {
+            let class = v.class.as_deref().unwrap_or(&v.name);
+            nodes.put_file(
+                &format!("sys/devices/virtual/{class}/{}/uevent", v.name),
+                FileKind::Uevent(Some(Vec::new())),
+            )?;
+        }
+        for (driver, module) in drivers {
+            let mdev_driver = DriverShape::of(&driver).mdev_driver;
+            let dir = format!("sys/bus/mdev/drivers/{mdev_driver}");
+            for (name, kind) in
+                [("bind", FileKind::Binding), ("unbind", FileKind::Binding), ("uevent", FileKind::Uevent(None))]
+            {
+                nodes.put_file(&format!("{dir}/{name}"), kind)?;
+            }
+            let b = TreeBuilder::with_sink(MemSink(RefCell::new(&mut *nodes)));
+            if !b.sink().exists(&format!("{dir}/module")) {
+                b.link(&format!("{dir}/module"), &format!("sys/module/{module}"))?;
+                b.link(&format!("sys/module/{module}/drivers/mdev:{mdev_driver}"), &dir)?;
+            }
+            lay_out_module_state(nodes, &module)?;
         }
         Ok(())
     }
@@ -597,6 +654,18 @@ impl HostSpec {
     }
 }
 
+/// What every loaded module shows besides its version: its state, no holders, no taint.
+fn lay_out_module_state(nodes: &mut Nodes, module: &str) -> std::io::Result<()> {
+    let dir = format!("sys/module/{module}");
+    nodes.mkdir_all(&format!("{dir}/holders"))?;
+    nodes.mkdir_all(&format!("{dir}/drivers"))?;
+    for (name, content) in [("initstate", "live\n"), ("refcnt", "0\n"), ("taint", "\n")] {
+        nodes.put_file(&format!("{dir}/{name}"), FileKind::Static(content.as_bytes().to_vec()))?;
+    }
+    nodes.put_file(&format!("{dir}/uevent"), FileKind::Uevent(None))?;
+    Ok(())
+}
+
 /// One mdev parent, PCI or virtual, as the host records it.
 struct ParentRow<'a> {
     name: String,
@@ -608,11 +677,13 @@ struct ParentRow<'a> {
 
 fn lay_out_types<S: devmig_core::tree::TreeSink>(
     b: &TreeBuilder<S>,
-    parent: &str,
+    (parent, driver): (&str, &str),
     m: &MdevParentSpec,
+    catalog: &Catalog,
 ) -> std::io::Result<()> {
     for t in &m.types {
-        let dir = b.mdev_type(parent, &t.id, 0, None)?;
+        let (name, description) = DriverShape::type_text(driver, &t.id, catalog.mtty_ports(&t.id));
+        let dir = b.mdev_type_with_text(parent, &t.id, (&name, description.as_deref()), 0, None)?;
         for (k, v) in &t.params {
             b.file(&format!("{dir}/{k}"), format!("{v}\n"))?;
         }
@@ -665,15 +736,48 @@ pub(crate) fn lay_out_mdev(
     params: &[(&str, &str)],
     support: Option<Support>,
 ) -> std::io::Result<()> {
+    let p = host.parents.get(parent).cloned().ok_or_else(|| std::io::Error::other(format!("no parent {parent}")))?;
+    let shape = DriverShape::of(&p.driver);
+    // The kernel gives each mdev its own (emulated) IOMMU group and a VFIO device, each
+    // numbered with the lowest free id.
+    let free = |prefix: &str| {
+        (0u32..)
+            .find(|n| host.nodes.lookup(&format!("{prefix}{n}"), false).is_none())
+            .ok_or_else(|| std::io::Error::other(format!("no free number for {prefix}")))
+    };
+    let (group, vfio) = (free("sys/kernel/iommu_groups/")?, free("sys/class/vfio-dev/vfio")?);
     let dir = {
         let b = TreeBuilder::with_sink(MemSink(RefCell::new(&mut host.nodes)));
-        b.mdev(uuid, parent, type_id, Some(aggregator), None, params)?
+        let dir = b.mdev(uuid, parent, type_id, shape.aggregates.then_some(aggregator), None, params)?;
+        b.link(&format!("{dir}/driver"), &format!("sys/bus/mdev/drivers/{}", shape.mdev_driver))?;
+        b.link(&format!("{dir}/subsystem"), "sys/bus/mdev")?;
+        b.link(&format!("{dir}/iommu_group"), &format!("sys/kernel/iommu_groups/{group}"))?;
+        b.link(&format!("sys/kernel/iommu_groups/{group}/devices/{uuid}"), &dir)?;
+        b.file(&format!("sys/kernel/iommu_groups/{group}/name"), "vfio-noiommu\n")?;
+        b.file(&format!("sys/kernel/iommu_groups/{group}/reserved_regions"), "")?;
+        let vdir = format!("{dir}/vfio-dev/vfio{vfio}");
+        // kernfs writes a link to an ancestor through the ancestor's parent.
+        b.sink().symlink(&format!("{vdir}/device"), std::path::Path::new(&format!("../../../{uuid}")))?;
+        b.link(&format!("{vdir}/subsystem"), "sys/class/vfio-dev")?;
+        b.link(&format!("sys/class/vfio-dev/vfio{vfio}"), &vdir)?;
+        for (rel, content) in shape.mdev_files {
+            b.file(&format!("{dir}/{rel}"), content.replace("{uuid}", uuid))?;
+        }
+        dir
     };
+    host.nodes.put_file(&format!("sys/kernel/iommu_groups/{group}/type"), FileKind::Refusing(b"unknown\n".to_vec()))?;
+    host.nodes.put_file(&format!("{dir}/vfio-dev/vfio{vfio}/uevent"), FileKind::Uevent(Some(Vec::new())))?;
+    let uevent = format!("DRIVER={}\n", shape.mdev_driver).into_bytes();
+    host.nodes.put_file(&format!("{dir}/uevent"), FileKind::Uevent(Some(uevent)))?;
     host.nodes.put_file(&format!("{dir}/remove"), FileKind::Remove(uuid.to_string()))?;
-    host.nodes.put_file(&format!("{dir}/aggregator"), FileKind::Aggregator(uuid.to_string()))?;
-    let p = host.parents.get(parent).cloned().ok_or_else(|| std::io::Error::other(format!("no parent {parent}")))?;
+    if shape.aggregates {
+        host.nodes.put_file(&format!("{dir}/aggregator"), FileKind::Aggregator(uuid.to_string()))?;
+    }
     let mut facts = DeviceFacts::mdev(parent, &p.pci_id, &p.driver, p.driver_version.as_deref(), type_id, aggregator);
     facts.params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    host.mdevs.insert(uuid.to_string(), Mdev { type_key: format!("{parent}/{type_id}"), aggregator });
+    host.mdevs.insert(
+        uuid.to_string(),
+        Mdev { type_key: format!("{parent}/{type_id}"), aggregator, iommu_group: group, vfio_index: vfio },
+    );
     add_migratable(host, &DeviceId::Mdev(uuid.to_string()), uuid, Some(facts), support)
 }

@@ -72,7 +72,28 @@ fn uuid(u: u8) -> String {
     format!("00000000-0000-4000-8000-0000000000{u:02x}")
 }
 
-/// Every visible path of the tree (links not followed): `dir`, `file`, or `-> target`.
+/// `s` with the numbers the kernel allocates per mdev (its IOMMU group, its VFIO device
+/// index: the lowest free, so they depend on the order of creates) replaced by `N`.
+fn unnumbered(s: &str) -> String {
+    let mut out = s.to_string();
+    for marker in ["iommu_groups/", "vfio-dev/vfio"] {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(marker).map(|i| from + i + marker.len()) {
+            let digits = out[at..].bytes().take_while(u8::is_ascii_digit).count();
+            out.replace_range(at..at + digits, "N");
+            from = at + 1;
+        }
+    }
+    out
+}
+
+/// Whether `path` is a per-mdev node outside the mdev's directory that its uuid does not name.
+fn numbered_node(path: &str) -> bool {
+    path.starts_with("sys/kernel/iommu_groups/N") || path.starts_with("sys/class/vfio-dev/vfioN")
+}
+
+/// Every visible path of the tree (links not followed): `dir`, `file`, or `-> target`, with
+/// allocated numbers as `N`.
 fn tree(h: &Host) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut todo = vec![(ROOT, String::new())];
@@ -82,17 +103,20 @@ fn tree(h: &Host) -> BTreeMap<String, String> {
                 continue;
             }
             let path = format!("{prefix}{name}");
+            let shown = unnumbered(&path);
             match kind {
                 Kind::Dir => {
-                    out.insert(path.clone(), "dir".to_string());
+                    out.insert(shown, "dir".to_string());
                     todo.push((ino, format!("{path}/")));
                 }
                 Kind::File => {
-                    out.insert(path, "file".to_string());
+                    out.insert(shown, "file".to_string());
                 }
                 Kind::Link => {
-                    let target = String::from_utf8_lossy(&h.readlink(ino).expect("readlink")).into_owned();
-                    out.insert(path, format!("-> {target}"));
+                    let target = unnumbered(&String::from_utf8_lossy(&h.readlink(ino).expect("readlink")));
+                    // Links such as class/vfio-dev/vfioN differ only by their target.
+                    let key = if numbered_node(&shown) { format!("{shown} -> {target}") } else { shown };
+                    out.insert(key, format!("-> {target}"));
                 }
             }
         }
@@ -119,7 +143,10 @@ fn mdev_templates(base: &BTreeMap<String, String>) -> Vec<Option<BTreeMap<String
                 .into_iter()
                 .filter(|(k, _)| !base.contains_key(k))
                 .map(|(k, v)| {
-                    assert!(k.contains(probe) || v.contains(probe), "creating an mdev added {k} {v}");
+                    assert!(
+                        k.contains(probe) || v.contains(probe) || numbered_node(&k),
+                        "creating an mdev added {k} {v}"
+                    );
                     (k.replace(probe, "{U}"), v.replace(probe, "{U}"))
                 })
                 .collect::<BTreeMap<_, _>>()

@@ -104,12 +104,15 @@ fn create_and_remove_mdevs_with_available_instances_following() {
     let r = a.checker.check_version(&v, &id(u)).expect("check");
     assert_eq!(r.verdict, Verdict::Incompatible, "an eighth is not half");
     fs::write(mdev.join("aggregator"), "4").expect_err("aggregator 4 needs room the full GPU does not have");
-    // remove takes "1".
-    assert_eq!(
-        errno_of(OpenOptions::new().write(true).open(mdev.join("remove")).and_then(|mut f| f.write(b"0"))),
-        Some(libc::EINVAL)
-    );
-    OpenOptions::new().write(true).open(mdev.join("remove")).and_then(|mut f| f.write(b"1\n")).expect("remove");
+    // remove parses like kstrtoul(buf, 0), as on Linux 6.1: junk is EINVAL, "0" does nothing,
+    // any other number removes.
+    let remove = |data: &[u8]| OpenOptions::new().write(true).open(mdev.join("remove")).and_then(|mut f| f.write(data));
+    for junk in [&b"garbage"[..], b" 1", b"-1", b"1x"] {
+        assert_eq!(errno_of(remove(junk)), Some(libc::EINVAL), "{:?}", String::from_utf8_lossy(junk));
+    }
+    remove(b"0\n").expect("0 is taken");
+    assert!(mdev.exists(), "0 removes nothing");
+    remove(b"0x1").expect("remove");
     assert!(!mdev.exists());
     assert!(!ty.join("devices").join(u).exists());
     assert_eq!(avail(), 1);
@@ -212,4 +215,57 @@ fn cached_reads_never_show_a_written_string_or_an_old_aggregate() {
     assert_eq!(read(&eighth_dir.join("aggregator")), "2\n");
     fs::write(eighth_dir.join("aggregator"), "1").expect("back to one");
     assert_eq!(read(&eighth_dir.join("migration_version")), before);
+}
+
+/// What Linux 6.1 showed for mtty in the test VM (kernel/vm, probe-mtty.txt), through FUSE.
+#[test]
+fn mtty_shows_and_answers_what_linux_6_1_does() {
+    let a = host_a();
+    let sys = a.mounted.path().join("sys");
+    let mtty = sys.join("devices/virtual/mtty/mtty");
+    let types = mtty.join("mdev_supported_types");
+    assert_eq!(read(&types.join("mtty-2/name")), "Dual port serial\n");
+    assert!(!types.join("mtty-2/description").exists(), "6.1's mtty has no show_description");
+    assert_eq!(
+        fs::read_link(sys.join("class/mtty/mtty")).expect("class link"),
+        Path::new("../../devices/virtual/mtty/mtty")
+    );
+    // sysfs has no mkdir, rmdir, unlink or create.
+    assert_eq!(errno_of(fs::create_dir(mtty.join("new"))), Some(libc::EPERM));
+    assert_eq!(errno_of(fs::remove_dir(types.join("mtty-2/devices"))), Some(libc::EPERM));
+    assert_eq!(errno_of(fs::remove_file(types.join("mtty-2/name"))), Some(libc::EPERM));
+    assert_eq!(errno_of(fs::File::create(mtty.join("newfile"))), Some(libc::EACCES));
+    // create reads 36 characters of a 36- or 37-byte write.
+    let create = |data: &str| {
+        OpenOptions::new().write(true).open(types.join("mtty-2/create")).and_then(|mut f| f.write(data.as_bytes()))
+    };
+    create("c0ffee00-0000-4000-8000-0000000000a2x").expect("a 37th character is ignored");
+    assert_eq!(errno_of(create("c0ffee00-0000-4000-8000-0000000000a3xy")), Some(libc::EINVAL));
+    let mdev = sys.join("bus/mdev/devices/c0ffee00-0000-4000-8000-0000000000a2");
+    assert_eq!(read(&mdev.join("uevent")), "DRIVER=mtty\n");
+    assert_eq!(read(&mdev.join("vendor/sample_mdev_dev")), "This is MDEV c0ffee00-0000-4000-8000-0000000000a2\n");
+    assert!(!mdev.join("aggregator").exists(), "mtty does not aggregate");
+    assert!(fs::read_link(mdev.join("driver")).expect("driver").ends_with("bus/mdev/drivers/mtty"));
+    let group = fs::canonicalize(mdev.join("iommu_group")).expect("group");
+    assert_eq!(read(&group.join("name")), "vfio-noiommu\n");
+    assert_eq!(
+        fs::canonicalize(group.join("devices/c0ffee00-0000-4000-8000-0000000000a2")).ok(),
+        fs::canonicalize(&mdev).ok()
+    );
+    // uevent takes an action; bind is not emulated; drivers_autoprobe keeps what was written.
+    fs::write(mdev.join("uevent"), "change\n").expect("an action");
+    assert_eq!(errno_of(fs::write(mdev.join("uevent"), "bogus")), Some(libc::EINVAL));
+    assert_eq!(errno_of(fs::write(sys.join("bus/mdev/drivers/mtty/bind"), "x")), Some(libc::EOPNOTSUPP));
+    fs::write(sys.join("bus/mdev/drivers_autoprobe"), "0").expect("autoprobe off");
+    assert_eq!(read(&sys.join("bus/mdev/drivers_autoprobe")), "0\n");
+    // A full parent answers what mtty's probe answers.
+    let mut n = 0;
+    let full = loop {
+        match create(&format!("c0ffee00-0000-4000-8000-0000000001{n:02x}")) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 24, "24 ports hold at most 12 dual-port mdevs");
+    };
+    assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
 }

@@ -143,7 +143,7 @@ else
         ok no-attribute || fail no-attribute "an unpatched mtty shows migration_version"
     expect list 0 "$U1 +mdev +mtty-2 +mtty .* model" devmig list
     expect version-from-model 0 'source: model \(mtty\)' sh -c "devmig version $U1 2>&1 >/dev/null"
-    expect check-unsupported-kernel 0 'unsupported' devmig explain $U1 $U2
+    expect check-unsupported-kernel 0 "kernel: +unsupported: the target has no migration_version; devmig's mtty model" devmig explain $U1 $U2
     expect check-model-incompatible 1 'mtty.ports' devmig check $U1 $U3
 fi
 

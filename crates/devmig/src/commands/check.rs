@@ -74,6 +74,12 @@ pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn
     let verdict =
         serde_json::to_value(report.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let mut rows = vec![("verdict", verdict), ("from", side_text(&report.from)), ("to", side_text(&report.to))];
+    if let (Some(Provenance::Model), Some(model)) = (report.to.source, &report.to.model) {
+        rows.push((
+            "kernel",
+            format!("unsupported: the target has no migration_version; devmig's {model} model judged the pair"),
+        ));
+    }
     for r in &report.reasons {
         rows.push(("reason", format!("{}: {}", r.code, r.message)));
     }
