@@ -2,14 +2,17 @@
 //! string, typed step-a attributes, the facts its vendor model read, and whether it is free.
 
 use devmig_core::{DeviceKind, MigrationSupport};
+use devmig_vendors::FactsKind;
 
 use crate::{Agent, AgentError};
 
 pub use devmig_api::{DeviceRecord, HostReport};
 
 impl Agent {
-    /// The devices a vendor model knows, as the fleet indexes them. Devices a model cannot
-    /// describe (no facts, no version, no attributes) are left out and logged.
+    /// The devices the fleet can index: every device a vendor model knows, and every device
+    /// whose kernel shows a `migration_version` no model knows (opaque: indexed by its driver,
+    /// its string's driver prefix and the string). Where the kernel shows a string, the
+    /// attributes come from it. Devices nothing describes are left out and logged.
     pub fn device_records(&self) -> Result<Vec<DeviceRecord>, AgentError> {
         let inventory = self.devices()?;
         let claimed = self.claimed_devices()?;
@@ -21,35 +24,63 @@ impl Agent {
             {
                 continue;
             }
-            let Some(facts) = dev.facts else { continue };
-            let Some(model) = registry.model_for_device(&facts) else { continue };
             let id = dev.id.to_string();
-            let described = match dev.migration.support {
-                MigrationSupport::Kernel => self.version(&id).map(|v| v.side.version),
-                _ => Ok(model.version(&facts).ok()),
-            }
-            .map(|v| v.zip(model.attributes(&facts).ok()));
-            let (version, attributes) = match described {
-                Ok(Some(va)) => va,
-                Ok(None) | Err(_) => {
-                    tracing::warn!(device = %id, "left out of the host report: no version or attributes");
+            let model = dev.facts.as_ref().and_then(|f| registry.model_for_device(f));
+            let version = match dev.migration.support {
+                MigrationSupport::Kernel => self.version(&id).ok().and_then(|v| v.side.version),
+                _ => model.zip(dev.facts.as_ref()).and_then(|(m, f)| m.version(f).ok()),
+            };
+            let kernel = version.as_deref().filter(|_| dev.migration.support == MigrationSupport::Kernel);
+            let described = version.as_ref().map(|_| registry.describe(dev.facts.as_ref(), kernel));
+            let (version, described) = match (version, described) {
+                (Some(v), Some(Ok(d))) => (v, d),
+                (_, Some(Err(e))) => {
+                    tracing::warn!(device = %id, error = %e, "left out of the host report: no attributes");
+                    continue;
+                }
+                _ => {
+                    tracing::warn!(device = %id, "left out of the host report: no version");
                     continue;
                 }
             };
+            for conflict in &described.conflicts {
+                tracing::warn!(device = %id, conflict = %conflict, "the kernel's string and sysfs disagree");
+            }
             let free = match dev.kind {
                 DeviceKind::MdevType => dev.available_instances.unwrap_or(0) > 0,
                 _ => !claimed.contains(&id),
             };
+            let facts = dev.facts.unwrap_or_else(|| opaque_facts(&dev.kind));
             records.push(DeviceRecord {
                 id,
                 kind: dev.kind,
-                model: model.name().to_string(),
+                model: described.model,
                 version,
-                attributes,
+                attributes: described.attributes,
                 facts,
                 free,
             });
         }
         Ok(records)
+    }
+}
+
+/// Facts of a device discovery could not describe (an opaque device without a driver link).
+fn opaque_facts(kind: &DeviceKind) -> devmig_vendors::DeviceFacts {
+    let kind = match kind {
+        DeviceKind::MdevType => FactsKind::MdevType,
+        DeviceKind::Mdev => FactsKind::Mdev,
+        DeviceKind::SriovVf => FactsKind::PciFunction { virtual_function: true },
+        _ => FactsKind::PciFunction { virtual_function: false },
+    };
+    devmig_vendors::DeviceFacts {
+        kind,
+        pci_id: None,
+        parent: None,
+        driver: None,
+        driver_version: None,
+        mdev_type: None,
+        aggregator: 1,
+        params: Default::default(),
     }
 }

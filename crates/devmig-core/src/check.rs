@@ -1,7 +1,7 @@
 //! The checker: step b of the proposal, against the kernel or the vendor model.
 use std::time::Duration;
 
-use devmig_vendors::{Attributes, Registry, VendorError};
+use devmig_vendors::{AttributeSource, Attributes, Described, Registry, VendorError};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, MigrationSupport};
@@ -43,10 +43,16 @@ pub struct VersionReport {
 pub struct AttributesReport {
     /// The device.
     pub device: String,
-    /// The model that derived them.
+    /// The model that derived them, or `opaque` (the kernel's string, no model).
     pub model: String,
     /// The attributes.
     pub attributes: Attributes,
+    /// Where they came from: the kernel's string, sysfs facts, or opaque.
+    pub source: AttributeSource,
+    /// Where the kernel's string and sysfs facts disagree (the string wins), or why the
+    /// kernel's string could not be used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
 }
 
 /// Runs discovery and the protocol under one root, with one model registry and one I/O pool.
@@ -358,15 +364,34 @@ impl Checker {
     }
 
     /// The typed step-a attributes of `id`.
+    /// Where the kernel shows `migration_version`, the model reads the kernel's own string;
+    /// facts are the fallback (a string that cannot be read is noted in `conflicts`).
     pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CoreError> {
         let dev = self.device(id)?;
-        let facts = dev.facts.as_ref().ok_or(VendorError::NoModel)?;
-        let model = self.registry.model_for_device(facts).ok_or(VendorError::NoModel)?;
+        let described = self.describe(&dev)?;
         Ok(AttributesReport {
             device: dev.id.to_string(),
-            model: model.name().to_string(),
-            attributes: model.attributes(facts)?,
+            model: described.model,
+            attributes: described.attributes,
+            source: described.source,
+            conflicts: described.conflicts,
         })
+    }
+
+    /// The step-a description of a discovered device (see [`Registry::describe`]); a kernel
+    /// string that cannot be read leaves the facts, with the failure among the conflicts.
+    pub(crate) fn describe(&self, dev: &Device) -> Result<Described, CoreError> {
+        let (kernel, unread) = match dev.migration.support {
+            MigrationSupport::Kernel => {
+                let v = self.version_of(dev);
+                let why = v.reason.map(|r| format!("the kernel's string could not be read: {}", r.message));
+                (v.side.version, why)
+            }
+            _ => (None, None),
+        };
+        let mut described = self.registry.describe(dev.facts.as_ref(), kernel.as_deref())?;
+        described.conflicts.splice(0..0, unread);
+        Ok(described)
     }
 }
 

@@ -133,7 +133,8 @@ impl Checker {
         for dev in inventory.devices.iter().filter(|d| {
             !matches!(d.migration.support, MigrationSupport::None | MigrationSupport::Unknown) && Some(&d.id) != exclude
         }) {
-            let attrs = dev.facts.as_ref().and_then(|f| self.registry().attributes(f).ok());
+            // The attributes the fleet indexes: from the kernel's string where there is one.
+            let attrs = self.describe(dev).ok().map(|d| d.attributes);
             let (step_a, unmet) = match &attrs {
                 Some(a) => {
                     let unmet = requirement.unmet(a);
@@ -168,8 +169,14 @@ impl Checker {
             }
             candidates.push(c);
         }
-        // Usable accepted targets first (by id, as discovery lists them), then the rest.
-        candidates.sort_by_key(|c| c.unusable.is_some() || !c.verdict.is_some_and(Verdict::is_compatible));
+        // Usable accepted targets first, identical strings before compatible ones (by id, as
+        // discovery lists them), then the rest.
+        candidates.sort_by_key(|c| {
+            (
+                c.unusable.is_some() || !c.verdict.is_some_and(Verdict::is_compatible),
+                c.verdict != Some(Verdict::Identical),
+            )
+        });
         Ok(MatchReport { from, requirement, candidates })
     }
 }

@@ -104,11 +104,14 @@ impl Fleet {
                     }
                     _ => return Err(FleetError::BadRequest("each source is {host, device} or {version}".into())),
                 };
-                let model = self.registry.model_for_version(&version).ok_or_else(|| {
-                    FleetError::BadRequest(format!("source {label}: no vendor model knows {version:?}"))
-                })?;
-                let requirement = model.requirement(&version)?;
-                Ok(Source { label, host, version, model: model.name().to_string(), requirement })
+                // A string no model knows is opaque: step a by its driver prefix, step b decides.
+                let model = self
+                    .registry
+                    .model_for_version(&version)
+                    .map_or(devmig_vendors::OPAQUE_MODEL, |m| m.name())
+                    .to_string();
+                let requirement = self.registry.requirement(&version)?;
+                Ok(Source { label, host, version, model, requirement })
             })
             .collect()
     }

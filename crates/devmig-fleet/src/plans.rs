@@ -2,7 +2,7 @@
 //! would break or enable. Each reports progress through a callback (the CLI draws a bar).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use devmig_vendors::{DeviceFacts, Registry, Requirement};
+use devmig_vendors::{DeviceFacts, OPAQUE_MODEL, Registry, Requirement};
 
 use crate::placement::{Fleet, PlacementRequest, SourceRef};
 use crate::store::DeviceRow;
@@ -70,10 +70,13 @@ pub async fn evacuate(
     })
 }
 
-/// Pool hosts (fresh, matching `pattern`) that have a device passing `req`.
+/// Pool hosts (fresh, matching `pattern`) that have a device passing `req` (of `model`, or of
+/// any model for an opaque source).
 fn accepting(pool: &BTreeMap<String, Vec<DeviceRow>>, model: &str, req: &Requirement) -> BTreeSet<String> {
     pool.iter()
-        .filter(|(_, devs)| devs.iter().any(|d| d.model == model && req.satisfied_by(&d.attributes)))
+        .filter(|(_, devs)| {
+            devs.iter().any(|d| (model == OPAQUE_MODEL || d.model == model) && req.satisfied_by(&d.attributes))
+        })
         .map(|(h, _)| h.clone())
         .collect()
 }

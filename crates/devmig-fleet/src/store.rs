@@ -77,6 +77,16 @@ pub struct Store {
 /// A placement still `running` after this long was abandoned (its replica died).
 const STALE_PLACEMENT_MS: i64 = 300_000;
 
+/// The SQL condition on `d.model` for a source of `model`, its value at placeholder `$n`: the
+/// same model, or any model for an opaque source (the placeholder stays in use either way).
+fn model_clause(model: &str, n: usize) -> String {
+    if model == devmig_vendors::OPAQUE_MODEL {
+        format!("(d.model = ${n} OR d.model <> ${n})")
+    } else {
+        format!("d.model = ${n}")
+    }
+}
+
 const DEVICE_COLS: &str = "d.id, d.host_id, h.name, h.url, d.device, d.kind, d.model, d.version, d.attributes, d.free, \
                            d.held_by, d.held_until_ms, h.last_seen_ms";
 
@@ -335,10 +345,12 @@ impl Store {
         Ok(self.device_rows(&sql, &[host.into(), device.into()], now_ms)?.into_iter().next())
     }
 
-    /// Every device of `model` on fresh hosts (what explanations sift through).
+    /// Every device of `model` on fresh hosts (what explanations sift through); for an opaque
+    /// source, every device (its step a is the driver prefix, whatever the model).
     pub fn model_devices(&self, model: &str, now_ms: i64) -> Result<Vec<DeviceRow>, FleetError> {
         let sql = format!(
-            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE d.model = $1 AND h.last_seen_ms >= $2"
+            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE {} AND h.last_seen_ms >= $2",
+            model_clause(model, 1)
         );
         self.device_rows(&sql, &[model.into(), Val::Int(self.fresh_since(now_ms))], now_ms)
     }
@@ -393,8 +405,9 @@ impl Store {
         params.extend(compiled.params);
         let mut sql = format!(
             "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id{} \
-             WHERE d.free = 1 AND (d.held_by IS NULL OR d.held_until_ms < $1) AND h.last_seen_ms >= $2 AND d.model = $3",
-            compiled.joins
+             WHERE d.free = 1 AND (d.held_by IS NULL OR d.held_until_ms < $1) AND h.last_seen_ms >= $2 AND {}",
+            compiled.joins,
+            model_clause(model, 3)
         );
         // The text depends only on the requirement's shape, so prepared statements (and
         // PostgreSQL's generic plans) are reused; excluded hosts are dropped below instead.

@@ -24,6 +24,7 @@
 mod attributes;
 mod catalog;
 mod decision;
+pub mod described;
 mod driver_version;
 mod error;
 mod facts;
@@ -36,6 +37,7 @@ pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};
 pub use catalog::{Catalog, GvtCatalog, GvtType, IdRule, MttyCatalog, NvmeCatalog, QatCatalog, QatFamily};
 pub use decision::{Decision, FieldCheck};
 pub(crate) use decision::{Outcome, first_failure};
+pub use described::{AttributeSource, Described, OPAQUE_MODEL};
 pub use driver_version::DriverVersion;
 pub use error::VendorError;
 pub use facts::{DeviceFacts, FactsKind};

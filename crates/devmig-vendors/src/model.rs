@@ -40,6 +40,14 @@ pub trait VendorModel: Send + Sync + Debug {
         Ok(Vec::new())
     }
 
+    /// `base` with what `version` (a string in this model's format, as the kernel showed it for
+    /// the device) says about the device put in its place: where the kernel exposes the
+    /// attribute, step-a attributes come from the kernel's own string, and facts fill only what
+    /// the string does not carry. The default trusts the facts alone.
+    fn facts_from_version(&self, _version: &str, base: &DeviceFacts) -> Result<DeviceFacts, VendorError> {
+        Ok(base.clone())
+    }
+
     /// Names of per-device configuration attributes the model reads from the
     /// device's sysfs directory into [`DeviceFacts::params`].
     fn param_files(&self) -> &'static [&'static str] {

@@ -1,7 +1,13 @@
 use std::sync::Arc;
 
+use crate::described::{
+    AttributeSource, Described, OPAQUE_MODEL, conflicts, kernel_attributes, opaque_attributes, opaque_requirement,
+};
 use crate::models::{GvtModel, MttyModel, NvmeModel, QatModel};
 use crate::{Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel};
+
+/// The models devmig ships, in dispatch order, by name.
+const MODELS: [&str; 4] = ["i915", "nvme", "qat", "mtty"];
 
 /// Every vendor model devmig ships, over one catalog; dispatches by device and by version string.
 #[derive(Debug, Clone)]
@@ -14,13 +20,19 @@ impl Registry {
     /// All shipped models reading `catalog`.
     pub fn new(catalog: Catalog) -> Self {
         let catalog = Arc::new(catalog);
-        let models: Vec<Box<dyn VendorModel>> = vec![
-            Box::new(GvtModel::new(catalog.clone())),
-            Box::new(NvmeModel::new(catalog.clone())),
-            Box::new(QatModel::new(catalog.clone())),
-            Box::new(MttyModel::new(catalog.clone())),
-        ];
+        let models = MODELS.iter().filter_map(|name| Self::build(name, &catalog)).collect();
         Registry { catalog, models: Arc::new(models) }
+    }
+
+    fn build(name: &str, catalog: &Arc<Catalog>) -> Option<Box<dyn VendorModel>> {
+        let model: Box<dyn VendorModel> = match name {
+            "i915" => Box::new(GvtModel::new(catalog.clone())),
+            "nvme" => Box::new(NvmeModel::new(catalog.clone())),
+            "qat" => Box::new(QatModel::new(catalog.clone())),
+            "mtty" => Box::new(MttyModel::new(catalog.clone())),
+            _ => return None,
+        };
+        Some(model)
     }
 
     /// The catalog the models read.
@@ -102,10 +114,67 @@ impl Registry {
         self.model_for_device(dev).ok_or(VendorError::NoModel)?.attributes(dev)
     }
 
-    /// The requirement `source` places on targets.
+    /// The requirement `source` places on targets. A string no model knows is opaque: any
+    /// target whose kernel shows a string with its driver prefix may accept it.
     pub fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
-        self.model_for_version(source)
-            .ok_or_else(|| VendorError::UnknownVersion(source.chars().take(120).collect()))?
-            .requirement(source)
+        match self.model_for_version(source) {
+            Some(model) => model.requirement(source),
+            None => Ok(opaque_requirement(source)),
+        }
+    }
+
+    /// The step-a description of a device: `facts` as discovery read them (None when it read
+    /// none) and `kernel_version`, the string its kernel shows (None: no attribute). The model's
+    /// attributes come from the kernel's string where there is one (facts fill the rest, and
+    /// disagreements are listed), from facts where there is none; a kernel string no model
+    /// knows is opaque. Every device with a kernel string also carries the `kernel.*`
+    /// attributes, so an opaque source's step a finds it whatever its model.
+    pub fn describe(
+        &self,
+        facts: Option<&DeviceFacts>,
+        kernel_version: Option<&str>,
+    ) -> Result<Described, VendorError> {
+        let model = facts.and_then(|f| self.model_for_device(f).map(|m| (m, f)));
+        let driver = facts.and_then(|f| f.driver.as_deref());
+        let Some((model, facts)) = model else {
+            let version = kernel_version.ok_or(VendorError::NoModel)?;
+            return Ok(Described {
+                model: OPAQUE_MODEL.to_string(),
+                attributes: opaque_attributes(version, driver),
+                source: AttributeSource::Opaque,
+                conflicts: Vec::new(),
+            });
+        };
+        let Some(version) = kernel_version else {
+            return Ok(Described {
+                model: model.name().to_string(),
+                attributes: model.attributes(facts)?,
+                source: AttributeSource::Facts,
+                conflicts: Vec::new(),
+            });
+        };
+        let (mut attributes, source, conflicts) = match model.facts_from_version(version, facts) {
+            Ok(from_string) => {
+                (model.attributes(&from_string)?, AttributeSource::KernelString, conflicts(facts, &from_string))
+            }
+            // The kernel shows a string its own model cannot read: say so, and use the facts.
+            Err(e) => (model.attributes(facts)?, AttributeSource::Facts, vec![format!("the kernel's string: {e}")]),
+        };
+        attributes.extend(kernel_attributes(version, driver));
+        Ok(Described { model: model.name().to_string(), attributes, source, conflicts })
+    }
+
+    /// These models switched off (`mtty`): their devices are then opaque where the kernel shows
+    /// a string, and unknown where it does not. Unknown names are an error naming them.
+    pub fn without_models(&self, names: &[String]) -> Result<Registry, VendorError> {
+        let known: Vec<&str> = self.models().map(|m| m.name()).collect();
+        if let Some(bad) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(VendorError::bad_value("model", format!("{bad:?} is not one of {}", known.join(", "))));
+        }
+        let mut kept: Vec<Box<dyn VendorModel>> = Vec::new();
+        for name in known.iter().filter(|n| !names.iter().any(|x| x == *n)) {
+            kept.push(Self::build(name, &self.catalog).ok_or_else(|| VendorError::bad_value("model", *name))?);
+        }
+        Ok(Registry { catalog: self.catalog.clone(), models: Arc::new(kept) })
     }
 }

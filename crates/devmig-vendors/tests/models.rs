@@ -1,6 +1,6 @@
 //! Behaviour of each vendor model, on the examples of the proposal and its review.
 use devmig_vendors::models::{GvtVersion, NvmeVersion, decode_field, encode_field, normalize_url};
-use devmig_vendors::{Catalog, DeviceFacts, DriverVersion, Registry, VendorError};
+use devmig_vendors::{AttrValue, Catalog, DeviceFacts, DriverVersion, Registry, VendorError};
 
 fn registry() -> Registry {
     Registry::new(Catalog::embedded())
@@ -138,7 +138,10 @@ fn foreign_and_broken_strings_are_rejected_not_accepted() {
     assert_eq!(failed_rules(&r, "mtty-v1-0.1.0-mtty-2", &target), ["vendor_mismatch"]);
     assert_eq!(failed_rules(&r, "garbage", &target), ["source_version_invalid"]);
     assert!(matches!(r.evaluate("i915-v1-8086-591d-i915-Nope-1", &target), Err(VendorError::BadVersion { .. })));
-    assert!(matches!(r.requirement("garbage"), Err(VendorError::UnknownVersion(_))));
+    // A string no model knows is opaque: step a asks only for its driver prefix.
+    let opaque = r.requirement("garbage-1").expect("opaque requirement");
+    assert_eq!(opaque.all.len(), 1, "{opaque:?}");
+    assert_eq!(opaque.all[0].attr(), "kernel.prefix");
     let no_version = DeviceFacts::mdev("0000:00:02.0", "8086:591d", "i915", None, "i915-GVTg_V5_8", 1);
     assert!(matches!(r.version(&no_version), Err(VendorError::Unsupported { .. })));
 }
@@ -159,4 +162,41 @@ fn gvt_dynamic_resources_carry_the_share_into_a_new_mdev() {
     assert!(r.dynamic_resources(&half, &ty("i915-GVTg_V5_1")).is_err(), "a whole GPU type cannot hold half");
     let m = DeviceFacts::mdev_type("mtty", "", "mtty", Some("0.1"), "mtty-2");
     assert!(r.dynamic_resources("mtty-v1-0.1.0-mtty-2", &m).expect("none").is_empty());
+}
+
+#[test]
+fn where_the_kernel_shows_a_string_the_attributes_come_from_it() {
+    let r = registry();
+    // An in-tree driver reports no module version: facts alone cannot describe the device.
+    let no_version = DeviceFacts::mdev("0000:00:02.0", "8086:591d", "i915", None, "i915-GVTg_V5_8", 1);
+    assert!(r.attributes(&no_version).is_err());
+    let kernel = "i915-v1.3.0-8086-591d-i915-GVTg_V5_8-1";
+    let d = r.describe(Some(&no_version), Some(kernel)).expect("from the kernel's string");
+    assert_eq!(d.source, devmig_vendors::AttributeSource::KernelString);
+    assert!(d.conflicts.is_empty(), "{:?}", d.conflicts);
+    assert_eq!(d.attributes.get("i915.gvt_version"), Some(&AttrValue::Semver("1.3.0".parse().unwrap())));
+    assert_eq!(d.attributes.get("kernel.prefix"), Some(&AttrValue::String("i915".into())));
+    // The source's requirement holds on it, as the kernel would accept the same string.
+    assert!(r.requirement(kernel).unwrap().satisfied_by(&d.attributes));
+    // Facts that disagree with the string are reported; the string wins.
+    let old = DeviceFacts { driver_version: Some("1.1.0".into()), ..no_version.clone() };
+    let d = r.describe(Some(&old), Some(kernel)).expect("describe");
+    assert_eq!(d.conflicts, ["driver_version: the kernel's string says 1.3.0, sysfs says 1.1.0"]);
+    assert_eq!(d.attributes.get("i915.gvt_version"), Some(&AttrValue::Semver("1.3.0".parse().unwrap())));
+    // No kernel string: facts, as before.
+    let d = r.describe(Some(&old), None).expect("facts");
+    assert_eq!((d.source, d.attributes.contains_key("kernel.prefix")), (devmig_vendors::AttributeSource::Facts, false));
+}
+
+#[test]
+fn a_switched_off_model_leaves_its_devices_opaque() {
+    let r = registry().without_models(&["mtty".to_string()]).expect("mtty is a model");
+    let dev = DeviceFacts::mdev("mtty", "", "mtty", Some("0.1"), "mtty-2", 1);
+    assert!(r.model_for_device(&dev).is_none());
+    let d = r.describe(Some(&dev), Some("mtty-v1-0.1.0-mtty-2")).expect("opaque");
+    assert_eq!((d.model.as_str(), d.source), ("opaque", devmig_vendors::AttributeSource::Opaque));
+    assert!(r.requirement("mtty-v1-0.1.0-mtty-1").unwrap().satisfied_by(&d.attributes), "same prefix: never excluded");
+    assert!(r.describe(Some(&dev), None).is_err(), "no string, no model: nothing to say");
+    let e = registry().without_models(&["nvidia".to_string()]).unwrap_err().to_string();
+    assert!(e.contains("nvidia") && e.contains("mtty"), "{e}");
 }

@@ -20,6 +20,11 @@ pub struct Cli {
     /// Product catalog to merge into the embedded one.
     #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Switch a vendor model off (repeatable; i915, nvme, qat, mtty): its devices are then
+    /// opaque where the kernel shows migration_version (step a by the string's driver prefix,
+    /// step b by the driver's write) and unknown where it does not.
+    #[arg(long = "no-model", global = true, env = "DEVMIG_NO_MODEL", value_delimiter = ',', value_name = "MODEL")]
+    pub no_models: Vec<String>,
     /// Bound on each sysfs operation, in milliseconds.
     #[arg(long, global = true, env = "DEVMIG_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,

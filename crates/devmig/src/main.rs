@@ -27,7 +27,11 @@ fn checker(cli: &Cli) -> Result<Checker, CliError> {
     if cli.timeout_ms == 0 {
         return Err(CliError::Usage("--timeout-ms must be at least 1".into()));
     }
-    Ok(Checker::new(SysfsRoot::new(&cli.sysfs_root), Registry::new(catalog), Duration::from_millis(cli.timeout_ms)))
+    let mut registry = Registry::new(catalog);
+    if !cli.no_models.is_empty() {
+        registry = registry.without_models(&cli.no_models).map_err(|e| CliError::Usage(format!("--no-model: {e}")))?;
+    }
+    Ok(Checker::new(SysfsRoot::new(&cli.sysfs_root), registry, Duration::from_millis(cli.timeout_ms)))
 }
 
 fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliError> {

@@ -132,6 +132,23 @@ if [ "$mode" = patched ]; then
     expect match-type 0 'mtty/mtty-2' devmig match $U1
     expect match-excludes-incompatible 0 "$U3 +excluded" devmig match $U1
 
+    # --- step-a attributes come from the kernel's own string
+    expect attributes-from-kernel-string 0 "model mtty; from the kernel's migration_version" devmig attributes $U1
+    expect attributes-kernel-prefix 0 'kernel.prefix +string +mtty' devmig attributes $U1
+
+    # --- opaque vendors: devmig's mtty model switched off, the real driver alone judges
+    nm="devmig --no-model mtty"
+    expect opaque-list 0 "$U1 +mdev +mtty-2 +mtty .* kernel" $nm list
+    expect opaque-attributes 0 'model opaque; opaque: no vendor model knows this driver' $nm attributes $U1
+    expect opaque-step-a-by-prefix 0 'step a requires: kernel.prefix == mtty$' $nm match $U1
+    expect opaque-step-a-never-excludes 0 "$U3 +passed +incompatible +target_rejected" $nm match $U1
+    run $nm match $U1
+    first=$(printf '%s\n' "$OUT" | sed -n 4p)
+    case "$first" in *identical*) ok opaque-identical-first ;; *) fail opaque-identical-first "$OUT" ;; esac
+    expect opaque-check-by-the-driver 1 'target_rejected: .*EINVAL' $nm check $U1 $U3
+    expect opaque-explain 1 'opaque\): only the driver.s write can judge' $nm explain $U1 $U3
+    expect opaque-compatible-by-the-driver 0 'verdict: compatible' $nm check --version mtty-v1-0.0.9-mtty-2 $U2
+
     # --- the check through the kernel and through simfs, in this run
     devmig bench check --version "$(cat $types/mtty-2/migration_version)" --target $U2 \
         --root / --root $sim --rounds 20 --per-round 25 >/tmp/bench.out 2>&1 &&
@@ -145,6 +162,8 @@ else
     expect version-from-model 0 'source: model \(mtty\)' sh -c "devmig version $U1 2>&1 >/dev/null"
     expect check-unsupported-kernel 0 "kernel: +unsupported: the target has no migration_version; devmig's mtty model" devmig explain $U1 $U2
     expect check-model-incompatible 1 'mtty.ports' devmig check $U1 $U3
+    expect attributes-from-facts 0 'model mtty; from sysfs facts' devmig attributes $U1
+    expect no-model-no-attribute-nothing-to-say 1 'no vendor model' devmig --no-model mtty attributes $U1
 fi
 
 # --- a type claim through a real agent creates a real mdev; its release removes it

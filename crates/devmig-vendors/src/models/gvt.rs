@@ -290,6 +290,17 @@ impl VendorModel for GvtModel {
         ]))
     }
 
+    fn facts_from_version(&self, version: &str, base: &DeviceFacts) -> Result<DeviceFacts, VendorError> {
+        let v = GvtVersion::parse(version)?;
+        Ok(DeviceFacts {
+            driver_version: Some(v.gvt.to_string()),
+            pci_id: Some(v.parent),
+            mdev_type: Some(v.mdev_type),
+            aggregator: v.aggregator,
+            ..base.clone()
+        })
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let (s, ns) = self.source(source)?;
         let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);

@@ -127,6 +127,11 @@ impl VendorModel for MttyModel {
         ]))
     }
 
+    fn facts_from_version(&self, version: &str, base: &DeviceFacts) -> Result<DeviceFacts, VendorError> {
+        let v = MttyVersion::parse(version)?;
+        Ok(DeviceFacts { driver_version: Some(v.driver.to_string()), mdev_type: Some(v.mdev_type), ..base.clone() })
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let (s, ports) = self.source(source)?;
         Ok(Requirement {

@@ -179,6 +179,13 @@ impl VendorModel for NvmeModel {
         ]))
     }
 
+    fn facts_from_version(&self, version: &str, base: &DeviceFacts) -> Result<DeviceFacts, VendorError> {
+        let v = NvmeVersion::parse(version)?;
+        let mut facts = DeviceFacts { driver_version: Some(v.driver.to_string()), pci_id: Some(v.id), ..base.clone() };
+        facts.params.insert(URL_PARAM.to_string(), v.url);
+        Ok(facts)
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let s = NvmeVersion::parse(source)?;
         let url = normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?;

@@ -194,6 +194,14 @@ impl VendorModel for QatModel {
         ]))
     }
 
+    fn facts_from_version(&self, version: &str, base: &DeviceFacts) -> Result<DeviceFacts, VendorError> {
+        let v = self.source(version)?;
+        let mut facts = DeviceFacts { driver_version: Some(v.driver.to_string()), pci_id: Some(v.id), ..base.clone() };
+        let algs: Vec<&str> = v.crypto.iter().map(String::as_str).collect();
+        facts.params.insert(CRYPTO_PARAM.to_string(), algs.join(" "));
+        Ok(facts)
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let s = self.source(source)?;
         Ok(Requirement {

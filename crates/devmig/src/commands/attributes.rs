@@ -2,7 +2,7 @@
 use std::io::Write;
 
 use crate::backend::Backend;
-use devmig_vendors::AttrValue;
+use devmig_vendors::{AttrValue, AttributeSource};
 
 use crate::cli::Output;
 use crate::error::CliError;
@@ -15,7 +15,15 @@ pub fn attributes(backend: &Backend, device: &str, output: Output, out: &mut dyn
         json(out, "devmig.attributes/v1", &report)?;
         return Ok(0);
     }
-    line(out, format!("device: {} (model {})", report.device, report.model))?;
+    let from = match report.source {
+        AttributeSource::KernelString => "from the kernel's migration_version",
+        AttributeSource::Facts => "from sysfs facts: the kernel has no migration_version here",
+        AttributeSource::Opaque => "opaque: no vendor model knows this driver, only its write can judge a source",
+    };
+    line(out, format!("device: {} (model {}; {from})", report.device, report.model))?;
+    for conflict in &report.conflicts {
+        line(out, format!("conflict: {conflict}"))?;
+    }
     let rows = report.attributes.iter().map(|(k, v)| {
         let ty = match v {
             AttrValue::String(_) => "string",

@@ -85,7 +85,12 @@ pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn
     }
     fields(out, &rows)?;
     if explain {
-        if report.checks.is_empty() {
+        if report.checks.is_empty() && report.to.source == Some(Provenance::Kernel) && report.to.model.is_none() {
+            line(
+                out,
+                "no vendor model knows the target's driver (opaque): only the driver's write can judge the pair, and the verdict is its answer",
+            )?;
+        } else if report.checks.is_empty() {
             line(out, "no vendor model knows the target: no field-by-field rules to show")?;
         } else {
             line(out, "")?;
