@@ -3,9 +3,10 @@
 # (package version, config fragment, patch series): an unpatched kernel (what
 # today's kernels expose) and the same kernel with kernel/patches applied.
 #
-#   kernel/vm/build-kernel.sh            # prints the two artifact directories
+#   kernel/vm/build-kernel.sh     # prints the unpatched and patched artifact directories
+#                                 # and the pristine source tree
 #
-# Each artifact directory holds bzImage, mtty.ko and kernel.release. The cache
+# Each artifact directory holds bzImage, mtty.ko, kernel.release and config. The cache
 # lives in $DEVMIG_KERNEL_CACHE (default /var/cache/devmig-kernel): a second
 # run with the same inputs builds nothing. Needs linux-source-6.1, flex, bison,
 # bc, libelf-dev, cpio and a C toolchain (kernel/vm/run.sh installs them).
@@ -33,9 +34,11 @@ patched_key="$( { echo "$base_key"; cat "$kernel_dir/patches/series";
 base_out="$cache/kernels/unpatched-$base_key"
 patched_out="$cache/kernels/patched-$patched_key"
 
-if [ -f "$base_out/done" ] && [ -f "$patched_out/done" ]; then
+src="$cache/src-$pkg_version"
+obj="$cache/obj-$base_key"
+if [ -f "$base_out/done" ] && [ -f "$patched_out/done" ] && [ -f "$src/.devmig-pristine" ]; then
     log "cached: $base_out $patched_out"
-    echo "$base_out" "$patched_out"
+    echo "$base_out" "$patched_out" "$src"
     exit 0
 fi
 
@@ -43,8 +46,6 @@ mkdir -p "$cache/kernels"
 exec 9>"$cache/lock"
 flock 9
 
-src="$cache/src-$pkg_version"
-obj="$cache/obj-$base_key"
 # The source tree is kept pristine between runs; a run killed while it was
 # patched leaves the stamp "patched" and the tree is extracted again.
 if [ ! -f "$src/.devmig-pristine" ]; then
@@ -82,7 +83,7 @@ if [ ! -f "$obj/.config" ]; then
     mkdir -p "$obj"
     make -s -C "$src" O="$obj" tinyconfig >/dev/null
     cat "$kernel_dir/config.fragment" >>"$obj/.config"
-    make -s -C "$src" O="$obj" olddefconfig >/dev/null
+    make -s -C "$src" O="$obj" olddefconfig >/dev/null 2>&1
     # Every requested option must have survived olddefconfig.
     missing=0
     while read -r line; do
@@ -122,4 +123,4 @@ if [ ! -f "$patched_out/done" ]; then
     log "both kernels ready after $((SECONDS - start)) s"
 fi
 
-echo "$base_out" "$patched_out"
+echo "$base_out" "$patched_out" "$src"

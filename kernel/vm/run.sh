@@ -51,7 +51,12 @@ done
 [ -x "$devmig" ] || { log "$devmig is missing (cargo build -p devmig)"; exit 1; }
 [ -n "$mdevctl" ] && [ -x "$mdevctl" ] || { log "mdevctl is missing (cargo install mdevctl)"; exit 1; }
 
-read -r unpatched patched < <("$here/build-kernel.sh")
+read -r unpatched patched src < <("$here/build-kernel.sh")
+
+# The patch series in the kernel's style.
+perl "$src/scripts/checkpatch.pl" --no-tree -q "$repo"/kernel/patches/*.patch ||
+    { log "checkpatch found problems in kernel/patches"; exit 1; }
+log "kernel/patches: checkpatch clean"
 
 # The initramfs: busybox, devmig and mdevctl with their shared libraries, the
 # guest scripts. Rebuilt every run (a few seconds), never cached.

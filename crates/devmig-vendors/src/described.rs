@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::MODEL_ATTR;
-use crate::{AttrValue, Attributes, Constraint, DeviceFacts, DriverVersion, Requirement};
+use crate::{AttrValue, Attributes, Constraint, Requirement};
 
 /// The model name of devices whose kernel shows a `migration_version` no vendor model knows.
 pub const OPAQUE_MODEL: &str = "opaque";
@@ -76,38 +76,21 @@ pub fn opaque_requirement(source: &str) -> Requirement {
     }
 }
 
-/// Where `from_string` (facts as the kernel's string describes the device) disagrees with
-/// `facts` (as sysfs shows it), one line per field.
-pub fn conflicts(facts: &DeviceFacts, from_string: &DeviceFacts) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut note = |field: &str, facts: String, string: String| {
-        out.push(format!("{field}: the kernel's string says {string}, sysfs says {facts}"));
-    };
-    if let (Some(f), Some(s)) = (&facts.driver_version, &from_string.driver_version) {
-        let (pf, ps) = (f.parse::<DriverVersion>(), s.parse::<DriverVersion>());
-        if pf.is_err() || pf != ps {
-            note("driver_version", f.clone(), s.clone());
-        }
-    }
-    if let (Some(f), Some(s)) = (facts.pci_id, from_string.pci_id) {
-        if f != s {
-            note("pci_id", f.to_string(), s.to_string());
-        }
-    }
-    if let (Some(f), Some(s)) = (&facts.mdev_type, &from_string.mdev_type) {
-        if f != s {
-            note("mdev_type", f.clone(), s.clone());
-        }
-    }
-    if facts.aggregator != from_string.aggregator {
-        note("aggregator", facts.aggregator.to_string(), from_string.aggregator.to_string());
-    }
-    for (k, s) in &from_string.params {
-        if let Some(f) = facts.params.get(k).filter(|f| *f != s) {
-            note(k, f.clone(), s.clone());
-        }
-    }
-    out
+/// Where the attributes read from the kernel's string (`from_string`) and those read from
+/// sysfs facts (`from_facts`) disagree, one line per attribute.
+pub fn conflicts(from_facts: &Attributes, from_string: &Attributes) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = from_facts.keys().chain(from_string.keys()).collect();
+    let shown = |v: Option<&AttrValue>| v.map_or_else(|| "nothing".to_string(), ToString::to_string);
+    keys.into_iter()
+        .filter(|k| from_facts.get(*k) != from_string.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: the kernel's string gives {}, sysfs gives {}",
+                shown(from_string.get(k)),
+                shown(from_facts.get(k))
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -130,14 +113,18 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_name_each_field_that_disagrees() {
-        let facts = DeviceFacts::mdev("mtty", "", "mtty", Some("0.2"), "mtty-2", 1);
-        let same = DeviceFacts { driver_version: Some("0.2.0".into()), ..facts.clone() };
-        assert!(conflicts(&facts, &same).is_empty(), "0.2 and 0.2.0 are one version");
-        let other =
-            DeviceFacts { driver_version: Some("0.1.0".into()), mdev_type: Some("mtty-1".into()), ..facts.clone() };
-        let c = conflicts(&facts, &other);
-        assert_eq!(c.len(), 2, "{c:?}");
-        assert!(c[0].contains("says 0.1.0, sysfs says 0.2"), "{c:?}");
+    fn conflicts_name_each_attribute_that_disagrees() {
+        let facts =
+            Attributes::from([("a".to_string(), AttrValue::Int(1)), ("b".to_string(), AttrValue::String("x".into()))]);
+        let string = Attributes::from([
+            ("a".to_string(), AttrValue::Int(2)),
+            ("b".to_string(), AttrValue::String("x".into())),
+            ("c".to_string(), AttrValue::Int(3)),
+        ]);
+        assert_eq!(
+            conflicts(&facts, &string),
+            ["a: the kernel's string gives 2, sysfs gives 1", "c: the kernel's string gives 3, sysfs gives nothing"]
+        );
+        assert!(conflicts(&facts, &facts).is_empty());
     }
 }

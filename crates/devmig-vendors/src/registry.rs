@@ -155,7 +155,11 @@ impl Registry {
         };
         let (mut attributes, source, conflicts) = match model.facts_from_version(version, facts) {
             Ok(from_string) => {
-                (model.attributes(&from_string)?, AttributeSource::KernelString, conflicts(facts, &from_string))
+                let attributes = model.attributes(&from_string)?;
+                // Facts that describe the device on their own must say the same (an in-tree
+                // driver without a module version cannot, and is not a conflict).
+                let found = model.attributes(facts).map(|f| conflicts(&f, &attributes)).unwrap_or_default();
+                (attributes, AttributeSource::KernelString, found)
             }
             // The kernel shows a string its own model cannot read: say so, and use the facts.
             Err(e) => (model.attributes(facts)?, AttributeSource::Facts, vec![format!("the kernel's string: {e}")]),

@@ -181,7 +181,7 @@ fn where_the_kernel_shows_a_string_the_attributes_come_from_it() {
     // Facts that disagree with the string are reported; the string wins.
     let old = DeviceFacts { driver_version: Some("1.1.0".into()), ..no_version.clone() };
     let d = r.describe(Some(&old), Some(kernel)).expect("describe");
-    assert_eq!(d.conflicts, ["driver_version: the kernel's string says 1.3.0, sysfs says 1.1.0"]);
+    assert_eq!(d.conflicts, ["i915.gvt_version: the kernel's string gives 1.3.0, sysfs gives 1.1.0"]);
     assert_eq!(d.attributes.get("i915.gvt_version"), Some(&AttrValue::Semver("1.3.0".parse().unwrap())));
     // No kernel string: facts, as before.
     let d = r.describe(Some(&old), None).expect("facts");

@@ -135,6 +135,24 @@ proptest! {
         prop_assert_eq!(devmig_vendors::models::decode_field(&e).expect("decode"), s);
     }
 
+    /// Where the kernel shows the string its model would show, the attributes read from the
+    /// string are the facts' attributes (plus `kernel.*`), with no conflict; without the facts'
+    /// driver version (an in-tree driver), the string alone still gives them all.
+    #[test]
+    fn attributes_from_the_kernels_string_equal_the_facts(dev in device()) {
+        let r = Registry::new(Catalog::embedded());
+        let v = r.version(&dev).expect("version");
+        let from_facts = r.attributes(&dev).expect("attributes");
+        let d = r.describe(Some(&dev), Some(&v)).expect("describe");
+        prop_assert!(d.conflicts.is_empty(), "{:?}", d.conflicts);
+        let mut model_only = d.attributes.clone();
+        model_only.retain(|k, _| !k.starts_with("kernel."));
+        prop_assert_eq!(&model_only, &from_facts);
+        let in_tree = DeviceFacts { driver_version: None, ..dev.clone() };
+        let d = r.describe(Some(&in_tree), Some(&v)).expect("describe without a module version");
+        prop_assert_eq!(d.attributes, r.describe(Some(&dev), Some(&v)).expect("describe").attributes);
+    }
+
     /// Parsers never panic on arbitrary input.
     #[test]
     fn parsers_never_panic(s in "\\PC{0,80}") {
