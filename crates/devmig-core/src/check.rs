@@ -363,9 +363,9 @@ impl Checker {
         Ok(report)
     }
 
-    /// The typed step-a attributes of `id`.
-    /// Where the kernel shows `migration_version`, the model reads the kernel's own string;
-    /// facts are the fallback (a string that cannot be read is noted in `conflicts`).
+    /// The typed step-a attributes of `id`: where the kernel shows `migration_version`, the
+    /// model reads the kernel's own string; facts are the fallback (a string that cannot be
+    /// read is noted in `conflicts`).
     pub fn attributes(&self, id: &DeviceId) -> Result<AttributesReport, CoreError> {
         let dev = self.device(id)?;
         let described = self.describe(&dev)?;

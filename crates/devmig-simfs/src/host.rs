@@ -172,7 +172,7 @@ fn create_uuid(data: &[u8]) -> Result<&str, Errno> {
 }
 
 /// `remove` parses like kstrtoul(buf, 0): an optional '+', then 0x-hex, 0-octal or decimal
-/// digits, one trailing newline. Some(true) removes, Some(false) ("0") does nothing.
+/// digits, one trailing newline. `true` removes, `false` ("0") does nothing.
 fn remove_value(data: &[u8]) -> Result<bool, Errno> {
     let text = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
     let text = text.strip_prefix('+').unwrap_or(text);

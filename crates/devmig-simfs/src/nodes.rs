@@ -37,7 +37,7 @@ pub enum FileKind {
     /// simfs emulates: an emulated IOMMU group's `type` (it has no default domain to change).
     Refusing(Vec<u8>),
     /// Write-only `bind`, `unbind` and `drivers_probe`: simfs does not emulate driver binding
-    /// and answers every write with EOPNOTSUPP (kernel/vm/FIDELITY.md).
+    /// and answers every write with EOPNOTSUPP (kernel/README.md).
     Binding,
 }
 

@@ -252,3 +252,36 @@ fn sim_spec_example_validates_and_bad_specs_name_the_key() {
         assert!(err.contains(key), "{key} not named in: {err}");
     }
 }
+
+/// An in-tree driver (no `/sys/module/<m>/version`) whose kernel shows `migration_version`:
+/// `attributes` reads them from the kernel's string; facts that disagree are reported.
+#[test]
+fn attributes_come_from_the_kernels_string_where_it_shows_one() {
+    let a = host(ExampleHost::A);
+    let r = a.dir.path();
+    std::fs::remove_file(r.join("sys/module/i915/version")).expect("an in-tree i915");
+    let o = devmig(r, &["attributes", A_VGPU]);
+    assert_ne!(o.status.code(), Some(0), "facts alone cannot describe it: {}", String::from_utf8_lossy(&o.stdout));
+    let attr = r.join(format!("sys/bus/mdev/devices/{A_VGPU}/migration_version"));
+    std::fs::write(&attr, "i915-v1.2.0-8086-591d-i915-GVTg_V5_4-2\n").expect("the kernel's attribute");
+    let text = ok(&devmig(r, &["attributes", A_VGPU]));
+    assert!(
+        text.starts_with(&format!("device: {A_VGPU} (model i915; from the kernel's migration_version)\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("i915.gvt_version  semver  1.2.0") && text.contains("kernel.prefix     string  i915"),
+        "{text}"
+    );
+    // A module version that disagrees with the string: the string wins, the conflict is shown.
+    std::fs::write(r.join("sys/module/i915/version"), "1.4.0\n").expect("version");
+    let text = ok(&devmig(r, &["attributes", A_VGPU]));
+    assert!(text.contains("conflict: i915.gvt_version: the kernel's string gives 1.2.0, sysfs gives 1.4.0"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&devmig(r, &["-o", "json", "attributes", A_VGPU]).stdout).expect("json");
+    assert_eq!(
+        (j["source"].as_str(), j["conflicts"].as_array().map(Vec::len)),
+        (Some("kernel_string"), Some(1)),
+        "{j}"
+    );
+}

@@ -97,3 +97,47 @@ fn explain_lists_every_rule_for_pairs_the_kernel_accepts() {
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     assert!(wait(&mut child, Duration::from_secs(20)).expect("exits after SIGTERM").success());
 }
+
+#[test]
+fn probe_and_bench_check_run_on_a_mounted_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let _guard = Detach(path.clone());
+    let mut child = start(&path);
+    let devmig = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_devmig")).args(args).output().expect("run");
+    let root = path.join("sys").display().to_string();
+    let script = dir.path().with_extension("probe");
+    let ty = "devices/virtual/mtty/mtty/mdev_supported_types/mtty-2";
+    std::fs::write(&script, format!("read {ty}/name\nwrite {ty}/create not-a-uuid\nmkdir {ty}/x\nread {ty}/create\n"))
+        .expect("script");
+    let o = devmig(&["sim", "probe", "--root", &root, script.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "read {ty}/name = \"Dual port serial\\n\"\nwrite {ty}/create \"not-a-uuid\" ! write EINVAL\n\
+             mkdir {ty}/x ! EPERM\nread {ty}/create ! open EACCES\n"
+        )
+    );
+    std::fs::write(&script, "list ../etc\n").expect("script");
+    let o = devmig(&["sim", "probe", "--root", &root, script.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // One check under two roots (here the same mount twice): both rows, one verdict.
+    let p = path.display().to_string();
+    let version = "mtty-v1-0.1.0-mtty-2";
+    let args = ["bench", "check", "--version", version, "--target", "mtty/mtty-2", "--root", &p, "--root", &p];
+    let o = devmig(&[&args[..], &["--rounds", "2", "--per-round", "3"]].concat());
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.starts_with("verdict Identical under every root\n"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with(&p)).count(), 2, "{text}");
+    // Nothing to measure when the check fails.
+    let o = devmig(&["bench", "check", "--version", version, "--target", "mtty/mtty-9", "--root", &p]);
+    assert_ne!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // SAFETY: kill with a valid pid of our own child and a standard signal.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert!(wait(&mut child, Duration::from_secs(20)).expect("exits after SIGTERM").success());
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use devmig_core::{Checker, DeviceId, SysfsRoot};
+use devmig_core::{Checker, DeviceId, SysfsRoot, Verdict};
 use devmig_vendors::Registry;
 use hyper::Method;
 
@@ -151,7 +151,12 @@ pub fn check_roots(
     let id: DeviceId = target.parse()?;
     let checkers: Vec<Checker> =
         roots.iter().map(|r| Checker::new(SysfsRoot::new(r), registry.clone(), Duration::from_secs(5))).collect();
-    let first = checkers[0].check_version(version, &id)?.verdict;
+    let probe = checkers[0].check_version(version, &id)?;
+    let first = probe.verdict;
+    if first == Verdict::Error {
+        let why: Vec<String> = probe.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect();
+        return Err(CliError::Usage(format!("the check of {target} fails, nothing to measure: {}", why.join("; "))));
+    }
     let mut lat: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds * per_round); roots.len()];
     for _ in 0..rounds {
         for ((checker, lat), root) in checkers.iter().zip(&mut lat).zip(roots) {
