@@ -96,12 +96,17 @@ for mode in "${modes[@]}"; do
     mkdir -p "$dir"
     log "booting the $mode kernel $(cat "$kdir/kernel.release") under QEMU (TCG)"
     start=$SECONDS
-    timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no-reboot -nic none \
+    # QEMU's NVMe controller with SR-IOV (2 VFs): the guest's ground truth for SR-IOV shapes.
+    timeout 900 qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no-reboot -nic none \
+        -device nvme-subsys,id=subsys0 \
+        -device nvme,serial=devmig,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2,max_ioqpairs=8,msix_qsize=8 \
         -kernel "$kdir/bzImage" -initrd "$work/initramfs.cpio" \
         -append "console=ttyS0 panic=-1 quiet tsc=reliable devmig.mode=$mode" </dev/null >"$dir/console.log" 2>&1 ||
         log "QEMU exited with $? (see $dir/console.log)"
     # Serial output without carriage returns and the firmware's terminal escapes.
-    tr -d '\r' <"$dir/console.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' >"$dir/console.txt"
+    # The first line the guest prints may follow the firmware's last text on the same line.
+    tr -d '\r' <"$dir/console.log" |
+        sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/^.*\(DEVMIG-[A-Z]* \)/\1/' >"$dir/console.txt"
     log "$mode run took $((SECONDS - start)) s"
     sed -n 's/^DEVMIG-INFO //p' "$dir/console.txt" | sed 's/^/vm: /' >&2
 
@@ -125,6 +130,7 @@ for mode in "${modes[@]}"; do
     sed -n 's/^DEVMIG-PROBE simfs //p' "$dir/console.txt" >"$dir/probe.simfs"
     sed -n 's/^DEVMIG-ROW //p' "$dir/console.txt" >"$dir/version-table.txt"
     sed -n 's/^DEVMIG-BENCH //p' "$dir/console.txt" >"$dir/bench.txt"
+    sed -n 's/^DEVMIG-SRIOV //p' "$dir/console.txt" >"$dir/probe.sriov"
     if [ ! -s "$dir/probe.kernel" ] || [ ! -s "$dir/probe.simfs" ]; then
         log "$mode: the probe printed nothing"
         status=1
