@@ -36,8 +36,22 @@ patched_out="$cache/kernels/patched-$patched_key"
 
 src="$cache/src-$pkg_version"
 obj="$cache/obj-$base_key"
+
+# Kernels and build trees of other inputs are stale: keep the cache to one of each.
+prune() {
+    local old
+    for old in "$cache"/kernels/unpatched-* "$cache"/kernels/patched-* "$cache"/obj-* "$cache"/src-*; do
+        case "$old" in
+            "$base_out" | "$patched_out" | "$obj" | "$src") ;;
+            *) [ -e "$old" ] && rm -rf "$old" ;;
+        esac
+    done
+    return 0
+}
+
 if [ -f "$base_out/done" ] && [ -f "$patched_out/done" ] && [ -f "$src/.devmig-pristine" ]; then
     log "cached: $base_out $patched_out"
+    prune
     echo "$base_out" "$patched_out" "$src"
     exit 0
 fi
@@ -123,4 +137,5 @@ if [ ! -f "$patched_out/done" ]; then
     log "both kernels ready after $((SECONDS - start)) s"
 fi
 
+prune
 echo "$base_out" "$patched_out" "$src"
