@@ -8,8 +8,9 @@
 #   kernel/vm/run.sh [--devmig PATH] [--mdevctl PATH] [--out DIR] [--mode patched|unpatched]...
 #
 # Defaults: target/debug/devmig, the mdevctl on PATH, results in target/vm,
-# both modes. Needs root only to install packages (--install-packages does
-# apt-get install of what the build and QEMU need).
+# both modes. Needs root to install packages (--install-packages: apt-get
+# install of what the build and QEMU need) and to write the kernel cache
+# (kernel/vm/build-kernel.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,7 +34,7 @@ done
 
 log() { echo "vm: $*" >&2; }
 
-packages=(linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev cpio build-essential kmod)
+packages=(linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev cpio build-essential kmod ca-certificates)
 if [ "$install" = 1 ]; then
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -51,7 +52,8 @@ done
 [ -x "$devmig" ] || { log "$devmig is missing (cargo build -p devmig)"; exit 1; }
 [ -n "$mdevctl" ] && [ -x "$mdevctl" ] || { log "mdevctl is missing (cargo install mdevctl)"; exit 1; }
 
-read -r unpatched patched src < <("$here/build-kernel.sh")
+built="$("$here/build-kernel.sh")"
+read -r unpatched patched src <<<"$built"
 
 # The patch series in the kernel's style.
 perl "$src/scripts/checkpatch.pl" --no-tree -q "$repo"/kernel/patches/*.patch ||
@@ -106,7 +108,7 @@ for mode in "${modes[@]}"; do
     # Serial output without carriage returns and the firmware's terminal escapes.
     # The first line the guest prints may follow the firmware's last text on the same line.
     tr -d '\r' <"$dir/console.log" |
-        sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/^.*\(DEVMIG-[A-Z]* \)/\1/' >"$dir/console.txt"
+        sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; /^DEVMIG-/!s/^.*\(DEVMIG-[A-Z]* \)/\1/' >"$dir/console.txt"
     log "$mode run took $((SECONDS - start)) s"
     sed -n 's/^DEVMIG-INFO //p' "$dir/console.txt" | sed 's/^/vm: /' >&2
 
