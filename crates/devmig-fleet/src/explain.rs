@@ -6,6 +6,7 @@ use crate::FleetError;
 use crate::placement::HostOutcome;
 use crate::placement::Source;
 use crate::store::{DeviceRow, Store};
+use devmig_vendors::OPAQUE_MODEL;
 
 pub use devmig_api::fleet::{Explanation, Group, Miss};
 
@@ -50,6 +51,16 @@ fn best_of(devs: &[&DeviceRow], src: &Source) -> Best {
     })
 }
 
+/// Why a host has no candidate at all for `src`.
+fn no_device(src: &Source) -> String {
+    if src.model == OPAQUE_MODEL {
+        let prefix = devmig_vendors::described::version_prefix(&src.version);
+        format!("no device whose kernel shows a migration_version with the driver prefix {prefix:?}")
+    } else {
+        format!("no {} device", src.model)
+    }
+}
+
 /// Explains why none of the fresh hosts outside `excluded` fit all `sources`. `tried` maps the
 /// hosts verified in step b to how that ended (`rejected`, `unreachable`, `claim_failed`).
 pub fn explain(
@@ -78,9 +89,7 @@ pub fn explain(
                 (Some((attr, rule, value)), _) => {
                     (format!("rule:{attr}"), format!("{} needs {rule}", src.label), value.clone())
                 }
-                (None, false) if best.device.is_empty() => {
-                    ("no_device".to_string(), format!("no {} device", src.model), None)
-                }
+                (None, false) if best.device.is_empty() => ("no_device".to_string(), no_device(src), None),
                 (None, false) => (
                     "none_free".to_string(),
                     format!(
@@ -104,7 +113,7 @@ pub fn explain(
             e.0 += best.unmet.len().max(1);
             e.2 = false;
             e.1.push(match (best.device.is_empty(), best.unmet.is_empty()) {
-                (true, _) => format!("{}: no {} device", src.label, src.model),
+                (true, _) => format!("{}: {}", src.label, no_device(src)),
                 (false, true) => format!("{}: {} passes step a but is not free", src.label, best.device),
                 (false, false) => format!("{}: {} lacks {}", src.label, best.device, best.unmet.join("; ")),
             });
@@ -138,8 +147,13 @@ pub fn explain(
         };
         *after_step_a.entry(code).or_default() += 1;
     }
+    let opaque = sources.iter().any(|s| s.model == OPAQUE_MODEL);
     for (code, hosts) in after_step_a {
         let detail = match code {
+            "rejected_in_step_b" if opaque => {
+                "pass step a, but their agents rejected the targets in step b (see tried): no vendor model \
+                 knows an opaque source, so only its driver's write can judge it"
+            }
             "rejected_in_step_b" => "pass step a, but their agents rejected the targets in step b (see tried)",
             "unreachable" => "pass step a, but their agents did not answer in time",
             "claim_failed" => "pass step a and step b, but claiming the targets failed (see tried)",

@@ -4,12 +4,15 @@
 //! is switched off and simfs plays the driver (the VM harness proves the same on Linux 6.1).
 mod common;
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use common::Backend;
 use devmig_agent::Agent;
 use devmig_api::HostReport;
 use devmig_core::{DeviceId, Verdict};
+use devmig_fleet::explain::explain;
+use devmig_fleet::placement::HostOutcome;
 use devmig_fleet::{ReportOutcome, Store, now_ms};
 use devmig_vendors::{Catalog, OPAQUE_MODEL, Registry};
 
@@ -69,6 +72,25 @@ fn index_and_find(backend: Backend) {
     );
     let other = registry.requirement("acme-v1-x").expect("requirement");
     assert!(store.candidates(OPAQUE_MODEL, &other, now_ms(), &[], None, None).expect("candidates").is_empty());
+
+    // Explanations: an opaque source no host can take fails on its driver prefix (the hosts'
+    // prefixes shown); hosts that passed step a but refused in step b are told only the driver
+    // can judge.
+    let source_of = |version: &str| devmig_fleet::placement::Source {
+        label: version.to_string(),
+        host: None,
+        version: version.to_string(),
+        model: OPAQUE_MODEL.to_string(),
+        requirement: registry.requirement(version).expect("requirement"),
+    };
+    let none = BTreeSet::new();
+    let e = explain(&store, &[source_of("acme-v1-x")], &none, &HashMap::new(), &none, now_ms()).expect("explain");
+    assert_eq!(e.groups[0].code, "rule:kernel.prefix", "{e:#?}");
+    assert!(e.groups[0].detail.contains("needs kernel.prefix == acme (hosts have mtty)"), "{e:#?}");
+    let tried = HashMap::from([("opaque".to_string(), HostOutcome::Rejected)]);
+    let e = explain(&store, &[source_of(&source)], &none, &tried, &none, now_ms()).expect("explain");
+    assert_eq!(e.groups[0].code, "rejected_in_step_b", "{e:#?}");
+    assert!(e.groups[0].detail.contains("only its driver's write can judge it"), "{e:#?}");
 
     // Step b: the driver's write decides, and the explanation says only it can.
     let target: DeviceId = "c0ffee00-0000-4000-8000-000000000002".parse().expect("id");
