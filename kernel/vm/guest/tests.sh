@@ -177,7 +177,7 @@ agent_pid=$!
 if eventually 30 wget -q -O /dev/null http://127.0.0.1:7070/healthz; then
     ok agent-up
     before=$(ls /sys/bus/mdev/devices | wc -l)
-    expect claim-type 0 'claim' devmig --token-file /tmp/agent/secret claim http://127.0.0.1:7070 \
+    expect claim-type 0 'created mdev: +true' devmig --token-file /tmp/agent/secret claim http://127.0.0.1:7070 \
         --version "$(devmig version $U1 2>/dev/null)" --migration-id vm-1 --type mtty/mtty-2
     claimed=$(devmig --token-file /tmp/agent/secret -o json claims http://127.0.0.1:7070 |
         sed -n 's/.*"device": "\([0-9a-f-]\{36\}\)".*/\1/p' | head -1)
