@@ -7,6 +7,7 @@ use crate::placement::HostOutcome;
 use crate::placement::Source;
 use crate::store::{DeviceRow, Store};
 use devmig_vendors::OPAQUE_MODEL;
+use devmig_vendors::described::requirement_for;
 
 pub use devmig_api::fleet::{Explanation, Group, Miss};
 
@@ -21,7 +22,8 @@ struct Best {
 fn best_of(devs: &[&DeviceRow], src: &Source) -> Best {
     let mut best: Option<Best> = None;
     for d in devs {
-        let unmet = src.requirement.unmet(&d.attributes);
+        let Some(req) = requirement_for((&src.model, &src.version), &src.requirement, &d.model) else { continue };
+        let unmet = req.unmet(&d.attributes);
         let free = d.free && d.held_by.is_none();
         let cand = Best {
             unmet: unmet.iter().map(|u| u.constraint.to_string()).collect(),
@@ -78,7 +80,11 @@ pub fn explain(
     let mut groups: BTreeMap<(String, String), (usize, String, BTreeSet<String>)> = BTreeMap::new();
     let mut per_host: HashMap<&str, (usize, Vec<String>, bool)> = HashMap::new();
     for src in sources {
-        let rows = store.model_devices(&src.model, now_ms)?;
+        let mut rows = store.model_devices(&src.model, now_ms)?;
+        if src.model != OPAQUE_MODEL {
+            // Hosts where the source's model is switched off reported its devices opaque.
+            rows.extend(store.model_devices_exactly(OPAQUE_MODEL, now_ms)?);
+        }
         let mut by_host: HashMap<&str, Vec<&DeviceRow>> = HashMap::new();
         for d in &rows {
             by_host.entry(d.host.as_str()).or_default().push(d);

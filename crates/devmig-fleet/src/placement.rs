@@ -116,6 +116,22 @@ impl Fleet {
             .collect()
     }
 
+    /// The opaque devices a source a model knows may still take (hosts where that model is
+    /// switched off report its devices opaque): none for an opaque source, whose own query
+    /// already takes every model.
+    fn opaque_candidates(
+        &self,
+        source: &Source,
+        now: i64,
+        exclude: &[i64],
+        within: Option<&[i64]>,
+    ) -> Result<Vec<DeviceRow>, FleetError> {
+        if source.model == devmig_vendors::OPAQUE_MODEL {
+            return Ok(Vec::new());
+        }
+        self.store.opaque_candidates(&source.version, now, exclude, within)
+    }
+
     /// Step a for every source and the matching per host: feasible hosts, ranked, at most
     /// `want` of them (fewer when the fleet has fewer).
     pub fn feasible_hosts(
@@ -130,7 +146,7 @@ impl Fleet {
         // Hosts offer several candidates each: a few rows per wanted host, more when too few fit.
         let mut limit = want.max(1) * 4;
         loop {
-            let (first, exhausted) = self.store.candidates_page(
+            let (mut first, exhausted) = self.store.candidates_page(
                 &sources[0].model,
                 &sources[0].requirement,
                 now,
@@ -138,17 +154,14 @@ impl Fleet {
                 None,
                 Some(limit),
             )?;
+            first.extend(self.opaque_candidates(&sources[0], now, &exclude_ids, None)?);
             let host_ids: Vec<i64> = first.iter().map(|d| d.host_row).collect::<BTreeSet<_>>().into_iter().collect();
             let mut per_source = vec![first];
             for s in &sources[1..] {
-                per_source.push(self.store.candidates(
-                    &s.model,
-                    &s.requirement,
-                    now,
-                    &exclude_ids,
-                    Some(&host_ids),
-                    None,
-                )?);
+                let mut rows =
+                    self.store.candidates(&s.model, &s.requirement, now, &exclude_ids, Some(&host_ids), None)?;
+                rows.extend(self.opaque_candidates(s, now, &exclude_ids, Some(&host_ids))?);
+                per_source.push(rows);
             }
             let mut hosts: BTreeMap<i64, HostCandidates> = BTreeMap::new();
             for (si, rows) in per_source.into_iter().enumerate() {

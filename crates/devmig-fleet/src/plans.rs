@@ -2,7 +2,8 @@
 //! would break or enable. Each reports progress through a callback (the CLI draws a bar).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use devmig_vendors::{DeviceFacts, OPAQUE_MODEL, Registry, Requirement};
+use devmig_vendors::described::requirement_for;
+use devmig_vendors::{DeviceFacts, Registry, Requirement};
 
 use crate::placement::{Fleet, PlacementRequest, SourceRef};
 use crate::store::DeviceRow;
@@ -70,12 +71,12 @@ pub async fn evacuate(
     })
 }
 
-/// Pool hosts (fresh, matching `pattern`) that have a device passing `req` (of `model`, or of
-/// any model for an opaque source).
-fn accepting(pool: &BTreeMap<String, Vec<DeviceRow>>, model: &str, req: &Requirement) -> BTreeSet<String> {
+/// Pool hosts (fresh, matching `pattern`) that have a device passing step a for the source
+/// `(model, version)` whose requirement is `req` (see `described::requirement_for`).
+fn accepting(pool: &BTreeMap<String, Vec<DeviceRow>>, source: (&str, &str), req: &Requirement) -> BTreeSet<String> {
     pool.iter()
         .filter(|(_, devs)| {
-            devs.iter().any(|d| (model == OPAQUE_MODEL || d.model == model) && req.satisfied_by(&d.attributes))
+            devs.iter().any(|d| requirement_for(source, req, &d.model).is_some_and(|r| r.satisfied_by(&d.attributes)))
         })
         .map(|(h, _)| h.clone())
         .collect()
@@ -105,7 +106,7 @@ pub async fn baseline(fleet: &Fleet, pattern: &str, progress: &Progress) -> Resu
     for (n, (model, version)) in versions.into_iter().enumerate() {
         progress(n as u64, total);
         let req = fleet.registry.requirement(&version)?;
-        let hosts = accepting(&pool, &model, &req).len();
+        let hosts = accepting(&pool, (&model, &version), &req).len();
         let a = Accepted { model, version, hosts };
         if hosts == pool.len() { everywhere.push(a) } else { partial.push(a) }
     }
@@ -187,8 +188,8 @@ pub async fn what_if(
                  after_pool: &BTreeMap<String, Vec<DeviceRow>>|
      -> Result<Option<Shift>, FleetError> {
         let req = fleet.registry.requirement(version)?;
-        let b = accepting(before_pool, model, &req);
-        let a = accepting(after_pool, model, &req);
+        let b = accepting(before_pool, (model, version), &req);
+        let a = accepting(after_pool, (model, version), &req);
         if a == b {
             return Ok(None);
         }
@@ -215,7 +216,7 @@ pub async fn what_if(
         progress(n, total);
         n += 1;
         let req = fleet.registry.requirement(version)?;
-        let hosts = accepting(&rest, model, &req);
+        let hosts = accepting(&rest, (model, version), &req);
         out_of_pool.push(Shift {
             model: model.clone(),
             version: version.clone(),

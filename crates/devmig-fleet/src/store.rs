@@ -77,13 +77,35 @@ pub struct Store {
 /// A placement still `running` after this long was abandoned (its replica died).
 const STALE_PLACEMENT_MS: i64 = 300_000;
 
-/// The SQL condition on `d.model` for a source of `model`, its value at placeholder `$n`: the
-/// same model, or any model for an opaque source (the placeholder stays in use either way).
-fn model_clause(model: &str, n: usize) -> String {
-    if model == devmig_vendors::OPAQUE_MODEL {
-        format!("(d.model = ${n} OR d.model <> ${n})")
-    } else {
-        format!("d.model = ${n}")
+/// Which devices' models a step-a query takes.
+#[derive(Debug, Clone, Copy)]
+enum Models<'a> {
+    /// Devices of this model.
+    Only(&'a str),
+    /// Devices of any model (an opaque source: its step a is the driver prefix).
+    Any,
+}
+
+impl<'a> Models<'a> {
+    /// For a source of `model`.
+    fn of_source(model: &'a str) -> Self {
+        if model == devmig_vendors::OPAQUE_MODEL { Models::Any } else { Models::Only(model) }
+    }
+
+    /// The value bound at the model placeholder.
+    fn value(self) -> &'a str {
+        match self {
+            Models::Only(m) => m,
+            Models::Any => devmig_vendors::OPAQUE_MODEL,
+        }
+    }
+
+    /// The SQL condition on `d.model`, its value at placeholder `$n` (in use either way).
+    fn clause(self, n: usize) -> String {
+        match self {
+            Models::Only(_) => format!("d.model = ${n}"),
+            Models::Any => format!("(d.model = ${n} OR d.model <> ${n})"),
+        }
     }
 }
 
@@ -348,9 +370,19 @@ impl Store {
     /// Every device of `model` on fresh hosts (what explanations sift through); for an opaque
     /// source, every device (its step a is the driver prefix, whatever the model).
     pub fn model_devices(&self, model: &str, now_ms: i64) -> Result<Vec<DeviceRow>, FleetError> {
+        let models = Models::of_source(model);
         let sql = format!(
             "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE {} AND h.last_seen_ms >= $2",
-            model_clause(model, 1)
+            models.clause(1)
+        );
+        self.device_rows(&sql, &[models.value().into(), Val::Int(self.fresh_since(now_ms))], now_ms)
+    }
+
+    /// Every device reported as `model` on fresh hosts (`opaque` ones alone, unlike
+    /// [`Store::model_devices`]).
+    pub fn model_devices_exactly(&self, model: &str, now_ms: i64) -> Result<Vec<DeviceRow>, FleetError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id WHERE d.model = $1 AND h.last_seen_ms >= $2"
         );
         self.device_rows(&sql, &[model.into(), Val::Int(self.fresh_since(now_ms))], now_ms)
     }
@@ -380,12 +412,38 @@ impl Store {
         within: Option<&[i64]>,
         limit: Option<usize>,
     ) -> Result<(Vec<DeviceRow>, bool), FleetError> {
+        self.query_candidates(Models::of_source(model), req, now_ms, exclude, (within, limit))
+    }
+
+    /// Step a's other half for a source a model knows: free, unheld opaque devices (reported by
+    /// hosts where that model is switched off) whose kernel string has the source's driver
+    /// prefix. Uses the `(model, version)` index: nearly free in a fleet without opaque devices.
+    pub fn opaque_candidates(
+        &self,
+        source_version: &str,
+        now_ms: i64,
+        exclude: &[i64],
+        within: Option<&[i64]>,
+    ) -> Result<Vec<DeviceRow>, FleetError> {
+        let req = devmig_vendors::described::opaque_requirement(source_version);
+        let only = Models::Only(devmig_vendors::OPAQUE_MODEL);
+        Ok(self.query_candidates(only, &req, now_ms, exclude, (within, None))?.0)
+    }
+
+    fn query_candidates(
+        &self,
+        models: Models<'_>,
+        req: &Requirement,
+        now_ms: i64,
+        exclude: &[i64],
+        (within, limit): (Option<&[i64]>, Option<usize>),
+    ) -> Result<(Vec<DeviceRow>, bool), FleetError> {
         if within.is_some_and(<[i64]>::is_empty) {
             return Ok((Vec::new(), true));
         }
-        let base = [Val::Int(now_ms), Val::Int(self.fresh_since(now_ms)), Val::from(model)];
+        let base = [Val::Int(now_ms), Val::Int(self.fresh_since(now_ms)), Val::from(models.value())];
         // `d.model = $3` already says what the model constraint says: one join fewer to plan.
-        let model_value = devmig_vendors::AttrValue::String(model.to_string());
+        let model_value = devmig_vendors::AttrValue::String(models.value().to_string());
         let rest = Requirement {
             all: req
                 .all
@@ -407,7 +465,7 @@ impl Store {
             "SELECT {DEVICE_COLS} FROM devices d JOIN hosts h ON h.id = d.host_id{} \
              WHERE d.free = 1 AND (d.held_by IS NULL OR d.held_until_ms < $1) AND h.last_seen_ms >= $2 AND {}",
             compiled.joins,
-            model_clause(model, 3)
+            models.clause(3)
         );
         // The text depends only on the requirement's shape, so prepared statements (and
         // PostgreSQL's generic plans) are reused; excluded hosts are dropped below instead.

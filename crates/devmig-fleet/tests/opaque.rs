@@ -92,6 +92,30 @@ fn index_and_find(backend: Backend) {
     assert_eq!(e.groups[0].code, "rejected_in_step_b", "{e:#?}");
     assert!(e.groups[0].detail.contains("only its driver's write can judge it"), "{e:#?}");
 
+    // A source a model knows (here from a host where mtty is on) still finds the devices a
+    // host with mtty switched off reported opaque, by the driver prefix: step a stays sound
+    // across a fleet that mixes --no-model.
+    let full = Registry::new(Catalog::embedded());
+    let mut ids: Vec<String> = store
+        .opaque_candidates("mtty-v1-0.0.1-mtty-1", now_ms(), &[], None)
+        .expect("opaque candidates")
+        .into_iter()
+        .map(|d| d.device)
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let none_of_i915 = store.opaque_candidates("i915-v1.0.0-8086-591d-i915-GVTg_V5_8-1", now_ms(), &[], None);
+    assert!(none_of_i915.expect("opaque candidates").is_empty());
+    let modelled = devmig_fleet::placement::Source {
+        label: "m".into(),
+        host: None,
+        version: "mtty-v1-0.0.1-mtty-1".into(),
+        model: "mtty".into(),
+        requirement: full.requirement("mtty-v1-0.0.1-mtty-1").expect("requirement"),
+    };
+    let e = explain(&store, &[modelled], &none, &tried, &none, now_ms()).expect("explain");
+    assert_eq!(e.groups[0].code, "rejected_in_step_b", "the opaque host passed step a: {e:#?}");
+
     // Step b: the driver's write decides, and the explanation says only it can.
     let target: DeviceId = "c0ffee00-0000-4000-8000-000000000002".parse().expect("id");
     let report = agent.checker().check_version(&source, &target).expect("check");

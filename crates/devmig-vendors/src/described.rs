@@ -76,6 +76,25 @@ pub fn opaque_requirement(source: &str) -> Requirement {
     }
 }
 
+/// The requirement step a applies to a device of `device_model` for a source of `source_model`
+/// (`req` is the source's own): `req` for devices of the source's model, and for devices of
+/// any model when the source is opaque; the source's driver prefix for an opaque device (one
+/// a host reported with that model switched off), so step a stays sound in fleets that mix
+/// `--no-model`; `None` when the device cannot be a target.
+pub fn requirement_for<'r>(
+    (source_model, source_version): (&str, &str),
+    req: &'r Requirement,
+    device_model: &str,
+) -> Option<std::borrow::Cow<'r, Requirement>> {
+    if source_model == OPAQUE_MODEL || device_model == source_model {
+        Some(std::borrow::Cow::Borrowed(req))
+    } else if device_model == OPAQUE_MODEL {
+        Some(std::borrow::Cow::Owned(opaque_requirement(source_version)))
+    } else {
+        None
+    }
+}
+
 /// Where the attributes read from the kernel's string (`from_string`) and those read from
 /// sysfs facts (`from_facts`) disagree, one line per attribute.
 pub fn conflicts(from_facts: &Attributes, from_string: &Attributes) -> Vec<String> {
@@ -110,6 +129,21 @@ mod tests {
         assert!(req.satisfied_by(&opaque_attributes("acme-9-y", Some("acme"))));
         assert!(!req.satisfied_by(&opaque_attributes("other-3.1-x", None)));
         assert!(req.satisfied_by(&kernel_attributes("acme-3.1-x", None)), "a device with a model and the prefix");
+    }
+
+    #[test]
+    fn a_model_source_may_take_an_opaque_device_of_its_prefix_and_nothing_of_another_model() {
+        let req = Requirement {
+            all: vec![Constraint::Equals { attr: "model".into(), value: AttrValue::String("mtty".into()) }],
+        };
+        let source = ("mtty", "mtty-v1-0.1.0-mtty-2");
+        assert_eq!(requirement_for(source, &req, "mtty").as_deref(), Some(&req));
+        assert!(requirement_for(source, &req, "i915").is_none());
+        let opaque = requirement_for(source, &req, OPAQUE_MODEL).expect("an opaque device");
+        assert!(opaque.satisfied_by(&opaque_attributes("mtty-v1-0.2.0-mtty-1", None)));
+        assert!(!opaque.satisfied_by(&opaque_attributes("acme-1", None)));
+        let any = opaque_requirement("acme-1");
+        assert_eq!(requirement_for((OPAQUE_MODEL, "acme-1"), &any, "i915").as_deref(), Some(&any));
     }
 
     #[test]
