@@ -126,7 +126,7 @@ impl Fleet {
         exclude: &[i64],
         within: Option<&[i64]>,
     ) -> Result<Vec<DeviceRow>, FleetError> {
-        if source.model == devmig_vendors::OPAQUE_MODEL {
+        if source.model == devmig_vendors::OPAQUE_MODEL || !self.store.has_opaque_devices()? {
             return Ok(Vec::new());
         }
         self.store.opaque_candidates(&source.version, now, exclude, within)

@@ -72,7 +72,13 @@ pub struct Store {
     pub stale_after_ms: i64,
     /// How long a fleet claim holds a device before a report must confirm it.
     pub hold_ms: i64,
+    /// Whether the database held opaque devices when last asked (at most
+    /// [`OPAQUE_RECHECK`] ago), so step a skips their query in fleets without any.
+    opaque_seen: parking_lot::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long [`Store::has_opaque_devices`] trusts its last answer.
+pub const OPAQUE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A placement still `running` after this long was abandoned (its replica died).
 const STALE_PLACEMENT_MS: i64 = 300_000;
@@ -148,6 +154,7 @@ impl Store {
             digests: parking_lot::Mutex::default(),
             stale_after_ms: 90_000,
             hold_ms: 120_000,
+            opaque_seen: parking_lot::Mutex::default(),
         })
     }
 
@@ -158,6 +165,9 @@ impl Store {
 
     /// Stores a report unless the fleet already holds this or a newer generation.
     pub fn apply_report(&self, r: &HostReport, now_ms: i64) -> Result<ReportOutcome, FleetError> {
+        if r.devices.iter().any(|d| d.model == devmig_vendors::OPAQUE_MODEL) {
+            *self.opaque_seen.lock() = Some((std::time::Instant::now(), true));
+        }
         let digest = digest(r)?;
         let generation = int(r.generation, "generation")?;
         // The steady state: same URL, same devices, a newer generation, batched with others.
@@ -415,9 +425,27 @@ impl Store {
         self.query_candidates(Models::of_source(model), req, now_ms, exclude, (within, limit))
     }
 
+    /// Whether any host reported an opaque device: asked of the database at most once per
+    /// [`OPAQUE_RECHECK`] (another replica may have stored one since), and known at once when
+    /// this replica stores one.
+    pub fn has_opaque_devices(&self) -> Result<bool, FleetError> {
+        if let Some((at, seen)) = *self.opaque_seen.lock() {
+            if seen || at.elapsed() < OPAQUE_RECHECK {
+                return Ok(seen);
+            }
+        }
+        let rows = self
+            .pool
+            .get()
+            .query("SELECT 1 FROM devices WHERE model = $1 LIMIT 1", &[Val::from(devmig_vendors::OPAQUE_MODEL)])?;
+        let seen = !rows.is_empty();
+        *self.opaque_seen.lock() = Some((std::time::Instant::now(), seen));
+        Ok(seen)
+    }
+
     /// Step a's other half for a source a model knows: free, unheld opaque devices (reported by
     /// hosts where that model is switched off) whose kernel string has the source's driver
-    /// prefix. Uses the `(model, version)` index: nearly free in a fleet without opaque devices.
+    /// prefix. Uses the `(model, version)` index.
     pub fn opaque_candidates(
         &self,
         source_version: &str,

@@ -53,6 +53,7 @@ fn index_and_find(backend: Backend) {
     assert_eq!(source, "mtty-v1-0.1.0-mtty-2");
 
     let store = Store::open(&backend.url(), 2).expect("store");
+    assert!(!store.has_opaque_devices().expect("asked"), "an empty fleet has none");
     let report = HostReport {
         host: "opaque".into(),
         url: "http://127.0.0.1:9".into(),
@@ -61,6 +62,9 @@ fn index_and_find(backend: Backend) {
         devices: records,
     };
     assert_eq!(store.apply_report(&report, now_ms()).expect("report"), ReportOutcome::Applied);
+    assert!(store.has_opaque_devices().expect("asked"), "known at once on the replica that stored them");
+    let other_replica = Store::open_existing(&backend.url(), 1).expect("a second store on the database");
+    assert!(other_replica.has_opaque_devices().expect("asked"), "asked of the database");
     // Step a for the opaque source: every device with the mtty prefix, whatever its string.
     let req = registry.requirement(&source).expect("opaque requirement");
     let found = store.candidates(OPAQUE_MODEL, &req, now_ms(), &[], None, None).expect("candidates");
