@@ -313,7 +313,9 @@ impl<S: TreeSink> TreeBuilder<S> {
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let f: Vec<Component> = from.components().collect();
     let t: Vec<Component> = to.components().collect();
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    // As kernfs writes links: the common ancestor is sought among the target's parent and its
+    // ancestors, so a link to an ancestor goes up through the ancestor's parent ("../../../x").
+    let common = f.iter().zip(&t[..t.len().saturating_sub(1)]).take_while(|(a, b)| a == b).count();
     let mut out = PathBuf::new();
     for _ in common..f.len() {
         out.push("..");
@@ -444,4 +446,19 @@ pub fn example_host<S: TreeSink>(b: &TreeBuilder<S>, host: ExampleHost) -> io::R
         b.mdev(A_QAT, "0000:6b:00.0", "qat_4xxx-vqat", None, None, &[("crypto_algorithms", "aes-gcm sha256")])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_written_the_way_kernfs_writes_them() {
+        let rel = |from: &str, to: &str| relative(Path::new(from), Path::new(to)).display().to_string();
+        assert_eq!(rel("sys/d/p/u", "sys/d/p/types/t"), "../types/t");
+        assert_eq!(rel("sys/d/p", "sys/d/q"), "../q");
+        assert_eq!(rel("sys/d", "sys/d/p"), "p");
+        // An ancestor: through its parent, as Linux 6.1 shows vfio-dev/vfio0/device.
+        assert_eq!(rel("sys/d/p/u/vfio-dev/vfio0", "sys/d/p/u"), "../../../u");
+    }
 }

@@ -46,7 +46,7 @@ pub fn run(root: &Path, script: &str) -> Result<Vec<String>, SimError> {
         match (verb, rest) {
             ("list", None) => {
                 let before = out.len();
-                list(&path, rel, 0, &mut out);
+                list(&path, rel, (0, before + MAX_NODES), &mut out);
                 if out.len() - before > MAX_NODES {
                     return Err(bad(format!("{rel} has more than {MAX_NODES} nodes")));
                 }
@@ -85,7 +85,8 @@ fn check_relative(rel: &str) -> Result<(), String> {
     }
 }
 
-fn list(path: &Path, rel: &str, depth: usize, out: &mut Vec<String>) {
+/// Lists `path` into `out`, at most `depth` levels down, stopping once `out` holds `limit` lines.
+fn list(path: &Path, rel: &str, (depth, limit): (usize, usize), out: &mut Vec<String>) {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) => return out.push(format!("missing {rel} {}", errno(&e))),
@@ -96,7 +97,7 @@ fn list(path: &Path, rel: &str, depth: usize, out: &mut Vec<String>) {
         out.push(format!("l {rel} -> {target}"));
     } else if meta.is_dir() {
         out.push(format!("d {mode:04o} {rel}"));
-        if depth >= MAX_DEPTH || out.len() > MAX_NODES {
+        if depth >= MAX_DEPTH || out.len() > limit {
             return;
         }
         let mut names: Vec<String> = match fs::read_dir(path) {
@@ -107,7 +108,7 @@ fn list(path: &Path, rel: &str, depth: usize, out: &mut Vec<String>) {
         };
         names.sort();
         for name in names {
-            list(&path.join(&name), &format!("{rel}/{name}"), depth + 1, out);
+            list(&path.join(&name), &format!("{rel}/{name}"), (depth + 1, limit), out);
         }
     } else {
         out.push(format!("f {mode:04o} {rel} {}", read(path)));

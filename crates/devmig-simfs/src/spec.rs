@@ -726,6 +726,18 @@ fn add_migratable(
     Ok(())
 }
 
+/// The lowest `n` for which `<dir>/<prefix><n>` does not exist (the kernel's ida), from one
+/// listing of `dir`.
+fn lowest_free(nodes: &Nodes, dir: &str, prefix: &str) -> u32 {
+    let taken: BTreeSet<u32> = match nodes.lookup(dir, true).and_then(|i| nodes.get(i)) {
+        Some(crate::nodes::Node::Dir(entries)) => {
+            entries.keys().filter_map(|k| k.strip_prefix(prefix)?.parse().ok()).collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    (0u32..).find(|n| !taken.contains(n)).unwrap_or(u32::MAX)
+}
+
 /// Lays out one mdev and records it (at build time, and for each write to `create`).
 pub(crate) fn lay_out_mdev(
     host: &mut Host,
@@ -740,12 +752,8 @@ pub(crate) fn lay_out_mdev(
     let shape = DriverShape::of(&p.driver);
     // The kernel gives each mdev its own (emulated) IOMMU group and a VFIO device, each
     // numbered with the lowest free id.
-    let free = |prefix: &str| {
-        (0u32..)
-            .find(|n| host.nodes.lookup(&format!("{prefix}{n}"), false).is_none())
-            .ok_or_else(|| std::io::Error::other(format!("no free number for {prefix}")))
-    };
-    let (group, vfio) = (free("sys/kernel/iommu_groups/")?, free("sys/class/vfio-dev/vfio")?);
+    let group = lowest_free(&host.nodes, "sys/kernel/iommu_groups", "");
+    let vfio = lowest_free(&host.nodes, "sys/class/vfio-dev", "vfio");
     let dir = {
         let b = TreeBuilder::with_sink(MemSink(RefCell::new(&mut host.nodes)));
         let dir = b.mdev(uuid, parent, type_id, shape.aggregates.then_some(aggregator), None, params)?;
@@ -756,8 +764,7 @@ pub(crate) fn lay_out_mdev(
         b.file(&format!("sys/kernel/iommu_groups/{group}/name"), "vfio-noiommu\n")?;
         b.file(&format!("sys/kernel/iommu_groups/{group}/reserved_regions"), "")?;
         let vdir = format!("{dir}/vfio-dev/vfio{vfio}");
-        // kernfs writes a link to an ancestor through the ancestor's parent.
-        b.sink().symlink(&format!("{vdir}/device"), std::path::Path::new(&format!("../../../{uuid}")))?;
+        b.link(&format!("{vdir}/device"), &dir)?;
         b.link(&format!("{vdir}/subsystem"), "sys/class/vfio-dev")?;
         b.link(&format!("sys/class/vfio-dev/vfio{vfio}"), &vdir)?;
         for (rel, content) in shape.mdev_files {
