@@ -7,6 +7,9 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+mod config;
+pub use config::{ConfigSpec, SriovCap, config_space, cpu_list, cpu_mask, link_speed_text, reg};
+
 /// One PCI function to create.
 #[derive(Debug, Clone)]
 pub struct PciSpec<'a> {
@@ -30,6 +33,16 @@ pub struct PciSpec<'a> {
     pub migration_version: Option<&'a str>,
     /// Extra attributes (vendor configuration such as `remote_storage_url`).
     pub params: &'a [(&'a str, &'a str)],
+    /// NUMA node (-1: the firmware names none).
+    pub numa_node: i32,
+    /// The CPUs local to the device (`local_cpus`, `local_cpulist`).
+    pub local_cpus: &'a [u32],
+    /// PCI Express link (generation 1-6, width); None for a conventional PCI function.
+    pub link: Option<(u8, u8)>,
+    /// This is a PF with this SR-IOV capability.
+    pub sriov: Option<SriovCap>,
+    /// This is a VF.
+    pub is_vf: bool,
 }
 
 impl<'a> PciSpec<'a> {
@@ -46,7 +59,61 @@ impl<'a> PciSpec<'a> {
             iommu_group: None,
             migration_version: None,
             params: &[],
+            numa_node: -1,
+            local_cpus: &[0],
+            link: Some((3, 4)),
+            sriov: None,
+            is_vf: false,
         }
+    }
+
+    /// What `config` shows of this function.
+    pub fn config(&self) -> ConfigSpec {
+        ConfigSpec {
+            ids: (self.vendor, self.device),
+            subsystem: self.subsystem,
+            class: self.class,
+            revision: self.revision,
+            is_vf: self.is_vf,
+            bound: self.driver.is_some(),
+            link: self.link,
+            sriov: self.sriov,
+        }
+    }
+
+    /// `modalias` without its newline (also the uevent's `MODALIAS`).
+    pub fn modalias(&self) -> String {
+        format!(
+            "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}",
+            self.vendor,
+            self.device,
+            self.subsystem.0,
+            self.subsystem.1,
+            self.class >> 16,
+            (self.class >> 8) & 0xff,
+            self.class & 0xff
+        )
+    }
+
+    /// The device's `uevent`, with `DRIVER=` while `driver` is bound.
+    pub fn uevent(&self, driver: Option<&str>) -> String {
+        let mut out = driver.map(|d| format!("DRIVER={d}\n")).unwrap_or_default();
+        out.push_str(&format!(
+            "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\nPCI_SLOT_NAME={}\nMODALIAS={}\n",
+            self.class,
+            self.vendor,
+            self.device,
+            self.subsystem.0,
+            self.subsystem.1,
+            self.addr,
+            self.modalias()
+        ));
+        out
+    }
+
+    /// The device's directory, relative to the root.
+    pub fn dir(&self) -> String {
+        format!("sys/devices/pci{}:{}/{}", &self.addr[..4], &self.addr[5..7], self.addr)
     }
 }
 
@@ -156,39 +223,73 @@ impl<S: TreeSink> TreeBuilder<S> {
         Ok(())
     }
 
-    /// A PCI function under `/sys/devices/pci0000:00` with its bus link.
+    /// A PCI function under `/sys/devices/pci<domain>:<bus>` with its bus link, the attributes
+    /// the kernel shows for it (Linux 6.1, kernel/vm), its driver's and its IOMMU group's links.
     pub fn pci(&self, s: &PciSpec<'_>) -> io::Result<String> {
-        let dir = format!("sys/devices/pci{}:{}/{}", &s.addr[..4], &s.addr[5..7], s.addr);
+        let dir = s.dir();
         self.sink.mkdir_all(&dir)?;
-        self.file(&format!("{dir}/vendor"), format!("0x{:04x}\n", s.vendor))?;
-        self.file(&format!("{dir}/device"), format!("0x{:04x}\n", s.device))?;
-        self.file(&format!("{dir}/subsystem_vendor"), format!("0x{:04x}\n", s.subsystem.0))?;
-        self.file(&format!("{dir}/subsystem_device"), format!("0x{:04x}\n", s.subsystem.1))?;
-        self.file(&format!("{dir}/class"), format!("0x{:06x}\n", s.class))?;
-        self.file(&format!("{dir}/revision"), format!("0x{:02x}\n", s.revision))?;
-        self.file(&format!("{dir}/config"), config_space(s))?;
-        // What pciutils' sysfs backend reads besides config: no BARs, no interrupt.
-        self.file(&format!("{dir}/irq"), "0\n")?;
-        self.file(&format!("{dir}/resource"), "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(13))?;
-        let modalias = format!(
-            "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
-            s.vendor,
-            s.device,
-            s.subsystem.0,
-            s.subsystem.1,
-            s.class >> 16,
-            (s.class >> 8) & 0xff,
-            s.class & 0xff
-        );
-        self.file(&format!("{dir}/modalias"), modalias)?;
-        self.link(&format!("sys/bus/pci/devices/{}", s.addr), &dir)?;
-        if let Some((driver, module, version)) = s.driver {
-            let drv = format!("sys/bus/pci/drivers/{driver}");
-            self.sink.mkdir_all(&drv)?;
-            self.module(module, version)?;
-            if !self.sink.exists(&format!("{drv}/module")) {
-                self.link(&format!("{drv}/module"), &format!("sys/module/{module}"))?;
+        let bound = s.driver.map(|d| d.0);
+        let local = s.local_cpus;
+        let files: [(&str, String); 19] = [
+            ("vendor", format!("0x{:04x}\n", s.vendor)),
+            ("device", format!("0x{:04x}\n", s.device)),
+            ("subsystem_vendor", format!("0x{:04x}\n", s.subsystem.0)),
+            ("subsystem_device", format!("0x{:04x}\n", s.subsystem.1)),
+            ("class", format!("0x{:06x}\n", s.class)),
+            ("revision", format!("0x{:02x}\n", s.revision)),
+            // What pciutils' sysfs backend reads besides config: no BARs, no interrupt.
+            ("irq", "0\n".into()),
+            ("resource", "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(13)),
+            ("modalias", format!("{}\n", s.modalias())),
+            ("uevent", s.uevent(bound)),
+            ("driver_override", "(null)\n".into()),
+            ("enable", if bound.is_some() { "1\n".into() } else { "0\n".into() }),
+            ("numa_node", format!("{}\n", s.numa_node)),
+            ("local_cpus", format!("{}\n", cpu_mask(local))),
+            ("local_cpulist", format!("{}\n", cpu_list(local))),
+            ("msi_bus", "1\n".into()),
+            ("broken_parity_status", "0\n".into()),
+            ("power_state", "D0\n".into()),
+            ("reset_method", "flr\n".into()),
+        ];
+        for (name, content) in files {
+            self.file(&format!("{dir}/{name}"), content)?;
+        }
+        self.file(&format!("{dir}/config"), config_space(&s.config()))?;
+        self.file(&format!("{dir}/power/control"), "on\n")?;
+        self.file(&format!("{dir}/power/runtime_status"), "active\n")?;
+        // Write-only triggers; a VF has no remove or rescan (pci_dev_hp_attrs_are_visible).
+        let triggers: &[&str] = if s.is_vf { &["reset"] } else { &["remove", "rescan", "reset"] };
+        for name in triggers {
+            self.file(&format!("{dir}/{name}"), "")?;
+        }
+        if let Some((generation, width)) = s.link {
+            for (name, content) in [
+                ("current_link_speed", link_speed_text(generation).to_string()),
+                ("max_link_speed", link_speed_text(generation).to_string()),
+                ("current_link_width", width.to_string()),
+                ("max_link_width", width.to_string()),
+            ] {
+                self.file(&format!("{dir}/{name}"), format!("{content}\n"))?;
             }
+        }
+        if let Some(v) = s.sriov {
+            for (name, content) in [
+                ("sriov_totalvfs", v.total.to_string()),
+                ("sriov_numvfs", v.num.to_string()),
+                ("sriov_offset", v.offset.to_string()),
+                ("sriov_stride", v.stride.to_string()),
+                ("sriov_vf_device", format!("{:x}", v.vf_device)),
+                ("sriov_drivers_autoprobe", "1".into()),
+            ] {
+                self.file(&format!("{dir}/{name}"), format!("{content}\n"))?;
+            }
+        }
+        self.link(&format!("{dir}/subsystem"), "sys/bus/pci")?;
+        self.link(&format!("sys/bus/pci/devices/{}", s.addr), &dir)?;
+        self.pci_bus()?;
+        if let Some((driver, module, version)) = s.driver {
+            let drv = self.pci_driver(driver, module, version)?;
             self.link(&format!("{dir}/driver"), &drv)?;
             if !self.sink.exists(&format!("{drv}/{}", s.addr)) {
                 self.link(&format!("{drv}/{}", s.addr), &dir)?;
@@ -197,6 +298,7 @@ impl<S: TreeSink> TreeBuilder<S> {
         if let Some(g) = s.iommu_group {
             self.sink.mkdir_all(&format!("sys/kernel/iommu_groups/{g}/devices"))?;
             self.link(&format!("{dir}/iommu_group"), &format!("sys/kernel/iommu_groups/{g}"))?;
+            self.link(&format!("sys/kernel/iommu_groups/{g}/devices/{}", s.addr), &dir)?;
         }
         if let Some(v) = s.migration_version {
             self.file(&format!("{dir}/migration_version"), format!("{v}\n"))?;
@@ -207,11 +309,42 @@ impl<S: TreeSink> TreeBuilder<S> {
         Ok(dir)
     }
 
-    /// Makes `vfs` the enabled VFs of `pf` (`sriov_*`, `virtfn<i>`, `physfn`).
-    pub fn sriov(&self, pf: &str, total: u32, vfs: &[&str]) -> io::Result<()> {
+    /// The PCI bus's own files (once): `drivers_autoprobe`, `drivers_probe`, `rescan`,
+    /// `uevent`, `slots/`.
+    pub fn pci_bus(&self) -> io::Result<()> {
+        if self.sink.exists("sys/bus/pci/drivers_probe") {
+            return Ok(());
+        }
+        self.sink.mkdir_all("sys/bus/pci/slots")?;
+        self.sink.mkdir_all("sys/bus/pci/drivers")?;
+        self.file("sys/bus/pci/drivers_autoprobe", "1\n")?;
+        for name in ["drivers_probe", "rescan", "uevent"] {
+            self.file(&format!("sys/bus/pci/{name}"), "")?;
+        }
+        Ok(())
+    }
+
+    /// A loaded PCI driver (once): its directory with `bind`, `unbind`, `new_id`, `remove_id`,
+    /// `uevent` and its `module` link, and the module's `drivers/pci:<driver>` link back.
+    pub fn pci_driver(&self, driver: &str, module: &str, version: Option<&str>) -> io::Result<String> {
+        let drv = format!("sys/bus/pci/drivers/{driver}");
+        if self.sink.exists(&format!("{drv}/module")) {
+            return Ok(drv);
+        }
+        self.pci_bus()?;
+        for name in ["bind", "unbind", "new_id", "remove_id", "uevent"] {
+            self.file(&format!("{drv}/{name}"), "")?;
+        }
+        self.module(module, version)?;
+        self.link(&format!("{drv}/module"), &format!("sys/module/{module}"))?;
+        self.link(&format!("sys/module/{module}/drivers/pci:{driver}"), &drv)?;
+        Ok(drv)
+    }
+
+    /// Links `vfs` as the enabled VFs of `pf` (`virtfn<i>`, `physfn`); the PF's `sriov_*`
+    /// attributes come from its [`PciSpec::sriov`].
+    pub fn sriov(&self, pf: &str, vfs: &[&str]) -> io::Result<()> {
         let pf_dir = self.real_dir(&format!("sys/bus/pci/devices/{pf}"))?;
-        self.file(&format!("{pf_dir}/sriov_totalvfs"), format!("{total}\n"))?;
-        self.file(&format!("{pf_dir}/sriov_numvfs"), format!("{}\n", vfs.len()))?;
         for (i, vf) in vfs.iter().enumerate() {
             let vf_dir = self.real_dir(&format!("sys/bus/pci/devices/{vf}"))?;
             self.link(&format!("{pf_dir}/virtfn{i}"), &vf_dir)?;
@@ -326,18 +459,6 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
-/// The first 64 bytes of config space: ids, class and revision where the spec puts them.
-fn config_space(s: &PciSpec<'_>) -> Vec<u8> {
-    let mut c = vec![0u8; 64];
-    c[0..2].copy_from_slice(&s.vendor.to_le_bytes());
-    c[2..4].copy_from_slice(&s.device.to_le_bytes());
-    c[8] = s.revision;
-    c[9..12].copy_from_slice(&s.class.to_le_bytes()[..3]);
-    c[44..46].copy_from_slice(&s.subsystem.0.to_le_bytes());
-    c[46..48].copy_from_slice(&s.subsystem.1.to_le_bytes());
-    c
-}
-
 /// Which of the two example hosts to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExampleHost {
@@ -395,6 +516,7 @@ pub fn example_host<S: TreeSink>(b: &TreeBuilder<S>, host: ExampleHost) -> io::R
     b.pci(&PciSpec {
         driver: nvme_driver,
         iommu_group: Some(10),
+        sriov: Some(SriovCap { total: 8, num: 2, offset: 1, stride: 1, vf_device: 0xa824 }),
         ..PciSpec::new("0000:3d:00.0", 0x144d, 0xa824, 0x010802)
     })?;
     let url_a = [("remote_storage_url", "nvme+tcp://storage1.example:4420/nqn.2024-01.example:vol-a")];
@@ -404,19 +526,22 @@ pub fn example_host<S: TreeSink>(b: &TreeBuilder<S>, host: ExampleHost) -> io::R
         driver: nvme_driver,
         iommu_group: Some(11),
         params: if newer { &url_b } else { &url_a },
+        is_vf: true,
         ..PciSpec::new("0000:3d:00.1", 0x144d, 0xa824, 0x010802)
     })?;
     b.pci(&PciSpec {
         driver: nvme_driver,
         iommu_group: Some(12),
         params: &url_c,
+        is_vf: true,
         ..PciSpec::new("0000:3d:00.2", 0x144d, 0xa824, 0x010802)
     })?;
-    b.sriov("0000:3d:00.0", 8, &["0000:3d:00.1", "0000:3d:00.2"])?;
+    b.sriov("0000:3d:00.0", &["0000:3d:00.1", "0000:3d:00.2"])?;
 
     b.pci(&PciSpec {
         driver: Some(("4xxx", "qat_4xxx", Some("1.2.0"))),
         iommu_group: Some(20),
+        sriov: Some(SriovCap { total: 16, num: 1, offset: 1, stride: 1, vf_device: 0x4941 }),
         ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
     })?;
     let algs_vf = [("crypto_algorithms", if newer { "aes-gcm sha256 chacha20-poly1305" } else { "aes-gcm sha256" })];
@@ -424,9 +549,10 @@ pub fn example_host<S: TreeSink>(b: &TreeBuilder<S>, host: ExampleHost) -> io::R
         driver: Some(("4xxxvf", "qat_4xxxvf", Some(v("1.2.0", "1.2.3")))),
         iommu_group: Some(21),
         params: &algs_vf,
+        is_vf: true,
         ..PciSpec::new("0000:6b:00.1", 0x8086, 0x4941, 0x0b4000)
     })?;
-    b.sriov("0000:6b:00.0", 16, &["0000:6b:00.1"])?;
+    b.sriov("0000:6b:00.0", &["0000:6b:00.1"])?;
     b.mdev_parent_pci("0000:6b:00.0")?;
     let qat_type = b.mdev_type("0000:6b:00.0", "qat_4xxx-vqat", 4, None)?;
     b.file(&format!("{qat_type}/crypto_algorithms"), "aes-gcm sha256\n")?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use devmig_agent::api::AppState;
 use devmig_agent::{Agent, AgentOptions, DeviceRecord, FleetLink, HostReport, Tokens};
-use devmig_core::tree::{PciSpec, TreeBuilder};
+use devmig_core::tree::{PciSpec, SriovCap, TreeBuilder};
 use devmig_core::{DeviceKind, SysfsIo};
 use devmig_vendors::{DeviceFacts, Registry};
 use rand::rngs::StdRng;
@@ -59,6 +59,11 @@ fn pick<'a, T>(rng: &mut StdRng, weighted: &'a [(u32, T)]) -> &'a T {
 
 fn vf_addr(bus: &str, j: usize) -> String {
     format!("0000:{bus}:{:02x}.{}", (j + 1) / 8, (j + 1) % 8)
+}
+
+/// A PF's SR-IOV capability with `num` of its 64 VFs enabled, laid out by [`vf_addr`].
+fn sriov_cap(num: usize, vf_device: u16) -> SriovCap {
+    SriovCap { total: 64, num: u16::try_from(num).unwrap_or(u16::MAX), offset: 1, stride: 1, vf_device }
 }
 
 fn uuid(host: usize, dev: usize) -> String {
@@ -153,6 +158,7 @@ impl HostPlan {
         b.pci(&PciSpec {
             driver: nvme,
             iommu_group: Some(10),
+            sriov: Some(sriov_cap(self.nvme_vfs.len(), self.nvme.0)),
             ..PciSpec::new("0000:3d:00.0", 0x144d, self.nvme.0, 0x010802)
         })?;
         for (j, (addr, url)) in self.nvme_vfs.iter().enumerate() {
@@ -161,14 +167,16 @@ impl HostPlan {
                 driver: nvme,
                 iommu_group: Some(100 + u32::try_from(j).unwrap_or(0)),
                 params: &params,
+                is_vf: true,
                 ..PciSpec::new(addr, 0x144d, self.nvme.0, 0x010802)
             })?;
         }
         let refs: Vec<&str> = self.nvme_vfs.iter().map(|v| v.0.as_str()).collect();
-        b.sriov("0000:3d:00.0", 64, &refs)?;
+        b.sriov("0000:3d:00.0", &refs)?;
         b.pci(&PciSpec {
             driver: Some(("4xxx", "qat_4xxx", Some(self.qat))),
             iommu_group: Some(20),
+            sriov: Some(sriov_cap(self.qat_vfs.len(), 0x4941)),
             ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
         })?;
         for (j, (addr, algs)) in self.qat_vfs.iter().enumerate() {
@@ -177,11 +185,12 @@ impl HostPlan {
                 driver: Some(("4xxxvf", "qat_4xxxvf", Some(self.qat))),
                 iommu_group: Some(200 + u32::try_from(j).unwrap_or(0)),
                 params: &params,
+                is_vf: true,
                 ..PciSpec::new(addr, 0x8086, 0x4941, 0x0b4000)
             })?;
         }
         let refs: Vec<&str> = self.qat_vfs.iter().map(|v| v.0.as_str()).collect();
-        b.sriov("0000:6b:00.0", 64, &refs)?;
+        b.sriov("0000:6b:00.0", &refs)?;
         b.module("mtty", Some(self.mtty))?;
         b.mdev_parent_virtual("mtty", "mtty")?;
         for ty in MTTY_TYPES {

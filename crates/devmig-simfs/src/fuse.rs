@@ -252,7 +252,7 @@ impl Filesystem for SimFs {
         _req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
-        _offset: u64,
+        offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
@@ -264,7 +264,7 @@ impl Filesystem for SimFs {
         self.with_fault(ino, true, reply, ReplyWrite::error, move |reply| {
             let (result, gone) = {
                 let mut h = locked(&host);
-                (h.write_arrived(ino, &data, arrived), h.take_invalidations())
+                (h.write_arrived(ino, offset, &data, arrived), h.take_invalidations())
             };
             let answer = move || match result {
                 Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),

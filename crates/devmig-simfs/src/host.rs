@@ -103,6 +103,12 @@ pub struct Host {
     pub(crate) invalidations: Vec<(Ino, String)>,
     /// write(2) calls that reached each device's `migration_version`, by device id text.
     pub(crate) version_writes: HashMap<String, WriteLog>,
+    /// PCI functions by address.
+    pub(crate) pci: BTreeMap<String, crate::pci::Function>,
+    /// Loaded PCI drivers by name.
+    pub(crate) pci_drivers: BTreeMap<String, crate::pci::PciDriver>,
+    /// CPUs and NUMA nodes.
+    pub(crate) system: crate::spec::SystemSpec,
 }
 
 /// The write(2) calls one `migration_version` took: how many, and how many ran at once.
@@ -171,22 +177,6 @@ fn create_uuid(data: &[u8]) -> Result<&str, Errno> {
     std::str::from_utf8(&data[..36]).map_err(|_| EINVAL)
 }
 
-/// `remove` parses like kstrtoul(buf, 0): an optional '+', then 0x-hex, 0-octal or decimal
-/// digits, one trailing newline. `true` removes, `false` ("0") does nothing.
-fn remove_value(data: &[u8]) -> Result<bool, Errno> {
-    let text = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
-    let text = text.strip_prefix('+').unwrap_or(text);
-    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => (hex, 16),
-        None if text.len() > 1 && text.starts_with('0') => (&text[1..], 8),
-        None => (text, 10),
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(EINVAL);
-    }
-    u64::from_str_radix(digits, radix).map(|v| v != 0).map_err(|_| Errno(libc::ERANGE))
-}
-
 /// A write to `uevent`: an action kobject_synth_uevent knows, optionally followed by a UUID
 /// and KEY=value arguments.
 fn uevent_write(data: &[u8]) -> Result<(), Errno> {
@@ -227,7 +217,8 @@ impl Host {
     pub fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
         Ok(match self.node(ino)? {
             Node::Dir(_) => Stat { kind: Kind::Dir, perm: 0o755, size: 0 },
-            Node::Link(t) => Stat { kind: Kind::Link, perm: 0o777, size: t.as_os_str().len() as u64 },
+            // sysfs reports a symlink's size as 0.
+            Node::Link(_) => Stat { kind: Kind::Link, perm: 0o777, size: 0 },
             Node::File(f) => {
                 let perm = match f.access() {
                     (true, true) => 0o644,
@@ -238,6 +229,9 @@ impl Host {
                 let size = match f {
                     FileKind::Static(data) if data.iter().any(|b| !(b.is_ascii_graphic() || b" \n\t".contains(b))) => {
                         data.len() as u64
+                    }
+                    FileKind::Pci(addr, crate::nodes::PciAttr::Config) => {
+                        self.pci.get(addr).map_or(0, |f| f.config.len() as u64)
                     }
                     _ => 4096,
                 };
@@ -347,18 +341,26 @@ impl Host {
                 Ok(format!("{}\n", self.mdevs.get(uuid).ok_or(ENODEV)?.aggregator).into_bytes())
             }
             FileKind::Uevent(Some(content)) | FileKind::Refusing(content) => Ok(content.clone()),
-            FileKind::Autoprobe(on) => Ok(if *on { b"1\n".to_vec() } else { b"0\n".to_vec() }),
-            FileKind::Create(_) | FileKind::Remove(_) | FileKind::Uevent(None) | FileKind::Binding => Err(EACCES),
+            FileKind::Autoprobe(on) | FileKind::Flag(on) => Ok(if *on { b"1\n".to_vec() } else { b"0\n".to_vec() }),
+            FileKind::PowerControl(auto) => Ok(if *auto { b"auto\n".to_vec() } else { b"on\n".to_vec() }),
+            FileKind::Pci(addr, attr) => self.pci_read(addr, *attr),
+            FileKind::Create(_)
+            | FileKind::Remove(_)
+            | FileKind::Uevent(None)
+            | FileKind::Unemulated
+            | FileKind::PciDriver(..)
+            | FileKind::PciProbe => Err(EACCES),
         }
     }
 
     /// One write(2), judged alone; the offset plays no part. Returns the bytes taken.
     pub fn write(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
-        self.write_arrived(ino, data, Instant::now())
+        self.write_arrived(ino, 0, data, Instant::now())
     }
 
-    /// [`Host::write`] of a write(2) that arrived at `arrived` (a delay fault held it since).
-    pub fn write_arrived(&mut self, ino: Ino, data: &[u8], arrived: Instant) -> Result<usize, Errno> {
+    /// [`Host::write`] of a write(2) at `offset` (only binary attributes such as `config` use
+    /// it) that arrived at `arrived` (a delay fault held it since).
+    pub fn write_arrived(&mut self, ino: Ino, offset: u64, data: &[u8], arrived: Instant) -> Result<usize, Errno> {
         let data = &data[..data.len().min(STORE_LIMIT)];
         let Node::File(f) = self.node(ino)?.clone() else { return Err(Errno(libc::EISDIR)) };
         match f {
@@ -372,16 +374,28 @@ impl Host {
                 self.create_mdev(&key, uuid, 1)?;
             }
             FileKind::Remove(uuid) => {
-                if remove_value(data)? {
+                if crate::pci::kstrtoul(data)? != 0 {
                     self.remove_mdev(&uuid)?;
                 }
             }
+            FileKind::Pci(addr, attr) => return self.pci_write(&addr, attr, data, offset),
+            FileKind::PciDriver(driver, attr) => return self.pci_driver_write(&driver, attr, data),
+            FileKind::PciProbe => return self.pci_probe_write(data),
+            FileKind::Flag(_) => {
+                let on = crate::pci::kstrtoul(data)? != 0;
+                self.nodes.put_file_at(ino, FileKind::Flag(on));
+            }
+            FileKind::PowerControl(_) => match strip_newline(data) {
+                b"on" => self.nodes.put_file_at(ino, FileKind::PowerControl(false)),
+                b"auto" => self.nodes.put_file_at(ino, FileKind::PowerControl(true)),
+                _ => return Err(EINVAL),
+            },
             FileKind::Uevent(_) => uevent_write(data)?,
             FileKind::Autoprobe(_) => {
                 let on = data.first() != Some(&b'0');
                 self.nodes.put_file_at(ino, FileKind::Autoprobe(on));
             }
-            FileKind::Binding => return Err(Errno(libc::EOPNOTSUPP)),
+            FileKind::Unemulated => return Err(Errno(libc::EOPNOTSUPP)),
             FileKind::Refusing(_) => return Err(EINVAL),
             FileKind::Aggregator(uuid) => {
                 let n: u32 =
@@ -437,7 +451,7 @@ impl Host {
             return Err(Errno(DriverShape::of(driver).full_errno));
         }
         let params: Vec<(&str, &str)> = t.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        crate::spec::lay_out_mdev(self, &id, &t.parent, &t.type_id, aggregator, &params, t.support)
+        crate::spec::lay_out_mdev(self, &id, (&t.parent, &t.type_id), aggregator, &params, t.support, (None, None))
             .map_err(|_| Errno(libc::EIO))
     }
 

@@ -15,6 +15,7 @@ mod fuse;
 pub mod host;
 mod mount;
 pub mod nodes;
+mod pci;
 pub mod probe;
 mod shape;
 pub mod spec;

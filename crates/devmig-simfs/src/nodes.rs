@@ -36,9 +36,52 @@ pub enum FileKind {
     /// A read-write attribute whose every write the kernel refuses with EINVAL in the states
     /// simfs emulates: an emulated IOMMU group's `type` (it has no default domain to change).
     Refusing(Vec<u8>),
-    /// Write-only `bind`, `unbind` and `drivers_probe`: simfs does not emulate driver binding
-    /// and answers every write with EOPNOTSUPP (kernel/README.md).
-    Binding,
+    /// A write-only trigger simfs does not emulate (the mdev bus's `bind`, `unbind` and
+    /// `drivers_probe`, a PCI function's `remove` and `rescan`, the PCI bus's `rescan`): every
+    /// write answers EOPNOTSUPP (docs/simfs.md lists them).
+    Unemulated,
+    /// A PCI function's attribute that shows or changes its state (by address).
+    Pci(String, PciAttr),
+    /// A PCI driver's write-only `bind`, `unbind`, `new_id` or `remove_id` (by driver name).
+    PciDriver(String, DriverAttr),
+    /// The PCI bus's write-only `drivers_probe`.
+    PciProbe,
+    /// A numeric flag (`msi_bus`, `broken_parity_status`): shows 0 or 1, takes what kstrtoul does.
+    Flag(bool),
+    /// `power/control`: "auto" (true) or "on".
+    PowerControl(bool),
+}
+
+/// The attributes of a PCI function that simfs computes from its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciAttr {
+    /// `uevent` (`DRIVER=` while bound).
+    Uevent,
+    /// `driver_override`.
+    DriverOverride,
+    /// `enable` (the enable count is above zero).
+    Enable,
+    /// `config`: the configuration space; writes land at their offset.
+    Config,
+    /// `sriov_numvfs` of a PF.
+    SriovNumvfs,
+    /// `sriov_drivers_autoprobe` of a PF.
+    SriovAutoprobe,
+    /// Write-only `reset`.
+    Reset,
+}
+
+/// A PCI driver's write-only attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverAttr {
+    /// `bind`.
+    Bind,
+    /// `unbind`.
+    Unbind,
+    /// `new_id`.
+    NewId,
+    /// `remove_id`.
+    RemoveId,
 }
 
 impl FileKind {
@@ -50,8 +93,17 @@ impl FileKind {
             | FileKind::Aggregator(_)
             | FileKind::Uevent(Some(_))
             | FileKind::Autoprobe(_)
-            | FileKind::Refusing(_) => (true, true),
-            FileKind::Create(_) | FileKind::Remove(_) | FileKind::Uevent(None) | FileKind::Binding => (false, true),
+            | FileKind::Refusing(_)
+            | FileKind::Flag(_)
+            | FileKind::PowerControl(_) => (true, true),
+            FileKind::Pci(_, PciAttr::Reset) => (false, true),
+            FileKind::Pci(..) => (true, true),
+            FileKind::Create(_)
+            | FileKind::Remove(_)
+            | FileKind::Uevent(None)
+            | FileKind::Unemulated
+            | FileKind::PciDriver(..)
+            | FileKind::PciProbe => (false, true),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use devmig_core::tree::{PciSpec, TreeBuilder, TreeSink};
+use devmig_core::tree::{SriovCap, TreeBuilder, TreeSink};
 use devmig_core::{DeviceId, PciAddress};
 use devmig_vendors::{Catalog, DeviceFacts, PciId, Registry};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::SimError;
 use crate::host::{Fault, FaultOp, Host, Mdev, MdevType, Migratable, Parent, Support};
 use crate::nodes::{FileKind, MemSink, Nodes};
+use crate::pci::{Placement, address_of, routing_id};
 use crate::shape::DriverShape;
 
 /// Whether a node gets a `migration_version` attribute.
@@ -60,6 +61,63 @@ pub struct PciDeviceSpec {
     pub sriov: Option<SriovSpec>,
     /// This function is an mdev parent.
     pub mdev: Option<MdevParentSpec>,
+    /// The driver bound now, when it is not `driver` (whose id table matches the function):
+    /// another loaded driver such as `vfio-pci`, or `""` for none.
+    pub bound_driver: Option<String>,
+    /// `driver_override` (default: none, "(null)").
+    pub driver_override: Option<String>,
+    /// NUMA node (default -1: the firmware names none).
+    pub numa_node: Option<i32>,
+    /// PCI Express link (default generation 3, x4).
+    pub link: Option<LinkSpec>,
+}
+
+/// A PCI Express link, trained at its maximum.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Generation 1-6 (2.5 to 64 GT/s).
+    pub generation: u8,
+    /// Lanes: 1, 2, 4, 8, 12, 16 or 32.
+    pub width: u8,
+}
+
+/// A PCI driver loaded without a device of its own id table (`vfio-pci`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverSpec {
+    /// Driver name.
+    pub name: String,
+    /// Its module (default: the name with `-` as `_`).
+    pub module: Option<String>,
+    /// The module's version.
+    pub version: Option<String>,
+}
+
+/// The host's CPUs and NUMA nodes (`/sys/devices/system`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSpec {
+    /// Logical CPUs (default 2).
+    #[serde(default = "two")]
+    pub cpus: u32,
+    /// NUMA nodes; CPUs are split among them in order (default 1).
+    #[serde(default = "one")]
+    pub numa_nodes: u32,
+}
+
+impl Default for SystemSpec {
+    fn default() -> Self {
+        SystemSpec { cpus: 2, numa_nodes: 1 }
+    }
+}
+
+fn two() -> u32 {
+    2
+}
+
+fn default_drivers() -> Vec<DriverSpec> {
+    vec![DriverSpec { name: "vfio-pci".into(), module: Some("vfio_pci".into()), version: None }]
 }
 
 /// A PF's SR-IOV state.
@@ -68,9 +126,25 @@ pub struct PciDeviceSpec {
 pub struct SriovSpec {
     /// `sriov_totalvfs`.
     pub total_vfs: u32,
-    /// The enabled VFs.
+    /// The VFs: the first `enabled` exist now; each is what VF `i` is when enabled (later VFs
+    /// copy the last one's ids and driver, without its parameters).
     #[serde(default)]
     pub vfs: Vec<PciDeviceSpec>,
+    /// `sriov_numvfs` (default: as many as `vfs` lists).
+    pub enabled: Option<u32>,
+    /// First VF offset in routing ids (default: from the first VF's address, else 1).
+    pub offset: Option<u16>,
+    /// VF stride (default: from the first two VFs' addresses, else 1).
+    pub stride: Option<u16>,
+    /// The VFs' device id, four hex digits (default: the first VF's, else the PF's).
+    pub vf_device: Option<String>,
+    /// `sriov_drivers_autoprobe` (default true).
+    #[serde(default = "yes")]
+    pub drivers_autoprobe: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An mdev parent's types.
@@ -128,6 +202,10 @@ pub struct MdevSpec {
     /// Configuration attributes (default: the type's).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Its IOMMU group (default: the lowest free number, as the kernel assigns).
+    pub iommu_group: Option<u32>,
+    /// Its VFIO device index, `vfio<n>` (default: the lowest free).
+    pub vfio: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -172,6 +250,12 @@ pub struct HostSpec {
     /// Injected faults.
     #[serde(default)]
     pub fault: Vec<FaultSpec>,
+    /// PCI drivers loaded besides those of the functions (default: `vfio-pci`).
+    #[serde(default = "default_drivers")]
+    pub drivers: Vec<DriverSpec>,
+    /// CPUs and NUMA nodes.
+    #[serde(default)]
+    pub system: SystemSpec,
 }
 
 /// Directories of the mdevctl package (empty: no persistent definitions, no callouts).
@@ -269,6 +353,20 @@ impl HostSpec {
         {
             return Err(bad(format!("hostname {:?} must be [A-Za-z0-9._-]+", self.hostname)));
         }
+        if !(1..=4096).contains(&self.system.cpus) || !(1..=self.system.cpus).contains(&self.system.numa_nodes) {
+            return Err(bad(format!(
+                "system: cpus {} must be 1-4096 and numa_nodes {} 1 to cpus",
+                self.system.cpus, self.system.numa_nodes
+            )));
+        }
+        let mut loaded: BTreeSet<&str> = self.functions().iter().filter_map(|(_, d, _)| d.driver.as_deref()).collect();
+        for (i, d) in self.drivers.iter().enumerate() {
+            if !is_attr_name(&d.name) || d.module.as_deref().is_some_and(|m| !is_attr_name(m)) {
+                return Err(bad(format!("drivers[{i}]: {:?} is not a valid driver and module name", d.name)));
+            }
+            loaded.insert(&d.name);
+        }
+        let mut pfs = Vec::new();
         let mut addresses = BTreeSet::new();
         let mut modules: HashMap<String, (String, Option<String>)> = HashMap::new();
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -316,10 +414,13 @@ impl HostSpec {
                 return Err(bad(format!("{key}: a VF cannot have sriov or mdev")));
             }
             if let Some(s) = &d.sriov {
-                if s.vfs.len() as u32 > s.total_vfs {
-                    return Err(bad(format!("{key}.sriov: {} VFs exceed total_vfs {}", s.vfs.len(), s.total_vfs)));
+                let enabled = s.enabled.unwrap_or(s.vfs.len() as u32);
+                if enabled > s.total_vfs {
+                    return Err(bad(format!("{key}.sriov: {enabled} enabled VFs exceed total_vfs {}", s.total_vfs)));
                 }
+                pfs.push((key.clone(), d, s));
             }
+            self.validate_binding(&key, d, &loaded, &bad)?;
             if let Some(m) = &d.mdev {
                 Self::validate_types(&format!("{key}.mdev"), m, &bad)?;
                 Self::costs(d.driver.as_deref(), &addr.to_string(), m, catalog, &|why| {
@@ -327,6 +428,10 @@ impl HostSpec {
                 })?;
                 parents.insert(addr.to_string(), m.types.iter().map(|t| t.id.clone()).collect());
             }
+        }
+        // After every address is known good: VFs sit where offset and stride put them.
+        for (key, d, s) in pfs {
+            sriov_cap(d, s).map_err(|why| bad(format!("{key}.sriov: {why}")))?;
         }
         for (i, v) in self.virtual_parent.iter().enumerate() {
             let key = format!("virtual_parent[{i}]");
@@ -343,6 +448,8 @@ impl HostSpec {
             parents.insert(v.name.clone(), v.mdev.types.iter().map(|t| t.id.clone()).collect());
         }
         let mut uuids = BTreeSet::new();
+        let mut groups: BTreeSet<u32> = self.functions().iter().filter_map(|(_, d, _)| d.iommu_group).collect();
+        let mut vfios = BTreeSet::new();
         for (i, m) in self.mdev.iter().enumerate() {
             let key = format!("mdev[{i}]");
             match m.uuid.parse::<DeviceId>() {
@@ -358,6 +465,16 @@ impl HostSpec {
             }
             if m.aggregator == 0 {
                 return Err(bad(format!("{key}.aggregator must be at least 1")));
+            }
+            if let Some(g) = m.iommu_group {
+                if !groups.insert(g) {
+                    return Err(bad(format!("{key}.iommu_group {g} is another device's group")));
+                }
+            }
+            if let Some(v) = m.vfio {
+                if !vfios.insert(v) {
+                    return Err(bad(format!("{key}.vfio {v} is another mdev's")));
+                }
             }
         }
         for (i, f) in self.fault.iter().enumerate() {
@@ -375,6 +492,39 @@ impl HostSpec {
                 errno_by_name(e).ok_or_else(|| {
                     bad(format!("{key}.error {e:?} is not one of EIO EINVAL ENODEV EBUSY EAGAIN ENOSPC EPERM EACCES"))
                 })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A function's binding, NUMA node and link.
+    fn validate_binding(
+        &self,
+        key: &str,
+        d: &PciDeviceSpec,
+        loaded: &BTreeSet<&str>,
+        bad: &dyn Fn(String) -> SimError,
+    ) -> Result<(), SimError> {
+        if let Some(b) = d.bound_driver.as_deref().filter(|b| !b.is_empty()) {
+            if !loaded.contains(b) {
+                return Err(bad(format!("{key}.bound_driver {b:?} is not a loaded driver (add it to drivers)")));
+            }
+        }
+        if let Some(o) = &d.driver_override {
+            if !is_attr_name(o) {
+                return Err(bad(format!("{key}.driver_override {o:?} is not a valid driver name")));
+            }
+        }
+        let nodes = i32::try_from(self.system.numa_nodes).unwrap_or(i32::MAX);
+        if let Some(n) = d.numa_node.filter(|n| !(-1..nodes).contains(n)) {
+            return Err(bad(format!("{key}.numa_node {n} must be -1 or a node below {nodes}")));
+        }
+        if let Some(l) = d.link {
+            if !(1..=6).contains(&l.generation) || ![1, 2, 4, 8, 12, 16, 32].contains(&l.width) {
+                return Err(bad(format!(
+                    "{key}.link: generation {} must be 1-6 and width {} one of 1 2 4 8 12 16 32",
+                    l.generation, l.width
+                )));
             }
         }
         Ok(())
@@ -404,7 +554,12 @@ impl HostSpec {
             faults: HashMap::new(),
             invalidations: Vec::new(),
             version_writes: HashMap::new(),
+            pci: BTreeMap::new(),
+            pci_drivers: BTreeMap::new(),
+            system: self.system,
         };
+        self.lay_out_pci(&mut host).map_err(SimError::Build)?;
+        lay_out_system(&mut host.nodes, &self.system).map_err(SimError::Build)?;
         self.lay_out_static(&mut host.nodes, host.registry.catalog()).map_err(SimError::Build)?;
         self.lay_out_mdev_bus(&mut host).map_err(SimError::Build)?;
         // What an installed mdevctl package adds outside /sys: mdevctl checks for these
@@ -412,7 +567,6 @@ impl HostSpec {
         for dir in MDEVCTL_DIRS {
             host.nodes.mkdir_all(dir).map_err(SimError::Build)?;
         }
-        self.record_functions(&mut host).map_err(SimError::Build)?;
         self.record_parents(&mut host).map_err(SimError::Build)?;
         for m in &self.mdev {
             let key = format!("{}/{}", m.parent, m.type_id);
@@ -421,8 +575,16 @@ impl HostSpec {
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let support = host.types.get(&key).and_then(|t| t.support);
             let uuid = m.uuid.to_ascii_lowercase();
-            lay_out_mdev(&mut host, &uuid, &m.parent, &m.type_id, m.aggregator, &params, support)
-                .map_err(SimError::Build)?;
+            lay_out_mdev(
+                &mut host,
+                &uuid,
+                (&m.parent, &m.type_id),
+                m.aggregator,
+                &params,
+                support,
+                (m.iommu_group, m.vfio),
+            )
+            .map_err(SimError::Build)?;
         }
         // The mdevs listed must fit their parents, as the kernel would have refused the rest.
         let mut used: BTreeMap<&str, u64> = BTreeMap::new();
@@ -473,31 +635,39 @@ impl HostSpec {
         Ok(host)
     }
 
+    /// The PCI drivers, then every function and the enabled VFs, with their state.
+    fn lay_out_pci(&self, host: &mut Host) -> std::io::Result<()> {
+        let mut drivers: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+        for d in self.pci.iter().chain(self.pci.iter().flat_map(|p| p.sriov.iter().flat_map(|s| s.vfs.iter()))) {
+            if let Some(drv) = &d.driver {
+                let module = d.module.clone().unwrap_or_else(|| drv.clone());
+                drivers.entry(drv.clone()).or_insert((module, d.driver_version.clone()));
+            }
+        }
+        for d in &self.drivers {
+            let module = d.module.clone().unwrap_or_else(|| d.name.replace('-', "_"));
+            drivers.entry(d.name.clone()).or_insert((module, d.version.clone()));
+        }
+        for (name, (module, version)) in &drivers {
+            host.load_pci_driver(name, module, version.as_deref())?;
+        }
+        for d in &self.pci {
+            let cap = d.sriov.as_ref().map(|s| sriov_cap(d, s)).transpose().map_err(std::io::Error::other)?;
+            host.lay_out_function(d, Placement { vf_of: None, iommu_group: None, sriov: cap })?;
+            if let Some(s) = &d.sriov {
+                let enabled = s.enabled.unwrap_or(s.vfs.len() as u32);
+                let groups: Vec<Option<u32>> = s.vfs.iter().map(|v| v.iommu_group).collect();
+                let n = u16::try_from(enabled).map_err(std::io::Error::other)?;
+                host.enable_vfs(&d.address.to_ascii_lowercase(), n, Some(&groups), false)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Files and links, as the kernel lays them out (dynamic files come after).
     fn lay_out_static(&self, nodes: &mut Nodes, catalog: &Catalog) -> std::io::Result<()> {
         let b = TreeBuilder::with_sink(MemSink(RefCell::new(nodes)));
-        for (_, d, _) in self.functions() {
-            let id: PciId = d.id.parse().map_err(std::io::Error::other)?;
-            let sub = d.subsystem.as_deref().map(|s| s.parse::<PciId>()).transpose().map_err(std::io::Error::other)?;
-            let class = u32::from_str_radix(d.class.trim_start_matches("0x"), 16).map_err(std::io::Error::other)?;
-            let params: Vec<(&str, &str)> = d.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let module = d.module.as_deref().or(d.driver.as_deref()).unwrap_or_default();
-            let spec = PciSpec {
-                subsystem: sub.map_or((id.vendor, 0), |s| (s.vendor, s.device)),
-                revision: d.revision,
-                driver: d.driver.as_deref().map(|drv| (drv, module, d.driver_version.as_deref())),
-                iommu_group: d.iommu_group,
-                migration_version: None,
-                params: &params,
-                ..PciSpec::new(&d.address, id.vendor, id.device, class)
-            };
-            b.pci(&spec)?;
-        }
         for d in &self.pci {
-            if let Some(s) = &d.sriov {
-                let vfs: Vec<&str> = s.vfs.iter().map(|v| v.address.as_str()).collect();
-                b.sriov(&d.address, s.total_vfs, &vfs)?;
-            }
             if let Some(m) = &d.mdev {
                 b.mdev_parent_pci(&d.address)?;
                 lay_out_types(&b, (&d.address, d.driver.as_deref().unwrap_or_default()), m, catalog)?;
@@ -537,7 +707,7 @@ impl HostSpec {
         nodes.mkdir_all("sys/kernel/iommu_groups")?;
         nodes.mkdir_all("sys/bus/mdev/devices")?;
         nodes.put_file("sys/bus/mdev/drivers_autoprobe", FileKind::Autoprobe(true))?;
-        nodes.put_file("sys/bus/mdev/drivers_probe", FileKind::Binding)?;
+        nodes.put_file("sys/bus/mdev/drivers_probe", FileKind::Unemulated)?;
         nodes.put_file("sys/bus/mdev/uevent", FileKind::Uevent(None))?;
         // The mdev core (mdev_core.c's DRIVER_VERSION), a module even when built in.
         nodes.put_file("sys/module/mdev/version", FileKind::Static(b"0.1\n".to_vec()))?;
@@ -553,7 +723,7 @@ impl HostSpec {
             let mdev_driver = DriverShape::of(&driver).mdev_driver;
             let dir = format!("sys/bus/mdev/drivers/{mdev_driver}");
             for (name, kind) in
-                [("bind", FileKind::Binding), ("unbind", FileKind::Binding), ("uevent", FileKind::Uevent(None))]
+                [("bind", FileKind::Unemulated), ("unbind", FileKind::Unemulated), ("uevent", FileKind::Uevent(None))]
             {
                 nodes.put_file(&format!("{dir}/{name}"), kind)?;
             }
@@ -563,26 +733,6 @@ impl HostSpec {
                 b.link(&format!("sys/module/{module}/drivers/mdev:{mdev_driver}"), &dir)?;
             }
             lay_out_module_state(nodes, &module)?;
-        }
-        Ok(())
-    }
-
-    fn record_functions(&self, host: &mut Host) -> std::io::Result<()> {
-        for (_, d, is_vf) in self.functions() {
-            let facts = d.driver.as_deref().map(|drv| {
-                let mut f = DeviceFacts::pci_function(&d.id, is_vf, drv, d.driver_version.as_deref());
-                f.params = d.params.clone();
-                f
-            });
-            let id = d.address.to_ascii_lowercase();
-            let support = resolve(d.migration, &host.registry, facts.as_ref());
-            add_migratable(
-                host,
-                &DeviceId::Pci(d.address.parse().map_err(std::io::Error::other)?),
-                &id,
-                facts,
-                support,
-            )?;
         }
         Ok(())
     }
@@ -655,7 +805,7 @@ impl HostSpec {
 }
 
 /// What every loaded module shows besides its version: its state, no holders, no taint.
-fn lay_out_module_state(nodes: &mut Nodes, module: &str) -> std::io::Result<()> {
+pub(crate) fn lay_out_module_state(nodes: &mut Nodes, module: &str) -> std::io::Result<()> {
     let dir = format!("sys/module/{module}");
     nodes.mkdir_all(&format!("{dir}/holders"))?;
     nodes.mkdir_all(&format!("{dir}/drivers"))?;
@@ -698,7 +848,7 @@ fn is_attr_name(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
-fn resolve(m: MigrationSpec, registry: &Registry, facts: Option<&DeviceFacts>) -> Option<Support> {
+pub(crate) fn resolve(m: MigrationSpec, registry: &Registry, facts: Option<&DeviceFacts>) -> Option<Support> {
     match m {
         MigrationSpec::Auto => facts.and_then(|f| registry.model_for_device(f)).map(|_| Support::Supported),
         MigrationSpec::Absent => None,
@@ -706,8 +856,98 @@ fn resolve(m: MigrationSpec, registry: &Registry, facts: Option<&DeviceFacts>) -
     }
 }
 
+/// The SR-IOV capability a PF's spec describes (VFs disabled: enabling them sets NumVFs), with
+/// offset, stride and VF device id defaulting from the listed VFs.
+fn sriov_cap(d: &PciDeviceSpec, s: &SriovSpec) -> Result<SriovCap, String> {
+    let (_, pf) = routing_id(&d.address.to_ascii_lowercase()).ok_or("not DDDD:BB:DD.F")?;
+    let rid = |v: &PciDeviceSpec| routing_id(&v.address.to_ascii_lowercase()).map(|r| r.1);
+    let first = s.vfs.first().and_then(rid);
+    let offset = match (s.offset, first) {
+        (Some(o), _) => o,
+        (None, Some(f)) if f > pf => u16::try_from(f - pf).map_err(|_| "VF offset past 65535")?,
+        (None, Some(_)) => return Err("the first VF's address must come after the PF's".into()),
+        (None, None) => 1,
+    };
+    let second = s.vfs.get(1).and_then(rid);
+    let stride = match (s.stride, first, second) {
+        (Some(st), ..) => st,
+        (None, Some(a), Some(b)) if b > a => u16::try_from(b - a).map_err(|_| "VF stride past 65535")?,
+        (None, Some(_), Some(_)) => return Err("VF addresses must ascend".into()),
+        _ => 1,
+    };
+    let vf_device = match (&s.vf_device, s.vfs.first()) {
+        (Some(h), _) => u16::from_str_radix(h, 16).map_err(|_| format!("vf_device {h:?} is not four hex digits"))?,
+        (None, Some(v)) => v.id.parse::<PciId>().map_err(|e| e.to_string())?.device,
+        (None, None) => d.id.parse::<PciId>().map_err(|e| e.to_string())?.device,
+    };
+    let total = u16::try_from(s.total_vfs).map_err(|_| format!("total_vfs {} is past 65535", s.total_vfs))?;
+    for (i, v) in s.vfs.iter().enumerate() {
+        let want = pf + u32::from(offset) + u32::from(stride) * i as u32;
+        if rid(v) != Some(want) {
+            return Err(format!(
+                "vfs[{i}].address must be {} (offset {offset}, stride {stride}), not {}",
+                address_of(0, want).map_or("past bus ff".into(), |a| a[5..].to_string()),
+                v.address
+            ));
+        }
+    }
+    if total > 0 && address_of(0, pf + u32::from(offset) + u32::from(stride) * (u32::from(total) - 1)).is_none() {
+        return Err(format!("{total} VFs at offset {offset}, stride {stride} run past bus ff"));
+    }
+    Ok(SriovCap { total, num: 0, offset, stride, vf_device })
+}
+
+/// `/sys/devices/system/{cpu,node}`: the CPUs (all online) and the NUMA nodes with their CPUs.
+fn lay_out_system(nodes: &mut Nodes, system: &SystemSpec) -> std::io::Result<()> {
+    use devmig_core::tree::{cpu_list, cpu_mask};
+    let b = TreeBuilder::with_sink(MemSink(RefCell::new(nodes)));
+    let all: Vec<u32> = (0..system.cpus).collect();
+    let every = format!("{}\n", cpu_list(&all));
+    for name in ["online", "possible", "present"] {
+        b.file(&format!("sys/devices/system/cpu/{name}"), &every)?;
+    }
+    b.file("sys/devices/system/cpu/offline", "\n")?;
+    let per_node: Vec<Vec<u32>> =
+        (0..system.numa_nodes).map(|n| crate::pci::local_cpus(system, i32::try_from(n).unwrap_or(i32::MAX))).collect();
+    for c in &all {
+        let node = per_node.iter().position(|cpus| cpus.contains(c)).unwrap_or(0);
+        let dir = format!("sys/devices/system/cpu/cpu{c}");
+        // One thread per core, one package per node.
+        for (name, content) in [
+            ("physical_package_id", node.to_string()),
+            ("die_id", "0".into()),
+            ("core_id", c.to_string()),
+            ("thread_siblings", cpu_mask(&[*c])),
+            ("thread_siblings_list", c.to_string()),
+            ("core_siblings", cpu_mask(&per_node[node])),
+            ("core_siblings_list", cpu_list(&per_node[node])),
+            ("package_cpus", cpu_mask(&per_node[node])),
+            ("package_cpus_list", cpu_list(&per_node[node])),
+        ] {
+            b.file(&format!("{dir}/topology/{name}"), format!("{content}\n"))?;
+        }
+        if *c > 0 {
+            b.file(&format!("{dir}/online"), "1\n")?;
+        }
+        b.link(&format!("{dir}/node{node}"), &format!("sys/devices/system/node/node{node}"))?;
+        b.link(&format!("sys/devices/system/node/node{node}/cpu{c}"), &dir)?;
+    }
+    let nodes_all: Vec<u32> = (0..system.numa_nodes).collect();
+    for name in ["online", "possible", "has_cpu", "has_memory", "has_normal_memory"] {
+        b.file(&format!("sys/devices/system/node/{name}"), format!("{}\n", cpu_list(&nodes_all)))?;
+    }
+    for (n, cpus) in per_node.iter().enumerate() {
+        let dir = format!("sys/devices/system/node/node{n}");
+        b.file(&format!("{dir}/cpulist"), format!("{}\n", cpu_list(cpus)))?;
+        b.file(&format!("{dir}/cpumap"), format!("{}\n", cpu_mask(cpus)))?;
+        let distance: Vec<&str> = (0..per_node.len()).map(|m| if m == n { "10" } else { "20" }).collect();
+        b.file(&format!("{dir}/distance"), format!("{}\n", distance.join(" ")))?;
+    }
+    Ok(())
+}
+
 /// Records a node's migration state and, when supported, its `migration_version` file.
-fn add_migratable(
+pub(crate) fn add_migratable(
     host: &mut Host,
     id: &DeviceId,
     key: &str,
@@ -728,7 +968,7 @@ fn add_migratable(
 
 /// The lowest `n` for which `<dir>/<prefix><n>` does not exist (the kernel's ida), from one
 /// listing of `dir`.
-fn lowest_free(nodes: &Nodes, dir: &str, prefix: &str) -> u32 {
+pub(crate) fn lowest_free(nodes: &Nodes, dir: &str, prefix: &str) -> u32 {
     let taken: BTreeSet<u32> = match nodes.lookup(dir, true).and_then(|i| nodes.get(i)) {
         Some(crate::nodes::Node::Dir(entries)) => {
             entries.keys().filter_map(|k| k.strip_prefix(prefix)?.parse().ok()).collect()
@@ -742,18 +982,18 @@ fn lowest_free(nodes: &Nodes, dir: &str, prefix: &str) -> u32 {
 pub(crate) fn lay_out_mdev(
     host: &mut Host,
     uuid: &str,
-    parent: &str,
-    type_id: &str,
+    (parent, type_id): (&str, &str),
     aggregator: u32,
     params: &[(&str, &str)],
     support: Option<Support>,
+    (group, vfio): (Option<u32>, Option<u32>),
 ) -> std::io::Result<()> {
     let p = host.parents.get(parent).cloned().ok_or_else(|| std::io::Error::other(format!("no parent {parent}")))?;
     let shape = DriverShape::of(&p.driver);
     // The kernel gives each mdev its own (emulated) IOMMU group and a VFIO device, each
-    // numbered with the lowest free id.
-    let group = lowest_free(&host.nodes, "sys/kernel/iommu_groups", "");
-    let vfio = lowest_free(&host.nodes, "sys/class/vfio-dev", "vfio");
+    // numbered with the lowest free id (a spec may state them).
+    let group = group.unwrap_or_else(|| lowest_free(&host.nodes, "sys/kernel/iommu_groups", ""));
+    let vfio = vfio.unwrap_or_else(|| lowest_free(&host.nodes, "sys/class/vfio-dev", "vfio"));
     let dir = {
         let b = TreeBuilder::with_sink(MemSink(RefCell::new(&mut host.nodes)));
         let dir = b.mdev(uuid, parent, type_id, shape.aggregates.then_some(aggregator), None, params)?;
