@@ -101,3 +101,272 @@ fn mdevctl_lists_types_and_starts_and_stops_mdevs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!list(root).contains(uuid));
 }
+
+/// Runs `script` with bash in a private mount namespace whose /sys is the emulated tree, for
+/// tools that have no root option. This machine has no kernel module tree (/lib/modules), so
+/// modprobe, which driverctl runs, fails for every module; in the namespace an overlay on
+/// /usr/lib gives it an index saying vfio-pci is built in, as on a kernel with VFIO_PCI=y.
+fn in_namespace(root: &Path, script: &str) -> Output {
+    let prelude = r#"set -e
+mount --bind "$1/sys" /sys
+r=$(uname -r)
+if [ ! -d "/lib/modules/$r" ]; then
+    t=$(mktemp -d)
+    mkdir -p "$t/up/modules/$r" "$t/work"
+    : > "$t/up/modules/$r/modules.dep"
+    echo kernel/drivers/vfio/pci/vfio-pci.ko > "$t/up/modules/$r/modules.builtin"
+    mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$t/up,workdir=$t/work" /usr/lib
+    depmod 2>/dev/null
+fi
+set +e
+"#;
+    run(
+        "unshare",
+        "apt-get install util-linux kmod",
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c", &format!("{prelude}{script}"), "ns"])
+            .arg(root),
+    )
+}
+
+fn text(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// host-a's NVMe PF (spec: total_vfs 8, two VFs listed at offset 1, stride 1, device a824,
+/// the default link gen 3 x4) as `lspci -vv` decodes its config space.
+#[test]
+fn lspci_vv_decodes_the_capabilities_the_spec_gives() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let (pf, err) = lspci(root, &["-vv", "-s", "3d:00.0"]);
+    assert!(warnings(&err).is_empty(), "{err}");
+    for needle in [
+        "Control: I/O- Mem+ BusMaster+",
+        "Status: Cap+",
+        "Capabilities: [40] Power Management version 3",
+        "Capabilities: [50] MSI-X: Enable+ Count=16",
+        "Capabilities: [60] Express (v2) Endpoint",
+        "LnkCap:\tPort #0, Speed 8GT/s, Width x4",
+        "LnkSta:\tSpeed 8GT/s, Width x4",
+        "Capabilities: [100 v1] Single Root I/O Virtualization (SR-IOV)",
+        "IOVCtl:\tEnable+",
+        "Initial VFs: 8, Total VFs: 8, Number of VFs: 2",
+        "VF offset: 1, stride: 1, Device ID: a824",
+        "Kernel driver in use: nvme",
+        "IOMMU group: 10",
+    ] {
+        assert!(pf.contains(needle), "{needle:?} missing from:\n{pf}");
+    }
+    let (vf, err) = lspci(root, &["-vv", "-s", "3d:00.1"]);
+    assert!(warnings(&err).is_empty(), "{err}");
+    assert!(vf.contains("Express (v2) Endpoint") && !vf.contains("SR-IOV"), "{vf}");
+    assert!(vf.contains("IOMMU group: 11") && vf.contains("Kernel driver in use: nvme"), "{vf}");
+}
+
+fn setpci(root: &Path, args: &[&str]) -> String {
+    let o = run(
+        "setpci",
+        "apt-get install pciutils",
+        Command::new("setpci")
+            .args(["-A", "linux-sysfs", "-O"])
+            .arg(format!("sysfs.path={}/sys/bus/pci", root.display()))
+            .args(args),
+    );
+    text(&o).trim().to_string()
+}
+
+#[test]
+fn setpci_reads_and_writes_command_and_finds_the_capabilities() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    // A bound function decodes memory and masters the bus.
+    assert_eq!(setpci(root, &["-s", "3d:00.1", "COMMAND"]), "0006");
+    setpci(root, &["-s", "3d:00.1", "COMMAND=0x0002"]);
+    assert_eq!(setpci(root, &["-s", "3d:00.1", "COMMAND"]), "0002");
+    let config = std::fs::read(root.join("sys/bus/pci/devices/0000:3d:00.1/config")).expect("config");
+    assert_eq!((config.len(), config[4], config[5]), (4096, 0x02, 0x00), "the write landed at its offset");
+    // Read-only registers keep their value.
+    setpci(root, &["-s", "3d:00.1", "VENDOR_ID=0x1234"]);
+    assert_eq!(setpci(root, &["-s", "3d:00.0", "VENDOR_ID"]), "144d");
+    // LnkSta: speed 3 (8 GT/s), width 4; SR-IOV NumVFs follows sriov_numvfs.
+    assert_eq!(setpci(root, &["-s", "3d:00.0", "CAP_EXP+0x12.w"]), "0043");
+    assert_eq!(setpci(root, &["-s", "3d:00.0", "ECAP_SRIOV+0x10.w"]), "0002");
+    std::fs::write(root.join("sys/bus/pci/devices/0000:3d:00.0/sriov_numvfs"), "0").expect("disable VFs");
+    assert_eq!(setpci(root, &["-s", "3d:00.0", "ECAP_SRIOV+0x10.w"]), "0000");
+    assert_eq!(setpci(root, &["-s", "3d:00.0", "ECAP_SRIOV+0x08.w"]), "0000", "VF Enable off");
+}
+
+fn write(path: &Path, data: &str) -> Result<(), i32> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| e.raw_os_error().unwrap_or(0))?;
+    f.write_all(data.as_bytes()).map_err(|e| e.raw_os_error().unwrap_or(0))
+}
+
+#[test]
+fn sriov_numvfs_creates_and_removes_vfs_as_the_kernel_does() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let pf = root.join("sys/bus/pci/devices/0000:3d:00.0");
+    let numvfs = pf.join("sriov_numvfs");
+    let meta = std::fs::metadata(&numvfs).expect("numvfs");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o644);
+    // Linux 6.1's answers (kernel/vm, target/vm/patched/probe.sriov).
+    assert_eq!(write(&numvfs, "9"), Err(libc::ERANGE), "above sriov_totalvfs 8");
+    assert_eq!(write(&numvfs, "1"), Err(libc::EBUSY), "VFs already enabled");
+    assert_eq!(write(&numvfs, "x"), Err(libc::EINVAL));
+    assert_eq!(write(&numvfs, "2"), Ok(()), "the count it has is a no-op");
+    write(&numvfs, "0").expect("disable");
+    let vf1 = root.join("sys/bus/pci/devices/0000:3d:00.1");
+    assert!(!vf1.exists() && !pf.join("virtfn0").exists());
+    assert!(!root.join("sys/kernel/iommu_groups/11").exists(), "a VF's group goes with it");
+    let (nn, _) = lspci(root, &["-n"]);
+    assert_eq!(nn.lines().count(), 5, "{nn}");
+    write(&numvfs, "3").expect("enable 3");
+    assert_eq!(std::fs::read_to_string(&numvfs).expect("read"), "3\n");
+    for (i, addr) in ["0000:3d:00.1", "0000:3d:00.2", "0000:3d:00.3"].iter().enumerate() {
+        let link = std::fs::read_link(pf.join(format!("virtfn{i}"))).expect("virtfn");
+        assert_eq!(link, Path::new("..").join(addr));
+        let vf = root.join("sys/bus/pci/devices").join(addr);
+        assert_eq!(std::fs::read_link(vf.join("physfn")).expect("physfn"), Path::new("../0000:3d:00.0"));
+        // Autoprobe on: the VF driver (the spec's first VF's, nvme) binds each.
+        let drv = std::fs::read_link(vf.join("driver")).expect("bound");
+        assert!(drv.ends_with("bus/pci/drivers/nvme"), "{drv:?}");
+        assert_eq!(std::fs::read_to_string(vf.join("device")).expect("device"), "0xa824\n");
+        assert!(std::fs::read_to_string(vf.join("uevent")).expect("uevent").starts_with("DRIVER=nvme\n"));
+    }
+    // The third VF had no spec of its own: it copies the last one's ids and driver, not its
+    // parameters; its IOMMU group is the lowest free number.
+    let third = root.join("sys/bus/pci/devices/0000:3d:00.3");
+    assert!(!third.join("remote_storage_url").exists());
+    let group = std::fs::read_link(third.join("iommu_group")).expect("group");
+    let n: u32 = group.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).expect("number");
+    assert!(root.join(format!("sys/kernel/iommu_groups/{n}/devices/0000:3d:00.3")).exists());
+    // With autoprobe off, new VFs stay unbound.
+    write(&numvfs, "0").expect("disable");
+    write(&pf.join("sriov_drivers_autoprobe"), "0").expect("autoprobe off");
+    write(&numvfs, "1").expect("enable 1");
+    assert!(!vf1.join("driver").exists());
+    assert_eq!(std::fs::read_to_string(vf1.join("enable")).expect("enable"), "0\n");
+}
+
+#[test]
+fn driverctl_moves_a_vf_to_vfio_pci_and_back() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let vf = root.join("sys/bus/pci/devices/0000:3d:00.1");
+    let o = in_namespace(
+        root,
+        "driverctl list-devices && driverctl --nosave set-override 0000:3d:00.1 vfio-pci && \
+         echo --- && driverctl list-overrides",
+    );
+    let out = text(&o);
+    let (devices, overrides) = out.split_once("---\n").expect("two lists");
+    // Every function of the spec, with the driver it names.
+    for line in ["0000:00:02.0 i915", "0000:3d:00.1 nvme", "0000:6b:00.1 4xxxvf", "0000:00:1f.3 snd_hda_intel"] {
+        assert!(devices.lines().any(|l| l == line), "{line:?} missing from:\n{devices}");
+    }
+    assert_eq!(overrides.trim(), "0000:3d:00.1 vfio-pci");
+    assert!(std::fs::read_link(vf.join("driver")).expect("bound").ends_with("bus/pci/drivers/vfio-pci"));
+    assert_eq!(std::fs::read_to_string(vf.join("driver_override")).expect("override"), "vfio-pci\n");
+    assert!(std::fs::read_to_string(vf.join("uevent")).expect("uevent").starts_with("DRIVER=vfio-pci\n"));
+    assert!(root.join("sys/bus/pci/drivers/vfio-pci/0000:3d:00.1").exists());
+    assert!(!root.join("sys/bus/pci/drivers/nvme/0000:3d:00.1").exists());
+    let out =
+        text(&in_namespace(root, "driverctl --nosave unset-override 0000:3d:00.1 && driverctl list-overrides || true"));
+    assert!(!out.contains("0000:3d:00.1"), "{out}");
+    assert!(std::fs::read_link(vf.join("driver")).expect("rebound").ends_with("bus/pci/drivers/nvme"));
+    assert_eq!(std::fs::read_to_string(vf.join("driver_override")).expect("override"), "(null)\n");
+}
+
+#[test]
+fn binding_answers_as_the_driver_core_does() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let vfio = root.join("sys/bus/pci/drivers/vfio-pci");
+    let nvme = root.join("sys/bus/pci/drivers/nvme");
+    assert_eq!(write(&vfio.join("bind"), "0000:3d:00.2"), Err(libc::ENODEV), "no id, no override: no match");
+    assert_eq!(write(&nvme.join("bind"), "0000:3d:00.2"), Err(libc::EBUSY), "already bound");
+    assert_eq!(write(&vfio.join("unbind"), "0000:3d:00.2"), Err(libc::ENODEV), "not bound to it");
+    assert_eq!(write(&vfio.join("new_id"), "144d"), Err(libc::EINVAL), "one field");
+    assert_eq!(write(&nvme.join("new_id"), "144d a824"), Err(libc::EEXIST), "in nvme's own table");
+    write(&nvme.join("unbind"), "0000:3d:00.2\n").expect("unbind");
+    assert_eq!(std::fs::read_to_string(root.join("sys/bus/pci/devices/0000:3d:00.2/enable")).expect("enable"), "0\n");
+    // new_id binds the unbound functions it matches at once.
+    write(&vfio.join("new_id"), "144d a824").expect("new_id");
+    assert!(vfio.join("0000:3d:00.2").exists());
+    write(&vfio.join("remove_id"), "144d a824").expect("remove_id");
+    assert_eq!(write(&vfio.join("remove_id"), "144d a824"), Err(libc::ENODEV));
+    assert_eq!(write(&root.join("sys/bus/pci/drivers_probe"), "0000:99:00.0"), Err(libc::ENODEV));
+    // Unbinding a PF disables its VFs, as its driver's remove() does.
+    write(&nvme.join("unbind"), "0000:3d:00.0").expect("unbind PF");
+    assert!(!root.join("sys/bus/pci/devices/0000:3d:00.1").exists());
+    let numvfs = root.join("sys/bus/pci/devices/0000:3d:00.0/sriov_numvfs");
+    assert_eq!(write(&numvfs, "1"), Err(libc::ENOENT), "no PF driver to configure SR-IOV");
+    write(&root.join("sys/bus/pci/drivers_probe"), "0000:3d:00.0").expect("probe");
+    write(&numvfs, "1").expect("PF driver back");
+}
+
+#[test]
+fn lshw_shows_every_function_with_its_driver() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let o = in_namespace(
+        root,
+        "lshw -json -quiet -disable dmi -disable spd -disable memory -disable cpuinfo -disable cpuid \
+         -disable network -disable ide -disable scsi -disable usb",
+    );
+    let json: serde_json::Value = serde_json::from_str(&text(&o)).expect("lshw JSON");
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![&json];
+    while let Some(node) = stack.pop() {
+        if let Some(bus) = node.get("businfo").and_then(|b| b.as_str()).and_then(|b| b.strip_prefix("pci@")) {
+            let driver = node.pointer("/configuration/driver").and_then(|d| d.as_str()).unwrap_or("");
+            found.insert(bus.to_string(), driver.to_string());
+        }
+        stack.extend(node.get("children").and_then(|c| c.as_array()).into_iter().flatten());
+    }
+    let spec = common::spec(devmig_simfs::spec::EXAMPLE_HOST_A);
+    let mut want = std::collections::BTreeMap::new();
+    for d in &spec.pci {
+        want.insert(d.address.clone(), d.driver.clone().unwrap_or_default());
+        for vf in d.sriov.iter().flat_map(|s| s.vfs.iter()) {
+            want.insert(vf.address.clone(), vf.driver.clone().unwrap_or_default());
+        }
+    }
+    assert_eq!(found, want);
+}
+
+#[test]
+fn systool_lists_the_pci_bus_with_each_functions_attributes() {
+    let lab = host_a();
+    let root = lab.mounted.path();
+    let out = text(&in_namespace(root, "systool -b pci -v"));
+    let spec = common::spec(devmig_simfs::spec::EXAMPLE_HOST_A);
+    for d in &spec.pci {
+        let (vendor, device) = d.id.split_once(':').expect("id");
+        let bus = &d.address[..7];
+        let block = out
+            .split("\n\n")
+            .find(|b| b.contains(&format!("Device path = \"/sys/devices/pci{bus}/{}\"", d.address)))
+            .unwrap_or_else(|| panic!("{} missing from:\n{out}", d.address));
+        for attr in [
+            format!("vendor              = \"0x{vendor}\""),
+            format!("device              = \"0x{device}\""),
+            format!("class               = \"{}\"", d.class),
+            "driver_override     = \"(null)\"".to_string(),
+            "numa_node           = \"-1\"".to_string(),
+        ] {
+            assert!(block.contains(&attr), "{attr} missing from:\n{block}");
+        }
+        if let Some(drv) = &d.driver {
+            assert!(block.contains(&format!("DRIVER={drv}\n")), "uevent of {} lacks DRIVER={drv}", d.address);
+        }
+    }
+}
