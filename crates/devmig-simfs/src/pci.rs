@@ -460,6 +460,13 @@ impl Host {
                 if !self.pci.contains_key(&addr) || !self.driver_matches(driver, &addr) {
                     return Err(ENODEV);
                 }
+                if self.pci.get(&addr).is_some_and(|f| f.bound.is_some()) {
+                    return Err(Errno(libc::EBUSY));
+                }
+                // pci_device_probe refuses a VF its PF does not let probe.
+                if !self.can_probe(&addr) {
+                    return Err(ENODEV);
+                }
                 self.attach(driver, &addr)?;
             }
             DriverAttr::Unbind => {
