@@ -94,6 +94,21 @@ fn main() {
         .inventory()
         .expect("inventory");
     println!("  devmig list over it: {} devices", listed.devices.len());
+    // lspci -nn over it (pciutils' sysfs backend on the mount), median of 5 runs.
+    let lspci = || {
+        let t = Instant::now();
+        let o = std::process::Command::new("lspci")
+            .args(["-A", "linux-sysfs", "-O"])
+            .arg(format!("sysfs.path={}/sys/bus/pci", mnt.path().display()))
+            .arg("-nn")
+            .output()
+            .expect("lspci (apt-get install pciutils)");
+        assert!(o.status.success(), "lspci: {}", String::from_utf8_lossy(&o.stderr));
+        (t.elapsed(), String::from_utf8_lossy(&o.stdout).lines().count())
+    };
+    let mut runs: Vec<(Duration, usize)> = (0..5).map(|_| lspci()).collect();
+    runs.sort();
+    println!("  lspci -nn over it: {} functions listed, median {:.1?} (of 5)", runs[2].1, runs[2].0);
     m.unmount().expect("unmount");
 
     // 1. check through simfs vs tmpfs.
