@@ -179,7 +179,7 @@ fn create_uuid(data: &[u8]) -> Result<&str, Errno> {
 
 /// A write to `uevent`: an action kobject_synth_uevent knows, optionally followed by a UUID
 /// and KEY=value arguments.
-fn uevent_write(data: &[u8]) -> Result<(), Errno> {
+pub(crate) fn uevent_write(data: &[u8]) -> Result<(), Errno> {
     const ACTIONS: [&str; 8] = ["add", "remove", "change", "move", "online", "offline", "bind", "unbind"];
     let text = std::str::from_utf8(strip_newline(data)).map_err(|_| EINVAL)?;
     let mut words = text.split(' ');

@@ -4,7 +4,7 @@
 //! and config space writes. Layout goes through core's `TreeBuilder`, at build time and for each
 //! VF a write enables, so both paths give the same tree.
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 
 use devmig_core::tree::{PciSpec, SriovCap, TreeBuilder, TreeSink, reg};
@@ -328,7 +328,7 @@ impl Host {
     pub(crate) fn pci_write(&mut self, addr: &str, attr: PciAttr, data: &[u8], offset: u64) -> Result<usize, Errno> {
         let f = self.pci.get_mut(addr).ok_or(ENODEV)?;
         match attr {
-            PciAttr::Uevent => return Err(Errno(libc::EOPNOTSUPP)),
+            PciAttr::Uevent => crate::host::uevent_write(data)?,
             PciAttr::DriverOverride => {
                 // driver_set_override: a page or more is EINVAL; the string ends at a NUL or a
                 // newline; empty or "\n" clears.
@@ -585,8 +585,9 @@ impl Host {
         let mut d = match s.templates.get(i) {
             Some(t) => t.clone(),
             None => {
+                let vendor = ids_of(&f.spec).map_err(|_| ENODEV)?.0.vendor;
                 let mut t = s.templates.last().cloned().unwrap_or_else(|| PciDeviceSpec {
-                    id: format!("{}:{:04x}", &f.spec.id[..4], s.vf_device),
+                    id: format!("{vendor:04x}:{:04x}", s.vf_device),
                     sriov: None,
                     mdev: None,
                     ..f.spec.clone()
@@ -680,11 +681,6 @@ impl Host {
             let ctrl: u16 = if n > 0 { 0x0009 } else { 0 };
             f.config[reg::SRIOV_CTRL..reg::SRIOV_CTRL + 2].copy_from_slice(&ctrl.to_le_bytes());
         }
-    }
-
-    /// Addresses of the functions, sorted.
-    pub fn pci_functions(&self) -> BTreeSet<String> {
-        self.pci.keys().cloned().collect()
     }
 }
 

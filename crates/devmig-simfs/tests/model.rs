@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use devmig_simfs::host::{Errno, Host, Kind};
-use devmig_simfs::nodes::ROOT;
 use devmig_simfs::spec::{EXAMPLE_HOST_A, HostSpec};
 use devmig_vendors::{Catalog, Registry};
 use proptest::prelude::*;
+
+mod common;
 
 fn host() -> Host {
     HostSpec::from_toml(EXAMPLE_HOST_A, "a", &Catalog::embedded())
@@ -96,28 +97,20 @@ fn numbered_node(path: &str) -> bool {
 /// allocated numbers as `N`.
 fn tree(h: &Host) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut todo = vec![(ROOT, String::new())];
-    while let Some((dir, prefix)) = todo.pop() {
-        for (ino, kind, name) in h.readdir(dir).expect("readdir") {
-            if name == "." || name == ".." {
-                continue;
+    for (path, ino, kind, _) in common::walk(h) {
+        let shown = unnumbered(&path);
+        match kind {
+            Kind::Dir => {
+                out.insert(shown, "dir".to_string());
             }
-            let path = format!("{prefix}{name}");
-            let shown = unnumbered(&path);
-            match kind {
-                Kind::Dir => {
-                    out.insert(shown, "dir".to_string());
-                    todo.push((ino, format!("{path}/")));
-                }
-                Kind::File => {
-                    out.insert(shown, "file".to_string());
-                }
-                Kind::Link => {
-                    let target = unnumbered(&String::from_utf8_lossy(&h.readlink(ino).expect("readlink")));
-                    // Links such as class/vfio-dev/vfioN differ only by their target.
-                    let key = if numbered_node(&shown) { format!("{shown} -> {target}") } else { shown };
-                    out.insert(key, format!("-> {target}"));
-                }
+            Kind::File => {
+                out.insert(shown, "file".to_string());
+            }
+            Kind::Link => {
+                let target = unnumbered(&String::from_utf8_lossy(&h.readlink(ino).expect("readlink")));
+                // Links such as class/vfio-dev/vfioN differ only by their target.
+                let key = if numbered_node(&shown) { format!("{shown} -> {target}") } else { shown };
+                out.insert(key, format!("-> {target}"));
             }
         }
     }

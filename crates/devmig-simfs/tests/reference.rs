@@ -7,10 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use devmig_simfs::host::{Errno, Host, Kind};
-use devmig_simfs::nodes::ROOT;
 use devmig_simfs::spec::HostSpec;
 use devmig_vendors::{Catalog, Registry};
 use proptest::prelude::*;
+
+mod common;
 
 const PF: &str = "0000:3d:00.0";
 const PF_GROUP: u32 = 10;
@@ -181,38 +182,28 @@ fn build(text: &str) -> Host {
 /// last set (memory decoding stays on after an unbind), which no spec states.
 fn dump(h: &Host) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut todo = vec![(ROOT, String::new())];
-    while let Some((dir, prefix)) = todo.pop() {
-        for (ino, kind, name) in h.readdir(dir).expect("readdir") {
-            if name == "." || name == ".." {
-                continue;
+    for (path, ino, kind, name) in common::walk(h) {
+        let st = h.stat(ino).expect("stat");
+        let shown = match kind {
+            Kind::Dir => format!("d {:o}", st.perm),
+            Kind::Link => format!("l -> {}", String::from_utf8_lossy(&h.readlink(ino).expect("readlink"))),
+            Kind::File => {
+                let content = match h.read(ino) {
+                    // A config space as its non-zero bytes, COMMAND (0x04-0x05) left out.
+                    Ok(bytes) if name == "config" => bytes
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, b)| **b != 0 && !(4..6).contains(i))
+                        .map(|(i, b)| format!("{i:x}={b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    Ok(bytes) => format!("{:?}", String::from_utf8_lossy(&bytes)),
+                    Err(Errno(e)) => format!("errno {e}"),
+                };
+                format!("f {:o} {} {content}", st.perm, st.size)
             }
-            let path = format!("{prefix}{name}");
-            let st = h.stat(ino).expect("stat");
-            let shown = match kind {
-                Kind::Dir => {
-                    todo.push((ino, format!("{path}/")));
-                    format!("d {:o}", st.perm)
-                }
-                Kind::Link => format!("l -> {}", String::from_utf8_lossy(&h.readlink(ino).expect("readlink"))),
-                Kind::File => {
-                    let content = match h.read(ino) {
-                        // A config space as its non-zero bytes, COMMAND (0x04-0x05) left out.
-                        Ok(bytes) if name == "config" => bytes
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, b)| **b != 0 && !(4..6).contains(i))
-                            .map(|(i, b)| format!("{i:x}={b:02x}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        Ok(bytes) => format!("{:?}", String::from_utf8_lossy(&bytes)),
-                        Err(Errno(e)) => format!("errno {e}"),
-                    };
-                    format!("f {:o} {} {content}", st.perm, st.size)
-                }
-            };
-            out.insert(path, shown);
-        }
+        };
+        out.insert(path, shown);
     }
     out
 }

@@ -304,6 +304,10 @@ fn binding_answers_as_the_driver_core_does() {
     write(&vfio.join("remove_id"), "144d a824").expect("remove_id");
     assert_eq!(write(&vfio.join("remove_id"), "144d a824"), Err(libc::ENODEV));
     assert_eq!(write(&root.join("sys/bus/pci/drivers_probe"), "0000:99:00.0"), Err(libc::ENODEV));
+    // `udevadm trigger` writes an action to a device's uevent; anything else is EINVAL.
+    let uevent = root.join("sys/bus/pci/devices/0000:3d:00.2/uevent");
+    assert_eq!(write(&uevent, "change\n"), Ok(()));
+    assert_eq!(write(&uevent, "bogus\n"), Err(libc::EINVAL));
     // Unbinding a PF disables its VFs, as its driver's remove() does.
     write(&nvme.join("unbind"), "0000:3d:00.0").expect("unbind PF");
     assert!(!root.join("sys/bus/pci/devices/0000:3d:00.1").exists());

@@ -53,3 +53,22 @@ pub fn cross(a: &Lab, b: &Lab, src: &str, dst: &str) -> devmig_core::CheckReport
 pub fn codes(r: &devmig_core::CheckReport) -> Vec<&str> {
     r.reasons.iter().map(|x| x.code.as_str()).collect()
 }
+
+/// Every node of a host's tree below the root, links not followed, as (path, inode, kind, name).
+pub fn walk(h: &devmig_simfs::Host) -> Vec<(String, u64, devmig_simfs::host::Kind, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![(devmig_simfs::nodes::ROOT, String::new())];
+    while let Some((dir, prefix)) = todo.pop() {
+        for (ino, kind, name) in h.readdir(dir).expect("readdir") {
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            if kind == devmig_simfs::host::Kind::Dir {
+                todo.push((ino, format!("{path}/")));
+            }
+            out.push((path, ino, kind, name));
+        }
+    }
+    out
+}
