@@ -601,9 +601,9 @@ impl Host {
         Ok(d)
     }
 
-    /// Enables `n` VFs of `pf`. A spec's VFs come with their IOMMU groups (`groups`) and
-    /// bindings; VFs a write enables get the lowest free groups (where the PF has one: the
-    /// IOMMU is on) and are probed (`probe`).
+    /// Enables `n` VFs of `pf`. A spec's listed VFs come with their IOMMU groups (`groups`)
+    /// and bindings; other VFs get the lowest free groups (where the PF has one: the IOMMU is
+    /// on) and are probed, as are all VFs a write enables (`probe`).
     pub(crate) fn enable_vfs(
         &mut self,
         pf: &str,
@@ -614,17 +614,20 @@ impl Host {
         let iommu = self.pci.get(pf).is_some_and(|f| f.iommu_group.is_some());
         for i in 0..usize::from(n) {
             let mut d = self.vf_spec(pf, i).map_err(|e| io::Error::from_raw_os_error(e.0))?;
-            let group = match groups {
-                Some(g) => g.get(i).copied().flatten(),
+            // A listed VF's group is the spec's; any other gets the lowest free one.
+            let group = match groups.and_then(|g| g.get(i)) {
+                Some(listed) => *listed,
                 None => iommu.then(|| crate::spec::lowest_free(&self.nodes, "sys/kernel/iommu_groups", "")),
             };
-            if probe {
-                // A VF a write creates starts unbound, without an override: probing decides.
+            // A VF a write creates, or one the spec does not list, starts unbound without an
+            // override: probing decides its driver.
+            let unlisted = probe || groups.is_none_or(|g| i >= g.len());
+            if unlisted {
                 d.bound_driver = Some(String::new());
                 d.driver_override = None;
             }
             self.lay_out_function(&d, Placement { vf_of: Some((pf, i)), iommu_group: group, sriov: None })?;
-            if probe {
+            if unlisted {
                 self.probe(&d.address.to_ascii_lowercase()).map_err(|e| io::Error::from_raw_os_error(e.0))?;
             }
         }

@@ -374,3 +374,42 @@ fn systool_lists_the_pci_bus_with_each_functions_attributes() {
         }
     }
 }
+
+/// A spec may enable more VFs than it lists: the others copy the last listed one (ids, driver,
+/// no parameters) and take the lowest free IOMMU groups, as VFs a write enables do.
+#[test]
+fn a_spec_enabling_more_vfs_than_it_lists_lays_out_the_rest_like_a_write() {
+    let spec = r#"
+hostname = "more"
+[[pci]]
+address = "0000:3d:00.0"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+iommu_group = 0
+[pci.sriov]
+total_vfs = 4
+enabled = 3
+[[pci.sriov.vfs]]
+address = "0000:3d:00.1"
+id = "144d:a824"
+class = "0x010802"
+driver = "nvme"
+iommu_group = 5
+params = { remote_storage_url = "nvme+tcp://s.example/a" }
+"#;
+    let lab = common::mount_spec(spec, std::time::Duration::from_secs(5));
+    let root = lab.mounted.path();
+    let group = |vf: &str| {
+        let l = std::fs::read_link(root.join("sys/bus/pci/devices").join(vf).join("iommu_group")).expect("group");
+        l.file_name().and_then(|n| n.to_str()).map(str::to_string).expect("name")
+    };
+    assert_eq!(
+        (group("0000:3d:00.1"), group("0000:3d:00.2"), group("0000:3d:00.3")),
+        ("5".into(), "1".into(), "2".into())
+    );
+    let third = root.join("sys/bus/pci/devices/0000:3d:00.3");
+    assert!(!third.join("remote_storage_url").exists());
+    assert!(std::fs::read_link(third.join("driver")).expect("driver").ends_with("bus/pci/drivers/nvme"));
+    assert_eq!(std::fs::read_to_string(root.join("sys/bus/pci/devices/0000:3d:00.0/sriov_numvfs")).expect("n"), "3\n");
+}
