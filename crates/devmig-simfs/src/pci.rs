@@ -23,6 +23,8 @@ const ENODEV: Errno = Errno(libc::ENODEV);
 pub(crate) struct Function {
     /// What it is: ids, class, the driver whose id table matches it, parameters.
     pub spec: PciDeviceSpec,
+    /// Its ids, parsed once from the spec: vendor, device, subsystem vendor and device, class.
+    pub ids: [u32; 5],
     /// Its directory.
     pub dir: String,
     /// The driver bound now.
@@ -278,6 +280,7 @@ impl Host {
             _ => None,
         };
         let function = Function {
+            ids: [u32::from(id.vendor), u32::from(id.device), u32::from(subsystem.0), u32::from(subsystem.1), class],
             spec: d.clone(),
             dir,
             bound: driver.map(|(b, ..)| b.to_string()),
@@ -309,8 +312,9 @@ impl Host {
         let f = self.pci.get(addr).ok_or(ENODEV)?;
         Ok(match attr {
             PciAttr::Uevent => {
-                let (id, subsystem, class) = ids_of(&f.spec).map_err(|_| Errno(libc::EIO))?;
-                let spec = PciSpec { subsystem, ..PciSpec::new(addr, id.vendor, id.device, class) };
+                let [vendor, device, sub_vendor, sub_device, _] = f.ids.map(|x| x as u16);
+                let spec =
+                    PciSpec { subsystem: (sub_vendor, sub_device), ..PciSpec::new(addr, vendor, device, f.ids[4]) };
                 spec.uevent(f.bound.as_deref()).into_bytes()
             }
             PciAttr::DriverOverride => format!("{}\n", f.driver_override.as_deref().unwrap_or("(null)")).into_bytes(),
@@ -384,9 +388,7 @@ impl Host {
         if let Some(o) = &f.driver_override {
             return o == driver;
         }
-        let Ok((id, sub, class)) = ids_of(&f.spec) else { return false };
-        let ids = [u32::from(id.vendor), u32::from(id.device), u32::from(sub.0), u32::from(sub.1), class];
-        d.dynids.iter().any(|x| x.matches(ids)) || f.spec.driver.as_deref() == Some(driver)
+        d.dynids.iter().any(|x| x.matches(f.ids)) || f.spec.driver.as_deref() == Some(driver)
     }
 
     /// pci_device_can_probe: a VF probes only with its PF's autoprobe on or an override set.
@@ -532,11 +534,7 @@ impl Host {
 
     /// Whether `driver`'s own id table (the functions whose spec names it) has `id`.
     fn static_table_has(&self, driver: &str, id: &DynId) -> bool {
-        self.pci.values().filter(|f| f.spec.driver.as_deref() == Some(driver)).any(|f| {
-            ids_of(&f.spec).is_ok_and(|(i, s, c)| {
-                id.matches([u32::from(i.vendor), u32::from(i.device), u32::from(s.0), u32::from(s.1), c])
-            })
-        })
+        self.pci.values().filter(|f| f.spec.driver.as_deref() == Some(driver)).any(|f| id.matches(f.ids))
     }
 
     /// A write to the bus's `drivers_probe`.
@@ -585,7 +583,7 @@ impl Host {
         let mut d = match s.templates.get(i) {
             Some(t) => t.clone(),
             None => {
-                let vendor = ids_of(&f.spec).map_err(|_| ENODEV)?.0.vendor;
+                let vendor = f.ids[0];
                 let mut t = s.templates.last().cloned().unwrap_or_else(|| PciDeviceSpec {
                     id: format!("{vendor:04x}:{:04x}", s.vf_device),
                     sriov: None,
