@@ -226,6 +226,14 @@ impl Catalog {
         out
     }
 
+    /// Every group [`Catalog::targets_of`] can answer for a source id with an edge, as strings.
+    pub fn id_groups(rules: &[IdRule]) -> Vec<BTreeSet<String>> {
+        let sources: BTreeSet<PciId> = rules.iter().flat_map(|r| r.from.iter().copied()).collect();
+        let groups: BTreeSet<BTreeSet<String>> =
+            sources.into_iter().map(|s| Self::targets_of(rules, s).iter().map(PciId::to_string).collect()).collect();
+        groups.into_iter().collect()
+    }
+
     /// True when `to` is `from` or an edge of `rules` leads from `from` to `to` (no allocation).
     pub fn reaches(rules: &[IdRule], from: PciId, to: PciId) -> bool {
         from == to || rules.iter().any(|r| r.from.contains(&from) && r.to.contains(&to))
@@ -258,6 +266,13 @@ impl Catalog {
             self.qat.migrations.iter().filter(|m| m.from == family).flat_map(|m| m.to.iter().cloned()).collect();
         out.insert(family.to_string());
         out
+    }
+
+    /// Every group [`Catalog::qat_targets`] can answer for a family with an edge.
+    pub fn qat_groups(&self) -> Vec<BTreeSet<String>> {
+        let groups: BTreeSet<BTreeSet<String>> =
+            self.qat.migrations.iter().map(|m| self.qat_targets(&m.from)).collect();
+        groups.into_iter().collect()
     }
 
     /// Ports per instance of an mtty type.

@@ -31,6 +31,7 @@ mod facts;
 mod model;
 pub mod models;
 mod pci_id;
+pub mod placement_traits;
 mod registry;
 
 pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};

@@ -48,6 +48,13 @@ pub trait VendorModel: Send + Sync + Debug {
         Ok(base.clone())
     }
 
+    /// Every value set this model's requirements can put in a `OneOf` on `attr` (its catalog's
+    /// compatible groups), so Placement traits can name them ([`crate::placement_traits`]); a
+    /// group not listed is checked coarsely there. Single values need not be listed.
+    fn one_of_groups(&self, _attr: &str) -> Vec<std::collections::BTreeSet<String>> {
+        Vec::new()
+    }
+
     /// Names of per-device configuration attributes the model reads from the
     /// device's sysfs directory into [`DeviceFacts::params`].
     fn param_files(&self) -> &'static [&'static str] {

@@ -45,6 +45,11 @@ impl Registry {
         self.models.iter().map(|m| m.as_ref())
     }
 
+    /// The model called `name` (`i915`), if it is shipped and switched on.
+    pub fn model_named(&self, name: &str) -> Option<&dyn VendorModel> {
+        self.models().find(|m| m.name() == name)
+    }
+
     /// The model that is the vendor driver of `dev`.
     pub fn model_for_device(&self, dev: &DeviceFacts) -> Option<&dyn VendorModel> {
         self.models().find(|m| m.recognizes(dev))

@@ -1,11 +1,18 @@
 //! Property tests: the soundness law (step a never excludes what step b
 //! accepts), its converse for the shipped models (step a is exact), version
 //! round trips, and rejection reasons that name the failing attribute.
-use devmig_vendors::{Catalog, DeviceFacts, Registry};
+use devmig_vendors::described::opaque_attributes;
+use devmig_vendors::placement_traits::{is_custom_trait, source_traits, target_traits};
+use devmig_vendors::{Catalog, DeviceFacts, OPAQUE_MODEL, Registry};
 use proptest::prelude::*;
 
 fn version() -> impl Strategy<Value = String> {
     (1u32..=2, 0u32..=3, 0u32..=2).prop_map(|(a, b, c)| format!("{a}.{b}.{c}"))
+}
+
+/// Versions whose minors reach past Placement's exact range (32).
+fn wide_version() -> impl Strategy<Value = String> {
+    (1u32..=2, prop_oneof![0u32..=40, 0u32..=300], 0u32..=2).prop_map(|(a, b, c)| format!("{a}.{b}.{c}"))
 }
 
 fn gvt() -> impl Strategy<Value = DeviceFacts> {
@@ -159,5 +166,59 @@ proptest! {
         let r = Registry::new(Catalog::embedded());
         let _ = r.requirement(&s);
         let _ = r.evaluate(&s, &DeviceFacts::mdev("mtty", "", "mtty", Some("0.1"), "mtty-1", 1));
+    }
+
+    /// Placement traits are step a: a target carries every trait a source requires exactly when
+    /// its attributes (from facts, or from the kernel's string) satisfy the source's requirement;
+    /// where the source's traits say they are coarse, only soundness holds (never fewer targets).
+    #[test]
+    fn placement_traits_agree_with_step_a(
+        src in device(),
+        dst in device(),
+        sv in wide_version(),
+        tv in wide_version(),
+        from_kernel in any::<bool>(),
+    ) {
+        let r = Registry::new(Catalog::embedded());
+        prop_assume!(!matches!(src.kind, devmig_vendors::FactsKind::MdevType));
+        let src = DeviceFacts { driver_version: Some(sv), ..src };
+        let dst = DeviceFacts { driver_version: Some(tv), ..dst };
+        let s = r.version(&src).expect("version");
+        let req = r.requirement(&s).expect("requirement");
+        let model = r.model_for_version(&s).map_or(OPAQUE_MODEL, |m| m.name());
+        let attrs = if from_kernel {
+            let v = r.version(&dst).expect("target version");
+            r.describe(Some(&dst), Some(&v)).expect("describe").attributes
+        } else {
+            r.attributes(&dst).expect("attributes")
+        };
+        let want = source_traits(&r, model, &req);
+        let have = target_traits(&r, &attrs);
+        let satisfied = req.satisfied_by(&attrs);
+        let carried = want.required.is_subset(&have);
+        prop_assert!(!satisfied || carried, "unsound: {s} -> {attrs:?} lacks {:?}", want.required.difference(&have).collect::<Vec<_>>());
+        prop_assert!(!want.coarse.is_empty() || satisfied == carried, "inexact: {s} -> {attrs:?}, traits {have:?}");
+        for t in have.iter().chain(&want.required) {
+            prop_assert!(is_custom_trait(t), "{t} is not a custom trait name");
+        }
+    }
+
+    /// A string no model knows requires its driver prefix: opaque devices of that prefix and
+    /// devices of any model whose kernel shows it carry the trait, others do not.
+    #[test]
+    fn opaque_sources_find_their_prefix_by_traits(prefix in "[a-z][a-z0-9]{0,6}", other in "[a-z][a-z0-9]{0,6}", dst in device()) {
+        let r = Registry::new(Catalog::embedded());
+        let source = format!("{prefix}-opaque-1");
+        prop_assume!(r.model_for_version(&source).is_none());
+        let want = source_traits(&r, OPAQUE_MODEL, &r.requirement(&source).expect("requirement"));
+        prop_assert!(want.coarse.is_empty());
+        let same = opaque_attributes(&format!("{prefix}-2"), None);
+        let differs = opaque_attributes(&format!("{other}-2"), None);
+        prop_assert!(want.required.is_subset(&target_traits(&r, &same)));
+        prop_assert_eq!(want.required.is_subset(&target_traits(&r, &differs)), prefix == other);
+        let v = r.version(&dst).expect("version");
+        let described = r.describe(Some(&dst), Some(&v)).expect("describe").attributes;
+        let req = r.requirement(&source).expect("requirement");
+        prop_assert_eq!(want.required.is_subset(&target_traits(&r, &described)), req.satisfied_by(&described));
     }
 }

@@ -301,6 +301,10 @@ impl VendorModel for GvtModel {
         })
     }
 
+    fn one_of_groups(&self, attr: &str) -> Vec<std::collections::BTreeSet<String>> {
+        if attr == "i915.parent_id" { Catalog::id_groups(&self.catalog.i915.parents) } else { Vec::new() }
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let (s, ns) = self.source(source)?;
         let allowed = Catalog::targets_of(&self.catalog.i915.parents, s.parent);

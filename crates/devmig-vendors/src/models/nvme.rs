@@ -186,6 +186,10 @@ impl VendorModel for NvmeModel {
         Ok(facts)
     }
 
+    fn one_of_groups(&self, attr: &str) -> Vec<std::collections::BTreeSet<String>> {
+        if attr == "nvme.pci_id" { Catalog::id_groups(&self.catalog.nvme.functions) } else { Vec::new() }
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let s = NvmeVersion::parse(source)?;
         let url = normalize_url(&s.url).map_err(|e| VendorError::bad_version(NAME, source, e))?;

@@ -202,6 +202,10 @@ impl VendorModel for QatModel {
         Ok(facts)
     }
 
+    fn one_of_groups(&self, attr: &str) -> Vec<std::collections::BTreeSet<String>> {
+        if attr == "qat.family" { self.catalog.qat_groups() } else { Vec::new() }
+    }
+
     fn requirement(&self, source: &str) -> Result<Requirement, VendorError> {
         let s = self.source(source)?;
         Ok(Requirement {
