@@ -3,6 +3,7 @@
 
 pub mod agent_lab;
 pub mod fleet_lab;
+pub mod placement_lab;
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};

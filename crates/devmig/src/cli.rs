@@ -110,9 +110,78 @@ pub enum Command {
     /// The fleet service: host reports, fleet-wide step a, placement, evacuation, planning.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// OpenStack Placement: step a as CUSTOM_DEVMIG_* traits on the providers Nova creates.
+    #[command(subcommand)]
+    Placement(PlacementCommand),
     /// Load harnesses for the figures in BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// The Placement verbs.
+#[derive(Debug, Subcommand)]
+pub enum PlacementCommand {
+    /// Set each provider's CUSTOM_DEVMIG_* traits to the sources its devices accept (this
+    /// host's, or every fresh host's of a fleet database); other traits are kept.
+    ///
+    /// Example: devmig placement sync --placement http://controller:8778 --placement-token-file /etc/devmig/placement-token --node compute1
+    Sync(PlacementSyncArgs),
+    /// The flavor extra specs (or PCI alias traits) a source device needs, so that Placement
+    /// offers only targets devmig's step a admits.
+    ///
+    /// Example: devmig placement requirements 6f3e4a52-5b0e-4c7a-9d2b-0c1f5a6e7d80
+    Requirements(PlacementRequirementsArgs),
+    /// `[pci] device_spec` entries with devmig's traits for this host's PCI functions (VFs):
+    /// Nova sets the traits of PCI providers itself, from these entries.
+    ///
+    /// Example: devmig placement device-spec
+    DeviceSpec,
+}
+
+/// Arguments of `placement sync`.
+#[derive(Debug, Args)]
+pub struct PlacementSyncArgs {
+    /// Placement's base URL (the `placement` endpoint in Keystone's catalog).
+    #[arg(long, env = "DEVMIG_PLACEMENT_URL", value_name = "URL", required_unless_present = "dry_run")]
+    pub placement: Option<String>,
+    /// A file holding the token to send as X-Auth-Token (a Keystone token with the admin or
+    /// service role; `openstack token issue -f value -c id`).
+    #[arg(long, env = "DEVMIG_PLACEMENT_TOKEN_FILE", value_name = "FILE", required_unless_present = "dry_run")]
+    pub placement_token_file: Option<PathBuf>,
+    /// CA bundle (PEM) for an https:// Placement.
+    #[arg(long, env = "DEVMIG_PLACEMENT_CA_FILE", value_name = "FILE")]
+    pub placement_ca_file: Option<PathBuf>,
+    /// Nova's name for this compute node (its hypervisor_hostname); default: the kernel's host name.
+    #[arg(long, value_name = "NAME", conflicts_with = "fleet_db")]
+    pub node: Option<String>,
+    /// Sync every fresh host of this fleet database (sqlite:PATH or postgres://...) instead of
+    /// this host; each host's name is its compute node's name.
+    #[arg(long, value_name = "URL")]
+    pub fleet_db: Option<String>,
+    /// Hosts synced at once (with --fleet-db).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// Print the providers and traits devmig would set; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `placement requirements`.
+#[derive(Debug, Args)]
+pub struct PlacementRequirementsArgs {
+    /// The local source device (or use --version/--version-file).
+    #[arg(value_name = "SOURCE")]
+    pub device: Option<String>,
+    /// Source string options.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The resource class a target of an mdev source is requested as (Nova's default for
+    /// mdev types is VGPU; `[mdev_<type>] mdev_class` changes it).
+    #[arg(long, default_value = "VGPU", value_name = "CLASS")]
+    pub resource_class: String,
+    /// The request group number the flavor uses for the device.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub group: u32,
 }
 
 /// Where the fleet's database is and how the fleet reaches agents.

@@ -50,7 +50,8 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    fn config(&self) -> Result<rustls::ClientConfig, CliError> {
+    /// The rustls configuration these files give (a CA file is required).
+    pub fn config(&self) -> Result<rustls::ClientConfig, CliError> {
         let ca = self.ca_file.clone().ok_or_else(|| {
             CliError::Usage("an https:// agent needs --ca-file (or ca_file in the agents file)".into())
         })?;

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod fleet;
 pub mod inventory;
 pub mod matching;
+pub mod placement;
 pub mod sim;
 pub mod sim_fleet;
 pub mod version;
