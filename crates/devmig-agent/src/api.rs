@@ -188,6 +188,15 @@ pub fn routes() -> Vec<Route> {
             || delete(release_claim),
         ),
         r(
+            Method::POST,
+            "/api/v1/claims/{id}/complete",
+            Some(Scope::Admin),
+            "end a claim because the migration used its device (the device, and an mdev the claim created, stay)",
+            None,
+            &[(200, "the completed claim"), (404, "no such claim")],
+            || post(complete_claim),
+        ),
+        r(
             Method::GET,
             "/api/v1/openapi.json",
             Some(Scope::Read),
@@ -517,6 +526,16 @@ async fn release_claim(
 ) -> Result<Json<Value>, AgentError> {
     let who = caller.0.0.clone();
     let claim = blocking(move || s.agent.release(&id, &who)).await?;
+    Ok(Json(serde_json::to_value(claim).map_err(|e| AgentError::Internal(e.to_string()))?))
+}
+
+async fn complete_claim(
+    State(s): State<AppState>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AgentError> {
+    let who = caller.0.0.clone();
+    let claim = blocking(move || s.agent.complete(&id, &who)).await?;
     Ok(Json(serde_json::to_value(claim).map_err(|e| AgentError::Internal(e.to_string()))?))
 }
 

@@ -12,6 +12,7 @@ fn state_from_db(s: &str) -> ClaimState {
         "active" => ClaimState::Active,
         "released" => ClaimState::Released,
         "expired" => ClaimState::Expired,
+        "completed" => ClaimState::Completed,
         _ => ClaimState::Orphaned,
     }
 }

@@ -118,5 +118,6 @@ fn state_name(s: crate::claims::ClaimState) -> &'static str {
         Released => "released",
         Expired => "expired",
         Orphaned => "orphaned",
+        Completed => "completed",
     }
 }

@@ -471,6 +471,19 @@ impl Agent {
         self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))
     }
 
+    /// Ends an active claim because its migration used the device: the device stays (an mdev the
+    /// claim created is the VM's now). Completing a claim that is no longer active changes
+    /// nothing and answers it as it is.
+    pub fn complete(&self, id: &str, who: &str) -> Result<Claim, AgentError> {
+        let claim = self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))?;
+        if claim.state == ClaimState::Active && self.store.lock().finish(&claim.id, ClaimState::Completed, None)? {
+            self.metrics.claim_moved(Some(ClaimState::Active), ClaimState::Completed);
+            self.changes.notify_one();
+            tracing::info!(who, claim = id, device = %claim.device, "completed: the device is the VM's");
+        }
+        self.store.lock().get(id)?.ok_or_else(|| AgentError::ClaimNotFound(id.to_string()))
+    }
+
     /// Moves an active claim to `state`; only the caller that wins the transition removes its
     /// mdev (and notes a failure to). False when another caller had already moved it.
     fn finish(&self, claim: &Claim, state: ClaimState) -> Result<bool, AgentError> {

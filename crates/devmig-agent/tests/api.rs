@@ -194,6 +194,33 @@ async fn a_type_claim_creates_the_target_with_the_sources_share() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_claim_ends_and_keeps_the_mdev_it_created() {
+    let a = host_a();
+    let m = version_on(&a, A_MTTY).await;
+    let (s, c) = claim(&a, "m-done", &m, json!({"type": "mtty/mtty-2"})).await;
+    assert_eq!((s, c["created_mdev"].as_bool()), (StatusCode::CREATED, Some(true)), "{c}");
+    let (id, uuid) = (c["id"].as_str().expect("id"), c["device"].as_str().expect("uuid"));
+    let dir = a.mounted.path().join(format!("sys/bus/mdev/devices/{uuid}"));
+    let complete = format!("/api/v1/claims/{id}/complete");
+    assert_eq!(call(&a, Method::POST, &complete, Some(READ), None).await.0, StatusCode::FORBIDDEN, "admin only");
+    let (s, done) = call(&a, Method::POST, &complete, Some(ADMIN), None).await;
+    assert_eq!((s, done["state"].as_str()), (StatusCode::OK, Some("completed")), "{done}");
+    assert!(dir.exists(), "the VM's mdev stays");
+    // Neither a release nor a second completion touches it now.
+    let (s, r) = call(&a, Method::DELETE, &format!("/api/v1/claims/{id}"), Some(ADMIN), None).await;
+    assert_eq!((s, r["state"].as_str()), (StatusCode::OK, Some("completed")), "{r}");
+    assert_eq!(call(&a, Method::POST, &complete, Some(ADMIN), None).await.1["state"], "completed");
+    assert!(dir.exists(), "a late release does not remove the VM's mdev");
+    let (s, list) = call(&a, Method::GET, "/api/v1/claims", Some(READ), None).await;
+    assert!(s == StatusCode::OK && list["claims"].as_array().expect("claims").is_empty(), "no longer listed: {list}");
+    assert_eq!(
+        call(&a, Method::POST, "/api/v1/claims/nope/complete", Some(ADMIN), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(a.state.agent.metrics.render().contains("devmig_agent_claims{state=\"completed\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_one_target_exactly_one_wins_and_any_gives_k() {
     let (a, b) = (host_a(), host_b());
     let v = version_on(&a, A_VGPU).await;

@@ -107,6 +107,12 @@ impl AgentClient {
         self.delete(&format!("/api/v1/claims/{}", segment(claim_id))).await
     }
 
+    /// Ends a claim because the migration used its device (the device stays).
+    pub async fn complete(&self, claim_id: &str) -> Result<Claim, ApiError> {
+        let path = format!("/api/v1/claims/{}/complete", segment(claim_id));
+        Ok(self.post(&path, &serde_json::json!({}), &[200]).await?.1)
+    }
+
     /// Active and orphaned claims.
     pub async fn claims(&self) -> Result<Vec<Claim>, ApiError> {
         Ok(self.get::<ClaimList>("/api/v1/claims").await?.claims)

@@ -72,6 +72,9 @@ pub enum ClaimState {
     Expired,
     /// Its device vanished while the agent was down (reported, not dropped).
     Orphaned,
+    /// The migration used the device: the claim ended and the device stays (an mdev the claim
+    /// created is kept, now the VM's).
+    Completed,
 }
 
 impl ClaimState {
@@ -82,6 +85,7 @@ impl ClaimState {
             ClaimState::Released => "released",
             ClaimState::Expired => "expired",
             ClaimState::Orphaned => "orphaned",
+            ClaimState::Completed => "completed",
         }
     }
 }

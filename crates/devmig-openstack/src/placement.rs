@@ -177,15 +177,43 @@ impl Placement {
         Ok(())
     }
 
-    /// The providers `GET /allocation_candidates` offers for one request group of `resources`
-    /// (`VGPU:1`) with `required` traits, by UUID (a numbered group: the traits and the
-    /// resources on the same provider).
+    /// Creates a provider named `name` (under `parent`, a UUID); its UUID. What nova-compute
+    /// does for its node and devices: devmig's benchmark builds Nova-shaped trees with it.
+    pub async fn create_provider(&self, name: &str, parent: Option<&str>) -> Result<String, OpenStackError> {
+        let mut body = serde_json::json!({ "name": name });
+        if let Some(p) = parent {
+            body["parent_provider_uuid"] = serde_json::json!(p);
+        }
+        let (status, resp) = self.send(reqwest::Method::POST, "/resource_providers", Some(body)).await?;
+        if status != 200 {
+            return Err(status_error("POST", "/resource_providers", status, &resp));
+        }
+        Ok(parse::<Provider>("/resource_providers", &resp)?.uuid)
+    }
+
+    /// Sets a new provider's (generation 0) one inventory: `total` of `class`.
+    pub async fn set_inventory(&self, uuid: &str, class: &str, total: u32) -> Result<(), OpenStackError> {
+        let path = format!("/resource_providers/{}/inventories", enc(uuid));
+        let body =
+            serde_json::json!({ "resource_provider_generation": 0, "inventories": { class: { "total": total } } });
+        let (status, resp) = self.send(reqwest::Method::PUT, &path, Some(body)).await?;
+        if status != 200 {
+            return Err(status_error("PUT", &path, status, &resp));
+        }
+        Ok(())
+    }
+
+    /// The providers `GET /allocation_candidates` offers (at most `limit` candidates, as Nova's
+    /// `[scheduler] max_placement_results` asks) for one request group of `resources` (`VGPU:1`)
+    /// with `required` traits, by UUID (a numbered group: the traits and the resources on the
+    /// same provider).
     pub async fn candidate_providers(
         &self,
         resources: &str,
         required: &BTreeSet<String>,
+        limit: usize,
     ) -> Result<BTreeSet<String>, OpenStackError> {
-        let mut path = format!("/allocation_candidates?resources1={}&limit=100000", enc(resources));
+        let mut path = format!("/allocation_candidates?resources1={}&limit={limit}", enc(resources));
         if !required.is_empty() {
             let joined = required.iter().map(String::as_str).collect::<Vec<_>>().join(",");
             path.push_str(&format!("&required1={}", enc(&joined)));

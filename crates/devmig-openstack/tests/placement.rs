@@ -189,7 +189,7 @@ fn allocation_candidates_with_a_sources_traits_are_the_providers_step_a_admits()
         let traits = source_traits(&r, model, &req);
         let step_a: BTreeSet<String> =
             targets.iter().filter(|(_, a)| req.satisfied_by(a)).map(|(p, _)| p.clone()).collect();
-        let offered = rt.block_on(client.candidate_providers("VGPU:1", &traits.required)).expect("candidates");
+        let offered = rt.block_on(client.candidate_providers("VGPU:1", &traits.required, 100_000)).expect("candidates");
         assert!(offered.is_superset(&step_a), "{source}: Placement hides targets step a admits");
         if traits.coarse.is_empty() {
             assert_eq!(offered, step_a, "{source}: Placement and step a disagree");

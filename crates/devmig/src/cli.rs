@@ -376,6 +376,10 @@ pub enum BenchCommand {
     },
     /// The fleet figures: report ingestion, step a, full placements, the exhaustive alternative.
     Fleet(BenchFleetArgs),
+    /// The OpenStack figures against a Placement devmig may fill (an empty test one): Nova-shaped
+    /// trees for simulated hosts, `placement sync` (first, unchanged, one host changed), and
+    /// `allocation_candidates` with devmig's traits beside devmig's own step a.
+    Placement(BenchPlacementArgs),
     /// Claim and release from concurrent clients against --agent.
     Claims {
         /// The source version string.
@@ -578,6 +582,32 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// `devmig bench placement`.
+#[derive(Debug, Args)]
+pub struct BenchPlacementArgs {
+    /// Placement's base URL (an empty, disposable Placement: the benchmark creates providers).
+    #[arg(long, value_name = "URL")]
+    pub placement: String,
+    /// A file holding the token (`admin` for a Placement with auth_strategy = noauth2).
+    #[arg(long, value_name = "FILE")]
+    pub placement_token_file: PathBuf,
+    /// Simulated hosts (compute nodes).
+    #[arg(long, default_value_t = 1000)]
+    pub hosts: usize,
+    /// Devices per host.
+    #[arg(long, default_value_t = 16)]
+    pub devices: usize,
+    /// Calls to Placement at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Step-a queries to time on each side.
+    #[arg(long, default_value_t = 50)]
+    pub queries: usize,
+    /// Seed (the same as `bench fleet`'s gives the same hosts).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// `devmig bench fleet`.

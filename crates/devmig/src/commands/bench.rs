@@ -252,7 +252,7 @@ pub fn bench(
                 )?;
             }
         }
-        BenchCommand::Fleet(_) | BenchCommand::Check { .. } => {
+        BenchCommand::Fleet(_) | BenchCommand::Placement(_) | BenchCommand::Check { .. } => {
             return Err(CliError::Usage("devmig bench fleet and bench check run on their own (no --agent)".into()));
         }
         BenchCommand::Claims { version, mdev_type, devices, clients, seconds } => {

@@ -28,7 +28,7 @@ use crate::output::line;
 const LOOPBACK: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -36,7 +36,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
-fn summary(name: &str, mut lat: Vec<Duration>) -> String {
+pub(crate) fn summary(name: &str, mut lat: Vec<Duration>) -> String {
     lat.sort();
     format!(
         "{name}: n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",

@@ -4,6 +4,7 @@ pub mod attributes;
 pub mod bench;
 pub mod bench_fleet;
 pub mod bench_http;
+pub mod bench_placement;
 pub mod check;
 pub mod claims;
 pub mod demo;
