@@ -210,3 +210,40 @@ fn mdev_sources(hosts: &[Host]) -> BTreeSet<String> {
         .map(|d| d.version)
         .collect()
 }
+
+#[test]
+fn an_agents_link_calls_placement_only_when_its_devices_change_and_puts_back_removed_traits() {
+    let lab = placement();
+    let host = hosts(1).remove(0);
+    let tree = nova_tree(&lab, &host, &[]);
+    let plan = wanted(&host);
+    let rt = runtime();
+    let mut link = devmig_openstack::PlacementLink::new(syncer(&lab.base), Duration::from_secs(60), 3);
+    let calls = |l: &devmig_openstack::PlacementLink| l.syncer().placement().calls();
+    assert!(matches!(rt.block_on(link.tick(plan.clone())), devmig_openstack::link::Tick::Synced { written: 2 }));
+    let before = calls(&link);
+    assert_eq!(rt.block_on(link.tick(plan.clone())), devmig_openstack::link::Tick::Unchanged);
+    assert_eq!(calls(&link), before, "no change, no call");
+    // Someone removes one of devmig's traits: the verification tick (every third) puts it back.
+    let gpu = &tree[&format!("{}_pci_0000_00_02_0", host.name)];
+    let (mut traits, generation) = lab.traits(gpu);
+    let gone = only_ours(&traits).into_iter().next().expect("a devmig trait");
+    traits.remove(&gone);
+    let body = serde_json::json!({ "traits": traits, "resource_provider_generation": generation });
+    assert_eq!(lab.call(reqwest::Method::PUT, &format!("/resource_providers/{gpu}/traits"), Some(body)).0, 200);
+    assert!(matches!(rt.block_on(link.tick(plan.clone())), devmig_openstack::link::Tick::Synced { written: 1 }));
+    assert!(lab.traits(gpu).0.contains(&gone), "{gone} is back");
+    // The driver is upgraded: the next tick writes the new traits.
+    let mut upgraded = HostPlan::draw(7, 0, 16);
+    upgraded.gpu.1 = "9.9.0";
+    let r = registry();
+    let report = upgraded.report(&r, "sim", "http://127.0.0.1:1", 2);
+    let records: Vec<_> = report.devices.iter().map(|d| (d.id.clone(), d.kind, d.attributes.clone())).collect();
+    let changed = desired(
+        &r,
+        &host.name,
+        records.iter().map(|(id, kind, attributes)| Target { id, kind: *kind, attributes, pf: None }),
+    );
+    assert!(matches!(rt.block_on(link.tick(changed.clone())), devmig_openstack::link::Tick::Synced { written: 1 }));
+    assert_eq!(only_ours(&lab.traits(gpu).0), changed.providers[&format!("{}_pci_0000_00_02_0", host.name)].traits);
+}

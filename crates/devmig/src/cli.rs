@@ -454,6 +454,23 @@ pub struct AgentArgs {
     /// Seconds between unprompted reports.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub report_interval_s: u64,
+    /// Keep this host's Placement providers' CUSTOM_DEVMIG_* traits in sync with its devices
+    /// (as `devmig placement sync`): Placement's base URL.
+    #[arg(long, value_name = "URL", requires = "placement_token_file")]
+    pub placement: Option<String>,
+    /// A file holding the token the agent sends to Placement (X-Auth-Token).
+    #[arg(long, value_name = "FILE", requires = "placement")]
+    pub placement_token_file: Option<PathBuf>,
+    /// CA bundle (PEM) for an https:// Placement.
+    #[arg(long, value_name = "FILE", requires = "placement")]
+    pub placement_ca_file: Option<PathBuf>,
+    /// Nova's name for this compute node (default: --host-name, else the kernel's host name).
+    #[arg(long, value_name = "NAME", requires = "placement")]
+    pub placement_node: Option<String>,
+    /// Seconds between looks at the devices for Placement: a look with no change makes no
+    /// call; every tenth syncs anyway, putting back what someone removed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub placement_interval_s: u64,
 }
 
 /// `devmig claim`.

@@ -10,6 +10,7 @@ the same driver major, a target minor at least the source's.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -134,6 +135,10 @@ class Host:
         subprocess.run(["umount", "-l", str(self.mnt)], stderr=subprocess.DEVNULL, check=False)
         for f in self._logs:
             f.close()
+        with open("/proc/mounts") as mounts:
+            still = any(line.split()[1] == str(self.mnt) for line in mounts)
+        if not still:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def agents_file(directory: Path, hosts: list[Host], extra: str = "") -> Path:

@@ -97,6 +97,22 @@ fn fleet_link(
     }))
 }
 
+/// The Placement link these flags ask for, and its node name.
+fn placement_link(args: &AgentArgs) -> Result<Option<(devmig_openstack::PlacementLink, String)>, CliError> {
+    let (Some(url), Some(token_file)) = (&args.placement, &args.placement_token_file) else { return Ok(None) };
+    if args.placement_interval_s == 0 {
+        return Err(CliError::Usage("--placement-interval-s must be at least 1".into()));
+    }
+    let node = super::placement::this_node(args.placement_node.as_deref().or(args.host_name.as_deref()))?;
+    let placement = super::placement::placement_client(url, token_file, args.placement_ca_file.as_deref())?;
+    let link = devmig_openstack::PlacementLink::new(
+        devmig_openstack::Syncer::new(placement),
+        Duration::from_secs(args.placement_interval_s),
+        10,
+    );
+    Ok(Some((link, node)))
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     let c = config(cli, args)?;
@@ -141,6 +157,39 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
             let client =
                 reqwest::Client::builder().build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
             tokio::spawn(link.run(std::sync::Arc::clone(&state.agent), client));
+        }
+        if let Some(link) = placement_link(args)? {
+            line(
+                out,
+                format!("keeping Placement traits of node {} in sync (every {} s)", link.1, args.placement_interval_s),
+            )?;
+            let (agent, registry, node) = (std::sync::Arc::clone(&state.agent), registry.clone(), link.1);
+            tokio::spawn(link.0.run(move || {
+                let (agent, registry, node) = (agent.clone(), registry.clone(), node.clone());
+                async move {
+                    let built = tokio::task::spawn_blocking(move || agent.device_records()).await;
+                    match built {
+                        Ok(Ok(records)) => Some(devmig_openstack::desired(
+                            &registry,
+                            &node,
+                            records.iter().map(|d| devmig_openstack::Target {
+                                id: &d.id,
+                                kind: d.kind,
+                                attributes: &d.attributes,
+                                pf: None,
+                            }),
+                        )),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "devices not read for Placement");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "Placement link task failed");
+                            None
+                        }
+                    }
+                }
+            }));
         }
         devmig_agent::run(listener, state, tls, shutdown_signal())
             .await

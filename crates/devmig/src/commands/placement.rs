@@ -93,7 +93,24 @@ fn fleet_desired(db: &str, registry: &Registry) -> Result<Vec<Desired>, CliError
     Ok(hosts)
 }
 
-fn this_node(given: Option<&str>) -> Result<String, CliError> {
+/// A client of Placement at `url` with the token in `token_file` (TLS from `ca_file`).
+pub fn placement_client(
+    url: &str,
+    token_file: &std::path::Path,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Placement, CliError> {
+    devmig_agent::tls::ensure_default_provider();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if url.starts_with("https://") {
+        let tls = TlsClient { ca_file: ca_file.map(Into::into), client_cert: None, client_key: None };
+        builder = builder.tls_backend_preconfigured(tls.config()?);
+    }
+    let http = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+    Ok(Placement::new(url, &read_token(token_file)?, http)?)
+}
+
+/// Nova's node name: `given`, else the kernel's host name; checked.
+pub fn this_node(given: Option<&str>) -> Result<String, CliError> {
     let node = match given {
         Some(n) => n.to_string(),
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -137,15 +154,7 @@ fn sync(
     let (Some(url), Some(token_file)) = (&args.placement, &args.placement_token_file) else {
         return Err(CliError::Usage("give --placement and --placement-token-file (or --dry-run)".into()));
     };
-    devmig_agent::tls::ensure_default_provider();
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    if url.starts_with("https://") {
-        let tls = TlsClient { ca_file: args.placement_ca_file.clone(), client_cert: None, client_key: None };
-        builder = builder.tls_backend_preconfigured(tls.config()?);
-    }
-    let http = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
-    let placement = Placement::new(url, &read_token(token_file)?, http)?;
-    let syncer = Syncer::new(placement);
+    let syncer = Syncer::new(placement_client(url, token_file, args.placement_ca_file.as_deref())?);
     let rt = super::fleet::runtime()?;
     let started = std::time::Instant::now();
     let reports = rt.block_on(syncer.sync_all(&hosts, args.concurrency));

@@ -1,0 +1,154 @@
+//! `devmig placement ...` and `devmig agent --placement` as an operator runs them: the real
+//! binary over example hosts, against a real OpenStack Placement (openstack-placement from PyPI,
+//! see devmig-testkit's placement lab). Golden files pin the output of the local verbs.
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::A_VGPU};
+use devmig_testkit::placement_lab::{PlacementLab, placement};
+use serde_json::Value;
+
+mod common;
+
+fn tree(which: ExampleHost) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    example_host(&TreeBuilder::new(dir.path()), which).expect("build");
+    dir
+}
+
+fn devmig(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .arg("--sysfs-root")
+        .arg(root)
+        .args(args)
+        .env_remove("DEVMIG_CATALOG")
+        .env_remove("DEVMIG_PLACEMENT_URL")
+        .env_remove("DEVMIG_PLACEMENT_TOKEN_FILE")
+        .output()
+        .expect("run devmig")
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).expect("utf-8")
+}
+
+/// The providers `sync --dry-run` plans for `node` on `root`, by name, with their traits.
+fn planned(root: &Path, node: &str) -> serde_json::Map<String, Value> {
+    let v: Value =
+        serde_json::from_str(&ok(&devmig(root, &["-o", "json", "placement", "sync", "--dry-run", "--node", node])))
+            .expect("json");
+    v["hosts"][0]["providers"].as_object().expect("providers").clone()
+}
+
+/// Nova's tree for `node`: the root and a VGPU provider for each planned provider.
+fn nova_tree(lab: &PlacementLab, node: &str, providers: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let root = lab.create_provider(node, None);
+    providers
+        .keys()
+        .map(|name| {
+            let uuid = lab.create_provider(name, Some(&root));
+            lab.set_inventory(&uuid, "VGPU", 4);
+            lab.add_traits(&uuid, &["CUSTOM_NVIDIA_11"]);
+            (name.clone(), uuid)
+        })
+        .collect()
+}
+
+fn traits_of(p: &Value) -> std::collections::BTreeSet<String> {
+    p["traits"].as_array().expect("traits").iter().map(|t| t.as_str().expect("trait").to_string()).collect()
+}
+
+#[test]
+fn the_local_verbs_match_golden_files() {
+    let a = tree(ExampleHost::A);
+    let r = a.path();
+    common::golden("placement-requirements-vgpu.txt", &ok(&devmig(r, &["placement", "requirements", A_VGPU])));
+    common::golden(
+        "placement-requirements-vf.json",
+        &ok(&devmig(r, &["-o", "json", "placement", "requirements", "0000:3d:00.1"])),
+    );
+    common::golden(
+        "placement-sync-dry-run.txt",
+        &ok(&devmig(r, &["placement", "sync", "--dry-run", "--node", "compute1"])),
+    );
+    common::golden("placement-device-spec.txt", &ok(&devmig(r, &["placement", "device-spec"])));
+    // Bad input is refused with what was wrong.
+    for (args, needle) in [
+        (vec!["placement", "requirements"], "give SOURCE"),
+        (vec!["placement", "requirements", "--version", "acme-1", A_VGPU], "not both"),
+        (vec!["placement", "sync", "--dry-run", "--node", "a b"], "compute node name"),
+        (vec!["placement", "sync", "--node", "c"], "--placement"),
+    ] {
+        let o = devmig(r, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn sync_writes_the_planned_traits_and_the_agent_keeps_them() {
+    let lab = placement();
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("placement-token");
+    std::fs::write(&token, "admin\n").expect("token");
+    let token = token.to_str().expect("path");
+    let (a, b) = (tree(ExampleHost::A), tree(ExampleHost::B));
+
+    // `placement sync` on host A.
+    let plan_a = planned(a.path(), "compute1");
+    let tree_a = nova_tree(&lab, "compute1", &plan_a);
+    let base = lab.base.as_str();
+    let out = ok(&devmig(
+        a.path(),
+        &["placement", "sync", "--placement", base, "--placement-token-file", token, "--node", "compute1"],
+    ));
+    assert!(out.contains("1 host in") && out.contains("writes"), "{out}");
+    for (name, uuid) in &tree_a {
+        let have = lab.traits(uuid).0;
+        assert!(have.contains("CUSTOM_NVIDIA_11"), "{name}: others' trait kept");
+        assert!(traits_of(&plan_a[name]).is_subset(&have), "{name}: {have:?}");
+    }
+    let again = ok(&devmig(
+        a.path(),
+        &["placement", "sync", "--placement", base, "--placement-token-file", token, "--node", "compute1"],
+    ));
+    assert!(again.contains(", 0 writes"), "{again}");
+    // A node Placement does not know fails that host, naming it.
+    let o = devmig(
+        a.path(),
+        &["placement", "sync", "--placement", base, "--placement-token-file", token, "--node", "nosuch"],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("placement has no resource provider named \"nosuch\""));
+
+    // `devmig agent --placement` on host B: its providers get their traits without anyone asking.
+    let plan_b = planned(b.path(), "compute2");
+    let tree_b = nova_tree(&lab, "compute2", &plan_b);
+    let tokens = dir.path().join("tokens.toml");
+    devmig_testkit::write_token_file(&tokens, &[("nova", "admin", None, "admin-secret-0123456789")]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devmig"));
+    cmd.arg("--sysfs-root")
+        .arg(b.path())
+        .args(["agent", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&tokens)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--placement", base, "--placement-token-file", token, "--placement-node", "compute2"])
+        .args(["--placement-interval-s", "1"])
+        .stderr(Stdio::null());
+    let (mut child, _) = common::spawn_until_first_line(&mut cmd, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let synced = || tree_b.iter().all(|(name, uuid)| traits_of(&plan_b[name]).is_subset(&lab.traits(uuid).0));
+    while !synced() {
+        assert!(Instant::now() < deadline, "the agent did not sync compute2's providers within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
