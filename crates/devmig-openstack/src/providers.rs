@@ -1,8 +1,9 @@
 //! Which Placement provider stands for which device, and the devmig traits each should carry.
 //!
 //! Nova names the provider of an mdev-capable parent `<node>_<libvirt node device name>`, and
-//! libvirt names a PCI device `pci_<domain>_<bus>_<slot>_<function>` (Nova's
-//! `_get_resource_provider_name`-style naming in its libvirt driver; `compute1_pci_0000_81_00_0`).
+//! libvirt names a PCI device `pci_<domain>_<bus>_<slot>_<function>` (Nova 34.0.0,
+//! nova/virt/libvirt/driver.py `_ensure_pgpu_providers`; `compute1_pci_0000_81_00_0`). Nova's
+//! PCI-in-Placement providers are `<node>_<PF ADDRESS>` (nova/compute/pci_placement_translator.py).
 //! A target for Nova is a new mdev of a type on that parent, so each of the parent's
 //! `mdev_type` devices adds its traits there (the union: the parent accepts a source when one
 //! of its types does). Created mdevs are instances' devices, not targets. PCI functions (VFs)

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::*};
 
@@ -18,21 +18,7 @@ fn host(which: ExampleHost) -> Host {
     Host { dir }
 }
 
-fn devmig(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .arg("--sysfs-root")
-        .arg(root)
-        .args(args)
-        .env_remove("DEVMIG_CATALOG")
-        .env_remove("DEVMIG_TIMEOUT_MS")
-        .output()
-        .expect("run devmig")
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout.clone()).expect("utf-8")
-}
+use common::{devmig_at as devmig, ok};
 
 #[test]
 fn list_show_and_attributes_match_golden_files() {

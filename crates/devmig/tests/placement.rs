@@ -2,7 +2,7 @@
 //! binary over example hosts, against a real OpenStack Placement (openstack-placement from PyPI,
 //! see devmig-testkit's placement lab). Golden files pin the output of the local verbs.
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::A_VGPU};
@@ -11,27 +11,12 @@ use serde_json::Value;
 
 mod common;
 
+use common::{devmig_at as devmig, ok};
+
 fn tree(which: ExampleHost) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     example_host(&TreeBuilder::new(dir.path()), which).expect("build");
     dir
-}
-
-fn devmig(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .arg("--sysfs-root")
-        .arg(root)
-        .args(args)
-        .env_remove("DEVMIG_CATALOG")
-        .env_remove("DEVMIG_PLACEMENT_URL")
-        .env_remove("DEVMIG_PLACEMENT_TOKEN_FILE")
-        .output()
-        .expect("run devmig")
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout.clone()).expect("utf-8")
 }
 
 /// The providers `sync --dry-run` plans for `node` on `root`, by name, with their traits.

@@ -21,6 +21,27 @@ pub fn spawn_until_first_line(cmd: &mut Command, limit: Duration) -> (Child, Str
     (child, line)
 }
 
+/// Runs the binary on the tree under `root` with `args`, without the environment's devmig
+/// settings (catalog, timeout, Placement) leaking in.
+pub fn devmig_at(root: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .arg("--sysfs-root")
+        .arg(root)
+        .args(args)
+        .env_remove("DEVMIG_CATALOG")
+        .env_remove("DEVMIG_TIMEOUT_MS")
+        .env_remove("DEVMIG_PLACEMENT_URL")
+        .env_remove("DEVMIG_PLACEMENT_TOKEN_FILE")
+        .output()
+        .expect("run devmig")
+}
+
+/// Stdout of a run that must exit 0 (its stderr in the failure otherwise).
+pub fn ok(o: &std::process::Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).expect("utf-8")
+}
+
 /// Compares `actual` with `tests/golden/NAME`; DEVMIG_UPDATE_GOLDEN=1 rewrites it instead.
 pub fn golden(name: &str, actual: &str) {
     let path: std::path::PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
