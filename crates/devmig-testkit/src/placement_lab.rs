@@ -34,6 +34,12 @@ pub struct PlacementLab {
 /// Starts Placement on a free loopback port with a fresh SQLite database; panics (naming what
 /// to install) when the venv is missing, and when it does not answer within 90 s.
 pub fn placement() -> PlacementLab {
+    placement_with(None)
+}
+
+/// [`placement`] serving https with `tls` (certificate and key PEM files, e.g. from
+/// [`crate::pki`]) when given.
+pub fn placement_with(tls: Option<(&std::path::Path, &std::path::Path)>) -> PlacementLab {
     devmig_agent::tls::ensure_default_provider();
     let venv = venv();
     let gunicorn = venv.join("bin/gunicorn");
@@ -50,9 +56,12 @@ pub fn placement() -> PlacementLab {
     );
     std::fs::write(dir.path().join("placement.conf"), conf).expect("placement.conf");
     let log = dir.path().join("gunicorn.log");
-    let child = Command::new(&gunicorn)
-        .args(["--no-control-socket", "-b", "127.0.0.1:0", "-w", "1", "--error-logfile"])
-        .arg(&log)
+    let mut cmd = Command::new(&gunicorn);
+    cmd.args(["--no-control-socket", "-b", "127.0.0.1:0", "-w", "1", "--error-logfile"]).arg(&log);
+    if let Some((cert, key)) = tls {
+        cmd.arg("--certfile").arg(cert).arg("--keyfile").arg(key);
+    }
+    let child = cmd
         .arg("placement.wsgi.api:application")
         .current_dir(dir.path())
         .env("OS_PLACEMENT_CONFIG_DIR", dir.path())
@@ -62,14 +71,21 @@ pub fn placement() -> PlacementLab {
         .process_group(0)
         .spawn()
         .expect("start gunicorn");
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    // The lab's own setup calls trust whatever it serves (its certificate is the test's).
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
     let mut lab = PlacementLab { child, _dir: dir, base: String::new(), http };
     let deadline = Instant::now() + Duration::from_secs(90);
     while lab.base.is_empty() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(at) = text.find("Listening at: ") {
             let rest = &text[at + "Listening at: ".len()..];
-            lab.base = rest.split_whitespace().next().unwrap_or_default().to_string();
+            let url = rest.split_whitespace().next().unwrap_or_default();
+            // gunicorn prints http:// whatever it serves.
+            lab.base = if tls.is_some() { url.replacen("http://", "https://", 1) } else { url.to_string() };
         }
         assert!(Instant::now() < deadline, "placement did not listen within 90 s:\n{text}");
         assert!(lab.child.try_wait().expect("wait").is_none(), "gunicorn exited:\n{text}");

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devmig_core::tree::{ExampleHost, TreeBuilder, example_host, example_uuids::A_VGPU};
-use devmig_testkit::placement_lab::{PlacementLab, placement};
+use devmig_testkit::placement_lab::{PlacementLab, placement, placement_with};
 use serde_json::Value;
 
 mod common;
@@ -136,4 +136,51 @@ fn sync_writes_the_planned_traits_and_the_agent_keeps_them() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn an_https_placement_is_verified_against_the_given_ca() {
+    let dir = tempfile::tempdir().expect("dir");
+    let [ca, cert, key, ..] = devmig_testkit::pki(dir.path(), "placement");
+    let lab = placement_with(Some((&cert, &key)));
+    assert!(lab.base.starts_with("https://127.0.0.1:"), "{}", lab.base);
+    let a = tree(ExampleHost::A);
+    let plan = planned(a.path(), "compute1");
+    let providers = nova_tree(&lab, "compute1", &plan);
+    let token = dir.path().join("token");
+    std::fs::write(&token, "admin\n").expect("token");
+    let (token, ca) = (token.to_str().expect("path"), ca.to_str().expect("path"));
+    let sync = |extra: &[&str]| {
+        let args = [
+            &[
+                "placement",
+                "sync",
+                "--placement",
+                lab.base.as_str(),
+                "--placement-token-file",
+                token,
+                "--node",
+                "compute1",
+            ],
+            extra,
+        ]
+        .concat();
+        devmig(a.path(), &args)
+    };
+    let no_ca = sync(&[]);
+    assert_eq!(no_ca.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&no_ca.stderr).contains("an https:// Placement needs --placement-ca-file"),
+        "{}",
+        String::from_utf8_lossy(&no_ca.stderr)
+    );
+    ok(&sync(&["--placement-ca-file", ca]));
+    for (name, uuid) in &providers {
+        assert!(traits_of(&plan[name]).is_subset(&lab.traits(uuid).0), "{name}");
+    }
+    // A CA that did not sign Placement's certificate: the host fails, nothing is written.
+    let [other_ca, ..] = devmig_testkit::pki(dir.path(), "other");
+    let o = sync(&["--placement-ca-file", other_ca.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unreachable"), "{}", String::from_utf8_lossy(&o.stdout));
 }

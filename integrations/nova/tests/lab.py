@@ -58,7 +58,7 @@ def _wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen[bytes
 class Host:
     """One emulated host and its agent; :meth:`stop` unmounts and stops both."""
 
-    def __init__(self, name: str, driver_version: str) -> None:
+    def __init__(self, name: str, driver_version: str, *, tls: bool = False) -> None:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"devmig-nova-{name}-"))
         self.mnt = self.dir / "mnt"
@@ -79,6 +79,11 @@ class Host:
         )
         self._procs.append(mount)
         _wait_for(f"simfs of {name}", lambda: (self.mnt / "sys/class/mdev_bus").exists(), mount, mount_log)
+        tls_args: list[str] = []
+        self.ca_file: Path | None = None
+        if tls:
+            self.ca_file = pki(self.dir)
+            tls_args = ["--tls-cert", str(self.dir / "server.pem"), "--tls-key", str(self.dir / "server.key")]
         agent_log = self.dir / "agent.log"
         agent = subprocess.Popen(
             [
@@ -92,12 +97,13 @@ class Host:
                 str(self.dir / "tokens.toml"),
                 "--state-dir",
                 str(self.dir / "state"),
+                *tls_args,
             ],
             stdout=self._log(agent_log),
             stderr=subprocess.STDOUT,
         )
         self._procs.append(agent)
-        _wait_for(f"agent of {name}", lambda: "listening on http" in agent_log.read_text(errors="replace"), agent, agent_log)
+        _wait_for(f"agent of {name}", lambda: "listening on " in agent_log.read_text(errors="replace"), agent, agent_log)
         text = agent_log.read_text()
         self.url = text.split("listening on ", 1)[1].split()[0]
 
@@ -120,7 +126,8 @@ class Host:
 
     def agents_entry(self) -> str:
         """This host's table of an agents file."""
-        return f'[agents.{self.name}]\nurl = "{self.url}"\ntoken_file = "{self.dir / "token"}"\n'
+        ca = f'ca_file = "{self.ca_file}"\n' if self.ca_file else ""
+        return f'[agents.{self.name}]\nurl = "{self.url}"\ntoken_file = "{self.dir / "token"}"\n{ca}'
 
     def stop(self) -> None:
         """Stops the agent, then unmounts (the mount's SIGTERM handler unmounts)."""
@@ -139,6 +146,21 @@ class Host:
             still = any(line.split()[1] == str(self.mnt) for line in mounts)
         if not still:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pki(directory: Path) -> Path:
+    """A test CA and a server certificate for 127.0.0.1 signed by it (openssl); the CA's path."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=devmig-nova test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return directory / "ca.pem"
 
 
 def agents_file(directory: Path, hosts: list[Host], extra: str = "") -> Path:

@@ -127,3 +127,23 @@ def test_the_agents_file_resolves_relative_paths_and_names_bad_keys(hosts: dict[
     with pytest.raises(ValueError, match=r"\[agents.src\] has unknown keys \['port'\]"):
         Agents.load(bad)
     assert agents_file(tmp_path, [src]).read_text().startswith("[agents.src]")
+
+
+def test_an_https_agent_is_verified_against_its_ca(hosts: dict[str, Host], tmp_path: Path) -> None:
+    src = hosts["src"] = Host("src", "0.2", tls=True)
+    assert src.url.startswith("https://127.0.0.1:") and src.ca_file is not None
+    src.create_mdev("0000:81:00.0", "nvidia-11", SRC_MDEV)
+    assert AgentClient(src.url, TOKEN, ca_file=str(src.ca_file)).version(SRC_MDEV) == "mtty-v1-0.2.0-nvidia-11"
+    with pytest.raises(ValueError, match="needs a CA file"):
+        AgentClient(src.url, TOKEN)
+    # Another CA: the certificate is refused, an error and never an answer.
+    other = tmp_path / "other"
+    other.mkdir()
+    from lab import pki
+
+    with pytest.raises(DevmigError) as e:
+        AgentClient(src.url, TOKEN, ca_file=str(pki(other))).version(SRC_MDEV)
+    assert e.value.status == 0 and "CERTIFICATE_VERIFY_FAILED" in e.value.detail
+    # The agents file carries the CA.
+    agents = Agents.load(agents_file(tmp_path, [src]))
+    assert agents.client("src").version(SRC_MDEV) == "mtty-v1-0.2.0-nvidia-11"

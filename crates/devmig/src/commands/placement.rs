@@ -102,7 +102,10 @@ pub fn placement_client(
     devmig_agent::tls::ensure_default_provider();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     if url.starts_with("https://") {
-        let tls = TlsClient { ca_file: ca_file.map(Into::into), client_cert: None, client_key: None };
+        let ca_file = ca_file.ok_or_else(|| {
+            CliError::Usage(format!("placement at {url}: an https:// Placement needs --placement-ca-file"))
+        })?;
+        let tls = TlsClient { ca_file: Some(ca_file.into()), client_cert: None, client_key: None };
         builder = builder.tls_backend_preconfigured(tls.config()?);
     }
     let http = builder.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from nova import exception
+from nova.conf import CONF
 from oslo_log import log as logging
 
 from devmig_nova import precheck
@@ -62,7 +63,7 @@ def claim_mdev_targets(
     here = driver._host.get_hostname()
     try:
         source = agents.client(migration.source_compute, migration.source_node)
-        target = agents.client(here, getattr(migration, "dest_compute", None))
+        target = agents.client(here, getattr(migration, "dest_compute", None), CONF.host)
     except KeyError as e:
         raise exception.MigrationPreCheckError(reason=f"devmig: {e.args[0]}") from None
     try:
