@@ -254,16 +254,20 @@ fn requirements(
     let (version, model, kind) = source(args, backend, registry)?;
     let req = registry.requirement(&version)?;
     let traits = source_traits(registry, &model, &req);
-    let pci = matches!(kind, Some(DeviceKind::SriovVf | DeviceKind::Pci))
-        || (kind.is_none() && matches!(model.as_str(), "nvme" | "qat") && !version.contains("vqat"));
+    // A device says what it is; a string alone does not: then both forms are printed.
+    let (mdev, pci) = match kind {
+        Some(DeviceKind::SriovVf | DeviceKind::Pci) => (false, true),
+        Some(_) => (true, false),
+        None => (true, true),
+    };
     let joined = traits.required.iter().map(String::as_str).collect::<Vec<_>>().join(",");
     let n = args.group;
-    let extra_specs: Vec<String> = if pci {
-        Vec::new()
-    } else {
+    let extra_specs: Vec<String> = if mdev {
         std::iter::once(format!("resources{n}:{}=1", args.resource_class))
             .chain(traits.required.iter().map(|t| format!("trait{n}:{t}=required")))
             .collect()
+    } else {
+        Vec::new()
     };
     if o == Output::Json {
         json(
@@ -281,14 +285,15 @@ fn requirements(
         return Ok(0);
     }
     line(out, format!("source: {version} (model {model})"))?;
-    if pci {
-        line(out, "a PCI function: put the traits in the flavor's [pci] alias (PCI in Placement):")?;
-        line(out, format!("  \"traits\": \"{joined}\""))?;
-    } else {
-        line(out, "flavor extra specs (one request group: the traits on the provider of the device):")?;
+    if mdev {
+        line(out, "flavor extra specs for an mdev (one request group: the traits on the provider of the device):")?;
         for s in &extra_specs {
             line(out, format!("  {s}"))?;
         }
+    }
+    if pci {
+        line(out, "for a PCI function: the traits of the flavor's [pci] alias (PCI in Placement):")?;
+        line(out, format!("  \"traits\": \"{joined}\""))?;
     }
     render_coarse(&traits, out)?;
     Ok(0)
