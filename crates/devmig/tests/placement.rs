@@ -54,6 +54,11 @@ fn the_local_verbs_match_golden_files() {
         "placement-requirements-vf.json",
         &ok(&devmig(r, &["-o", "json", "placement", "requirements", "0000:3d:00.1"])),
     );
+    // A string alone: both forms, and the minor past 32 checked coarsely (said).
+    common::golden(
+        "placement-requirements-version.txt",
+        &ok(&devmig(r, &["placement", "requirements", "--version", "mtty-v1-0.40.0-mtty-2"])),
+    );
     common::golden(
         "placement-sync-dry-run.txt",
         &ok(&devmig(r, &["placement", "sync", "--dry-run", "--node", "compute1"])),
