@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # devmig-nova's checks, in the OpenStack venv (integrations/openstack-venv.sh):
-#   1. mypy --strict on the typed modules (client, config, precheck);
+#   1. mypy --strict on devmig_nova (Nova and oslo themselves are not read);
 #   2. pytest: the client and the pre-check against real devmig agents over emulated hosts;
 #   3. Nova 34.0.0's own vGPU live-migration functional tests, subclassed with devmig in the
 #      loop, against a copy of Nova with patches/nova-34.0.0-devmig.patch applied.

@@ -82,25 +82,32 @@ class DevmigLiveMigrationFilter(filters.BaseHostFilter):  # type: ignore[misc]
     def _source_versions(self, ctx: Any, spec_obj: Any, agents: Agents) -> set[str] | str | None:
         """The versions of the mdevs on the source pGPUs the migration holds; None when the
         request is no live migration with vGPUs; a message when they cannot be read."""
-        migrations = objects.MigrationList.get_by_filters(
-            ctx,
-            {"instance_uuid": spec_obj.instance_uuid, "migration_type": "live-migration", "status": ["accepted", "queued", "preparing"]},
-        )
-        if not migrations:
-            return None
-        migration = migrations[0]
-        placement = report.report_client_singleton()
-        allocations = placement.get_allocations_for_consumer(ctx, migration.uuid)
-        node = migration.source_node or migration.source_compute
-        parents = []
-        for rp_uuid, alloc in allocations.items():
-            if "VGPU" not in alloc.get("resources", {}):
-                continue
-            name = placement.get_resource_provider_name(ctx, rp_uuid)
-            address = pci_address(name[len(node) + 1 :]) if name.startswith(f"{node}_") else None
-            if address is None:
-                return f"the source pGPU provider {name} is not named <node>_pci_<address>"
-            parents.append(address)
+        try:
+            migrations = objects.MigrationList.get_by_filters(
+                ctx,
+                {
+                    "instance_uuid": spec_obj.instance_uuid,
+                    "migration_type": "live-migration",
+                    "status": ["accepted", "queued", "preparing"],
+                },
+            )
+            if not migrations:
+                return None
+            migration = migrations[0]
+            placement = report.report_client_singleton()
+            allocations = placement.get_allocations_for_consumer(ctx, migration.uuid)
+            node = migration.source_node or migration.source_compute
+            parents = []
+            for rp_uuid, alloc in allocations.items():
+                if "VGPU" not in alloc.get("resources", {}):
+                    continue
+                name = placement.get_resource_provider_name(ctx, rp_uuid)
+                address = pci_address(name[len(node) + 1 :]) if name.startswith(f"{node}_") else None
+                if address is None:
+                    return f"the source pGPU provider {name} is not named <node>_pci_<address>"
+                parents.append(address)
+        except Exception as e:  # Nova's database or Placement: the host cannot be judged.
+            return f"the migration's source allocations cannot be read: {e}"
         if not parents:
             return None
         try:

@@ -67,8 +67,12 @@ def claim_mdev_targets(
     except KeyError as e:
         raise exception.MigrationPreCheckError(reason=f"devmig: {e.args[0]}") from None
     try:
+        pgpus = _pgpus(driver, allocs)
+    except ValueError as e:  # a provider the allocation names is not in this host's tree
+        raise exception.MigrationPreCheckError(reason=f"Unable to migrate {instance.uuid}: devmig: {e}") from None
+    try:
         versions = precheck.source_versions(source, src_mdev_types)
-        targets = precheck.claim_targets(target, instance.uuid, versions, _pgpus(driver, allocs), agents.ttl)
+        targets = precheck.claim_targets(target, instance.uuid, versions, pgpus, agents.ttl)
     except precheck.NoTarget as e:
         raise exception.MigrationPreCheckError(reason=f"Unable to migrate {instance.uuid}: {e}") from None
     except DevmigError as e:
