@@ -20,7 +20,7 @@ pub enum Tick {
         /// Providers whose traits were written.
         written: usize,
     },
-    /// The sync failed (logged); the next tick tries again.
+    /// The sync (or one provider's) failed (logged); the next tick tries again.
     Failed,
 }
 
@@ -67,8 +67,14 @@ impl PlacementLink {
                             provider = %p.provider,
                             "placement has no such provider (no enabled mdev type on the parent, or another node name)"
                         ),
+                        ProviderOutcome::Failed { error } => {
+                            tracing::warn!(provider = %p.provider, error, "placement traits not synced; retrying at the next tick")
+                        }
                         ProviderOutcome::Unchanged => {}
                     }
+                }
+                if providers.iter().any(|p| matches!(p.outcome, ProviderOutcome::Failed { .. })) {
+                    return Tick::Failed;
                 }
                 self.last = Some(desired);
                 Tick::Synced { written }

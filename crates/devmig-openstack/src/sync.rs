@@ -38,6 +38,11 @@ pub enum ProviderOutcome {
     },
     /// Nova has no such provider (no enabled mdev type on the parent, or another naming).
     Missing,
+    /// This provider could not be synced (the host's other providers still were).
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 /// One provider's result.
@@ -110,7 +115,8 @@ impl Syncer {
         reports
     }
 
-    /// Syncs one host's providers.
+    /// Syncs one host's providers: an error reading the host's tree fails the host, an error on
+    /// one provider fails that provider (the others are still synced).
     pub async fn sync_host(&self, desired: &Desired) -> Result<Vec<ProviderReport>, OpenStackError> {
         let tree = self.tree(&desired.node).await?;
         let by_name: BTreeMap<&str, &Provider> = tree.iter().map(|p| (p.name.as_str(), p)).collect();
@@ -124,7 +130,10 @@ impl Syncer {
             let want = desired.providers.get(name).map_or(&empty, |p| &p.traits);
             let outcome = match by_name.get(name) {
                 None => ProviderOutcome::Missing,
-                Some(p) => self.sync_provider(p, want).await?,
+                Some(p) => match self.sync_provider(p, want).await {
+                    Ok(o) => o,
+                    Err(e) => ProviderOutcome::Failed { error: e.to_string() },
+                },
             };
             out.push(ProviderReport { provider: name.to_string(), outcome });
         }

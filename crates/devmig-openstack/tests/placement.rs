@@ -247,3 +247,26 @@ fn an_agents_link_calls_placement_only_when_its_devices_change_and_puts_back_rem
     assert!(matches!(rt.block_on(link.tick(changed.clone())), devmig_openstack::link::Tick::Synced { written: 1 }));
     assert_eq!(only_ours(&lab.traits(gpu).0), changed.providers[&format!("{}_pci_0000_00_02_0", host.name)].traits);
 }
+
+#[test]
+fn a_provider_that_fails_does_not_stop_the_hosts_others() {
+    let lab = placement();
+    let host = hosts(1).remove(0);
+    let tree = nova_tree(&lab, &host, &[]);
+    let mut plan = wanted(&host);
+    let (bad, good) = {
+        let mut names = plan.providers.keys().cloned();
+        (names.next().expect("two providers"), names.next().expect("two providers"))
+    };
+    plan.providers.get_mut(&bad).expect("bad").traits.insert("CUSTOM_DEVMIG_lowercase".to_string());
+    let rt = runtime();
+    let outcomes = outcomes(&rt.block_on(syncer(&lab.base).sync_all(std::slice::from_ref(&plan), 1)));
+    assert!(
+        matches!(&outcomes[&bad], ProviderOutcome::Failed { error } if error.contains("CUSTOM_DEVMIG_lowercase")),
+        "{:?}",
+        outcomes[&bad]
+    );
+    assert!(matches!(outcomes[&good], ProviderOutcome::Written { .. }), "{:?}", outcomes[&good]);
+    assert_eq!(only_ours(&lab.traits(&tree[&good]).0), plan.providers[&good].traits);
+    assert!(only_ours(&lab.traits(&tree[&bad]).0).is_empty(), "nothing half-written on the failed one");
+}

@@ -117,9 +117,19 @@ fn count_written(reports: &[SyncReport]) -> Result<(usize, usize), CliError> {
             return Err(CliError::Remote { status: 0, code: "placement".into(), detail: format!("{}: {e}", r.node) });
         }
         for p in &r.providers {
-            if let ProviderOutcome::Written { added: a, removed, .. } = &p.outcome {
-                written += 1;
-                added += a.len() + removed.len();
+            match &p.outcome {
+                ProviderOutcome::Written { added: a, removed, .. } => {
+                    written += 1;
+                    added += a.len() + removed.len();
+                }
+                ProviderOutcome::Failed { error } => {
+                    return Err(CliError::Remote {
+                        status: 0,
+                        code: "placement".into(),
+                        detail: format!("{}: {error}", p.provider),
+                    });
+                }
+                ProviderOutcome::Unchanged | ProviderOutcome::Missing => {}
             }
         }
     }

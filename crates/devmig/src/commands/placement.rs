@@ -162,7 +162,12 @@ fn sync(
     let started = std::time::Instant::now();
     let reports = rt.block_on(syncer.sync_all(&hosts, args.concurrency));
     let elapsed = started.elapsed();
-    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    let failed = reports
+        .iter()
+        .filter(|r| {
+            r.error.is_some() || r.providers.iter().any(|p| matches!(p.outcome, ProviderOutcome::Failed { .. }))
+        })
+        .count();
     if o == Output::Json {
         json(
             out,
@@ -204,6 +209,7 @@ fn render_sync(reports: &[HostReport], out: &mut dyn Write) -> Result<(), CliErr
             let what = match &p.outcome {
                 ProviderOutcome::Unchanged => "unchanged".to_string(),
                 ProviderOutcome::Missing => "no such provider in Placement (no enabled mdev type there?)".to_string(),
+                ProviderOutcome::Failed { error } => format!("failed: {error}"),
                 ProviderOutcome::Written { added, removed, conflicts } => {
                     let mut s = format!("+{} -{} traits", added.len(), removed.len());
                     if *conflicts > 0 {
