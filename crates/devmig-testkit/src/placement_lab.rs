@@ -3,7 +3,6 @@
 //! (`DEVMIG_TEST_OPENSTACK_VENV`, else `/var/cache/devmig-ci/openstack-venv`), and an
 //! interfering proxy that makes another writer change a provider first (Placement's 409).
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -269,11 +268,4 @@ async fn forward(
             r
         }
     }
-}
-
-/// Reads all of a child's pipe (for messages).
-pub fn drain(mut r: impl Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
 }

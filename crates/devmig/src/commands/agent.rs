@@ -113,6 +113,35 @@ fn placement_link(args: &AgentArgs) -> Result<Option<(devmig_openstack::Placemen
     Ok(Some((link, node)))
 }
 
+/// This host's providers as Placement should see them, from the agent's device records
+/// (`None`, logged, when the devices cannot be read now).
+async fn host_providers(
+    agent: std::sync::Arc<devmig_agent::Agent>,
+    registry: Registry,
+    node: String,
+) -> Option<devmig_openstack::Desired> {
+    match tokio::task::spawn_blocking(move || agent.device_records()).await {
+        Ok(Ok(records)) => Some(devmig_openstack::desired(
+            &registry,
+            &node,
+            records.iter().map(|d| devmig_openstack::Target {
+                id: &d.id,
+                kind: d.kind,
+                attributes: &d.attributes,
+                pf: None,
+            }),
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "devices not read for Placement");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Placement link task failed");
+            None
+        }
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     let c = config(cli, args)?;
@@ -164,32 +193,7 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
                 format!("keeping Placement traits of node {} in sync (every {} s)", link.1, args.placement_interval_s),
             )?;
             let (agent, registry, node) = (std::sync::Arc::clone(&state.agent), registry.clone(), link.1);
-            tokio::spawn(link.0.run(move || {
-                let (agent, registry, node) = (agent.clone(), registry.clone(), node.clone());
-                async move {
-                    let built = tokio::task::spawn_blocking(move || agent.device_records()).await;
-                    match built {
-                        Ok(Ok(records)) => Some(devmig_openstack::desired(
-                            &registry,
-                            &node,
-                            records.iter().map(|d| devmig_openstack::Target {
-                                id: &d.id,
-                                kind: d.kind,
-                                attributes: &d.attributes,
-                                pf: None,
-                            }),
-                        )),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "devices not read for Placement");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "Placement link task failed");
-                            None
-                        }
-                    }
-                }
-            }));
+            tokio::spawn(link.0.run(move || host_providers(agent.clone(), registry.clone(), node.clone())));
         }
         devmig_agent::run(listener, state, tls, shutdown_signal())
             .await
