@@ -15,7 +15,7 @@
 //! | `SemverCompatible` | `<ATTR>_V<major>_GE<k>` for every `k` up to its minor (below 32; then 32, 64, 128, ...) | `<ATTR>_V<major>_GE<min_minor>` |
 //!
 //! A value is written as it is when it is 1..=40 of `[A-Z0-9]`, else as its capitalised,
-//! shortened form plus `_H` and 12 hex digits of its SHA-256 (`EQ_I915_GVTG_V5_4_H1a2b…`), so two
+//! shortened form plus `_H` and 12 hex digits of its SHA-256 (`EQ_I915_GVTG_V5_4_H1A2B…`), so two
 //! different values never share a trait. Each model names the groups its `OneOf` constraints
 //! take their values from ([`VendorModel::one_of_groups`]: its catalog's compatible-id groups).
 //!

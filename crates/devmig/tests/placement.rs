@@ -189,3 +189,53 @@ fn an_https_placement_is_verified_against_the_given_ca() {
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("unreachable"), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn a_device_discovery_cannot_read_stops_the_sync_before_any_call() {
+    use std::io::Read;
+    // mtty/mtty-1's available_instances hangs: discovery cannot read that type.
+    let spec = devmig_testkit::hung_mtty_spec("available_instances", "read");
+    let registry = devmig_vendors::Registry::new(devmig_vendors::Catalog::embedded());
+    let host = devmig_simfs::HostSpec::from_toml(&spec, "hung", &devmig_vendors::Catalog::embedded())
+        .expect("spec")
+        .build(registry, "hung")
+        .expect("build");
+    let mnt = tempfile::tempdir().expect("mnt");
+    let mounted = devmig_simfs::mount(host, mnt.path()).expect("mount (root)");
+    // A Placement URL nothing listens on: the sync must stop before calling it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .arg("--sysfs-root")
+        .arg(mnt.path())
+        .args(["--timeout-ms", "300", "placement", "sync", "--node", "c1", "--placement", "http://127.0.0.1:9"])
+        .args(["--placement-token-file", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    // Its abandoned read ends only when the tree goes: wait for the exit, then unmount.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        // The main thread has answered once the process is a zombie waiting on that read.
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        if state.contains(") Z") {
+            drop(mounted);
+            break child.wait().expect("wait");
+        }
+        assert!(Instant::now() < deadline, "the sync did not give up within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = rx.recv_timeout(Duration::from_secs(30)).expect("stderr");
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(text.contains("device mtty/mtty-1 cannot be described now"), "{text}");
+    assert!(text.contains("nothing synced"), "{text}");
+}

@@ -3,6 +3,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use devmig_agent::AgentConfig;
+use devmig_core::DeviceKind;
 use devmig_vendors::Registry;
 
 use crate::cli::{AgentArgs, Cli};
@@ -120,7 +121,19 @@ async fn host_providers(
     registry: Registry,
     node: String,
 ) -> Option<devmig_openstack::Desired> {
-    match tokio::task::spawn_blocking(move || agent.device_records()).await {
+    let records = move || {
+        // A device discovery could not read would be missing from the records, and its
+        // provider would lose traits step b may still honour: skip the look instead.
+        let unread = agent.devices()?.devices.into_iter().find(|d| {
+            d.migration.support == devmig_core::MigrationSupport::Unknown
+                && matches!(d.kind, DeviceKind::MdevType | DeviceKind::SriovVf | DeviceKind::Pci)
+        });
+        match unread {
+            Some(d) => Err(devmig_agent::AgentError::Internal(format!("device {} cannot be read now", d.id))),
+            None => agent.device_records(),
+        }
+    };
+    match tokio::task::spawn_blocking(records).await {
         Ok(Ok(records)) => Some(devmig_openstack::desired(
             &registry,
             &node,
@@ -132,7 +145,7 @@ async fn host_providers(
             }),
         )),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "devices not read for Placement");
+            tracing::warn!(error = %e, "devices not read for Placement; the next look tries again");
             None
         }
         Err(e) => {

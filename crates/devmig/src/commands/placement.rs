@@ -49,19 +49,27 @@ pub fn placement(
 type LocalTarget = (String, DeviceKind, Attributes, Option<String>);
 
 /// This host's devices as Placement targets: every device discovery can migrate, with its
-/// attributes (as the agent reports them) and a VF's PF.
+/// attributes (as the agent reports them) and a VF's PF. A device discovery could not read, or
+/// whose attributes fail, stops the sync: a provider written without its traits would hide a
+/// target from Placement that step b would accept.
 fn local_targets(backend: &Backend) -> Result<Vec<LocalTarget>, CliError> {
     let inventory: Inventory = backend.inventory()?;
+    let unreadable = |id: &dyn std::fmt::Display, why: String| CliError::Io {
+        what: format!("device {id} cannot be described now ({why}): nothing synced, try again"),
+        source: std::io::Error::other(why),
+    };
     let mut out = Vec::new();
     for dev in inventory.devices {
-        let wanted = matches!(dev.kind, DeviceKind::MdevType | DeviceKind::SriovVf | DeviceKind::Pci);
-        if !wanted || matches!(dev.migration.support, MigrationSupport::None | MigrationSupport::Unknown) {
+        if !matches!(dev.kind, DeviceKind::MdevType | DeviceKind::SriovVf | DeviceKind::Pci) {
             continue;
         }
-        match backend.attributes(&dev.id) {
-            Ok(report) => out.push((dev.id.to_string(), dev.kind, report.attributes, dev.physfn.clone())),
-            Err(e) => tracing::warn!(device = %dev.id, error = %e, "no attributes: left out of Placement"),
+        match dev.migration.support {
+            MigrationSupport::None => continue,
+            MigrationSupport::Unknown => return Err(unreadable(&dev.id, "discovery could not read it".into())),
+            _ => {}
         }
+        let report = backend.attributes(&dev.id).map_err(|e| unreadable(&dev.id, e.to_string()))?;
+        out.push((dev.id.to_string(), dev.kind, report.attributes, dev.physfn.clone()));
     }
     Ok(out)
 }
