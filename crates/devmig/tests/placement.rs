@@ -239,3 +239,55 @@ fn a_device_discovery_cannot_read_stops_the_sync_before_any_call() {
     assert!(text.contains("device mtty/mtty-1 cannot be described now"), "{text}");
     assert!(text.contains("nothing synced"), "{text}");
 }
+
+#[test]
+fn sync_from_a_fleet_database_covers_every_fresh_host() {
+    let lab = placement();
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite:{}", dir.path().join("fleet.db").display());
+    let store = devmig_fleet::Store::open(&db.parse().expect("url"), 1).expect("fleet store");
+    let registry = devmig_vendors::Registry::new(devmig_vendors::Catalog::embedded());
+    let now = devmig_fleet::now_ms();
+    let base = u64::try_from(now).expect("clock") * 1_000_000;
+    for i in 0..3 {
+        let mut r = devmig_fleet::sim::HostPlan::draw(7, i, 16).report(&registry, "sim", "http://127.0.0.1:9", 1);
+        r.generation = base + i as u64;
+        store.apply_report(&r, now).expect("report");
+    }
+    drop(store);
+    let nowhere = tempfile::tempdir().expect("no sysfs");
+    let plan: Value = serde_json::from_str(&ok(&devmig(
+        nowhere.path(),
+        &["-o", "json", "placement", "sync", "--dry-run", "--fleet-db", &db],
+    )))
+    .expect("json");
+    let hosts = plan["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 3);
+    let mut trees = Vec::new();
+    for h in hosts {
+        let providers = h["providers"].as_object().expect("providers").clone();
+        assert_eq!(providers.len(), 2, "a GPU and an mtty parent: {providers:?}");
+        trees.push((nova_tree(&lab, h["node"].as_str().expect("node"), &providers), providers));
+    }
+    let token = dir.path().join("token");
+    std::fs::write(&token, "admin\n").expect("token");
+    let out = ok(&devmig(
+        nowhere.path(),
+        &[
+            "placement",
+            "sync",
+            "--fleet-db",
+            &db,
+            "--placement",
+            &lab.base,
+            "--placement-token-file",
+            token.to_str().expect("path"),
+        ],
+    ));
+    assert!(out.contains("3 hosts in"), "{out}");
+    for (tree, providers) in &trees {
+        for (name, uuid) in tree {
+            assert!(traits_of(&providers[name]).is_subset(&lab.traits(uuid).0), "{name}");
+        }
+    }
+}

@@ -180,3 +180,16 @@ class DevmigFilterTests(DevmigMixin, test_vgpu.VGPULiveMigrationTests):
         self.assertEqual(set(), self.mdevs("dest"))
         self.assertEqual(1, len(self.mdevs("dest2")))
 
+    def test_a_host_whose_agent_cannot_answer_is_filtered_never_passed(self):
+        self.devmig["dest2"].stop()  # dest2 is compatible, but nobody can say so now
+        server = self.server = self._create_server(
+            image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host
+        )
+        ex = self.assertRaises(client.OpenStackApiException, self._live_migrate, server, "completed")
+        self.assertEqual(500, ex.response.status_code)
+        self.assertIn("NoValidHost", str(ex))
+        log = self.stdlog.logger.output
+        self.assertIn("DevmigLiveMigrationFilter: dest2 filtered out for %s" % server["id"], log)
+        self.assertIn("its devices cannot be checked", log)
+        self.assertIn("DevmigLiveMigrationFilter: dest filtered out for %s" % server["id"], log)
+

@@ -122,6 +122,11 @@ def test_the_agents_file_resolves_relative_paths_and_names_bad_keys(hosts: dict[
     assert agents.ttl == 60 and agents.client(None, "src").claims() == []
     with pytest.raises(KeyError, match="no devmig agent is configured for host other"):
         agents.client("other")
+    gone = tmp_path / "gone.toml"
+    gone.write_text(f'[agents.src]\nurl = "{src.url}"\ntoken_file = "missing"\n')
+    with pytest.raises(DevmigError) as e:
+        Agents.load(gone).client("src")
+    assert e.value.code == "token_file" and "missing" in e.value.detail
     bad = tmp_path / "bad.toml"
     bad.write_text('[agents.src]\nurl = "http://x"\ntoken_file = "t"\nport = 1\n')
     with pytest.raises(ValueError, match=r"\[agents.src\] has unknown keys \['port'\]"):

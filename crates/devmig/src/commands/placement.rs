@@ -293,6 +293,7 @@ fn requirements(
                 "required": traits.required,
                 "coarse": traits.coarse,
                 "flavor_extra_specs": extra_specs,
+                "allocation_candidates_query": mdev.then(|| format!("resources{n}={}:1&required{n}={joined}", args.resource_class)),
                 "pci_alias_traits": pci.then_some(&joined),
             }),
         )?;
@@ -304,6 +305,8 @@ fn requirements(
         for s in &extra_specs {
             line(out, format!("  {s}"))?;
         }
+        line(out, "the same as a Placement query (GET /allocation_candidates):")?;
+        line(out, format!("  resources{n}={}:1&required{n}={joined}", args.resource_class))?;
     }
     if pci {
         line(out, "for a PCI function: the traits of the flavor's [pci] alias (PCI in Placement):")?;

@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from devmig_nova.client import AgentClient
+from devmig_nova.client import AgentClient, DevmigError
 
 DEFAULT_PATH = "/etc/devmig/nova-agents.toml"
 
@@ -77,11 +77,15 @@ class Agents:
         return cls.load(path) if Path(path).exists() else None
 
     def client(self, *hosts: str | None) -> AgentClient:
-        """The client of the first of ``hosts`` the file names; KeyError naming them otherwise."""
+        """The client of the first of ``hosts`` the file names; KeyError naming them when none is,
+        DevmigError when its token file cannot be read."""
         for host in hosts:
             if host and host in self.entries:
                 e = self.entries[host]
-                token = e.token_file.read_text().strip()
+                try:
+                    token = e.token_file.read_text().strip()
+                except OSError as err:
+                    raise DevmigError(0, "token_file", f"agent of {host}: token file {e.token_file}: {err}") from None
                 ca = str(e.ca_file) if e.ca_file else None
                 return AgentClient(e.url, token, ca_file=ca, timeout=self.timeout)
         names = ", ".join(h for h in hosts if h)

@@ -66,6 +66,8 @@ def claim_mdev_targets(
         target = agents.client(here, getattr(migration, "dest_compute", None), CONF.host)
     except KeyError as e:
         raise exception.MigrationPreCheckError(reason=f"devmig: {e.args[0]}") from None
+    except DevmigError as e:
+        raise exception.MigrationPreCheckError(reason=f"devmig: {e}") from None
     try:
         pgpus = _pgpus(driver, allocs)
     except ValueError as e:  # a provider the allocation names is not in this host's tree
