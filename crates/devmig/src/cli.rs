@@ -113,9 +113,32 @@ pub enum Command {
     /// OpenStack Placement: step a as CUSTOM_DEVMIG_* traits on the providers Nova creates.
     #[command(subcommand)]
     Placement(PlacementCommand),
+    /// libvirt: the host devices a domain assigns, and its XML for the destination.
+    #[command(subcommand)]
+    Libvirt(LibvirtCommand),
     /// Load harnesses for the figures in BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// The libvirt verbs.
+#[derive(Debug, Subcommand)]
+pub enum LibvirtCommand {
+    /// Print the domain XML read from stdin with each assigned mdev and PCI function pointed at
+    /// the target a fleet placement chose; nothing else changes. A host device the placement
+    /// has no target for (or one of another kind) is refused, and nothing is printed.
+    ///
+    /// Example: devmig fleet -o json place --source hostA:UUID --claim --migration-id m1 > p.json;
+    /// virsh dumpxml vm1 | devmig libvirt rewrite --placement p.json > vm1-dest.xml
+    Rewrite {
+        /// A placement as `devmig -o json fleet place` (or `POST /api/v1/placements`) answers it.
+        #[arg(long, value_name = "FILE")]
+        placement: PathBuf,
+    },
+    /// The mdevs and PCI functions the domain XML read from stdin assigns, as devmig names them.
+    ///
+    /// Example: virsh dumpxml vm1 | devmig libvirt hostdevs
+    Hostdevs,
 }
 
 /// The Placement verbs.

@@ -10,6 +10,7 @@ pub mod claims;
 pub mod demo;
 pub mod fleet;
 pub mod inventory;
+pub mod libvirt;
 pub mod matching;
 pub mod placement;
 pub mod sim;

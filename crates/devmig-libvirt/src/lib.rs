@@ -1,0 +1,19 @@
+//! devmig for libvirt: which assigned devices a domain's XML names (`<hostdev>` of type `mdev`
+//! and `pci`), and the same XML with each pointed at the target devmig placed for it, nothing
+//! else changed ([`rewrite`]).
+//!
+//! libvirt's forms (domain XML, "Host device assignment"): an mdev is
+//! `<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='...'/></source>`,
+//! a PCI function `<hostdev mode='subsystem' type='pci'><source><address domain='0x0000'
+//! bus='0x3d' slot='0x00' function='0x1'/></source>`. Only the `<address>` inside `<source>`
+//! names the host's device; the guest-side `<address>` after it is the guest's and stays, as
+//! Nova's `_update_mdev_xml` and `_update_pci_dev_xml` leave it.
+#![deny(missing_docs)]
+
+mod error;
+mod hostdev;
+mod rewrite;
+
+pub use error::LibvirtError;
+pub use hostdev::{Hostdev, hostdevs};
+pub use rewrite::rewrite;

@@ -1,0 +1,128 @@
+//! `devmig libvirt` as an operator runs it, checked by libvirt itself: the rewritten domain XML
+//! passes libvirt's own validation (`virsh define --validate` on its test driver, Debian's
+//! `libvirt-clients`) and names exactly the placed targets.
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use devmig_api::fleet::{Assignment, Placement, Timings};
+use devmig_core::{DeviceKind, Verdict};
+
+const SRC_MDEV: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+const DST_MDEV: &str = "0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0";
+
+fn domain(mdev: &str, vf: (u8, u8, u8)) -> String {
+    format!(
+        "<domain type='test'>\n  <name>vm1</name>\n  <memory unit='KiB'>1048576</memory>\n  <vcpu>1</vcpu>\n  \
+         <os><type arch='x86_64'>hvm</type></os>\n  <devices>\n    \
+         <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n      <source>\n        <address uuid='{mdev}'/>\n      </source>\n    </hostdev>\n    \
+         <hostdev mode='subsystem' type='pci' managed='yes'>\n      <source>\n        \
+         <address domain='0x0000' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/>\n      </source>\n      \
+         <address type='pci' domain='0x0000' bus='0x00' slot='0x06' function='0x0'/>\n    </hostdev>\n  </devices>\n</domain>\n",
+        vf.0, vf.1, vf.2
+    )
+}
+
+fn assignment(source: &str, target: &str, kind: DeviceKind, claimed: Option<&str>) -> Assignment {
+    Assignment {
+        source: source.into(),
+        target: target.into(),
+        kind,
+        verdict: Verdict::Compatible,
+        claim_id: claimed.map(|_| "c-1".to_string()),
+        claimed_device: claimed.map(str::to_string),
+    }
+}
+
+fn placement(assignments: Vec<Assignment>) -> Placement {
+    Placement {
+        schema: "devmig.placement/v1".into(),
+        placed: true,
+        host: Some("hostB".into()),
+        url: Some("http://127.0.0.1:9".into()),
+        assignments,
+        candidate_hosts: 1,
+        tried: Vec::new(),
+        explanation: None,
+        timings: Timings::default(),
+    }
+}
+
+fn devmig(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run devmig");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+/// libvirt's verdict on a domain XML: `virsh define --validate` on the test driver.
+fn libvirt_accepts(xml: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("dom.xml");
+    std::fs::write(&path, xml).expect("write");
+    let o = Command::new("virsh")
+        .args(["-c", "test:///default", "define", "--validate"])
+        .arg(&path)
+        .output()
+        .expect("virsh (Debian's libvirt-clients) is installed");
+    if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).into_owned()) }
+}
+
+#[test]
+fn the_rewritten_domain_names_the_placed_targets_and_libvirt_accepts_it() {
+    let source = domain(SRC_MDEV, (0x3d, 0x00, 0x1));
+    libvirt_accepts(&source).expect("the source domain is valid");
+    let p = placement(vec![
+        assignment(&format!("hostA:{SRC_MDEV}"), "0000:00:02.0/i915-GVTg_V5_8", DeviceKind::MdevType, Some(DST_MDEV)),
+        assignment("hostA:0000:3d:00.1", "0000:5e:00.3", DeviceKind::SriovVf, None),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("placement.json");
+    std::fs::write(&file, serde_json::to_string(&p).expect("json")).expect("write");
+    let file = file.to_str().expect("path");
+    let o = devmig(&["libvirt", "rewrite", "--placement", file], &source);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let dest = String::from_utf8(o.stdout).expect("utf-8");
+    libvirt_accepts(&dest).expect("libvirt accepts the destination XML");
+    // Only the two source addresses differ.
+    let expected = domain(DST_MDEV, (0x5e, 0x00, 0x3))
+        .replace(&format!("uuid='{DST_MDEV}'"), &format!("uuid=\"{DST_MDEV}\""))
+        .replace(
+            "<address domain='0x0000' bus='0x5e' slot='0x00' function='0x3'/>",
+            "<address domain=\"0x0000\" bus=\"0x5e\" slot=\"0x00\" function=\"0x3\"/>",
+        );
+    assert_eq!(dest, expected);
+    let listed = devmig(&["-o", "json", "libvirt", "hostdevs"], &dest);
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let devices: Vec<&str> =
+        v["hostdevs"].as_array().expect("list").iter().map(|h| h["device"].as_str().expect("id")).collect();
+    assert_eq!(devices, [DST_MDEV, "0000:5e:00.3"]);
+}
+
+#[test]
+fn a_host_device_without_a_target_is_refused_and_nothing_printed() {
+    let p = placement(vec![assignment("hostA:0000:3d:00.1", "0000:5e:00.3", DeviceKind::SriovVf, None)]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("placement.json");
+    std::fs::write(&file, serde_json::to_string(&p).expect("json")).expect("write");
+    let o =
+        devmig(&["libvirt", "rewrite", "--placement", file.to_str().expect("path")], &domain(SRC_MDEV, (0x3d, 0, 1)));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty(), "nothing printed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("hostdev #1 ({SRC_MDEV}) has no target in the placement")), "{err}");
+    // A placement that placed nothing, and a file that is not a placement.
+    let mut none = p.clone();
+    none.placed = false;
+    std::fs::write(&file, serde_json::to_string(&none).expect("json")).expect("write");
+    let o =
+        devmig(&["libvirt", "rewrite", "--placement", file.to_str().expect("path")], &domain(SRC_MDEV, (0x3d, 0, 1)));
+    assert!(o.status.code() == Some(2) && String::from_utf8_lossy(&o.stderr).contains("placed nothing"));
+    std::fs::write(&file, "{}").expect("write");
+    let o = devmig(&["libvirt", "rewrite", "--placement", file.to_str().expect("path")], "<domain/>");
+    assert!(o.status.code() == Some(2) && String::from_utf8_lossy(&o.stderr).contains("placement"));
+}
