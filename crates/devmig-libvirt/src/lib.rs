@@ -1,6 +1,7 @@
 //! devmig for libvirt: which assigned devices a domain's XML names (`<hostdev>` of type `mdev`
-//! and `pci`), and the same XML with each pointed at the target devmig placed for it, nothing
-//! else changed ([`rewrite`]).
+//! and `pci`), the same XML with each pointed at the target devmig placed for it, nothing
+//! else changed ([`rewrite`]), and the node device XML libvirt shows for devmig's devices
+//! ([`nodedev`]).
 //!
 //! libvirt's forms (domain XML, "Host device assignment"): an mdev is
 //! `<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='...'/></source>`,
@@ -12,8 +13,10 @@
 
 mod error;
 mod hostdev;
+pub mod nodedev;
 mod rewrite;
 
 pub use error::LibvirtError;
 pub use hostdev::{Hostdev, hostdevs};
+pub use nodedev::{NodeDevice, node_xml, nodedev_xml};
 pub use rewrite::rewrite;

@@ -22,12 +22,16 @@ impl Dev {
 
     fn xml(&self, guest_slot: usize) -> String {
         let source = match self {
-            Dev::Mdev(u) => format!("<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source>"),
+            Dev::Mdev(u) => {
+                format!("<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source>")
+            }
             Dev::Pci(d, b, s, f) => format!(
                 "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='{d:#06x}' bus='{b:#04x}' slot='{s:#04x}' function='{f}'/></source>"
             ),
         };
-        format!("    {source}<address type='pci' domain='0x0000' bus='0x00' slot='{guest_slot:#04x}' function='0x0'/></hostdev>\n")
+        format!(
+            "    {source}<address type='pci' domain='0x0000' bus='0x00' slot='{guest_slot:#04x}' function='0x0'/></hostdev>\n"
+        )
     }
 }
 

@@ -139,6 +139,18 @@ pub enum LibvirtCommand {
     ///
     /// Example: virsh dumpxml vm1 | devmig libvirt hostdevs
     Hostdevs,
+    /// The node device XML libvirt shows for these devices (PCI functions with their SR-IOV and
+    /// mdev type capabilities, mdevs of a PCI parent); every such device without arguments.
+    ///
+    /// Example: devmig --sysfs-root /mnt/hostA libvirt nodedev --node > host.xml; virsh -c test:///$PWD/host.xml nodedev-dumpxml pci_0000_00_02_0
+    Nodedev {
+        /// PCI addresses or mdev UUIDs.
+        #[arg(value_name = "DEVICE")]
+        devices: Vec<String>,
+        /// Print one `<node>` document (what libvirt's test driver loads) instead.
+        #[arg(long)]
+        node: bool,
+    },
 }
 
 /// The Placement verbs.

@@ -63,7 +63,7 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Release { host, claim_id } => commands::claims::release(&remote_for(host)?, claim_id, o, out),
         Command::Fleet(f) => commands::fleet::fleet(f, checker.registry(), o, out),
         Command::Placement(p) => commands::placement::placement(p, &backend, checker.registry(), o, out),
-        Command::Libvirt(l) => commands::libvirt::libvirt(l, o, out),
+        Command::Libvirt(l) => commands::libvirt::libvirt(l, &backend, &cli.sysfs_root, o, out),
         Command::Bench(cli::BenchCommand::Placement(args)) => {
             commands::bench_placement::bench_placement(args, checker.registry(), out)
         }

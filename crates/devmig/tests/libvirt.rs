@@ -126,3 +126,79 @@ fn a_host_device_without_a_target_is_refused_and_nothing_printed() {
     let o = devmig(&["libvirt", "rewrite", "--placement", file.to_str().expect("path")], "<domain/>");
     assert!(o.status.code() == Some(2) && String::from_utf8_lossy(&o.stderr).contains("placement"));
 }
+
+/// The XML without its `<driver>` block: libvirt's test driver keeps no driver of its own.
+fn without_driver(xml: &str) -> String {
+    let mut out = String::new();
+    let mut skip = false;
+    for line in xml.lines() {
+        if line.trim() == "<driver>" {
+            skip = true;
+        }
+        if !skip {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line.trim() == "</driver>" {
+            skip = false;
+        }
+    }
+    out
+}
+
+#[test]
+fn node_devices_pass_libvirts_schema_and_round_trip_through_its_test_driver() {
+    let root = tempfile::tempdir().expect("root");
+    devmig_core::tree::example_host(
+        &devmig_core::tree::TreeBuilder::new(root.path()),
+        devmig_core::tree::ExampleHost::A,
+    )
+    .expect("tree");
+    let r = root.path().to_str().expect("path");
+    let node = devmig(&["--sysfs-root", r, "libvirt", "nodedev", "--node"], "");
+    assert_eq!(node.status.code(), Some(0), "{}", String::from_utf8_lossy(&node.stderr));
+    let dir = tempfile::tempdir().expect("dir");
+    let host = dir.path().join("host.xml");
+    std::fs::write(&host, &node.stdout).expect("write");
+    let text = String::from_utf8(node.stdout).expect("utf-8");
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("<name>").and_then(|n| n.strip_suffix("</name>")))
+        .filter(|n| n.starts_with("pci_") || n.starts_with("mdev_"))
+        .collect();
+    // Host A: the GPU, the sound card, the NVMe PF and two VFs, the QAT PF and VF, two vGPUs of
+    // PCI parents (the mtty mdev has a virtual parent: libvirt shows no node device for it).
+    assert_eq!(names.len(), 9, "{names:?}");
+    assert!(text.contains("<capability type='virt_functions' maxCount='8'>"), "{text}");
+    assert!(text.contains("<capability type='phys_function'>") && text.contains("<capability type='mdev_types'>"));
+    for name in names {
+        let id = if let Some(rest) = name.strip_prefix("mdev_") {
+            rest[..36].replace('_', "-")
+        } else {
+            let a = name.trim_start_matches("pci_");
+            format!("{}:{}:{}.{}", &a[0..4], &a[5..7], &a[8..10], &a[11..12])
+        };
+        let one = devmig(&["--sysfs-root", r, "libvirt", "nodedev", &id], "");
+        assert_eq!(one.status.code(), Some(0), "{id}: {}", String::from_utf8_lossy(&one.stderr));
+        let ours = String::from_utf8(one.stdout).expect("utf-8");
+        // libvirt's schema (virt-xml-validate, Debian's libvirt-clients + libxml2-utils).
+        let file = dir.path().join(format!("{name}.xml"));
+        std::fs::write(&file, &ours).expect("write");
+        let v = Command::new("virt-xml-validate").arg(&file).arg("nodedev").output().expect("virt-xml-validate");
+        assert!(
+            v.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+        // libvirt's test driver reads the node document and dumps each device back the same.
+        let url = format!("test://{}", host.display());
+        let dumped = Command::new("virsh").args(["-c", &url, "nodedev-dumpxml", name]).output().expect("virsh");
+        assert!(dumped.status.success(), "{name}: {}", String::from_utf8_lossy(&dumped.stderr));
+        assert_eq!(String::from_utf8_lossy(&dumped.stdout).trim_end(), without_driver(&ours).trim_end(), "{name}");
+    }
+    // A device libvirt shows no node device for is named.
+    let o = devmig(&["--sysfs-root", r, "libvirt", "nodedev", devmig_core::tree::example_uuids::A_MTTY], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("libvirt shows no node device for it"));
+}
