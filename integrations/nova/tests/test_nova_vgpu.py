@@ -75,6 +75,17 @@ class DevmigMixin:
         self.devmig[self._current_host].create_mdev(self.libvirt2pci_address(dev_name), mdev_type, uuid)
         return uuid
 
+    def boot_on_src(self):
+        # (The migration stub of Nova's mixin looks the domain up by self.server.)
+        self.server = self._create_server(image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host)
+        return self.server
+
+    def assert_no_valid_host(self, server):
+        ex = self.assertRaises(client.OpenStackApiException, self._live_migrate, server, "completed")
+        self.assertEqual(500, ex.response.status_code)
+        self.assertIn("NoValidHost", str(ex))
+        return self.stdlog.logger.output
+
     def agent(self, name):
         return AgentClient(self.devmig[name].url, TOKEN)
 
@@ -88,10 +99,7 @@ class DevmigMixin:
 
 class DevmigVGPULiveMigrationTests(DevmigMixin, test_vgpu.VGPULiveMigrationTests):
     def test_the_vm_ends_on_the_target_devmig_claimed(self):
-        # (The migration stub of Nova's mixin looks the domain up by self.server.)
-        server = self.server = self._create_server(
-            image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host
-        )
+        server = self.boot_on_src()
         (src_mdev,) = self.assigned(self.src, server)
         self.assertIn(src_mdev, self.mdevs("src"))
         self.assertEqual(set(), self.mdevs("dest"))
@@ -113,14 +121,8 @@ class DevmigRefusesIncompatibleTests(DevmigMixin, test_vgpu.VGPULiveMigrationTes
     test_live_migrate_server = None
 
     def test_an_older_destination_driver_fails_the_precheck_with_devmigs_reason(self):
-        # (The migration stub of Nova's mixin looks the domain up by self.server.)
-        server = self.server = self._create_server(
-            image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host
-        )
-        ex = self.assertRaises(client.OpenStackApiException, self._live_migrate, server, "completed")
-        self.assertEqual(500, ex.response.status_code)
-        self.assertIn("NoValidHost", str(ex))
-        log = self.stdlog.logger.output
+        server = self.boot_on_src()
+        log = self.assert_no_valid_host(server)
         self.assertIn("Unable to migrate %s: devmig: no target on this host takes source mdev" % server["id"], log)
         self.assertIn("mtty.driver_version_minor (0.2.0 -> 0.1.0)", log)
         self.assertEqual(set(), self.mdevs("dest"), "a refused claim leaves no mdev")
@@ -129,7 +131,7 @@ class DevmigRefusesIncompatibleTests(DevmigMixin, test_vgpu.VGPULiveMigrationTes
 
 class DevmigRollbackTests(DevmigMixin, test_vgpu.VGPULiveMigrationTestsLMFailed):
     def test_a_failed_migration_releases_the_claim_and_its_mdev(self):
-        self.server = self._create_server(image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host)
+        self.boot_on_src()
         self._live_migrate(self.server, "failed")
         self.assertTrue(self.migrate_stub_ran)
         self.assertEqual(set(), self.mdevs("dest"), "the agent removed the mdev it created")
@@ -165,10 +167,7 @@ class DevmigFilterTests(DevmigMixin, test_vgpu.VGPULiveMigrationTests):
         super()._migrate_stub(domain, destination, params, flags)
 
     def test_an_incompatible_host_is_filtered_and_the_vm_goes_to_a_compatible_one(self):
-        # (The migration stub of Nova's mixin looks the domain up by self.server.)
-        server = self.server = self._create_server(
-            image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host
-        )
+        server = self.boot_on_src()
         self._live_migrate(server, "completed")
         server = self.api.get_server(server["id"])
         self.assertEqual("dest2", server["OS-EXT-SRV-ATTR:host"])
@@ -182,13 +181,8 @@ class DevmigFilterTests(DevmigMixin, test_vgpu.VGPULiveMigrationTests):
 
     def test_a_host_whose_agent_cannot_answer_is_filtered_never_passed(self):
         self.devmig["dest2"].stop()  # dest2 is compatible, but nobody can say so now
-        server = self.server = self._create_server(
-            image_uuid=IMAGE, flavor_id=self.flavor, networks="auto", host=self.src.host
-        )
-        ex = self.assertRaises(client.OpenStackApiException, self._live_migrate, server, "completed")
-        self.assertEqual(500, ex.response.status_code)
-        self.assertIn("NoValidHost", str(ex))
-        log = self.stdlog.logger.output
+        server = self.boot_on_src()
+        log = self.assert_no_valid_host(server)
         self.assertIn("DevmigLiveMigrationFilter: dest2 filtered out for %s" % server["id"], log)
         self.assertIn("its devices cannot be checked", log)
         self.assertIn("DevmigLiveMigrationFilter: dest filtered out for %s" % server["id"], log)
