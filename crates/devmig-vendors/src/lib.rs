@@ -25,6 +25,7 @@ mod attributes;
 mod catalog;
 mod decision;
 pub mod described;
+pub mod dra;
 mod driver_version;
 mod error;
 mod facts;

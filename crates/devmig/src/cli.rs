@@ -116,9 +116,42 @@ pub enum Command {
     /// libvirt: the host devices a domain assigns, and its XML for the destination.
     #[command(subcommand)]
     Libvirt(LibvirtCommand),
+    /// Kubernetes Dynamic Resource Allocation: this host's devices as ResourceSlices, a source's
+    /// step a as a CEL selector and a ResourceClaim.
+    #[command(subcommand)]
+    Dra(DraCommand),
     /// Load harnesses for the figures in BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// The DRA verbs (resource.k8s.io/v1, JSON).
+#[derive(Debug, Subcommand)]
+pub enum DraCommand {
+    /// This host's migratable devices as ResourceSlices (driver and attribute domain devmig.io,
+    /// at most 128 devices each), one JSON document each, separated by `---` (a YAML stream).
+    ///
+    /// Example: devmig dra slices --node worker-1 | kubectl apply -f -
+    Slices {
+        /// The Kubernetes node (default: the kernel's host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+    },
+    /// The CEL selector that is true exactly on the devices step a admits for a source.
+    ///
+    /// Example: devmig dra selector --version 'mtty-v1-0.2.0-mtty-2'
+    Selector(MatchArgs),
+    /// A ResourceClaim for a migration target of a source (device class devmig.io).
+    ///
+    /// Example: devmig dra claim 4b20d080-1b54-4048-85b3-a6a62d165c01 --name vm1-vgpu
+    Claim {
+        /// The source options.
+        #[command(flatten)]
+        source: MatchArgs,
+        /// The claim's name.
+        #[arg(long, default_value = "devmig-target", value_name = "NAME")]
+        name: String,
+    },
 }
 
 /// The libvirt verbs.

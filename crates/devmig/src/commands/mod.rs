@@ -8,6 +8,7 @@ pub mod bench_placement;
 pub mod check;
 pub mod claims;
 pub mod demo;
+pub mod dra;
 pub mod fleet;
 pub mod inventory;
 pub mod libvirt;
@@ -28,6 +29,30 @@ use crate::error::CliError;
 /// Parses a DEVICE argument.
 pub fn device_id(s: &str) -> Result<DeviceId, CliError> {
     Ok(s.parse::<DeviceId>()?)
+}
+
+/// A source's version string (and its kind, when it is a local device): SOURCE, or
+/// --version/--version-file, exactly one of them.
+pub fn source_of(
+    device: Option<&str>,
+    args: &SourceArgs,
+    backend: &crate::backend::Backend,
+) -> Result<(String, Option<devmig_core::DeviceKind>), CliError> {
+    match (device, source_string(args)?) {
+        (Some(_), Some(_)) => Err(CliError::Usage("give SOURCE or --version/--version-file, not both".into())),
+        (None, None) => Err(CliError::Usage("give SOURCE (a local device) or --version STRING".into())),
+        (None, Some(v)) => Ok((v, None)),
+        (Some(d), None) => {
+            let id = device_id(d)?;
+            let report = backend.version(&id)?;
+            let v = report
+                .side
+                .version
+                .clone()
+                .ok_or_else(|| CliError::Usage(format!("source {id} has no version string (it cannot migrate)")))?;
+            Ok((v, Some(backend.device(&id)?.kind)))
+        }
+    }
 }
 
 /// The source string given with --version or --version-file, if any.

@@ -233,31 +233,6 @@ fn render_sync(reports: &[HostReport], out: &mut dyn Write) -> Result<(), CliErr
 }
 
 /// The source's version string and model, from a device or a given string.
-fn source(
-    args: &PlacementRequirementsArgs,
-    backend: &Backend,
-    registry: &Registry,
-) -> Result<(String, String, Option<DeviceKind>), CliError> {
-    let given = super::source_string(&args.source)?;
-    let (version, kind) = match (&args.device, given) {
-        (Some(_), Some(_)) => return Err(CliError::Usage("give SOURCE or --version/--version-file, not both".into())),
-        (None, None) => return Err(CliError::Usage("give SOURCE (a local device) or --version STRING".into())),
-        (None, Some(v)) => (v, None),
-        (Some(d), None) => {
-            let id = super::device_id(d)?;
-            let report = backend.version(&id)?;
-            let v = report
-                .side
-                .version
-                .clone()
-                .ok_or_else(|| CliError::Usage(format!("source {id} has no version string (it cannot migrate)")))?;
-            (v, Some(backend.device(&id)?.kind))
-        }
-    };
-    let model = registry.model_for_version(&version).map_or(OPAQUE_MODEL, |m| m.name()).to_string();
-    Ok((version, model, kind))
-}
-
 fn requirements(
     args: &PlacementRequirementsArgs,
     backend: &Backend,
@@ -265,7 +240,8 @@ fn requirements(
     o: Output,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let (version, model, kind) = source(args, backend, registry)?;
+    let (version, kind) = super::source_of(args.device.as_deref(), &args.source, backend)?;
+    let model = registry.model_for_version(&version).map_or(OPAQUE_MODEL, |m| m.name()).to_string();
     let req = registry.requirement(&version)?;
     let traits = source_traits(registry, &model, &req);
     // A device says what it is; a string alone does not: then both forms are printed.
