@@ -158,3 +158,47 @@ pub fn hostdevs(xml: &str) -> Result<Vec<Hostdev>, LibvirtError> {
     })?;
     Ok(out)
 }
+
+/// A domain: its name and UUID (from `<domain>`'s `<name>` and `<uuid>`) and its host devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// `<name>`.
+    pub name: String,
+    /// `<uuid>`, when the XML has one (a domain being defined may not).
+    pub uuid: Option<String>,
+    /// Its mdevs and PCI functions.
+    pub hostdevs: Vec<Hostdev>,
+}
+
+/// The domain `xml` describes.
+pub fn domain(xml: &str) -> Result<Domain, LibvirtError> {
+    let hostdevs = hostdevs(xml)?;
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    let (mut name, mut uuid) = (None, None);
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| LibvirtError::Xml { position: reader.error_position(), detail: e.to_string() })?;
+        match event {
+            Event::Eof => break,
+            Event::Start(e) => stack.push(e.name().as_ref().to_string()),
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Text(t) if stack.len() == 2 && stack[0] == "domain" => {
+                let text = t.xml_content(XmlVersion::Implicit1_0).trim().to_string();
+                match stack[1].as_str() {
+                    "name" => name = Some(text),
+                    "uuid" => uuid = Some(text.to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let name = name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| LibvirtError::Xml { position: 0, detail: "the document is no <domain> with a <name>".into() })?;
+    Ok(Domain { name, uuid, hostdevs })
+}

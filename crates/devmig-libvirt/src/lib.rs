@@ -17,6 +17,6 @@ pub mod nodedev;
 mod rewrite;
 
 pub use error::LibvirtError;
-pub use hostdev::{Hostdev, hostdevs};
+pub use hostdev::{Domain, Hostdev, domain, hostdevs};
 pub use nodedev::{NodeDevice, node_xml, nodedev_xml};
 pub use rewrite::rewrite;

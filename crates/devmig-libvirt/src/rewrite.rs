@@ -122,6 +122,19 @@ mod tests {
     }
 
     #[test]
+    fn a_domain_is_its_name_uuid_and_hostdevs() {
+        let d = crate::domain(DOMAIN).expect("domain");
+        assert_eq!((d.name.as_str(), d.uuid.as_deref(), d.hostdevs.len()), ("vm1", None, 2));
+        let with_uuid =
+            DOMAIN.replace("<name>vm1</name>", "<name>vm1</name><uuid>AB8A0C6E-1B54-4048-85B3-A6A62D165C01</uuid>");
+        assert_eq!(
+            crate::domain(&with_uuid).expect("domain").uuid.as_deref(),
+            Some("ab8a0c6e-1b54-4048-85b3-a6a62d165c01")
+        );
+        assert!(crate::domain("<network><name>x</name></network>").is_err(), "not a domain");
+    }
+
+    #[test]
     fn only_the_source_addresses_change() {
         let out = rewrite(DOMAIN, &targets()).expect("rewrite");
         let expected = DOMAIN

@@ -211,6 +211,14 @@ mod tests {
     }
 
     #[test]
+    fn a_device_over_dras_attribute_limit_is_refused_naming_the_count() {
+        let members: std::collections::BTreeSet<String> = (0..40).map(|i| format!("alg{i}")).collect();
+        let attrs = Attributes::from([("qat.crypto".to_string(), AttrValue::Set(members))]);
+        let e = attributes(&attrs).expect_err("40 members");
+        assert!(e.0.contains("40 attributes") && e.0.contains("at most 32"), "{e}");
+    }
+
+    #[test]
     fn long_strings_are_shortened_apart() {
         let a = "x".repeat(70);
         let b = format!("{}y", "x".repeat(69));

@@ -120,9 +120,28 @@ pub enum Command {
     /// step a as a CEL selector and a ResourceClaim.
     #[command(subcommand)]
     Dra(DraCommand),
+    /// Which VMs can migrate: each domain XML's assigned devices with their versions and, with a
+    /// fleet database, the hosts whose devices step a admits for all of them (or why none).
+    ///
+    /// Example: virsh dumpxml vm1 > vm1.xml; devmig vms vm1.xml --fleet-db sqlite:/var/lib/devmig/fleet.db --host hostA
+    Vms(VmsArgs),
     /// Load harnesses for the figures in BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// Arguments of `vms`.
+#[derive(Debug, Args)]
+pub struct VmsArgs {
+    /// Domain XML files (`virsh dumpxml` of the VMs on this host, or on the agent's host).
+    #[arg(value_name = "DOMAIN.xml", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The fleet database: each VM gets the hosts that could take all its devices.
+    #[arg(long, value_name = "URL")]
+    pub fleet_db: Option<String>,
+    /// The VMs' own host in the fleet (never counted as a destination).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// The DRA verbs (resource.k8s.io/v1, JSON).

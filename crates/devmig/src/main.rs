@@ -65,6 +65,7 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         Command::Placement(p) => commands::placement::placement(p, &backend, checker.registry(), o, out),
         Command::Libvirt(l) => commands::libvirt::libvirt(l, &backend, &cli.sysfs_root, o, out),
         Command::Dra(d) => commands::dra::dra(d, &backend, checker.registry(), out),
+        Command::Vms(args) => commands::vms::vms(args, &backend, checker.registry(), o, out),
         Command::Bench(cli::BenchCommand::Placement(args)) => {
             commands::bench_placement::bench_placement(args, checker.registry(), out)
         }

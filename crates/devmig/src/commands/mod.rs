@@ -17,6 +17,7 @@ pub mod placement;
 pub mod sim;
 pub mod sim_fleet;
 pub mod version;
+pub mod vms;
 
 use std::io::Read;
 use std::path::Path;

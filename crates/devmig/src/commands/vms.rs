@@ -1,0 +1,133 @@
+//! `devmig vms`: which VMs can migrate, from their domain XML.
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::time::Duration;
+
+use devmig_fleet::explain::explain;
+use devmig_fleet::server::FleetOptions;
+use devmig_fleet::{Fleet, SourceRef, now_ms};
+use devmig_vendors::Registry;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::cli::{Output, VmsArgs};
+use crate::error::CliError;
+use crate::output::{json, table};
+
+/// One assigned device of a VM.
+#[derive(Debug, Serialize)]
+struct VmDevice {
+    device: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One VM and its verdict.
+#[derive(Debug, Serialize)]
+struct Vm {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
+    devices: Vec<VmDevice>,
+    /// `no_devices`, `unreadable`, `migratable`, `not_migratable`, or `unknown` (no fleet given).
+    verdict: String,
+    /// Hosts whose devices step a admits for every device of the VM (distinct targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts: Option<usize>,
+    /// Why not, as the fleet's explanation groups it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+}
+
+fn fleet(db: &str, registry: &Registry) -> Result<Fleet, CliError> {
+    let options = FleetOptions {
+        db: db.parse()?,
+        pool_size: 1,
+        stale_after: Duration::from_secs(90),
+        agent_timeout: Duration::from_secs(5),
+        concurrency: 1,
+        agent_credentials: Default::default(),
+        agent_tls: None,
+    };
+    Ok(options.open_existing(registry.clone())?)
+}
+
+/// `devmig vms FILE...`.
+pub fn vms(
+    args: &VmsArgs,
+    backend: &Backend,
+    registry: &Registry,
+    o: Output,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    let fleet = args.fleet_db.as_deref().map(|db| fleet(db, registry)).transpose()?;
+    let excluded: BTreeSet<String> = args.host.iter().cloned().collect();
+    let mut vms = Vec::new();
+    for file in &args.files {
+        let text = CliError::read_input(file, "domain XML")?;
+        let d = devmig_libvirt::domain(&text).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+        let mut devices = Vec::new();
+        for h in &d.hostdevs {
+            let read = super::device_id(&h.device).and_then(|id| backend.version(&id));
+            let (version, error) = match read {
+                Ok(r) => match r.side.version {
+                    Some(v) => (Some(v), None),
+                    None => (None, Some(r.reason.map_or_else(|| "no version".to_string(), |r| r.message))),
+                },
+                Err(e) => (None, Some(e.to_string())),
+            };
+            devices.push(VmDevice { device: h.device.clone(), kind: h.kind.clone(), version, error });
+        }
+        let mut vm = Vm { name: d.name, uuid: d.uuid, devices, verdict: String::new(), hosts: None, why: None };
+        if vm.devices.is_empty() {
+            vm.verdict = "no_devices".into();
+        } else if vm.devices.iter().any(|d| d.version.is_none()) {
+            vm.verdict = "unreadable".into();
+        } else if let Some(fleet) = &fleet {
+            let refs: Vec<SourceRef> =
+                vm.devices.iter().map(|d| SourceRef { host: None, device: None, version: d.version.clone() }).collect();
+            let now = now_ms();
+            let sources = fleet.resolve(&refs, now)?;
+            let feasible = fleet.feasible_hosts(&sources, &excluded, &BTreeSet::new(), 100_000, now)?;
+            vm.hosts = Some(feasible.len());
+            if feasible.is_empty() {
+                vm.verdict = "not_migratable".into();
+                let e = explain(&fleet.store, &sources, &excluded, &HashMap::new(), &BTreeSet::new(), now)?;
+                vm.why = e.groups.first().map(|g| format!("{} ({} hosts)", g.detail, g.hosts));
+            } else {
+                vm.verdict = "migratable".into();
+            }
+        } else {
+            vm.verdict = "unknown".into();
+        }
+        vms.push(vm);
+    }
+    if o == Output::Json {
+        json(out, "devmig.vms/v1", &serde_json::json!({ "vms": vms }))?;
+    } else {
+        let rows = vms.iter().map(|v| {
+            let devices = v
+                .devices
+                .iter()
+                .map(|d| match (&d.version, &d.error) {
+                    (Some(ver), _) => format!("{} {}", d.device, ver),
+                    (None, Some(e)) => format!("{} ({e})", d.device),
+                    (None, None) => d.device.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let verdict = match (v.verdict.as_str(), v.hosts, &v.why) {
+                ("migratable", Some(n), _) => format!("migratable to {n} host{}", if n == 1 { "" } else { "s" }),
+                ("not_migratable", _, Some(why)) => format!("not migratable: {why}"),
+                ("unknown", _, _) => "give --fleet-db for a verdict".to_string(),
+                (other, _, _) => other.replace('_', " "),
+            };
+            vec![v.name.clone(), devices, verdict]
+        });
+        table(out, &["VM", "DEVICES", "VERDICT"], rows)?;
+    }
+    Ok(if vms.iter().any(|v| v.verdict == "not_migratable" || v.verdict == "unreadable") { 1 } else { 0 })
+}
