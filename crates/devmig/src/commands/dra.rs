@@ -39,6 +39,30 @@ fn print(out: &mut dyn Write, v: &Value) -> Result<(), CliError> {
     writeln!(out, "{text}").map_err(CliError::Output)
 }
 
+/// The ResourceSlices of `node`'s `devices`: at most [`PER_SLICE`] devices each, one pool.
+fn slice_documents(node: &str, devices: &[Value]) -> Vec<Value> {
+    let chunks: Vec<&[Value]> = if devices.is_empty() { vec![&[]] } else { devices.chunks(PER_SLICE).collect() };
+    let count = chunks.len();
+    let pool = label(node);
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            json!({
+                "apiVersion": "resource.k8s.io/v1",
+                "kind": "ResourceSlice",
+                "metadata": { "name": format!("{pool}-devmig-{i}") },
+                "spec": {
+                    "driver": DOMAIN,
+                    "nodeName": node,
+                    "pool": { "name": pool, "generation": 1, "resourceSliceCount": count },
+                    "devices": chunk,
+                }
+            })
+        })
+        .collect()
+}
+
 /// `devmig dra ...`.
 pub fn dra(cmd: &DraCommand, backend: &Backend, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     match cmd {
@@ -52,10 +76,8 @@ pub fn dra(cmd: &DraCommand, backend: &Backend, registry: &Registry, out: &mut d
                 match dev.migration.support {
                     MigrationSupport::None => continue,
                     MigrationSupport::Unknown => {
-                        return Err(CliError::Usage(format!(
-                            "device {} cannot be read now: no slices written",
-                            dev.id
-                        )));
+                        let why = format!("device {} cannot be read now: no slices written, try again", dev.id);
+                        return Err(CliError::Io { what: why.clone(), source: std::io::Error::other(why) });
                     }
                     _ => {}
                 }
@@ -65,26 +87,12 @@ pub fn dra(cmd: &DraCommand, backend: &Backend, registry: &Registry, out: &mut d
                 let attrs: serde_json::Map<String, Value> = attrs.iter().map(|(k, v)| (k.clone(), value(v))).collect();
                 devices.push(json!({ "name": label(&dev.id.to_string()), "attributes": attrs }));
             }
-            let chunks: Vec<&[Value]> = devices.chunks(PER_SLICE).collect();
-            let count = chunks.len().max(1);
-            let pool = label(&node);
-            let slices: Vec<Value> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    json!({
-                        "apiVersion": "resource.k8s.io/v1",
-                        "kind": "ResourceSlice",
-                        "metadata": { "name": format!("{pool}-devmig-{i}") },
-                        "spec": {
-                            "driver": DOMAIN,
-                            "nodeName": node,
-                            "pool": { "name": pool, "generation": 1, "resourceSliceCount": count },
-                            "devices": chunk,
-                        }
-                    })
-                })
-                .collect();
+            let mut names = std::collections::BTreeSet::new();
+            if let Some(d) = devices.iter().find(|d| !names.insert(d["name"].as_str().unwrap_or_default().to_string()))
+            {
+                return Err(CliError::Usage(format!("two devices share the DRA name {}", d["name"])));
+            }
+            let slices = slice_documents(&node, &devices);
             // One document per slice, as a YAML stream (JSON is YAML): what `kubectl apply -f`
             // and validators take, where a `List` would be checked as a whole by neither.
             for (i, slice) in slices.iter().enumerate() {
@@ -116,5 +124,27 @@ pub fn dra(cmd: &DraCommand, backend: &Backend, registry: &Registry, out: &mut d
             print(out, &claim)?;
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_hold_at_most_128_devices_of_one_pool() {
+        let devices: Vec<Value> = (0..300).map(|i| json!({ "name": format!("d{i}"), "attributes": {} })).collect();
+        let slices = slice_documents("Node-1", &devices);
+        let sizes: Vec<usize> = slices.iter().map(|s| s["spec"]["devices"].as_array().map_or(0, Vec::len)).collect();
+        assert_eq!(sizes, [128, 128, 44]);
+        assert!(
+            slices
+                .iter()
+                .all(|s| s["spec"]["pool"]["resourceSliceCount"] == 3 && s["spec"]["pool"]["name"] == "node-1")
+        );
+        assert_eq!(slices[2]["metadata"]["name"], "node-1-devmig-2");
+        assert_eq!(slice_documents("n", &[]).len(), 1, "an empty pool is still published (it says: no devices)");
+        assert_eq!(label("0000:00:02.0/i915-GVTg_V5_4"), "0000-00-02-0-i915-gvtg-v5-4");
+        assert_eq!(label(&"x".repeat(80)).len(), 63);
     }
 }
