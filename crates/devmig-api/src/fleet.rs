@@ -252,6 +252,54 @@ pub struct PoolRequest {
     pub driver: Option<DriverChange>,
 }
 
+/// `POST /api/v1/vms`: the VMs of one host, as libvirt's domain XML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmsRequest {
+    /// The host the VMs run on (its devices' versions come from its report).
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// Each VM's domain XML (`virsh dumpxml`).
+    #[schemars(length(min = 1, max = 64))]
+    pub domains: Vec<String>,
+}
+
+/// One assigned device of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmDevice {
+    /// The device (an mdev's UUID, a function's address).
+    pub device: String,
+    /// `mdev` or `pci`.
+    pub kind: String,
+    /// Its version string, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A VM's verdict: can it migrate, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmVerdict {
+    /// The domain's name.
+    pub name: String,
+    /// Its UUID, when the XML has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Its mdevs and PCI functions.
+    pub devices: Vec<VmDevice>,
+    /// `migratable`, `not_migratable`, `unreadable` (a device's version is unknown: never
+    /// migratable), `no_devices`, or `unknown` (no fleet asked).
+    pub verdict: String,
+    /// Fresh hosts whose free devices step a admits for every device, with distinct targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<usize>,
+    /// Why none, as the fleet's first explanation group says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
 /// A host as the fleet knows it (`GET /api/v1/hosts`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRow {

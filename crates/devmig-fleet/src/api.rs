@@ -57,6 +57,10 @@ fn pool_body() -> Value {
     devmig_api::schema::of::<PoolRequest>()
 }
 
+fn vms_body() -> Value {
+    devmig_api::schema::of::<devmig_api::fleet::VmsRequest>()
+}
+
 /// Every route the fleet serves.
 fn routes() -> Vec<FleetRoute> {
     let r = |method, path, scope, summary, body, responses, handler| FleetRoute {
@@ -141,6 +145,15 @@ fn routes() -> Vec<FleetRoute> {
             Some(pool_body),
             &[(200, "baseline"), (400, "malformed request")],
             || post(baseline),
+        ),
+        r(
+            "POST",
+            "/api/v1/vms",
+            Some(Scope::Read),
+            "which of a host's VMs (domain XML) can migrate, where, or why not (devmig.vms/v1)",
+            Some(vms_body),
+            &[(200, "a verdict per VM"), (400, "malformed request or domain XML")],
+            || post(vms),
         ),
         r(
             "POST",
@@ -355,6 +368,22 @@ async fn baseline(
 ) -> Result<Json<Value>, FleetError> {
     let b = body(b)?;
     to_json(plans::baseline(&s.fleet, &b.hosts, &|_, _| {}).await?)
+}
+
+async fn vms(
+    State(s): State<FleetState>,
+    b: Result<Json<devmig_api::fleet::VmsRequest>, JsonRejection>,
+) -> Result<Json<Value>, FleetError> {
+    let b = body(b)?;
+    if b.domains.is_empty() || b.domains.len() > 64 {
+        return Err(FleetError::BadRequest("give 1 to 64 domains".into()));
+    }
+    if !devmig_api::valid_host_name(&b.host) {
+        return Err(FleetError::BadRequest(format!("host {:?} is not a valid host name", b.host)));
+    }
+    let fleet = s.fleet.clone();
+    let verdicts = crate::blocking(move || plans::vms(&fleet, &b.host, &b.domains)).await?;
+    to_json(serde_json::json!({ "schema": "devmig.vms/v1", "vms": verdicts }))
 }
 
 async fn what_if(

@@ -236,3 +236,68 @@ pub async fn what_if(
         out_of_pool,
     })
 }
+
+/// The verdict of a VM whose `devices` (with versions, or why none) are known: the fresh hosts
+/// other than `excluded` whose free devices step a admits for all of them with distinct
+/// targets, or the fleet's first explanation group when there is none (`unknown` without a
+/// fleet). A device without a version makes the VM `unreadable`, never migratable.
+pub fn vm_verdict(
+    fleet: Option<&Fleet>,
+    name: String,
+    uuid: Option<String>,
+    devices: Vec<devmig_api::fleet::VmDevice>,
+    excluded: &BTreeSet<String>,
+) -> Result<devmig_api::fleet::VmVerdict, FleetError> {
+    let mut vm = devmig_api::fleet::VmVerdict { name, uuid, devices, verdict: String::new(), hosts: None, why: None };
+    if vm.devices.is_empty() {
+        vm.verdict = "no_devices".into();
+        return Ok(vm);
+    }
+    if vm.devices.iter().any(|d| d.version.is_none()) {
+        vm.verdict = "unreadable".into();
+        return Ok(vm);
+    }
+    let Some(fleet) = fleet else {
+        vm.verdict = "unknown".into();
+        return Ok(vm);
+    };
+    let refs: Vec<SourceRef> =
+        vm.devices.iter().map(|d| SourceRef { host: None, device: None, version: d.version.clone() }).collect();
+    let now = now_ms();
+    let sources = fleet.resolve(&refs, now)?;
+    let feasible = fleet.feasible_hosts(&sources, excluded, &BTreeSet::new(), 100_000, now)?;
+    vm.hosts = Some(feasible.len());
+    if feasible.is_empty() {
+        vm.verdict = "not_migratable".into();
+        let e = crate::explain::explain(&fleet.store, &sources, excluded, &HashMap::new(), &BTreeSet::new(), now)?;
+        vm.why = e.groups.first().map(|g| format!("{} ({} hosts)", g.detail, g.hosts));
+    } else {
+        vm.verdict = "migratable".into();
+    }
+    Ok(vm)
+}
+
+/// The verdicts of `host`'s VMs (`domains`: libvirt's domain XML), their devices' versions as
+/// the host last reported them. A domain that is not valid XML is a bad request.
+pub fn vms(fleet: &Fleet, host: &str, domains: &[String]) -> Result<Vec<devmig_api::fleet::VmVerdict>, FleetError> {
+    let excluded = BTreeSet::from([host.to_string()]);
+    let mut out = Vec::new();
+    for (i, xml) in domains.iter().enumerate() {
+        let d = devmig_libvirt::domain(xml).map_err(|e| FleetError::BadRequest(format!("domain #{}: {e}", i + 1)))?;
+        let devices = d
+            .hostdevs
+            .iter()
+            .map(|h| {
+                let row = fleet.store.device(host, &h.device, now_ms());
+                let (version, error) = match row {
+                    Ok(Some(r)) => (Some(r.version), None),
+                    Ok(None) => (None, Some(format!("host {host} reported no device {}", h.device))),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                devmig_api::fleet::VmDevice { device: h.device.clone(), kind: h.kind.clone(), version, error }
+            })
+            .collect();
+        out.push(vm_verdict(Some(fleet), d.name, d.uuid, devices, &excluded)?);
+    }
+    Ok(out)
+}

@@ -88,3 +88,53 @@ async fn places_and_claims_sqlite() {
 async fn places_and_claims_postgres() {
     places_and_claims(tokio::task::spawn_blocking(Backend::postgres).await.expect("join")).await;
 }
+
+fn domain(name: &str, hostdevs: &str) -> String {
+    format!("<domain type='kvm'><name>{name}</name><devices>{hostdevs}</devices></domain>")
+}
+
+/// `POST /api/v1/vms` over HTTP: a host's VMs by their domain XML get a verdict each, their
+/// devices' versions from the host's report; bad XML and bad hosts are 400s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hosts_vms_get_verdicts_over_http() {
+    let lab = lab(Backend::sqlite().url(), 6, 8, 7).await;
+    let store = lab.fleet.store.clone();
+    let devices =
+        tokio::task::spawn_blocking(move || store.devices(now_ms(), &|_| true).expect("devices")).await.expect("join");
+    let src =
+        devices.iter().find(|d| d.kind == devmig_core::DeviceKind::Mdev && d.model == "mtty").expect("an mtty mdev");
+    let mdev = |uuid: &str| {
+        format!(
+            "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{uuid}'/></source></hostdev>"
+        )
+    };
+    let body = serde_json::json!({
+        "host": src.host,
+        "domains": [domain("vm-a", &mdev(&src.device)), domain("vm-gone", &mdev("ffffffff-ffff-4fff-bfff-ffffffffffff")), domain("vm-none", "")],
+    });
+    let c = reqwest::Client::new();
+    let post = |b: serde_json::Value| {
+        c.post(format!("{}/api/v1/vms", lab.url)).bearer_auth(common::READ_SECRET).json(&b).send()
+    };
+    let resp = post(body).await.expect("send");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(v["schema"], "devmig.vms/v1");
+    let vms = v["vms"].as_array().expect("vms");
+    assert_eq!(vms[0]["verdict"], "migratable", "{v}");
+    assert_eq!(vms[0]["devices"][0]["version"], src.version.as_str());
+    assert!(vms[0]["hosts"].as_u64().is_some_and(|n| (1..=5).contains(&n)), "never its own host: {v}");
+    assert_eq!(vms[1]["verdict"], "unreadable", "{v}");
+    assert!(vms[1]["devices"][0]["error"].as_str().is_some_and(|e| e.contains("reported no device")), "{v}");
+    assert_eq!(vms[2]["verdict"], "no_devices");
+    for bad in [
+        serde_json::json!({ "host": src.host, "domains": ["<domain><devices>"] }),
+        serde_json::json!({ "host": "bad host", "domains": [domain("x", "")] }),
+        serde_json::json!({ "host": src.host, "domains": [] }),
+    ] {
+        let r = post(bad.clone()).await.expect("send");
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let anonymous = c.post(format!("{}/api/v1/vms", lab.url)).json(&serde_json::json!({})).send().await.expect("send");
+    assert_eq!(anonymous.status(), 401);
+}

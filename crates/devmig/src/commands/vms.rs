@@ -1,46 +1,17 @@
 //! `devmig vms`: which VMs can migrate, from their domain XML.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use devmig_fleet::explain::explain;
+use devmig_api::fleet::VmDevice;
+use devmig_fleet::Fleet;
 use devmig_fleet::server::FleetOptions;
-use devmig_fleet::{Fleet, SourceRef, now_ms};
 use devmig_vendors::Registry;
-use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::cli::{Output, VmsArgs};
 use crate::error::CliError;
 use crate::output::{json, table};
-
-/// One assigned device of a VM.
-#[derive(Debug, Serialize)]
-struct VmDevice {
-    device: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// One VM and its verdict.
-#[derive(Debug, Serialize)]
-struct Vm {
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uuid: Option<String>,
-    devices: Vec<VmDevice>,
-    /// `no_devices`, `unreadable`, `migratable`, `not_migratable`, or `unknown` (no fleet given).
-    verdict: String,
-    /// Hosts whose devices step a admits for every device of the VM (distinct targets).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hosts: Option<usize>,
-    /// Why not, as the fleet's explanation groups it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    why: Option<String>,
-}
 
 fn fleet(db: &str, registry: &Registry) -> Result<Fleet, CliError> {
     let options = FleetOptions {
@@ -81,28 +52,7 @@ pub fn vms(
             };
             devices.push(VmDevice { device: h.device.clone(), kind: h.kind.clone(), version, error });
         }
-        let mut vm = Vm { name: d.name, uuid: d.uuid, devices, verdict: String::new(), hosts: None, why: None };
-        if vm.devices.is_empty() {
-            vm.verdict = "no_devices".into();
-        } else if vm.devices.iter().any(|d| d.version.is_none()) {
-            vm.verdict = "unreadable".into();
-        } else if let Some(fleet) = &fleet {
-            let refs: Vec<SourceRef> =
-                vm.devices.iter().map(|d| SourceRef { host: None, device: None, version: d.version.clone() }).collect();
-            let now = now_ms();
-            let sources = fleet.resolve(&refs, now)?;
-            let feasible = fleet.feasible_hosts(&sources, &excluded, &BTreeSet::new(), 100_000, now)?;
-            vm.hosts = Some(feasible.len());
-            if feasible.is_empty() {
-                vm.verdict = "not_migratable".into();
-                let e = explain(&fleet.store, &sources, &excluded, &HashMap::new(), &BTreeSet::new(), now)?;
-                vm.why = e.groups.first().map(|g| format!("{} ({} hosts)", g.detail, g.hosts));
-            } else {
-                vm.verdict = "migratable".into();
-            }
-        } else {
-            vm.verdict = "unknown".into();
-        }
+        let vm = devmig_fleet::plans::vm_verdict(fleet.as_ref(), d.name, d.uuid, devices, &excluded)?;
         vms.push(vm);
     }
     if o == Output::Json {
