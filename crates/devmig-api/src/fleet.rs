@@ -322,8 +322,11 @@ pub struct HostRow {
 /// One device's evacuation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Move {
-    /// The device on the evacuated host.
+    /// The device on the evacuated host (a VM's devices, space-separated, when it moved a VM).
     pub device: String,
+    /// The VM that moved as one (all its devices to one host), when VMs were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
     /// Where it goes (or why nowhere).
     pub placement: Placement,
 }

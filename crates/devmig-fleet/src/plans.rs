@@ -32,19 +32,59 @@ pub async fn evacuate(
     if devices.is_empty() {
         return Err(FleetError::NotFound(format!("host {host}: the fleet knows no devices there")));
     }
-    let devices: Vec<DeviceRow> = devices.into_iter().filter(|d| d.kind != devmig_core::DeviceKind::MdevType).collect();
+    let groups = devices
+        .into_iter()
+        .filter(|d| d.kind != devmig_core::DeviceKind::MdevType)
+        .map(|d| (None, vec![d.device]))
+        .collect();
+    evacuate_groups(fleet, host, groups, claim, migration_prefix, progress).await
+}
+
+/// [`evacuate`] for `host`'s VMs (`domains`: their domain XML): each VM moves as one, all its
+/// mdevs and PCI functions to one host with distinct targets; devices of no VM stay.
+pub async fn evacuate_vms(
+    fleet: &Fleet,
+    host: &str,
+    domains: &[String],
+    claim: bool,
+    migration_prefix: &str,
+    progress: &Progress,
+) -> Result<Evacuation, FleetError> {
+    let mut groups = Vec::new();
+    for (i, xml) in domains.iter().enumerate() {
+        let d = devmig_libvirt::domain(xml).map_err(|e| FleetError::BadRequest(format!("domain #{}: {e}", i + 1)))?;
+        if d.hostdevs.is_empty() {
+            continue;
+        }
+        groups.push((Some(d.name), d.hostdevs.into_iter().map(|h| h.device).collect()));
+    }
+    evacuate_groups(fleet, host, groups, claim, migration_prefix, progress).await
+}
+
+/// One placement per group of `host`'s devices (a VM, or a device alone), targets distinct.
+async fn evacuate_groups(
+    fleet: &Fleet,
+    host: &str,
+    groups: Vec<(Option<String>, Vec<String>)>,
+    claim: bool,
+    migration_prefix: &str,
+    progress: &Progress,
+) -> Result<Evacuation, FleetError> {
     // Migration ids take [A-Za-z0-9._:-]; anything else in a prefix becomes '-'.
     let prefix: String = migration_prefix
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._:-".contains(c) { c } else { '-' })
         .collect();
-    let total = devices.len() as u64;
+    let total = groups.len() as u64;
     let mut moves = Vec::new();
     let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
-    for (n, d) in devices.iter().enumerate() {
+    for (n, (vm, group)) in groups.into_iter().enumerate() {
         progress(n as u64, total);
         let req = PlacementRequest {
-            sources: vec![SourceRef { host: Some(host.to_string()), device: Some(d.device.clone()), version: None }],
+            sources: group
+                .iter()
+                .map(|d| SourceRef { host: Some(host.to_string()), device: Some(d.clone()), version: None })
+                .collect(),
             claim,
             migration_id: claim
                 .then(|| format!("{prefix}-{n}").parse::<devmig_api::MigrationId>())
@@ -58,7 +98,7 @@ pub async fn evacuate(
         for a in &placement.assignments {
             taken.insert((placement.host.clone().unwrap_or_default(), a.target.clone()));
         }
-        moves.push(Move { device: d.device.clone(), placement });
+        moves.push(Move { device: group.join(" "), vm, placement });
     }
     progress(total, total);
     let placed = moves.iter().filter(|m| m.placement.placed).count();

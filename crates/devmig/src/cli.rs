@@ -389,6 +389,9 @@ pub enum FleetCommand {
         /// Migration id prefix for claims.
         #[arg(long, value_name = "PREFIX")]
         migration_prefix: Option<String>,
+        /// Move these VMs (their domain XML files), each as one, instead of every device alone.
+        #[arg(long, value_name = "DOMAIN.xml", num_args = 1..)]
+        vms: Vec<PathBuf>,
     },
     /// Source configurations every host of a pool accepts.
     Baseline {

@@ -136,6 +136,62 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     let distinct: std::collections::BTreeSet<_> = targets.iter().collect();
     assert_eq!(distinct.len(), targets.len(), "two devices sent to one target: {targets:?}");
 
+    // The same host's VMs instead: each moves as one (all its devices to one host).
+    let (_, devices) = run_json(&["fleet", "devices", "--db", &db, "--hosts", "sim-r00-0001"]);
+    let of = |kind: &str| -> Vec<String> {
+        devices["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter(|d| d["kind"] == kind)
+            .map(|d| d["device"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let (mdevs, vfs) = (of("mdev"), of("sriov_vf"));
+    let hostdev_mdev = |u: &str| {
+        format!(
+            "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source></hostdev>"
+        )
+    };
+    let hostdev_vf = |a: &str| {
+        let (dbs, f) = a.rsplit_once('.').expect("address");
+        let p: Vec<&str> = dbs.split(':').collect();
+        format!(
+            "<hostdev mode='subsystem' type='pci'><source><address domain='0x{}' bus='0x{}' slot='0x{}' function='0x{f}'/></source></hostdev>",
+            p[0], p[1], p[2]
+        )
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let vm1 = dir.path().join("vm1.xml");
+    let vm2 = dir.path().join("vm2.xml");
+    std::fs::write(
+        &vm1,
+        format!(
+            "<domain><name>vm1</name><devices>{}{}</devices></domain>",
+            hostdev_mdev(&mdevs[0]),
+            hostdev_vf(&vfs[0])
+        ),
+    )
+    .expect("write");
+    std::fs::write(&vm2, format!("<domain><name>vm2</name><devices>{}</devices></domain>", hostdev_mdev(&mdevs[1])))
+        .expect("write");
+    let (v1, v2) = (vm1.to_str().expect("path"), vm2.to_str().expect("path"));
+    let (code, e) =
+        run_json(&["fleet", "evacuate", "sim-r00-0001", "--db", &db, "--agent-token-file", &token, "--vms", v1, v2]);
+    let moves = e["moves"].as_array().expect("moves");
+    assert_eq!(moves.iter().map(|m| m["vm"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["vm1", "vm2"], "{e}");
+    assert_eq!(moves[0]["device"], format!("{} {}", mdevs[0], vfs[0]));
+    assert_eq!(code, if e["unplaced"] == 0 { 0 } else { 1 });
+    for m in moves.iter().filter(|m| m["placement"]["placed"] == true) {
+        let n = m["device"].as_str().expect("devices").split(' ').count();
+        assert_eq!(
+            m["placement"]["assignments"].as_array().map(Vec::len),
+            Some(n),
+            "one placement for the whole VM: {m}"
+        );
+        assert_ne!(m["placement"]["host"], "sim-r00-0001");
+    }
+
     let (code, b) = run_json(&["fleet", "baseline", "--db", &db, "--hosts", "sim-*"]);
     assert_eq!(code, 0);
     assert_eq!(b["pool_hosts"], 6);

@@ -163,11 +163,16 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             }
             Ok(if p.placed { 0 } else { 1 })
         }
-        FleetCommand::Evacuate { db, host, claim, migration_prefix } => {
+        FleetCommand::Evacuate { db, host, claim, migration_prefix, vms } => {
             let fleet = options(db, 2, true)?.open_existing(registry.clone())?;
             let prefix = migration_prefix.clone().unwrap_or_else(|| format!("evacuate-{host}-{}", now_ms()));
+            let domains = vms.iter().map(|f| CliError::read_input(f, "domain XML")).collect::<Result<Vec<_>, _>>()?;
             let b = bar("evacuating");
-            let e = runtime()?.block_on(plans::evacuate(&fleet, host, *claim, &prefix, &progress(&b)))?;
+            let e = if domains.is_empty() {
+                runtime()?.block_on(plans::evacuate(&fleet, host, *claim, &prefix, &progress(&b)))?
+            } else {
+                runtime()?.block_on(plans::evacuate_vms(&fleet, host, &domains, *claim, &prefix, &progress(&b)))?
+            };
             b.finish_and_clear();
             if o == Output::Json {
                 json(out, "devmig.evacuation/v1", &e)?;
@@ -175,12 +180,20 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                 let rows = e.moves.iter().map(|m| {
                     let p = &m.placement;
                     match (&p.host, p.assignments.first()) {
-                        (Some(h), Some(a)) => vec![
-                            m.device.clone(),
-                            format!("{h}:{}", a.target),
-                            format!("{:?}", a.verdict).to_lowercase(),
+                        (Some(h), Some(_)) => vec![
+                            m.vm.clone().map_or_else(|| m.device.clone(), |vm| format!("{vm} ({})", m.device)),
+                            p.assignments.iter().map(|a| format!("{h}:{}", a.target)).collect::<Vec<_>>().join(" "),
+                            p.assignments
+                                .iter()
+                                .map(|a| format!("{:?}", a.verdict).to_lowercase())
+                                .collect::<Vec<_>>()
+                                .join(" "),
                         ],
-                        _ => vec![m.device.clone(), "-".into(), summary(p)],
+                        _ => vec![
+                            m.vm.clone().map_or_else(|| m.device.clone(), |vm| format!("{vm} ({})", m.device)),
+                            "-".into(),
+                            summary(p),
+                        ],
                     }
                 });
                 table(out, &["DEVICE", "TARGET", "VERDICT"], rows)?;
