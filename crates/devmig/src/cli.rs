@@ -134,8 +134,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct VmsArgs {
     /// Domain XML files (`virsh dumpxml` of the VMs on this host, or on the agent's host).
-    #[arg(value_name = "DOMAIN.xml", required = true)]
+    #[arg(value_name = "DOMAIN.xml", required_unless_present = "connect")]
     pub files: Vec<PathBuf>,
+    /// Read every domain of this libvirt connection instead (`qemu:///system`), through virsh.
+    #[arg(long, value_name = "URI", conflicts_with = "files")]
+    pub connect: Option<String>,
     /// The fleet database: each VM gets the hosts that could take all its devices.
     #[arg(long, value_name = "URL")]
     pub fleet_db: Option<String>,

@@ -90,3 +90,29 @@ fn each_vm_gets_its_devices_and_a_fleet_verdict() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.xml"));
 }
+
+#[test]
+fn domains_come_from_a_libvirt_connection() {
+    let root = tempfile::tempdir().expect("root");
+    example_host(&TreeBuilder::new(root.path()), ExampleHost::A).expect("tree");
+    // libvirt's test driver, loaded with one domain that assigns host A's vGPU.
+    let dir = tempfile::tempdir().expect("dir");
+    let node = dir.path().join("node.xml");
+    let dom = domain("vm-a", &mdev(A_VGPU)).replace(
+        "<domain type='kvm'>",
+        "<domain type='test'>\n  <memory>1048576</memory>\n  <os><type>hvm</type></os>",
+    );
+    std::fs::write(&node, format!("<node>\n{dom}</node>\n")).expect("write");
+    let uri = format!("test://{}", node.display());
+    let o = devmig(root.path(), &["-o", "json", "vms", "--connect", &uri]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let vm = &v["vms"][0];
+    assert_eq!((vm["name"].as_str(), vm["verdict"].as_str()), (Some("vm-a"), Some("unknown")), "{v}");
+    assert_eq!(vm["devices"][0]["device"], A_VGPU);
+    assert!(vm["devices"][0]["version"].as_str().is_some_and(|s| s.starts_with("i915-")), "{v}");
+    // A connection virsh cannot open is an error naming it.
+    let o = devmig(root.path(), &["vms", "--connect", "test:///nonexistent/file.xml"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("virsh -c test:///nonexistent/file.xml"));
+}

@@ -26,7 +26,36 @@ fn fleet(db: &str, registry: &Registry) -> Result<Fleet, CliError> {
     Ok(options.open_existing(registry.clone())?)
 }
 
-/// `devmig vms FILE...`.
+/// Runs virsh; its stdout, or an error naming the command and what virsh said.
+fn virsh(uri: &str, args: &[&str]) -> Result<String, CliError> {
+    let o = std::process::Command::new("virsh")
+        .args(["-c", uri])
+        .args(args)
+        .output()
+        .map_err(|e| CliError::Io { what: "running virsh (Debian's libvirt-clients)".into(), source: e })?;
+    if !o.status.success() {
+        let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        return Err(CliError::Io {
+            what: format!("virsh -c {uri} {}: {why}", args.join(" ")),
+            source: std::io::Error::other(why),
+        });
+    }
+    String::from_utf8(o.stdout)
+        .map_err(|_| CliError::Usage(format!("virsh -c {uri} {}: output is not UTF-8", args.join(" "))))
+}
+
+/// Every domain of a libvirt connection: (name, XML).
+fn connection_domains(uri: &str) -> Result<Vec<(String, String)>, CliError> {
+    let names = virsh(uri, &["list", "--all", "--name"])?;
+    names
+        .lines()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| Ok((format!("{uri} domain {n}"), virsh(uri, &["dumpxml", "--", n])?)))
+        .collect()
+}
+
+/// `devmig vms FILE...` or `devmig vms --connect URI`.
 pub fn vms(
     args: &VmsArgs,
     backend: &Backend,
@@ -37,9 +66,16 @@ pub fn vms(
     let fleet = args.fleet_db.as_deref().map(|db| fleet(db, registry)).transpose()?;
     let excluded: BTreeSet<String> = args.host.iter().cloned().collect();
     let mut vms = Vec::new();
-    for file in &args.files {
-        let text = CliError::read_input(file, "domain XML")?;
-        let d = devmig_libvirt::domain(&text).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let inputs: Vec<(String, String)> = match &args.connect {
+        Some(uri) => connection_domains(uri)?,
+        None => args
+            .files
+            .iter()
+            .map(|f| Ok((f.display().to_string(), CliError::read_input(f, "domain XML")?)))
+            .collect::<Result<_, CliError>>()?,
+    };
+    for (origin, text) in &inputs {
+        let d = devmig_libvirt::domain(text).map_err(|e| CliError::Usage(format!("{origin}: {e}")))?;
         let mut devices = Vec::new();
         for h in &d.hostdevs {
             let read = super::device_id(&h.device).and_then(|id| backend.version(&id));
