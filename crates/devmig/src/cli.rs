@@ -194,6 +194,25 @@ pub enum LibvirtCommand {
     ///
     /// Example: virsh dumpxml vm1 | devmig libvirt hostdevs
     Hostdevs,
+    /// libvirt's qemu hook on the destination (`/etc/libvirt/hooks/qemu DOMAIN OP SUBOP EXTRA`,
+    /// with --agent naming this host's agent): on `migrate begin` it reads the incoming domain
+    /// XML, looks up the agent's claims `<domain uuid>.<n>` (the target of the domain's n-th
+    /// hostdev, as `fleet place --migration-id <uuid>` claims them in hostdev order), checks
+    /// each target again with its claim's source version, and prints the XML pointed at them;
+    /// a missing claim or a refusal exits 1 (libvirt then cancels the migration). Other
+    /// operations, and domains without claims, pass unchanged.
+    ///
+    /// Example (the hook script): exec devmig --agent https://127.0.0.1:7070 --token-file /etc/devmig/hook-token --ca-file /etc/devmig/ca.pem libvirt hook "$@"
+    Hook {
+        /// The domain's name.
+        domain: String,
+        /// The operation (`migrate`, `prepare`, `start`, ...).
+        op: String,
+        /// Its sub-operation (`begin`, ...).
+        subop: String,
+        /// libvirt's extra argument (`-`).
+        extra: Option<String>,
+    },
     /// The node device XML libvirt shows for these devices (PCI functions with their SR-IOV and
     /// mdev type capabilities, mdevs of a PCI parent); every such device without arguments.
     ///

@@ -132,6 +132,55 @@ fn node_devices(inventory: &Inventory, root: &Path, local: bool) -> Vec<NodeDevi
     out
 }
 
+/// The qemu hook (see `LibvirtCommand::Hook`).
+fn hook(backend: &Backend, name: &str, op: &str, subop: &str, out: &mut dyn Write) -> Result<i32, CliError> {
+    if (op, subop) != ("migrate", "begin") {
+        return Ok(0);
+    }
+    let xml = stdin_xml()?;
+    let d = devmig_libvirt::domain(&xml)?;
+    let Backend::Remote(agent) = backend else {
+        return Err(CliError::Usage("the hook needs --agent: the claims live in this host's agent".into()));
+    };
+    let uuid =
+        d.uuid.clone().ok_or_else(|| CliError::Usage(format!("domain {name}: the incoming XML has no <uuid>")))?;
+    let prefix = format!("{uuid}.");
+    let claims: Vec<devmig_api::Claim> = agent
+        .claims()?
+        .into_iter()
+        .filter(|c| c.state == devmig_api::ClaimState::Active && c.migration_id.starts_with(&prefix))
+        .collect();
+    if claims.is_empty() {
+        // Not a migration devmig placed: libvirt keeps the XML it has.
+        out.write_all(xml.as_bytes()).map_err(CliError::Output)?;
+        return Ok(0);
+    }
+    let mut targets = BTreeMap::new();
+    for (n, h) in d.hostdevs.iter().enumerate() {
+        let id = format!("{uuid}.{n}");
+        let claim = claims.iter().find(|c| c.migration_id == id).ok_or_else(|| {
+            CliError::Usage(format!(
+                "domain {name}: hostdev #{} ({}) has no claim {id} on this host",
+                h.index, h.device
+            ))
+        })?;
+        // Step b again, now: the target still takes the source.
+        let target = super::device_id(&claim.device)?;
+        let report = backend.check_version(&claim.source_version, &target, false)?;
+        if !report.verdict.is_compatible() {
+            let why = report.reasons.iter().map(|r| r.message.clone()).collect::<Vec<_>>().join("; ");
+            return Err(CliError::Remote {
+                status: 422,
+                code: "target_rejected".into(),
+                detail: format!("domain {name}: {target} no longer takes hostdev #{} ({}): {why}", h.index, h.device),
+            });
+        }
+        targets.insert(h.device.clone(), claim.device.clone());
+    }
+    out.write_all(rewrite(&xml, &targets)?.as_bytes()).map_err(CliError::Output)?;
+    Ok(0)
+}
+
 /// `devmig libvirt ...`.
 pub fn libvirt(
     cmd: &LibvirtCommand,
@@ -174,6 +223,7 @@ pub fn libvirt(
             out.write_all(xml.as_bytes()).map_err(CliError::Output)?;
             Ok(0)
         }
+        LibvirtCommand::Hook { domain, op, subop, .. } => hook(backend, domain, op, subop, out),
         LibvirtCommand::Hostdevs => {
             let found = hostdevs(&stdin_xml()?)?;
             if o == Output::Json {
