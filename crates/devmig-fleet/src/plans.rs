@@ -324,19 +324,21 @@ pub fn vms(fleet: &Fleet, host: &str, domains: &[String]) -> Result<Vec<devmig_a
     let mut out = Vec::new();
     for (i, xml) in domains.iter().enumerate() {
         let d = devmig_libvirt::domain(xml).map_err(|e| FleetError::BadRequest(format!("domain #{}: {e}", i + 1)))?;
-        let devices = d
-            .hostdevs
-            .iter()
-            .map(|h| {
-                let row = fleet.store.device(host, &h.device, now_ms());
-                let (version, error) = match row {
-                    Ok(Some(r)) => (Some(r.version), None),
-                    Ok(None) => (None, Some(format!("host {host} reported no device {}", h.device))),
-                    Err(e) => (None, Some(e.to_string())),
-                };
-                devmig_api::fleet::VmDevice { device: h.device.clone(), kind: h.kind.clone(), version, error }
-            })
-            .collect();
+        let mut devices = Vec::new();
+        for h in &d.hostdevs {
+            // A database failure fails the request (logged, never in the body); a device the
+            // host did not report makes the VM unreadable.
+            let (version, error) = match fleet.store.device(host, &h.device, now_ms())? {
+                Some(r) => (Some(r.version), None),
+                None => (None, Some(format!("host {host} reported no device {}", h.device))),
+            };
+            devices.push(devmig_api::fleet::VmDevice {
+                device: h.device.clone(),
+                kind: h.kind.clone(),
+                version,
+                error,
+            });
+        }
         out.push(vm_verdict(Some(fleet), d.name, d.uuid, devices, &excluded)?);
     }
     Ok(out)
