@@ -14,7 +14,12 @@ impl Agent {
     /// its string's driver prefix and the string). Where the kernel shows a string, the
     /// attributes come from it. Devices nothing describes are left out and logged.
     pub fn device_records(&self) -> Result<Vec<DeviceRecord>, AgentError> {
-        let inventory = self.devices()?;
+        self.device_records_of(self.devices()?)
+    }
+
+    /// [`Agent::device_records`] of an inventory the caller already read (one discovery for a
+    /// caller that also looks at the inventory itself).
+    pub fn device_records_of(&self, inventory: devmig_core::Inventory) -> Result<Vec<DeviceRecord>, AgentError> {
         let claimed = self.claimed_devices()?;
         let registry = self.checker().registry();
         let mut records = Vec::new();

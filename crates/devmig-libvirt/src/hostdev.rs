@@ -68,6 +68,19 @@ pub(crate) fn device_of(site: &Site, e: &BytesStart<'_>) -> Result<String, Libvi
     Ok(format!("{d:04x}:{b:02x}:{s:02x}.{f:x}"))
 }
 
+/// `(domain, bus, slot, function)` of a `dddd:bb:ss.f` address (hex), or None.
+pub(crate) fn pci_parts(s: &str) -> Option<(u32, u32, u32, u32)> {
+    let (dbs, f) = s.rsplit_once('.')?;
+    let mut it = dbs.split(':');
+    let (d, b, sl) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || d.len() != 4 || b.len() != 2 || sl.len() != 2 || f.len() != 1 {
+        return None;
+    }
+    let hex = |x: &str| u32::from_str_radix(x, 16).ok();
+    let (d, b, sl, f) = (hex(d)?, hex(b)?, hex(sl)?, hex(f)?);
+    (sl <= 0x1f && f <= 7).then_some((d, b, sl, f))
+}
+
 /// True for the 8-4-4-4-12 hex form.
 pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36

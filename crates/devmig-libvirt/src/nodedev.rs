@@ -9,6 +9,8 @@
 //! `<node>` document libvirt's test driver loads (`test:///abs/path.xml`).
 use std::fmt::Write as _;
 
+use crate::hostdev::pci_parts;
+
 /// One mdev type of a parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MdevTypeCap {
@@ -89,17 +91,8 @@ fn esc(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-/// `(domain, bus, slot, function)` of `dddd:bb:ss.f`, or None.
-fn parts(address: &str) -> Option<(u32, u32, u32, u32)> {
-    let (dbs, f) = address.rsplit_once('.')?;
-    let mut it = dbs.split(':');
-    let hex = |x: &str| u32::from_str_radix(x, 16).ok();
-    let (d, b, s) = (hex(it.next()?)?, hex(it.next()?)?, hex(it.next()?)?);
-    Some((d, b, s, hex(f)?))
-}
-
 fn address_element(out: &mut String, indent: &str, address: &str) {
-    if let Some((d, b, s, f)) = parts(address) {
+    if let Some((d, b, s, f)) = pci_parts(address) {
         let _ =
             writeln!(out, "{indent}<address domain='0x{d:04x}' bus='0x{b:02x}' slot='0x{s:02x}' function='0x{f:x}'/>");
     }
@@ -120,7 +113,7 @@ pub fn nodedev_xml(dev: &NodeDevice) -> String {
             if let Some(c) = &p.class {
                 let _ = writeln!(out, "    <class>{}</class>", esc(c));
             }
-            let (d, b, s, f) = parts(&p.address).unwrap_or_default();
+            let (d, b, s, f) = pci_parts(&p.address).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "    <domain>{d}</domain>\n    <bus>{b}</bus>\n    <slot>{s}</slot>\n    <function>{f}</function>"

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use quick_xml::events::BytesStart;
 
 use crate::LibvirtError;
-use crate::hostdev::{attr, device_of, is_uuid, walk};
+use crate::hostdev::{attr, device_of, is_uuid, pci_parts, walk};
 
 /// `xml` with the source `<address>` of every mdev and PCI hostdev replaced by its target's
 /// (`targets`: source device id -> target device id, as devmig names them: an mdev's UUID, a
@@ -62,19 +62,6 @@ fn with_attributes(e: &BytesStart<'_>, replace: &[(&str, String)]) -> BytesStart
         out.push_attribute((*k, v.as_str()));
     }
     out
-}
-
-/// `dddd:bb:ss.f` (hex).
-fn pci_parts(s: &str) -> Option<(u32, u32, u32, u32)> {
-    let (dbs, f) = s.rsplit_once('.')?;
-    let mut it = dbs.split(':');
-    let (d, b, sl) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() || d.len() != 4 || b.len() != 2 || sl.len() != 2 || f.len() != 1 {
-        return None;
-    }
-    let hex = |x: &str| u32::from_str_radix(x, 16).ok();
-    let (d, b, sl, f) = (hex(d)?, hex(b)?, hex(sl)?, hex(f)?);
-    (sl <= 0x1f && f <= 7).then_some((d, b, sl, f))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! which Nova rewrites on every update: their traits are printed as device spec entries instead.
 use std::collections::{BTreeMap, BTreeSet};
 
-use devmig_core::DeviceKind;
+use devmig_core::{DeviceKind, PciAddress};
 use devmig_vendors::placement_traits::target_traits;
 use devmig_vendors::{Attributes, Registry};
 use serde::Serialize;
@@ -90,22 +90,12 @@ pub fn check_node(node: &str) -> Result<(), OpenStackError> {
 /// parent's name with characters other than letters, digits and `_` as `_`.
 pub fn nodedev_name(parent: &str) -> String {
     let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if is_pci_address(parent) { format!("pci_{}", clean(parent)) } else { clean(parent) }
+    if parent.parse::<PciAddress>().is_ok() { format!("pci_{}", clean(parent)) } else { clean(parent) }
 }
 
 /// Nova's provider name of the mdev parent `parent` on `node`.
 pub fn parent_provider(node: &str, parent: &str) -> String {
     format!("{node}_{}", nodedev_name(parent))
-}
-
-/// True for `dddd:bb:ss.f` (hex).
-fn is_pci_address(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 12
-        && b[4] == b':'
-        && b[7] == b':'
-        && b[10] == b'.'
-        && b.iter().enumerate().all(|(i, c)| [4, 7, 10].contains(&i) || c.is_ascii_hexdigit())
 }
 
 /// The providers and device spec entries of `node`'s `targets`, with their devmig traits.

@@ -20,8 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use sha2::{Digest, Sha256};
-
+use crate::digest::sha256_hex;
 use crate::{AttrValue, Attributes, Constraint, Requirement};
 
 /// The attribute domain and the driver name devmig's devices carry.
@@ -67,7 +66,7 @@ pub fn name(attr: &str) -> String {
         n.insert(0, 'a');
     }
     if n.len() > MAX_NAME {
-        n = format!("{}_{}", &n[..23], &hex(attr)[..8]);
+        n = format!("{}_{}", &n[..23], sha256_hex(attr, 8));
     }
     n
 }
@@ -76,15 +75,7 @@ pub fn name(attr: &str) -> String {
 fn member(attr: &str, value: &str) -> String {
     let base = name(attr);
     let base = &base[..base.len().min(MAX_NAME - 9)];
-    format!("{base}_{}", &hex(value)[..8])
-}
-
-fn hex(s: &str) -> String {
-    let mut out = String::with_capacity(64);
-    for b in Sha256::digest(s.as_bytes()) {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    format!("{base}_{}", sha256_hex(value, 8))
 }
 
 /// A string value as DRA takes it (at most 64 characters; longer ones keep 47 and a hash).
@@ -96,7 +87,7 @@ fn string_value(s: &str) -> String {
     while !s.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}#{}", &s[..cut], &hex(s)[..16])
+    format!("{}#{}", &s[..cut], sha256_hex(s, 16))
 }
 
 /// A device's attributes for a ResourceSlice, by name under [`DOMAIN`].

@@ -25,6 +25,7 @@ mod attributes;
 mod catalog;
 mod decision;
 pub mod described;
+mod digest;
 pub mod dra;
 mod driver_version;
 mod error;

@@ -25,13 +25,11 @@
 //! groups, a minor version of 32 or more between two powers of two) the source requires a
 //! coarser trait or none for it, and [`SourceTraits::coarse`] says which: Placement then admits
 //! more targets than step a, never fewer.
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
-
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 
 use crate::described::{KERNEL_DRIVER_ATTR, KERNEL_VERSION_ATTR};
+use crate::digest::sha256_hex;
 use crate::models::MODEL_ATTR;
 use crate::{AttrValue, Attributes, Constraint, Registry, Requirement};
 
@@ -177,7 +175,7 @@ fn semver_trait(attr: &str, major: u32, k: u32) -> String {
 /// The trait of a `OneOf` group: its members' hash (order-free: the set is sorted).
 fn group_trait(attr: &str, group: &BTreeSet<String>) -> String {
     let joined = group.iter().map(String::as_str).collect::<Vec<_>>().join("\n");
-    format!("{TRAIT_PREFIX}{}_IN_{}", upper(attr), hex12(&joined).to_ascii_uppercase())
+    format!("{TRAIT_PREFIX}{}_IN_{}", upper(attr), sha256_hex(&joined, 12).to_ascii_uppercase())
 }
 
 /// An attribute name in capitals, other characters as `_` (`i915.gvt_version` -> `I915_GVT_VERSION`).
@@ -196,17 +194,7 @@ fn encode_value(v: &str) -> String {
     if !readable.is_empty() {
         readable.push('_');
     }
-    format!("{readable}H{}", hex12(v).to_ascii_uppercase())
-}
-
-/// The first 12 hex digits of the SHA-256 of `s`.
-fn hex12(s: &str) -> String {
-    let digest = Sha256::digest(s.as_bytes());
-    let mut out = String::with_capacity(12);
-    for b in &digest[..6] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    format!("{readable}H{}", sha256_hex(v, 12).to_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! `devmig libvirt hook` as libvirt runs it on a destination: a real agent over a mounted simfs
 //! host holds the claims `<domain uuid>.<n>`; the hook rewrites the incoming domain XML to the
 //! claimed targets after checking each again, and cancels (nonzero) what it cannot map.
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use devmig_core::tree::example_uuids::{A_VGPU, B_VGPU_HALF};
@@ -11,21 +10,10 @@ use devmig_vendors::{Catalog, Registry};
 
 mod common;
 
+use common::devmig_with_stdin as run;
+
 const ADMIN: &str = "admin-secret-0123456789";
 const VM: &str = "6f3e4a52-5b0e-4c7a-9d2b-0c1f5a6e7d80";
-
-fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .args(args)
-        .env_remove("DEVMIG_AGENT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("devmig");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
-    child.wait_with_output().expect("wait")
-}
 
 fn domain(uuid: &str) -> String {
     format!(

@@ -1,11 +1,14 @@
 //! `devmig libvirt` as an operator runs it, checked by libvirt itself: the rewritten domain XML
 //! passes libvirt's own validation (`virsh define --validate` on its test driver, Debian's
 //! `libvirt-clients`) and names exactly the placed targets.
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use devmig_api::fleet::{Assignment, Placement, Timings};
 use devmig_core::{DeviceKind, Verdict};
+
+mod common;
+
+use common::devmig_with_stdin as devmig;
 
 const SRC_MDEV: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
 const DST_MDEV: &str = "0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0";
@@ -45,18 +48,6 @@ fn placement(assignments: Vec<Assignment>) -> Placement {
         explanation: None,
         timings: Timings::default(),
     }
-}
-
-fn devmig(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run devmig");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
-    child.wait_with_output().expect("wait")
 }
 
 /// libvirt's verdict on a domain XML: `virsh define --validate` on the test driver.

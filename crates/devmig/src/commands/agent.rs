@@ -76,10 +76,7 @@ fn fleet_link(
         args.fleet_token_file.as_deref().ok_or_else(|| CliError::Usage("--fleet needs --fleet-token-file".into()))?;
     let host = match &args.host_name {
         Some(h) => h.clone(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_err(|e| CliError::Io { what: "reading the hostname".into(), source: e })?
-            .trim()
-            .to_string(),
+        None => super::kernel_host_name()?,
     };
     host.parse::<devmig_api::HostName>()?;
     if args.report_interval_s == 0 {
@@ -124,13 +121,14 @@ async fn host_providers(
     let records = move || {
         // A device discovery could not read would be missing from the records, and its
         // provider would lose traits step b may still honour: skip the look instead.
-        let unread = agent.devices()?.devices.into_iter().find(|d| {
+        let inventory = agent.devices()?;
+        let unread = inventory.devices.iter().find(|d| {
             d.migration.support == devmig_core::MigrationSupport::Unknown
                 && matches!(d.kind, DeviceKind::MdevType | DeviceKind::SriovVf | DeviceKind::Pci)
         });
         match unread {
             Some(d) => Err(devmig_agent::AgentError::Internal(format!("device {} cannot be read now", d.id))),
-            None => agent.device_records(),
+            None => agent.device_records_of(inventory),
         }
     };
     match tokio::task::spawn_blocking(records).await {

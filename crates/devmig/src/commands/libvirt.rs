@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use devmig_api::fleet::Placement;
-use devmig_core::{Device, DeviceKind, Inventory};
+use devmig_core::{Device, DeviceKind, Inventory, PciAddress};
 use devmig_libvirt::nodedev::{Capability, MdevTypeCap, NodeDevice, PciCap, mdev_name, pci_name};
 use devmig_libvirt::{LibvirtError, hostdevs, node_xml, nodedev_xml, rewrite};
 
@@ -76,7 +76,7 @@ fn node_devices(inventory: &Inventory, root: &Path, local: bool) -> Vec<NodeDevi
                 let path = sys_path(root, &format!("/sys/bus/pci/devices/{id}"), local);
                 // The parent directory is the upstream bridge, or the root complex (`computer`).
                 let up = path.rsplit('/').nth(1).unwrap_or("");
-                let parent = if up.len() == 12 && up.as_bytes()[4] == b':' { pci_name(up) } else { "computer".into() };
+                let parent = if up.parse::<PciAddress>().is_ok() { pci_name(up) } else { "computer".into() };
                 let mdev_types = d
                     .mdev_types
                     .iter()

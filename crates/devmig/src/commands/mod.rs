@@ -27,6 +27,15 @@ use devmig_core::DeviceId;
 use crate::cli::SourceArgs;
 use crate::error::CliError;
 
+/// This host's name as the kernel has it (`/proc/sys/kernel/hostname`): the default of every
+/// flag that names this host elsewhere (the fleet's host name, Nova's node, Kubernetes' node).
+pub fn kernel_host_name() -> Result<String, CliError> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_err(|e| CliError::Io { what: "reading the host name".into(), source: e })?
+        .trim()
+        .to_string())
+}
+
 /// Parses a DEVICE argument.
 pub fn device_id(s: &str) -> Result<DeviceId, CliError> {
     Ok(s.parse::<DeviceId>()?)

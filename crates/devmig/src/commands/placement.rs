@@ -124,10 +124,7 @@ pub fn placement_client(
 pub fn this_node(given: Option<&str>) -> Result<String, CliError> {
     let node = match given {
         Some(n) => n.to_string(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_err(|e| CliError::Io { what: "reading the host name (give --node)".into(), source: e })?
-            .trim()
-            .to_string(),
+        None => super::kernel_host_name()?,
     };
     check_node(&node)?;
     Ok(node)

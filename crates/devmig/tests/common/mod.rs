@@ -36,6 +36,22 @@ pub fn devmig_at(root: &std::path::Path, args: &[&str]) -> std::process::Output 
         .expect("run devmig")
 }
 
+/// Runs the binary with `args`, `stdin` written to its standard input (the environment's agent
+/// left out).
+pub fn devmig_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .args(args)
+        .env_remove("DEVMIG_AGENT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run devmig");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
 /// Stdout of a run that must exit 0 (its stderr in the failure otherwise).
 pub fn ok(o: &std::process::Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));

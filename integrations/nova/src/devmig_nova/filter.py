@@ -76,8 +76,8 @@ class DevmigLiveMigrationFilter(filters.BaseHostFilter):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         # Per request (the RequestSpec object itself: Nova calls host_passes once per host with
-        # the same one): when, the request, and its sources.
-        self._sources: dict[int, tuple[float, Any, set[str] | str | None]] = {}
+        # the same one): when, the request, the agents file and its sources.
+        self._sources: dict[int, tuple[float, Any, Agents | None, set[str] | str | None]] = {}
 
     def _source_versions(self, ctx: Any, spec_obj: Any, agents: Agents) -> set[str] | str | None:
         """The versions of the mdevs on the source pGPUs the migration holds; None when the
@@ -119,20 +119,22 @@ class DevmigLiveMigrationFilter(filters.BaseHostFilter):  # type: ignore[misc]
         return versions or f"the source's agent shows no mdev on {', '.join(parents)}"
 
     def host_passes(self, host_state: Any, spec_obj: Any) -> bool:
-        agents = Agents.from_environment()
-        if agents is None:
-            return True
-        ctx = getattr(spec_obj, "_context", None) or nova_context.get_admin_context()
         key = spec_obj.instance_uuid
         now = time.monotonic()
         for k in [k for k, v in self._sources.items() if now - v[0] > SOURCES_TTL]:
             del self._sources[k]
         cached = self._sources.get(id(spec_obj))
         if cached is None or cached[1] is not spec_obj:
-            cached = (now, spec_obj, self._source_versions(ctx, spec_obj, agents))
+            # Once per request: the agents file and the source's versions.
+            agents = Agents.from_environment()
+            sources = None
+            if agents is not None:
+                ctx = getattr(spec_obj, "_context", None) or nova_context.get_admin_context()
+                sources = self._source_versions(ctx, spec_obj, agents)
+            cached = (now, spec_obj, agents, sources)
             self._sources[id(spec_obj)] = cached
-        sources = cached[2]
-        if sources is None:
+        _, _, agents, sources = cached
+        if agents is None or sources is None:  # devmig is off, or no live migration with vGPUs
             return True
         if isinstance(sources, str):
             LOG.info("DevmigLiveMigrationFilter: %s filtered out for %s: %s", host_state.host, key, sources)
