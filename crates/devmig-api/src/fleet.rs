@@ -218,6 +218,11 @@ pub struct EvacuationRequest {
     /// Migration ids' prefix (default `evacuate-<host>-<ms>`).
     #[serde(default)]
     pub migration_prefix: Option<String>,
+    /// The host's VMs as libvirt domain XML: each moves as one (all its devices to one host);
+    /// empty: every device alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub vms: Vec<String>,
 }
 
 /// A driver upgrade to plan for: `MODEL=VERSION` on the command line.
@@ -315,6 +320,9 @@ pub struct HostRow {
     pub last_seen_ms: i64,
     /// Devices it reported.
     pub devices: i64,
+    /// Of those, mdevs, VFs and functions free for a migration (reported free, not held).
+    #[serde(default)]
+    pub free: i64,
     /// True when it stopped reporting: excluded from placement.
     pub stale: bool,
 }
@@ -402,4 +410,107 @@ pub struct WhatIf {
     pub into_pool: Vec<Shift>,
     /// Migrations out of the pool: the upgraded versions, and how many fleet hosts outside the pool accept them.
     pub out_of_pool: Vec<Shift>,
+}
+
+/// `POST /api/v1/candidates`: step a alone for a VM's devices, nothing verified or claimed.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CandidatesRequest {
+    /// The VM's devices (1..=16).
+    #[schemars(length(min = 1, max = 16))]
+    pub sources: Vec<SourceRef>,
+    /// Hosts never to offer (the source hosts are always excluded).
+    #[serde(default)]
+    pub exclude_hosts: Vec<String>,
+    /// Ranked hosts to list at most (default 20, at most 1000).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<usize>,
+}
+
+/// A source as the fleet resolved it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResolvedSource {
+    /// How answers name it (`HOST:DEVICE`, or the version string).
+    pub label: String,
+    /// Vendor model (`opaque` when none knows the string).
+    pub model: String,
+    /// Its version string.
+    pub version: String,
+}
+
+/// A host where step a admits a distinct target for every source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Candidate {
+    /// Host name.
+    pub host: String,
+    /// Its agent.
+    pub url: String,
+    /// Sources with a target of the very same version there (the first rank key).
+    pub identical: usize,
+    /// Distinct free devices step a admits there for any source (the second rank key).
+    pub free_targets: usize,
+    /// `targets[i]`: the devices step a admits for source `i`.
+    pub targets: Vec<Vec<String>>,
+}
+
+/// `devmig fleet candidates` (schema `devmig.candidates/v1`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Candidates {
+    /// Schema tag.
+    pub schema: String,
+    /// The sources.
+    pub sources: Vec<ResolvedSource>,
+    /// Hosts passing step a with distinct targets, in all.
+    pub candidate_hosts: usize,
+    /// True when `candidates` stops at the limit.
+    pub more: bool,
+    /// The best hosts, ranked.
+    pub candidates: Vec<Candidate>,
+    /// Why the other fresh hosts are not candidates, grouped.
+    pub explanation: Explanation,
+}
+
+/// One source class of the fleet: a version string its devices carry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceClass {
+    /// Vendor model.
+    pub model: String,
+    /// The version string.
+    pub version: String,
+    /// Devices (mdevs, VFs, functions) on fresh hosts carrying it.
+    pub sources: usize,
+    /// Fresh hosts with a device that step a admits for it.
+    pub hosts: usize,
+}
+
+/// Fresh hosts that accept exactly the same source classes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pool {
+    /// How many hosts.
+    pub hosts: usize,
+    /// The classes they accept (indexes into `classes`).
+    pub accepts: Vec<usize>,
+    /// The first 20 of them by name.
+    pub members: Vec<String>,
+    /// How many more.
+    pub more: usize,
+}
+
+/// `GET /api/v1/compatibility` (schema `devmig.compatibility/v1`): for each source class, which
+/// hosts accept it, with hosts grouped into pools that accept the same classes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Compatibility {
+    /// Schema tag.
+    pub schema: String,
+    /// Hosts reporting in time.
+    pub fresh_hosts: usize,
+    /// Hosts that stopped reporting (not in any pool).
+    pub stale_hosts: usize,
+    /// Source classes, by model then version.
+    pub classes: Vec<SourceClass>,
+    /// Pools, largest first.
+    pub pools: Vec<Pool>,
+    /// When it was computed (ms since the epoch): the fleet caches it for a few seconds.
+    pub computed_ms: i64,
 }

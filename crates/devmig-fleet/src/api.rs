@@ -27,7 +27,22 @@ pub struct FleetState {
     pub fleet: Fleet,
     /// Accepted tokens.
     pub tokens: Arc<Tokens>,
+    /// The last compatibility map and when it was computed.
+    compat: Arc<tokio::sync::Mutex<Option<CachedMap>>>,
 }
+
+/// A compatibility map and when it was computed.
+type CachedMap = (std::time::Instant, Arc<Value>);
+
+impl FleetState {
+    /// The state of a fleet accepting `tokens`.
+    pub fn new(fleet: Fleet, tokens: Arc<Tokens>) -> FleetState {
+        FleetState { fleet, tokens, compat: Arc::default() }
+    }
+}
+
+/// How long a computed compatibility map is served again (it reads every device).
+pub const COMPAT_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Host reports carry up to a few thousand devices.
 const BODY_LIMIT: usize = 8 << 20;
@@ -55,6 +70,10 @@ fn evacuation_body() -> Value {
 
 fn pool_body() -> Value {
     devmig_api::schema::of::<PoolRequest>()
+}
+
+fn candidates_body() -> Value {
+    devmig_api::schema::of::<devmig_api::fleet::CandidatesRequest>()
 }
 
 fn vms_body() -> Value {
@@ -130,6 +149,26 @@ fn routes() -> Vec<FleetRoute> {
         ),
         r(
             "POST",
+            "/api/v1/candidates",
+            Some(Scope::Read),
+            "step a alone: hosts where each source has a distinct target, ranked, and why not the others \
+             (devmig.candidates/v1); nothing is verified or claimed",
+            Some(candidates_body),
+            &[(200, "candidates"), (400, "malformed request"), (404, "unknown source device")],
+            || post(candidates),
+        ),
+        r(
+            "GET",
+            "/api/v1/compatibility",
+            Some(Scope::Read),
+            "for each source class in the fleet, the hosts that accept it, grouped into pools that accept \
+             the same classes (devmig.compatibility/v1; computed at most every 10 s)",
+            None,
+            &[(200, "the map")],
+            || get(compatibility),
+        ),
+        r(
+            "POST",
             "/api/v1/evacuations",
             Some(Scope::Admin),
             "a target for every mdev and VF of a host (devmig.evacuation/v1)",
@@ -171,6 +210,24 @@ fn routes() -> Vec<FleetRoute> {
             get(metrics)
         }),
         r("GET", "/healthz", None, "liveness (anonymous)", None, &[(200, "alive")], || get(|| async { "ok\n" })),
+        r(
+            "GET",
+            "/ui",
+            None,
+            "the web view (anonymous: it holds no data; it asks for a read token)",
+            None,
+            &[(200, "HTML")],
+            || get(crate::ui::index),
+        ),
+        r(
+            "GET",
+            "/ui/{asset}",
+            None,
+            "the web view's script and style sheet (anonymous)",
+            None,
+            &[(200, "the asset"), (404, "no such asset")],
+            || get(crate::ui::asset),
+        ),
     ]
 }
 
@@ -179,7 +236,8 @@ pub fn openapi() -> Value {
     openapi_document(
         "devmig fleet",
         "Host reports, fleet-wide step a, placement verified and claimed through host agents.",
-        routes().into_iter().map(|r| r.doc),
+        // The web view's page and assets are not API: served, authorized by the table, not documented.
+        routes().into_iter().map(|r| r.doc).filter(|d| !d.path.starts_with("/ui")),
         &[("host", "host name", "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")],
     )
 }
@@ -219,7 +277,11 @@ async fn authorize(State(state): State<FleetState>, mut req: Request, next: Next
     let caller = state.tokens.admit(req.headers(), needed).map_err(|denied| match denied {
         Denied::NoToken => FleetError::Unauthorized("a bearer token is required".into()),
         Denied::UnknownToken => FleetError::Unauthorized("unknown token".into()),
-        Denied::Forbidden(scope) => FleetError::Forbidden(format!("this route needs a {scope:?} token").to_lowercase()),
+        Denied::Forbidden(scope) => FleetError::Forbidden(match scope {
+            Scope::Admin => "this route needs an admin token".into(),
+            Scope::Read => "this route needs a read token (or an admin one)".into(),
+            Scope::Report => "this route needs a report token (or an admin one)".into(),
+        }),
     })?;
     // The report route checks the caller's host binding.
     req.extensions_mut().insert(caller.clone());
@@ -353,13 +415,44 @@ async fn create_placement(
     to_json(s.fleet.place(body(b)?).await?)
 }
 
+async fn candidates(
+    State(s): State<FleetState>,
+    b: Result<Json<devmig_api::fleet::CandidatesRequest>, JsonRejection>,
+) -> Result<Json<Value>, FleetError> {
+    let b = body(b)?;
+    let fleet = s.fleet.clone();
+    to_json(blocking(move || fleet.candidates(&b)).await?)
+}
+
+async fn compatibility(State(s): State<FleetState>) -> Result<Json<Value>, FleetError> {
+    // One computation at a time; requests meanwhile wait for it and share it.
+    let mut cached = s.compat.lock().await;
+    if let Some((at, map)) = cached.as_ref()
+        && at.elapsed() < COMPAT_MAX_AGE
+    {
+        return Ok(Json(Value::clone(map)));
+    }
+    let fleet = s.fleet.clone();
+    let map = blocking(move || crate::compat::compatibility(&fleet)).await?;
+    let map = Arc::new(serde_json::to_value(map).map_err(|e| FleetError::Internal(e.to_string()))?);
+    *cached = Some((std::time::Instant::now(), Arc::clone(&map)));
+    Ok(Json(Value::clone(&map)))
+}
+
 async fn create_evacuation(
     State(s): State<FleetState>,
     b: Result<Json<EvacuationRequest>, JsonRejection>,
 ) -> Result<Json<Value>, FleetError> {
     let b = body(b)?;
     let prefix = b.migration_prefix.unwrap_or_else(|| format!("evacuate-{}-{}", b.host, now_ms()));
-    to_json(plans::evacuate(&s.fleet, &b.host, b.claim, &prefix, &|_, _| {}).await?)
+    if b.vms.len() > 64 {
+        return Err(FleetError::BadRequest("give at most 64 domains".into()));
+    }
+    if b.vms.is_empty() {
+        to_json(plans::evacuate(&s.fleet, &b.host, b.claim, &prefix, &|_, _| {}).await?)
+    } else {
+        to_json(plans::evacuate_vms(&s.fleet, &b.host, &b.vms, b.claim, &prefix, &|_, _| {}).await?)
+    }
 }
 
 async fn baseline(

@@ -157,12 +157,12 @@ pub fn explain(
     for (code, hosts) in after_step_a {
         let detail = match code {
             "rejected_in_step_b" if opaque => {
-                "pass step a, but their agents rejected the targets in step b (see tried): no vendor model \
-                 knows an opaque source, so only its driver's write can judge it"
+                "pass step a, but their agents rejected the targets in step b: no vendor model knows an \
+                 opaque source, so only its driver's write can judge it"
             }
-            "rejected_in_step_b" => "pass step a, but their agents rejected the targets in step b (see tried)",
+            "rejected_in_step_b" => "pass step a, but their agents rejected the targets in step b",
             "unreachable" => "pass step a, but their agents did not answer in time",
-            "claim_failed" => "pass step a and step b, but claiming the targets failed (see tried)",
+            "claim_failed" => "pass step a and step b, but claiming the targets failed",
             "not_tried" => "pass step a with distinct targets, but were beyond max_hosts",
             _ => "pass step a for every source, but not with a distinct device for each",
         };

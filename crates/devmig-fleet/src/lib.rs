@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod compat;
 pub mod db;
 pub mod error;
 pub mod explain;
@@ -18,6 +19,7 @@ pub mod server;
 pub mod sim;
 pub mod step_a;
 pub mod store;
+pub mod ui;
 
 pub use error::FleetError;
 pub use placement::{Fleet, Placement, PlacementRequest, SourceRef};

@@ -12,7 +12,10 @@ use crate::agents::{Agents, CallFailure, Granted};
 use crate::explain::explain;
 use crate::store::{DeviceRow, Store};
 use crate::{FleetError, blocking, matching, now_ms};
-pub use devmig_api::fleet::{Assignment, HostOutcome, Placement, PlacementRequest, Probe, SourceRef, Timings, Tried};
+pub use devmig_api::fleet::{
+    Assignment, Candidate, Candidates, CandidatesRequest, HostOutcome, Placement, PlacementRequest, Probe,
+    ResolvedSource, SourceRef, Timings, Tried,
+};
 use devmig_api::{ClaimRequest, ClaimTarget, MigrationId, Ttl};
 
 /// A resolved source.
@@ -207,6 +210,50 @@ impl Fleet {
             }
             limit *= 4;
         }
+    }
+
+    /// Step a alone for a VM's devices (blocking: the database): every fresh host other than
+    /// the sources' and `exclude_hosts` where each source has a distinct target, ranked as a
+    /// placement ranks them, the first `limit` listed, and why the others are not candidates.
+    pub fn candidates(&self, req: &CandidatesRequest) -> Result<Candidates, FleetError> {
+        let now = now_ms();
+        let limit = req.limit.unwrap_or(20);
+        if !(1..=1000).contains(&limit) {
+            return Err(FleetError::BadRequest(format!("limit {limit}: give 1 to 1000")));
+        }
+        let sources = self.resolve(&req.sources, now)?;
+        let mut excluded: BTreeSet<String> = req.exclude_hosts.iter().cloned().collect();
+        excluded.extend(sources.iter().filter_map(|s| s.host.clone()));
+        // Every feasible host, so that the explanation accounts for all the others exactly.
+        let hosts = self.feasible_hosts(&sources, &excluded, &BTreeSet::new(), usize::MAX / 8, now)?;
+        let feasible: BTreeSet<String> = hosts.iter().map(|h| h.host.clone()).collect();
+        let mut explanation =
+            explain(&self.store, &sources, &excluded, &std::collections::HashMap::new(), &feasible, now)?;
+        // The feasible hosts are the answer, not a reason.
+        explanation.groups.retain(|g| g.code != "not_tried");
+        let candidate_hosts = hosts.len();
+        let candidates = hosts
+            .into_iter()
+            .take(limit)
+            .map(|h| Candidate {
+                identical: h.identical,
+                free_targets: h.devices.len(),
+                targets: h.edges.iter().map(|e| e.iter().map(|&i| h.devices[i].device.clone()).collect()).collect(),
+                host: h.host,
+                url: h.url,
+            })
+            .collect();
+        Ok(Candidates {
+            schema: "devmig.candidates/v1".into(),
+            sources: sources
+                .iter()
+                .map(|s| ResolvedSource { label: s.label.clone(), model: s.model.clone(), version: s.version.clone() })
+                .collect(),
+            candidate_hosts,
+            more: candidate_hosts > limit,
+            candidates,
+            explanation,
+        })
     }
 
     /// Places a VM's devices.

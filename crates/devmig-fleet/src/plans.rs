@@ -310,7 +310,10 @@ pub fn vm_verdict(
     if feasible.is_empty() {
         vm.verdict = "not_migratable".into();
         let e = crate::explain::explain(&fleet.store, &sources, excluded, &HashMap::new(), &BTreeSet::new(), now)?;
-        vm.why = e.groups.first().map(|g| format!("{} ({} hosts)", g.detail, g.hosts));
+        vm.why = e
+            .groups
+            .first()
+            .map(|g| format!("{} ({} {})", g.detail, g.hosts, if g.hosts == 1 { "host" } else { "hosts" }));
     } else {
         vm.verdict = "migratable".into();
     }

@@ -65,5 +65,5 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    devmig_agent::server::serve_router(listener, app(FleetState { fleet, tokens }), tls, shutdown).await
+    devmig_agent::server::serve_router(listener, app(FleetState::new(fleet, tokens)), tls, shutdown).await
 }

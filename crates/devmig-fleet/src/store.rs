@@ -25,19 +25,20 @@ pub enum ReportOutcome {
 
 pub use devmig_api::fleet::HostRow;
 
-/// A device as the fleet knows it.
-#[derive(Debug, Clone, Serialize)]
+/// A device as the fleet knows it (`GET /api/v1/devices` lists them; row ids and the agent URL
+/// stay inside the fleet).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeviceRow {
     /// Row id.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub row: i64,
     /// Host row id.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub host_row: i64,
     /// Host name.
     pub host: String,
     /// Agent URL.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub url: String,
     /// Device id.
     pub device: String,
@@ -52,7 +53,7 @@ pub struct DeviceRow {
     /// Free as reported.
     pub free: bool,
     /// Held by this migration (a fleet claim the host has not reported yet).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_by: Option<String>,
     /// Whether its host is stale.
     pub stale: bool,
@@ -319,9 +320,15 @@ impl Store {
     /// Every host, by name.
     pub fn hosts(&self, now_ms: i64) -> Result<Vec<HostRow>, FleetError> {
         let fresh = self.fresh_since(now_ms);
+        // Free: mdevs, VFs and functions reported free and held by no placement.
         let rows = self.pool.get().query(
-            "SELECT name, url, generation, last_seen_ms, device_count, identity FROM hosts ORDER BY name",
-            &[],
+            "SELECT h.name, h.url, h.generation, h.last_seen_ms, h.device_count, h.identity, \
+             COALESCE(SUM(CASE WHEN d.free > 0 AND d.kind <> 'mdev_type' \
+             AND (d.held_by IS NULL OR d.held_until_ms < $1) THEN 1 ELSE 0 END), 0) \
+             FROM hosts h LEFT JOIN devices d ON d.host_id = h.id \
+             GROUP BY h.id, h.name, h.url, h.generation, h.last_seen_ms, h.device_count, h.identity \
+             ORDER BY h.name",
+            &[Val::Int(now_ms)],
         )?;
         Ok(rows
             .into_iter()
@@ -332,6 +339,7 @@ impl Store {
                 generation: u64::try_from(r[2].int()).unwrap_or(0),
                 last_seen_ms: r[3].int(),
                 devices: r[4].int(),
+                free: r[6].int(),
                 stale: r[3].int() < fresh,
             })
             .collect())

@@ -17,7 +17,7 @@ async fn every_route_admits_exactly_the_scopes_its_document_names() {
     .await
     .expect("join")
     .expect("fleet");
-    let app = devmig_fleet::api::app(devmig_fleet::api::FleetState { fleet, tokens: fleet_tokens() });
+    let app = devmig_fleet::api::app(devmig_fleet::api::FleetState::new(fleet, fleet_tokens()));
     let ops = devmig_testkit::openapi_operations(&devmig_fleet::api::openapi());
     let report = report_token("sim-r00-0000");
     for (path, method, needed) in &ops {

@@ -138,3 +138,72 @@ async fn a_hosts_vms_get_verdicts_over_http() {
     let anonymous = c.post(format!("{}/api/v1/vms", lab.url)).json(&serde_json::json!({})).send().await.expect("send");
     assert_eq!(anonymous.status(), 401);
 }
+
+/// Candidates (step a alone) and the compatibility map agree with the model and with each
+/// other: every candidate's targets pass the model's step a, the candidates and the explained
+/// hosts add up to the fleet, and each class's accepting hosts are baseline's count and the sum
+/// of its pools.
+async fn candidates_and_the_map_agree(backend: Backend) {
+    let lab = lab(backend.url(), 12, 8, 11).await;
+    let store = lab.fleet.store.clone();
+    let devices =
+        tokio::task::spawn_blocking(move || store.devices(now_ms(), &|_| true).expect("devices")).await.expect("join");
+    let src = devices.iter().find(|d| d.kind == devmig_core::DeviceKind::SriovVf).expect("a VF source");
+    let fleet = lab.fleet.clone();
+    let req = devmig_fleet::placement::CandidatesRequest {
+        sources: vec![one(&src.host, &src.device)],
+        exclude_hosts: vec![],
+        limit: Some(3),
+    };
+    let c = tokio::task::spawn_blocking(move || fleet.candidates(&req)).await.expect("join").expect("candidates");
+    assert_eq!(c.sources[0].version, src.version);
+    assert!(c.candidates.len() <= 3 && c.more == (c.candidate_hosts > 3), "{c:#?}");
+    let req = lab.fleet.registry.requirement(&src.version).expect("requirement");
+    for h in &c.candidates {
+        assert_ne!(h.host, src.host);
+        for t in &h.targets[0] {
+            let d = devices.iter().find(|d| d.host == h.host && &d.device == t).expect("target row");
+            assert!(req.satisfied_by(&d.attributes) && d.free, "{t} on {}", h.host);
+        }
+    }
+    let explained: usize = c.explanation.groups.iter().map(|g| g.hosts).sum();
+    assert_eq!(c.candidate_hosts + explained, 11, "{c:#?}");
+    // Bad input is refused, never an empty answer.
+    let fleet = lab.fleet.clone();
+    let bad = devmig_fleet::placement::CandidatesRequest { sources: vec![], exclude_hosts: vec![], limit: None };
+    assert!(matches!(
+        tokio::task::spawn_blocking(move || fleet.candidates(&bad)).await.expect("join"),
+        Err(FleetError::BadRequest(_))
+    ));
+
+    let fleet = lab.fleet.clone();
+    let map = tokio::task::spawn_blocking(move || devmig_fleet::compat::compatibility(&fleet))
+        .await
+        .expect("join")
+        .expect("map");
+    assert_eq!((map.fresh_hosts, map.stale_hosts), (12, 0));
+    assert_eq!(map.pools.iter().map(|p| p.hosts).sum::<usize>(), 12);
+    let baseline = devmig_fleet::plans::baseline(&lab.fleet, "*", &|_, _| {}).await.expect("baseline");
+    for (i, class) in map.classes.iter().enumerate() {
+        let in_pools: usize = map.pools.iter().filter(|p| p.accepts.contains(&i)).map(|p| p.hosts).sum();
+        assert_eq!(in_pools, class.hosts, "{class:?}");
+        let b = baseline
+            .everywhere
+            .iter()
+            .chain(&baseline.partial)
+            .find(|a| a.version == class.version)
+            .unwrap_or_else(|| panic!("baseline has {}", class.version));
+        assert_eq!(b.hosts, class.hosts, "{}", class.version);
+    }
+    assert_eq!(map.classes.len(), baseline.everywhere.len() + baseline.partial.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn candidates_and_the_map_agree_sqlite() {
+    candidates_and_the_map_agree(Backend::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn candidates_and_the_map_agree_postgres() {
+    candidates_and_the_map_agree(tokio::task::spawn_blocking(Backend::postgres).await.expect("join")).await;
+}
