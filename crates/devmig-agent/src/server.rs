@@ -40,6 +40,45 @@ pub struct AgentConfig {
     /// Serve HTTPS with these files (and require client certificates when `client_ca` is set).
     #[serde(default)]
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Push this host's report to the fleet at this URL.
+    #[serde(default)]
+    pub fleet: Option<String>,
+    /// The report token for the fleet (a file holding the secret).
+    #[serde(default)]
+    pub fleet_token_file: Option<PathBuf>,
+    /// CA bundle that signs an https:// fleet's certificate.
+    #[serde(default)]
+    pub fleet_ca_file: Option<PathBuf>,
+    /// Client certificate for a fleet that requires one.
+    #[serde(default)]
+    pub fleet_client_cert: Option<PathBuf>,
+    /// Its key.
+    #[serde(default)]
+    pub fleet_client_key: Option<PathBuf>,
+    /// This host's name in the fleet (default: the kernel's host name).
+    #[serde(default)]
+    pub host_name: Option<String>,
+    /// The URL the fleet calls this agent at (default: the listening address).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Seconds between unprompted reports (default 30).
+    #[serde(default)]
+    pub report_interval_s: Option<u64>,
+    /// Placement's base URL: keep this host's providers' CUSTOM_DEVMIG_* traits in sync.
+    #[serde(default)]
+    pub placement: Option<String>,
+    /// The token file for Placement (X-Auth-Token).
+    #[serde(default)]
+    pub placement_token_file: Option<PathBuf>,
+    /// CA bundle for an https:// Placement.
+    #[serde(default)]
+    pub placement_ca_file: Option<PathBuf>,
+    /// Nova's name for this compute node (default: `host_name`, else the kernel's host name).
+    #[serde(default)]
+    pub placement_node: Option<String>,
+    /// Seconds between looks at the devices for Placement (default 60).
+    #[serde(default)]
+    pub placement_interval_s: Option<u64>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -67,6 +106,40 @@ impl AgentConfig {
             return Err(AgentError::Config(format!(
                 "agent config {origin}: timeout_ms and io_workers must be at least 1"
             )));
+        }
+        Ok(c)
+    }
+
+    /// Reads a config file; relative paths in it are taken from the file's directory.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AgentError::Config(format!("agent config {}: {e}", path.display())))?;
+        let mut c = Self::from_toml(&text, &path.display().to_string())?;
+        let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+        let from_dir = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for p in [&mut c.sysfs_root, &mut c.token_file, &mut c.state_dir] {
+            from_dir(p);
+        }
+        let optional = [
+            &mut c.fleet_token_file,
+            &mut c.fleet_ca_file,
+            &mut c.fleet_client_cert,
+            &mut c.fleet_client_key,
+            &mut c.placement_token_file,
+            &mut c.placement_ca_file,
+        ];
+        optional.into_iter().flatten().for_each(from_dir);
+        if let Some(t) = &mut c.tls {
+            for p in [&mut t.cert, &mut t.key] {
+                from_dir(p);
+            }
+            if let Some(ca) = &mut t.client_ca {
+                from_dir(ca);
+            }
         }
         Ok(c)
     }
@@ -121,4 +194,50 @@ pub async fn run(
     let result = serve_router(listener, app(state), tls, shutdown).await;
     expiry.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packaged_config_parses_with_and_without_its_commented_keys() {
+        let text = include_str!("../../../packaging/agent.toml");
+        let c = AgentConfig::from_toml(text, "packaging/agent.toml").expect("as shipped");
+        assert_eq!(c.fleet, None);
+        // Every key shown commented out is a key the agent takes.
+        let all: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv)
+                    if kv
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) =>
+                {
+                    format!("{kv}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        // The keys after [tls] would land in that table: put them first.
+        let (head, tls) = all.split_once("[tls]").expect("a [tls] table");
+        let (tls_table, rest) = tls.split_once("\n\n").expect("after [tls]");
+        let reordered = format!("{head}{rest}\n[tls]{tls_table}\n");
+        let c = AgentConfig::from_toml(&reordered, "uncommented").expect("every commented key");
+        assert_eq!(c.fleet.as_deref(), Some("https://fleet.example:7080"));
+        assert_eq!((c.report_interval_s, c.placement_interval_s), (Some(30), Some(60)));
+    }
+
+    #[test]
+    fn relative_paths_are_the_config_files_directorys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = dir.path().join("agent.toml");
+        std::fs::write(&f, "token_file = \"t.toml\"\nstate_dir = \"/abs\"\nfleet_token_file = \"r\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
+            .expect("write");
+        let c = AgentConfig::from_file(&f).expect("config");
+        assert_eq!(c.token_file, dir.path().join("t.toml"));
+        assert_eq!(c.state_dir, PathBuf::from("/abs"));
+        assert_eq!(c.fleet_token_file, Some(dir.path().join("r")));
+        assert_eq!(c.tls.expect("tls").cert, dir.path().join("c.pem"));
+    }
 }

@@ -104,6 +104,12 @@ impl Tokens {
             if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(AgentError::Config(format!("token[{i}].secret must be at least 16 printable characters")));
             }
+            if is_example_secret(&secret) {
+                return Err(AgentError::Config(format!(
+                    "token[{i}] ({name:?}) still has an example secret from devmig's packaging/ files: put a \
+                     secret of your own there (`openssl rand -hex 32`)"
+                )));
+            }
             match (scope, &host) {
                 (Scope::Report, None) => {
                     return Err(AgentError::Config(format!(
@@ -134,10 +140,13 @@ impl Tokens {
         Ok(Tokens { by_digest })
     }
 
-    /// Reads a token file.
+    /// Reads a token file (and logs a warning when others may read it).
     pub fn load(path: &Path) -> Result<Self, AgentError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| AgentError::Config(format!("token file {}: {e}", path.display())))?;
+        if let Some(warning) = exposed_secret_file(path) {
+            tracing::warn!("{warning}");
+        }
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -159,6 +168,28 @@ impl Tokens {
         let caller = self.authorize(presented.as_bytes()).ok_or(Denied::UnknownToken)?;
         if caller.scope.allows(needed) { Ok(caller) } else { Err(Denied::Forbidden(needed)) }
     }
+}
+
+/// True for the placeholder secrets devmig's `packaging/` examples ship (`replace-me-...`,
+/// `CHANGE-ME-...`): a service must not start with a secret anyone can read on the web.
+pub fn is_example_secret(secret: &str) -> bool {
+    let s = secret.to_ascii_lowercase();
+    ["replace-me", "change-me", "changeme", "replaceme"].iter().any(|p| s.contains(p))
+}
+
+/// A warning when a file holding secrets may be read by its group or by others (`None` when
+/// only its owner may, or when its mode cannot be read).
+pub fn exposed_secret_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "{} holds secrets and may be read by {} (mode {:o}): chmod 600 it",
+            path.display(),
+            if mode & 0o004 != 0 { "every user" } else { "its group" },
+            mode & 0o777
+        )
+    })
 }
 
 #[cfg(test)]
@@ -238,15 +269,42 @@ mod tests {
     }
 
     #[test]
-    fn packaged_token_files_parse() {
-        let agent = Tokens::from_toml(include_str!("../../../packaging/tokens.toml"), "packaging/tokens.toml");
-        assert!(agent.is_ok(), "{agent:?}");
-        let fleet =
-            Tokens::from_toml(include_str!("../../../packaging/fleet-tokens.toml"), "packaging/fleet-tokens.toml")
-                .expect("fleet tokens");
-        assert_eq!(
-            who(&fleet, b"CHANGE-ME-compute-1-report-secret"),
-            Some(("compute-1".into(), Scope::Report, Some("compute-1".into())))
-        );
+    fn packaged_token_files_are_refused_until_their_example_secrets_are_replaced() {
+        for (file, text) in [
+            ("packaging/tokens.toml", include_str!("../../../packaging/tokens.toml")),
+            ("packaging/fleet-tokens.toml", include_str!("../../../packaging/fleet-tokens.toml")),
+        ] {
+            let e = Tokens::from_toml(text, file).expect_err("an example secret").to_string();
+            assert!(e.contains("example secret") && e.contains("token[0]"), "{file}: {e}");
+            // With real secrets in their place, the same files are valid.
+            let mut n = 0;
+            let replaced: String = text
+                .lines()
+                .map(|l| match l.strip_prefix("secret = ") {
+                    Some(_) => {
+                        n += 1;
+                        format!("secret = \"a-real-secret-number-{n}-0123456789\"\n")
+                    }
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            let t = Tokens::from_toml(&replaced, file).expect("the packaged layout");
+            assert!(t.authorize(b"a-real-secret-number-1-0123456789").is_some(), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_others_may_read_is_named_in_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("tokens.toml");
+        std::fs::write(&f, "x").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(exposed_secret_file(&f), None);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let w = exposed_secret_file(&f).expect("a warning");
+        assert!(w.contains("every user") && w.contains("644") && w.contains("chmod 600"), "{w}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(exposed_secret_file(&f).expect("a warning").contains("its group"));
     }
 }

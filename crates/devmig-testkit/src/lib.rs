@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod agent_lab;
+pub mod browser;
 pub mod fleet_lab;
 pub mod placement_lab;
 use std::path::{Path, PathBuf};

@@ -12,21 +12,42 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "devmig", version)]
 pub struct Cli {
     /// Directory under which /sys is found.
-    #[arg(long, global = true, env = "DEVMIG_SYSFS_ROOT", default_value = "/", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEVMIG_SYSFS_ROOT",
+        default_value = "/",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub sysfs_root: PathBuf,
     /// Output format.
-    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Global options")]
     pub output: Output,
     /// Product catalog to merge into the embedded one.
-    #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE")]
+    #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE", help_heading = "Global options")]
     pub catalog: Option<PathBuf>,
     /// Switch a vendor model off (repeatable; i915, nvme, qat, mtty): its devices are then
     /// opaque where the kernel shows migration_version (step a by the string's driver prefix,
     /// step b by the driver's write) and unknown where it does not.
-    #[arg(long = "no-model", global = true, env = "DEVMIG_NO_MODEL", value_delimiter = ',', value_name = "MODEL")]
+    #[arg(
+        long = "no-model",
+        global = true,
+        env = "DEVMIG_NO_MODEL",
+        value_delimiter = ',',
+        value_name = "MODEL",
+        help_heading = "Global options"
+    )]
     pub no_models: Vec<String>,
     /// Bound on each sysfs operation, in milliseconds.
-    #[arg(long, global = true, env = "DEVMIG_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEVMIG_TIMEOUT_MS",
+        default_value_t = 5000,
+        value_name = "MS",
+        help_heading = "Global options"
+    )]
     pub timeout_ms: u64,
     /// Ask this agent instead of the local sysfs (every inspection and check verb).
     #[arg(long, env = "DEVMIG_AGENT", value_name = "URL")]
@@ -49,6 +70,38 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Which of the global options were given (flag or variable), not left at their defaults.
+    #[arg(skip)]
+    pub given: Given,
+}
+
+/// Global options given explicitly: they override a config file's values even when equal to
+/// the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Given {
+    /// `--sysfs-root` or DEVMIG_SYSFS_ROOT.
+    pub sysfs_root: bool,
+    /// `--timeout-ms` or DEVMIG_TIMEOUT_MS.
+    pub timeout_ms: bool,
+}
+
+/// The command line grammar.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
+impl Cli {
+    /// Parses the process's arguments, noting which global options were given.
+    pub fn parse_noting_given() -> Cli {
+        use clap::{FromArgMatches, parser::ValueSource};
+        let matches = command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let given =
+            |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+        cli.given = Given { sysfs_root: given("sysfs_root"), timeout_ms: given("timeout_ms") };
+        cli
+    }
 }
 
 /// Output formats.
@@ -64,48 +117,77 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List every PCI function, SR-IOV PF/VF, mdev parent, mdev type and mdev.
+    ///
+    /// Example: devmig --sysfs-root /mnt/hostA list
     List,
     /// Show one device.
+    ///
+    /// Example: devmig show 0000:3d:00.1; devmig --agents agents.toml show hostB:4b20d080-1b54-4048-85b3-a6a62d165c01
     Show {
         /// PCI address, mdev UUID, or PARENT/TYPE-ID.
         device: String,
     },
     /// Print the migration_version string of a device or mdev type.
+    ///
+    /// Example: devmig version 4b20d080-1b54-4048-85b3-a6a62d165c01 > v
     Version {
         /// PCI address, mdev UUID, or PARENT/TYPE-ID.
         device: String,
     },
     /// Read the source's version and write it into the target: exit 0 compatible, 1 incompatible.
+    ///
+    /// Example: devmig check --version-file v 0000:5e:00.2; devmig --agents agents.toml check hostA:0000:3d:01.1 hostB:0000:5e:00.2
     Check(CheckArgs),
     /// Like check, field by field: which rule accepted or rejected, with both values.
+    ///
+    /// Example: devmig explain 4b20d080-1b54-4048-85b3-a6a62d165c01 0000:00:02.0/i915-GVTg_V5_4
     Explain(CheckArgs),
     /// The typed step-a attributes of a device (for pre-filtering).
+    ///
+    /// Example: devmig -o json attributes 0000:3d:00.1
     Attributes {
         /// PCI address, mdev UUID, or PARENT/TYPE-ID.
         device: String,
     },
     /// Local targets that pass step a, then verified by step b.
+    ///
+    /// Example: devmig match --version-file v
     Match(MatchArgs),
     /// Tour a built-in emulated lab: two hosts mounted with simfs (needs root).
+    ///
+    /// Example: sudo devmig demo
     Demo,
     /// The sysfs emulator.
     #[command(subcommand)]
     Sim(SimCommand),
     /// Run the host agent (REST API, claims, metrics) on this host's sysfs.
+    ///
+    /// Example: devmig agent --config /etc/devmig/agent.toml
     Agent(AgentArgs),
     /// Verify and reserve a target on HOST's agent for a migration.
+    ///
+    /// Example: devmig --agents agents.toml claim hostB --migration-id m1 --version-file v --any
     Claim(ClaimArgs),
-    /// Release a claim on HOST's agent.
+    /// Release a claim on HOST's agent, or every active claim of a migration (`<id>` and its
+    /// targets `<id>.<n>`): a created mdev is removed.
+    ///
+    /// Example: devmig --agents agents.toml release hostB m1
     Release {
         /// Agent name (from --agents) or URL.
         host: String,
-        /// The claim id.
-        claim_id: String,
+        /// A claim id, or a migration id.
+        #[arg(value_name = "CLAIM-OR-MIGRATION")]
+        id: String,
     },
     /// List HOST's active and orphaned claims.
+    ///
+    /// Example: devmig --agents agents.toml claims hostB --migration m1
     Claims {
         /// Agent name (from --agents) or URL.
         host: String,
+        /// Only this migration's claims (`<id>` and `<id>.<n>`).
+        #[arg(long, value_name = "ID")]
+        migration: Option<String>,
     },
     /// The fleet service: host reports, fleet-wide step a, placement, evacuation, planning.
     #[command(subcommand)]
@@ -296,9 +378,9 @@ pub struct PlacementRequirementsArgs {
 /// Where the fleet's database is and how the fleet reaches agents.
 #[derive(Debug, Args, Clone)]
 pub struct FleetDbArgs {
-    /// The fleet database: sqlite:PATH or postgres://USER@HOST/DB.
-    #[arg(long, env = "DEVMIG_FLEET_DB", default_value = "sqlite:/var/lib/devmig/fleet.db", value_name = "URL")]
-    pub db: String,
+    /// The fleet database: sqlite:PATH or postgres://USER@HOST/DB [default: sqlite:/var/lib/devmig/fleet.db].
+    #[arg(long, env = "DEVMIG_FLEET_DB", value_name = "URL")]
+    pub db: Option<String>,
     /// The token the fleet presents to agents (a file holding the secret; an admin token there).
     #[arg(long, env = "DEVMIG_AGENT_TOKEN_FILE", value_name = "FILE")]
     pub agent_token_file: Option<PathBuf>,
@@ -322,20 +404,47 @@ pub struct FleetDbArgs {
     pub agent_client_key: Option<PathBuf>,
 }
 
+/// How a fleet query reaches the fleet: its database (on the fleet's machine), or its API
+/// (from anywhere, with a token).
+#[derive(Debug, Args, Clone)]
+pub struct FleetAccessArgs {
+    /// Database and agent access (without --fleet).
+    #[command(flatten)]
+    pub db: FleetDbArgs,
+    /// Ask this fleet's API (`devmig fleet serve`) instead of opening its database.
+    #[arg(long, env = "DEVMIG_FLEET_URL", value_name = "URL", help_heading = "Remote fleet")]
+    pub fleet: Option<String>,
+    /// The fleet token (a file holding the secret): read scope for queries, admin for place,
+    /// evacuate and forget.
+    #[arg(long, env = "DEVMIG_FLEET_TOKEN_FILE", value_name = "FILE", help_heading = "Remote fleet")]
+    pub fleet_token_file: Option<PathBuf>,
+    /// CA bundle (PEM) that signs an https:// fleet's certificate.
+    #[arg(long, env = "DEVMIG_FLEET_CA_FILE", value_name = "FILE", help_heading = "Remote fleet")]
+    pub fleet_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a fleet that requires one (mTLS).
+    #[arg(long, value_name = "FILE", requires_all = ["fleet_client_key", "fleet_ca_file"], help_heading = "Remote fleet")]
+    pub fleet_client_cert: Option<PathBuf>,
+    /// Its key.
+    #[arg(long, value_name = "FILE", requires = "fleet_client_cert", help_heading = "Remote fleet")]
+    pub fleet_client_key: Option<PathBuf>,
+}
+
 /// `devmig fleet ...`
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
     /// Serve the fleet API (agents push reports to it; schedulers place through it).
+    ///
+    /// Example: devmig fleet serve --token-file fleet-tokens.toml --agent-token-file agent-token --db sqlite:/var/lib/devmig/fleet.db
     Serve {
+        /// Tokens the fleet accepts (`[[token]]` with scope report, read or admin).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
         /// Database and agent access.
         #[command(flatten)]
         db: FleetDbArgs,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
-        /// Tokens the fleet accepts (`[[token]]` with scope report, read or admin).
-        #[arg(long, value_name = "FILE")]
-        token_file: PathBuf,
         /// Database connections.
         #[arg(long, default_value_t = 8, value_name = "N")]
         pool_size: usize,
@@ -350,35 +459,43 @@ pub enum FleetCommand {
         tls_client_ca: Option<PathBuf>,
     },
     /// Hosts the fleet knows, with their generation and staleness.
+    ///
+    /// Example: devmig fleet hosts --fleet https://fleet:7080 --fleet-token-file read-token --fleet-ca-file ca.pem
     Hosts {
-        /// Database.
+        /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
-        db: FleetDbArgs,
+        at: FleetAccessArgs,
     },
     /// Forget a host and its devices: the next report registers it anew, at the agent URL it
     /// then gives (how an operator accepts an agent that moved, or removes a ghost).
+    ///
+    /// Example: devmig fleet forget hostA
     Forget {
-        /// Database.
+        /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
-        db: FleetDbArgs,
+        at: FleetAccessArgs,
         /// The host's name.
         #[arg(value_name = "HOST")]
         host: String,
     },
     /// Devices the fleet knows.
+    ///
+    /// Example: devmig fleet devices --hosts 'rack1-*'
     Devices {
-        /// Database.
+        /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
-        db: FleetDbArgs,
+        at: FleetAccessArgs,
         /// Only hosts matching this pattern (`rack1-*`).
         #[arg(long, default_value = "*", value_name = "GLOB")]
         hosts: String,
     },
     /// Find (and with --claim, reserve) targets on one host for all of a VM's devices.
+    ///
+    /// Example: devmig fleet place --source hostA:0000:3d:00.1 --claim --migration-id m1 --agent-token-file agent-token
     Place {
-        /// Database and agent access.
+        /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
-        db: FleetDbArgs,
+        at: FleetAccessArgs,
         /// A source device, HOST:DEVICE (repeat for a VM with several devices).
         #[arg(long = "source", value_name = "HOST:DEVICE")]
         sources: Vec<String>,
@@ -398,11 +515,35 @@ pub enum FleetCommand {
         #[arg(long, default_value_t = 8, value_name = "N")]
         max_hosts: usize,
     },
-    /// A target for every mdev and VF of HOST (each its own VM), targets distinct.
-    Evacuate {
-        /// Database and agent access.
+    /// Step a alone: the hosts where every source has a distinct target, ranked as `place`
+    /// ranks them, and why not the others (nothing is verified or claimed: what a scheduler's
+    /// filter asks).
+    ///
+    /// Example: devmig fleet candidates --source hostA:4b20d080-1b54-4048-85b3-a6a62d165c01 --limit 5
+    Candidates {
+        /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
-        db: FleetDbArgs,
+        at: FleetAccessArgs,
+        /// A source device, HOST:DEVICE (repeat for a VM with several devices).
+        #[arg(long = "source", value_name = "HOST:DEVICE")]
+        sources: Vec<String>,
+        /// A source given by its version string alone (repeatable).
+        #[arg(long = "source-version", value_name = "STRING")]
+        source_versions: Vec<String>,
+        /// Never offer this host (repeatable; source hosts are always excluded).
+        #[arg(long = "exclude-host", value_name = "HOST")]
+        exclude_hosts: Vec<String>,
+        /// Ranked hosts to list at most.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+    },
+    /// A target for every mdev and VF of HOST (each its own VM), targets distinct.
+    ///
+    /// Example: devmig fleet evacuate hostA --vms vm1.xml vm2.xml --agent-token-file agent-token
+    Evacuate {
+        /// The fleet (its database, or its API with --fleet).
+        #[command(flatten)]
+        at: FleetAccessArgs,
         /// The host to empty.
         host: String,
         /// Claim each target (migration ids <prefix>-<n>).
@@ -416,25 +557,29 @@ pub enum FleetCommand {
         vms: Vec<PathBuf>,
     },
     /// Source configurations every host of a pool accepts.
+    ///
+    /// Example: devmig fleet baseline --hosts 'rack1-*'
     Baseline {
-        /// Database.
-        #[command(flatten)]
-        db: FleetDbArgs,
         /// The pool (`rack1-*`).
         #[arg(long, value_name = "GLOB")]
         hosts: String,
+        /// The fleet (its database, or its API with --fleet).
+        #[command(flatten)]
+        at: FleetAccessArgs,
     },
     /// Which migrations a driver upgrade on a pool would break or enable.
+    ///
+    /// Example: devmig fleet what-if --hosts 'rack2-*' --driver i915=2.0.0
     WhatIf {
-        /// Database.
-        #[command(flatten)]
-        db: FleetDbArgs,
         /// The pool (`rack2-*`).
         #[arg(long, value_name = "GLOB")]
         hosts: String,
         /// MODEL=VERSION: the driver version after the upgrade (i915=1.4.0).
         #[arg(long, value_name = "MODEL=VERSION")]
         driver: String,
+        /// The fleet (its database, or its API with --fleet).
+        #[command(flatten)]
+        at: FleetAccessArgs,
     },
 }
 
@@ -512,10 +657,12 @@ pub enum BenchCommand {
     },
 }
 
-/// `devmig agent`: a config file, flags, or both (flags win).
+/// `devmig agent`: a config file, flags, or both (a flag given always wins).
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The agent config (TOML): listen, sysfs_root, token_file, state_dir, timeout_ms, io_workers, log_json.
+    /// The agent config (TOML): every option below by its name with `_` for `-`
+    /// (`token_file`, `fleet`, `host_name`, `report_interval_s`, ...), plus `sysfs_root`,
+    /// `timeout_ms` and a `[tls]` table; relative paths are from the file's directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:7070).
@@ -543,7 +690,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// Push this host's report to the fleet at URL (on every claim change and periodically).
-    #[arg(long, value_name = "URL", requires = "fleet_token_file")]
+    #[arg(long, value_name = "URL")]
     pub fleet: Option<String>,
     /// The report token for the fleet (a file holding the secret).
     #[arg(long, value_name = "FILE")]
@@ -552,10 +699,10 @@ pub struct AgentArgs {
     #[arg(long, value_name = "FILE")]
     pub fleet_ca_file: Option<PathBuf>,
     /// Client certificate for a fleet that requires one (mTLS).
-    #[arg(long, value_name = "FILE", requires_all = ["fleet_client_key", "fleet_ca_file"])]
+    #[arg(long, value_name = "FILE")]
     pub fleet_client_cert: Option<PathBuf>,
     /// Its key.
-    #[arg(long, value_name = "FILE", requires = "fleet_client_cert")]
+    #[arg(long, value_name = "FILE")]
     pub fleet_client_key: Option<PathBuf>,
     /// This host's name in the fleet (default: the kernel's hostname).
     #[arg(long, value_name = "NAME")]
@@ -563,26 +710,26 @@ pub struct AgentArgs {
     /// The URL the fleet calls this agent at (default: the listening address).
     #[arg(long, value_name = "URL")]
     pub advertise: Option<String>,
-    /// Seconds between unprompted reports.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub report_interval_s: u64,
+    /// Seconds between unprompted reports [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub report_interval_s: Option<u64>,
     /// Keep this host's Placement providers' CUSTOM_DEVMIG_* traits in sync with its devices
     /// (as `devmig placement sync`): Placement's base URL.
-    #[arg(long, value_name = "URL", requires = "placement_token_file")]
+    #[arg(long, value_name = "URL")]
     pub placement: Option<String>,
     /// A file holding the token the agent sends to Placement (X-Auth-Token).
-    #[arg(long, value_name = "FILE", requires = "placement")]
+    #[arg(long, value_name = "FILE")]
     pub placement_token_file: Option<PathBuf>,
     /// CA bundle (PEM) for an https:// Placement.
-    #[arg(long, value_name = "FILE", requires = "placement")]
+    #[arg(long, value_name = "FILE")]
     pub placement_ca_file: Option<PathBuf>,
     /// Nova's name for this compute node (default: --host-name, else the kernel's host name).
-    #[arg(long, value_name = "NAME", requires = "placement")]
+    #[arg(long, value_name = "NAME")]
     pub placement_node: Option<String>,
     /// Seconds between looks at the devices for Placement: a look with no change makes no
-    /// call; every tenth syncs anyway, putting back what someone removed.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub placement_interval_s: u64,
+    /// call; every tenth syncs anyway, putting back what someone removed [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub placement_interval_s: Option<u64>,
 }
 
 /// `devmig claim`.
@@ -590,12 +737,12 @@ pub struct AgentArgs {
 pub struct ClaimArgs {
     /// Agent name (from --agents) or URL.
     pub host: String,
-    /// Source string options.
-    #[command(flatten)]
-    pub source: SourceArgs,
     /// The migration id (claiming again with it returns the same claim).
     #[arg(long, value_name = "ID")]
     pub migration_id: devmig_api::MigrationId,
+    /// Source string options.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Reserve this device.
     #[arg(long, value_name = "DEVICE", conflicts_with_all = ["mdev_type", "any"])]
     pub device: Option<String>,
@@ -613,13 +760,17 @@ pub struct ClaimArgs {
 /// `devmig sim ...`
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Print a host spec.
+    /// Print the embedded example host spec, commented (the starting point of your own).
+    ///
+    /// Example: devmig sim spec > lab.toml
     Spec {
-        /// The embedded example spec, commented.
-        #[arg(long, required = true)]
+        /// The embedded example (the default; kept for scripts that pass it).
+        #[arg(long)]
         example: bool,
     },
     /// Validate a host spec without mounting it.
+    ///
+    /// Example: devmig sim validate lab.toml
     Validate {
         /// The spec file.
         spec: PathBuf,
@@ -658,6 +809,8 @@ pub enum SimCommand {
         script: PathBuf,
     },
     /// Mount an emulated host on DIR in the foreground; unmount on SIGINT/SIGTERM (needs root).
+    ///
+    /// Example: mkdir -p /mnt/lab && devmig sim mount --spec lab.toml /mnt/lab
     Mount {
         /// The host spec (default: the embedded example).
         #[arg(long, value_name = "FILE")]

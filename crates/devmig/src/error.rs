@@ -22,9 +22,11 @@ pub enum CliError {
     /// A fleet verb run against the database here failed.
     #[error("fleet: {0}")]
     Fleet(#[from] devmig_fleet::FleetError),
-    /// An agent answered with an error (or could not be reached: status 0).
-    #[error("agent: {detail} ({code}, HTTP {status})")]
+    /// An agent or the fleet answered with an error (or could not be reached: status 0).
+    #[error("{peer}: {detail} ({code}, HTTP {status})")]
     Remote {
+        /// Who answered: `agent` or `fleet`.
+        peer: &'static str,
         /// HTTP status (0 when unreachable).
         status: u16,
         /// The problem's stable code.
@@ -71,10 +73,14 @@ impl From<devmig_api::ApiError> for CliError {
         use devmig_api::ApiError as A;
         match e {
             A::Invalid { .. } => CliError::Usage(e.to_string()),
-            A::Unreachable { .. } => CliError::Remote { status: 0, code: "unreachable".into(), detail: e.to_string() },
-            A::BadResponse { status, detail } => CliError::Remote { status, code: "bad_response".into(), detail },
+            A::Unreachable { .. } => {
+                CliError::Remote { peer: "agent", status: 0, code: "unreachable".into(), detail: e.to_string() }
+            }
+            A::BadResponse { status, detail } => {
+                CliError::Remote { peer: "agent", status, code: "bad_response".into(), detail }
+            }
             A::Refused { problem } => {
-                CliError::Remote { status: problem.status, code: problem.code, detail: problem.detail }
+                CliError::Remote { peer: "agent", status: problem.status, code: problem.code, detail: problem.detail }
             }
         }
     }

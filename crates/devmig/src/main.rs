@@ -3,7 +3,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use devmig_core::{Checker, SysfsRoot};
 use devmig_vendors::{Catalog, Registry};
 
@@ -43,24 +42,29 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
         client_key: cli.client_key.clone(),
     };
     let remote_for = |host: &str| Remote::resolve(host, cli.agents.as_deref(), cli.token_file.as_deref(), &tls);
-    let resolve = |host: &str| -> Result<Backend, CliError> { Ok(Backend::Remote(remote_for(host)?)) };
+    commands::set_hosts(commands::Hosts {
+        agents: cli.agents.clone(),
+        token_file: cli.token_file.clone(),
+        tls: tls.clone(),
+        agent_given: cli.agent.is_some(),
+    });
     let backend = match &cli.agent {
-        Some(url) => resolve(url)?,
+        Some(url) => Backend::Remote(remote_for(url)?),
         None => Backend::Local(checker.clone()),
     };
     match &cli.command {
         Command::List => commands::inventory::list(&backend, o, out),
         Command::Show { device } => commands::inventory::show(&backend, device, o, out),
         Command::Version { device } => commands::version::version(&backend, device, o, out, err),
-        Command::Check(args) => commands::check::check(&backend, &resolve, args, false, o, out),
-        Command::Explain(args) => commands::check::check(&backend, &resolve, args, true, o, out),
+        Command::Check(args) => commands::check::check(&backend, args, false, o, out),
+        Command::Explain(args) => commands::check::check(&backend, args, true, o, out),
         Command::Attributes { device } => commands::attributes::attributes(&backend, device, o, out),
         Command::Match(args) => commands::matching::matching(&backend, args, o, out),
         Command::Demo => commands::demo::demo(checker.registry(), out),
         Command::Sim(sim) => commands::sim::sim(sim, checker.registry(), out),
         Command::Agent(args) => commands::agent::agent(cli, args, checker.registry(), out),
         Command::Claim(args) => commands::claims::claim(&remote_for(&args.host)?, args, o, out),
-        Command::Release { host, claim_id } => commands::claims::release(&remote_for(host)?, claim_id, o, out),
+        Command::Release { host, id } => commands::claims::release(&remote_for(host)?, id, o, out),
         Command::Fleet(f) => commands::fleet::fleet(f, checker.registry(), o, out),
         Command::Placement(p) => commands::placement::placement(p, &backend, checker.registry(), o, out),
         Command::Libvirt(l) => commands::libvirt::libvirt(l, &backend, &cli.sysfs_root, o, out),
@@ -81,14 +85,14 @@ fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, CliEr
                 cli.token_file.as_deref().ok_or_else(|| CliError::Usage("devmig bench needs --token-file".into()))?;
             commands::bench::bench(b, url, &remote::read_token(tf)?, checker.registry(), out)
         }
-        Command::Claims { host } => commands::claims::list(&remote_for(host)?, o, out),
+        Command::Claims { host, migration } => commands::claims::list(&remote_for(host)?, migration.as_deref(), o, out),
     }
 }
 
 fn main() -> ExitCode {
     // reqwest builds a rustls config even for http://; every TLS endpoint here uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = Cli::parse_noting_given();
     // Unlocked handles: a long-running verb (agent, sim mount) must not hold the
     // stdout/stderr locks, or its other threads' log lines would wait forever.
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());

@@ -59,3 +59,39 @@ pub fn write_err(e: std::io::Error) -> CliError {
 pub fn or_dash(v: Option<impl ToString>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
+
+/// `1 host`, `2 hosts` (`thing` in the singular; `-es` after s, x, ch, sh).
+pub fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        return format!("1 {thing}");
+    }
+    let es = ["s", "x", "ch", "sh"].iter().any(|e| thing.ends_with(e));
+    format!("{n} {thing}{}", if es { "es" } else { "s" })
+}
+
+/// A past moment (ms since the epoch) as a duration before now: `42s ago`, `3m 5s ago`.
+pub fn ago(ms: i64) -> String {
+    let now = devmig_fleet::now_ms();
+    let secs = u64::try_from((now - ms).max(0) / 1000).unwrap_or(0);
+    if secs == 0 {
+        return "just now".into();
+    }
+    format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(secs)))
+}
+
+/// A moment (ms since the epoch) as a UTC date and time: `2026-12-04T14:10:00Z`.
+pub fn date(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// A future moment (ms since the epoch) as the time left and the date: `in 9m 58s (2026-...Z)`,
+/// or how long ago it passed.
+pub fn until(ms: i64) -> String {
+    let now = devmig_fleet::now_ms();
+    let secs = u64::try_from((ms - now).max(0) / 1000).unwrap_or(0);
+    if ms <= now {
+        return format!("passed {} ({})", ago(ms), date(ms));
+    }
+    format!("in {} ({})", humantime::format_duration(std::time::Duration::from_secs(secs)), date(ms))
+}

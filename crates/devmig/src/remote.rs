@@ -16,6 +16,8 @@ use crate::error::CliError;
 pub struct Remote {
     client: AgentClient,
     rt: Arc<tokio::runtime::Runtime>,
+    /// Who errors name: `agent`, or `fleet` for a fleet's API.
+    peer: &'static str,
 }
 
 /// `--agents FILE`: `[agents.<name>]` tables with `url` and `token_file`.
@@ -68,6 +70,9 @@ impl TlsClient {
 /// Reads a client token file: the secret alone (one trailing newline dropped).
 pub fn read_token(path: &Path) -> Result<String, CliError> {
     let text = CliError::read_input(path, "token file")?;
+    if let Some(warning) = devmig_agent::tokens::exposed_secret_file(path) {
+        eprintln!("devmig: warning: {warning}");
+    }
     let token = text.strip_suffix('\n').unwrap_or(&text).to_string();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(CliError::Usage(format!("token file {} must hold one printable token", path.display())));
@@ -89,7 +94,20 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| CliError::Io { what: "starting a client runtime".into(), source: e })?;
-        Ok(Remote { client, rt: Arc::new(rt) })
+        Ok(Remote { client, rt: Arc::new(rt), peer: "agent" })
+    }
+
+    /// A client of the fleet API at `url` (errors say `fleet:`).
+    pub fn fleet(url: &str, token: String, tls: &TlsClient) -> Result<Self, CliError> {
+        Ok(Remote { peer: "fleet", ..Self::new(url, token, tls)? })
+    }
+
+    /// Converts a client error, naming who answered.
+    fn named<T>(&self, r: Result<T, ApiError>) -> Result<T, CliError> {
+        r.map_err(|e| match CliError::from(e) {
+            CliError::Remote { status, code, detail, .. } => CliError::Remote { peer: self.peer, status, code, detail },
+            other => other,
+        })
     }
 
     /// Resolves HOST: a URL (with `token_file`), or a name in the agents file.
@@ -113,22 +131,30 @@ impl Remote {
             .agents
             .get(host)
             .ok_or_else(|| CliError::Usage(format!("agent {host:?} is not in {}", path.display())))?;
+        // Relative paths in the file are from its directory.
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let at = |p: &PathBuf| if p.is_relative() { dir.join(p) } else { p.clone() };
         let tls = TlsClient {
-            ca_file: entry.ca_file.clone(),
-            client_cert: entry.client_cert.clone(),
-            client_key: entry.client_key.clone(),
+            ca_file: entry.ca_file.as_ref().map(at),
+            client_cert: entry.client_cert.as_ref().map(at),
+            client_key: entry.client_key.as_ref().map(at),
         };
-        Self::new(&entry.url, read_token(&entry.token_file)?, &tls)
+        Self::new(&entry.url, read_token(&at(&entry.token_file))?, &tls)
     }
 
     /// GET `path`, decoded.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        Ok(self.rt.block_on(self.client.get(path))?)
+        self.named(self.rt.block_on(self.client.get(path)))
     }
 
     /// POST `body` to `path`, decoded from a 200.
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
-        Ok(self.rt.block_on(self.client.post(path, body, &[200]))?.1)
+        Ok(self.named(self.rt.block_on(self.client.post(path, body, &[200])))?.1)
+    }
+
+    /// DELETE `path`, decoded.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.named(self.rt.block_on(self.client.delete(path)))
     }
 
     /// Step b on the agent; a timed-out check (504) answers its report (verdict `error`).
@@ -142,18 +168,30 @@ impl Remote {
         }
     }
 
-    /// Claims a target.
+    /// Claims a target; a refusal by step b names the rules that refused, as `check` does.
     pub fn claim(&self, req: &ClaimRequest) -> Result<Claim, CliError> {
-        Ok(self.rt.block_on(self.client.claim(req))?.1)
+        match self.rt.block_on(self.client.claim(req)) {
+            Err(ApiError::Refused { mut problem }) => {
+                if let Some(report) = problem.report.take() {
+                    let why: Vec<String> =
+                        report.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect();
+                    if !why.is_empty() {
+                        problem.detail = format!("{} ({})", problem.detail, why.join("; "));
+                    }
+                }
+                self.named(Err(ApiError::Refused { problem }))
+            }
+            other => Ok(self.named(other)?.1),
+        }
     }
 
     /// Releases a claim.
     pub fn release(&self, claim_id: &str) -> Result<Claim, CliError> {
-        Ok(self.rt.block_on(self.client.release(claim_id))?)
+        self.named(self.rt.block_on(self.client.release(claim_id)))
     }
 
     /// Active and orphaned claims.
     pub fn claims(&self) -> Result<Vec<Claim>, CliError> {
-        Ok(self.rt.block_on(self.client.claims())?)
+        self.named(self.rt.block_on(self.client.claims()))
     }
 }

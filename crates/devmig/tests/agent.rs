@@ -104,23 +104,43 @@ fn every_local_verb_works_against_a_remote_agent() {
         assert_eq!(stdout(&remote), stdout(&local), "{verb:?}");
     }
 
-    // DEVICE@HOST: a cross-host check through both agents, hosts named in an agents file.
+    // HOST:DEVICE: a cross-host check through both agents, hosts named in an agents file.
     let agents = dir.path().join("agents.toml");
     std::fs::write(&agents, format!("[agents.hostA]\nurl = \"{}\"\ntoken_file = \"{secret}\"\n[agents.hostB]\nurl = \"{}\"\ntoken_file = \"{secret}\"\n", ga.url, gb.url)).expect("agents");
     let agents = agents.to_str().expect("path");
-    let ok = devmig(&["--agents", agents, "check", &format!("{A_VGPU}@hostA"), &format!("{B_VGPU_HALF}@hostB")]);
+    let ok = devmig(&["--agents", agents, "check", &format!("hostA:{A_VGPU}"), &format!("hostB:{B_VGPU_HALF}")]);
     assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), String::from_utf8_lossy(&ok.stderr));
-    // A host given by URL takes its token from --token-file.
+    // The old DEVICE@HOST form is refused with the one to use; a bare device with --agents
+    // (and no --agent) is refused rather than read from this host.
+    let at = devmig(&["--agents", agents, "check", &format!("{A_VGPU}@hostA"), &format!("hostB:{B_VGPU_HALF}")]);
+    assert_eq!(at.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&at.stderr).contains(&format!("hostA:{A_VGPU}")),
+        "{}",
+        String::from_utf8_lossy(&at.stderr)
+    );
+    let bare = devmig(&["--agents", agents, "version", A_VGPU]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("names no host"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    let named = devmig(&["--agents", agents, "version", &format!("hostA:{A_VGPU}")]);
+    assert_eq!(named.status.code(), Some(0), "{}", String::from_utf8_lossy(&named.stderr));
+    // A bare target beside a named source is this host's (here: --agent's, hostB).
     let no = devmig(&[
         "--agents",
         agents,
+        "--agent",
+        &gb.url,
         "--token-file",
         secret,
         "-o",
         "json",
         "check",
-        &format!("{A_VGPU}@hostA"),
-        &format!("{B_VGPU_EIGHTH}@{}", gb.url),
+        &format!("hostA:{A_VGPU}"),
+        B_VGPU_EIGHTH,
     ]);
     assert_eq!(no.status.code(), Some(1), "{}", String::from_utf8_lossy(&no.stderr));
     let r: Value = serde_json::from_str(&stdout(&no)).expect("json");
@@ -159,10 +179,33 @@ fn every_local_verb_works_against_a_remote_agent() {
     ]);
     assert_eq!(taken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("target_claimed"));
-    assert!(stdout(&devmig(&["--agents", agents, "claims", "hostB"])).contains("vm-1"));
-    let r = devmig(&["--agents", agents, "release", "hostB", claim["id"].as_str().expect("id")]);
-    assert_eq!(r.status.code(), Some(0));
-    assert!(stdout(&r).contains("released"));
+    // A claim step b refuses names the rule that refused, as check does.
+    let refused = devmig(&[
+        "--agents",
+        agents,
+        "claim",
+        "hostB",
+        "--version",
+        v.trim(),
+        "--migration-id",
+        "vm-3",
+        "--device",
+        B_VGPU_EIGHTH,
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("target_rejected") && why.contains("i915.share"), "{why}");
+    let listed = stdout(&devmig(&["--agents", agents, "claims", "hostB"]));
+    assert!(listed.contains("vm-1") && listed.contains(" in ") && listed.contains('Z'), "{listed}");
+    let none = stdout(&devmig(&["--agents", agents, "claims", "hostB", "--migration", "vm-9"]));
+    assert!(none.contains("no claims of migration vm-9"), "{none}");
+    // Released by its migration id (the id an orchestrator knows), not only by claim id.
+    let r = devmig(&["--agents", agents, "-o", "json", "release", "hostB", "vm-1"]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let released: Value = serde_json::from_str(&stdout(&r)).expect("json");
+    assert_eq!((released["id"].as_str(), released["state"].as_str()), (claim["id"].as_str(), Some("released")));
+    let again = devmig(&["--agents", agents, "release", "hostB", "vm-1"]);
+    assert_eq!(again.status.code(), Some(2), "nothing active is left to release");
 
     // No token, wrong token: refused.
     let bad = dir.path().join("bad");
@@ -369,4 +412,120 @@ fn tls_and_client_certificates() {
     let no_ca = with(&[], &["list"]);
     assert_eq!(no_ca.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_ca.stderr).contains("--ca-file"));
+}
+
+/// Runs `devmig ARGS` until its first stdout line (or its exit), with stderr to `log`.
+fn first_line_or_exit(args: &[&str], cwd: &Path, log: &Path) -> (Option<Child>, String, Option<i32>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devmig"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DEVMIG_SYSFS_ROOT")
+        .env_remove("DEVMIG_TIMEOUT_MS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(&mut out);
+        let mut first = String::new();
+        let _ = r.read_line(&mut first);
+        let mut second = String::new();
+        let _ = r.read_line(&mut second);
+        let _ = tx.send(first + &second);
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    let lines = rx.recv_timeout(Duration::from_secs(30)).expect("output in time");
+    match child.try_wait().expect("wait") {
+        Some(status) => (None, lines, status.code()),
+        None if lines.is_empty() => {
+            let status = child.wait().expect("wait");
+            (None, lines, status.code())
+        }
+        None => (Some(child), lines, None),
+    }
+}
+
+#[test]
+fn the_config_file_takes_every_option_and_a_flag_given_always_wins() {
+    let h = host(devmig_simfs::spec::EXAMPLE_HOST_A);
+    let dir = tempfile::tempdir().expect("dir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).expect("etc");
+    files(&etc);
+    devmig_testkit::write_secret_file(&etc.join("report-token"), "report-secret-for-hostq-0");
+    let root = h.mounted.path().display().to_string();
+    // Relative paths are the file's directory's, whatever the agent's working directory.
+    std::fs::write(
+        etc.join("agent.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nsysfs_root = \"{root}\"\ntoken_file = \"tokens.toml\"\nstate_dir = \"state\"\n\
+             timeout_ms = 100\nfleet = \"http://127.0.0.1:9\"\nfleet_token_file = \"report-token\"\nhost_name = \"hostq\"\n\
+             report_interval_s = 5\n"
+        ),
+    )
+    .expect("config");
+    let config = etc.join("agent.toml").display().to_string();
+    let elsewhere = tempfile::tempdir().expect("cwd");
+    let log = dir.path().join("log");
+    let (child, lines, _) = first_line_or_exit(&["agent", "--config", &config], elsewhere.path(), &log);
+    let _agent = Agent { child: child.expect("running"), url: String::new() };
+    assert!(
+        lines.contains("sysfs timeout 100 ms") && lines.contains(&etc.join("state").display().to_string()),
+        "{lines}"
+    );
+    assert!(lines.contains("reporting to the fleet at http://127.0.0.1:9 as hostq"), "{lines}");
+    drop(_agent);
+    // --timeout-ms 5000 is the default, and still wins over the file's 100.
+    let (child, lines, _) =
+        first_line_or_exit(&["--timeout-ms", "5000", "agent", "--config", &config], elsewhere.path(), &log);
+    let _agent = Agent { child: child.expect("running"), url: String::new() };
+    assert!(lines.contains("sysfs timeout 5000 ms"), "{lines}");
+    drop(_agent);
+    // A fleet option without the fleet is refused, wherever it was given.
+    let tokens = etc.join("tokens.toml").display().to_string();
+    let (_, _, code) = first_line_or_exit(
+        &["--sysfs-root", &root, "agent", "--token-file", &tokens, "--state-dir", "s", "--fleet-token-file", "x"],
+        elsewhere.path(),
+        &log,
+    );
+    assert_eq!(code, Some(2));
+    let why = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(why.contains("a fleet option needs fleet"), "{why}");
+
+    // The packaged example secrets are refused; a token file others may read is warned about.
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/tokens.toml");
+    let (_, _, code) = first_line_or_exit(
+        &[
+            "--sysfs-root",
+            &root,
+            "agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            packaged.to_str().expect("path"),
+            "--state-dir",
+            "s",
+        ],
+        elsewhere.path(),
+        &log,
+    );
+    assert_eq!(code, Some(2));
+    assert!(std::fs::read_to_string(&log).expect("log").contains("example secret"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(etc.join("tokens.toml"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (child, _, _) = first_line_or_exit(&["agent", "--config", &config], elsewhere.path(), &log);
+    let agent = Agent { child: child.expect("running"), url: String::new() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("may be read by every user") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(agent);
 }

@@ -208,6 +208,84 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
         devmig().args(["fleet", "what-if", "--db", &db, "--hosts", "*", "--driver", "i915"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MODEL=VERSION"));
+
+    // A glob that matches no host says so (exit 2) instead of printing an empty answer.
+    for verb in [
+        vec!["devices", "--hosts", "nohost-*"],
+        vec!["baseline", "--hosts", "nohost-*"],
+        vec!["what-if", "--hosts", "nohost-*", "--driver", "i915=2.0.0"],
+    ] {
+        let out = devmig().arg("fleet").args(&verb).args(["--db", &db]).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{verb:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nohost-*"), "{verb:?}");
+    }
+
+    // Step a alone: candidates, ranked, and why not the others; the hosts listed plus the
+    // hosts explained account for every fresh host but the source's.
+    let (code, c) = run_json(&["fleet", "candidates", "--db", &db, "--source", &source, "--limit", "2"]);
+    let typed: devmig_api::fleet::Candidates = serde_json::from_value(c.clone()).expect("the API's Candidates");
+    assert_eq!(code, if typed.candidate_hosts > 0 { 0 } else { 1 });
+    assert!(typed.candidates.len() <= 2 && typed.more == (typed.candidate_hosts > 2), "{c}");
+    let explained: usize =
+        typed.explanation.groups.iter().filter(|g| g.source != "all" || g.code != "stale").map(|g| g.hosts).sum();
+    assert_eq!(typed.candidate_hosts + explained, 5, "{c}");
+    assert!(
+        typed.candidates.iter().all(|h| h.host != "sim-r00-0000" && h.targets.len() == 1 && !h.targets[0].is_empty())
+    );
+
+    // Every query verb from anywhere: --fleet URL with a token, the same answers as on the database.
+    let url = first.trim().trim_start_matches("fleet: ").split(' ').next().expect("url").to_string();
+    let read = format!("{d}/read-token");
+    let admin = format!("{d}/admin-token");
+    let remote = |token: &str| vec!["--fleet".to_string(), url.clone(), "--fleet-token-file".into(), token.into()];
+    let both = |verb: &[&str], token: &str| {
+        let local: Vec<&str> = [verb, &["--db", &db]].concat();
+        let r = remote(token);
+        let remote: Vec<&str> = verb.iter().copied().chain(r.iter().map(String::as_str)).collect();
+        (run_json(&local), run_json(&remote))
+    };
+    for verb in [
+        vec!["fleet", "hosts"],
+        vec!["fleet", "devices", "--hosts", "sim-r00-000[12]"],
+        vec!["fleet", "baseline", "--hosts", "sim-*"],
+        vec!["fleet", "what-if", "--hosts", "sim-r00-000[0-2]", "--driver", "i915=2.0.0"],
+        vec!["fleet", "candidates", "--source", &source],
+    ] {
+        let (local, remote) = both(&verb, &read);
+        assert_eq!(local, remote, "{verb:?}");
+    }
+    let text = |args: &[&str]| {
+        let out = devmig().args(args).output().expect("run");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let r = remote(&read);
+    let r: Vec<&str> = r.iter().map(String::as_str).collect();
+    assert_eq!(
+        text(&[&["fleet", "baseline", "--hosts", "sim-*", "--db", &db][..], &[]].concat()),
+        text(&[&["fleet", "baseline", "--hosts", "sim-*"][..], &r].concat())
+    );
+    // place: a read token is refused (exit 2, the scope named); an admin token places.
+    let out = devmig().args(["fleet", "place", "--source", &source]).args(&r).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fleet: this route needs an admin token"));
+    let a = remote(&admin);
+    let (code, p) = run_json(
+        &[&["fleet", "place", "--source", &source][..], &a.iter().map(String::as_str).collect::<Vec<_>>()].concat(),
+    );
+    assert_eq!(code, if p["placed"] == true { 0 } else { 1 }, "{p}");
+    let _: devmig_api::fleet::Placement = serde_json::from_value(p).expect("a Placement");
+    // --fleet with a database flag is refused, never one silently instead of the other.
+    let out = devmig().args(["fleet", "hosts", "--db", &db]).args(&r).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop --db"));
+    let out = devmig().args(["fleet", "hosts", "--fleet", &url]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fleet-token-file"));
+    // forget through the API: the host is gone, and a second forget says it is unknown.
+    let fa: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_eq!(text(&[&["fleet", "forget", "sim-r00-0005"][..], &fa].concat()).0, Some(0));
+    let out = devmig().args(["fleet", "forget", "sim-r00-0005"]).args(&fa).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -10,11 +10,15 @@ use crate::cli::{AgentArgs, Cli};
 use crate::error::CliError;
 use crate::output::line;
 
+/// The configuration: the file's values (relative paths from its directory), each replaced by
+/// the flag given for it; a flag always wins, even one equal to the default.
 fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
     let mut c = match &args.config {
         Some(path) => {
-            let text = CliError::read_input(path, "agent config")?;
-            AgentConfig::from_toml(&text, &path.display().to_string())?
+            if !path.exists() {
+                return Err(CliError::Usage(format!("agent config {}: no such file", path.display())));
+            }
+            AgentConfig::from_file(path)?
         }
         None => {
             let token_file =
@@ -22,23 +26,24 @@ fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
             AgentConfig::from_toml(&format!("token_file = {:?}", token_file.display().to_string()), "flags")?
         }
     };
-    // Flags win over the file; the global --sysfs-root and --timeout-ms count when not left at their defaults.
-    if let Some(l) = args.listen {
-        c.listen = l;
+    fn set<T: Clone>(slot: &mut T, flag: Option<&T>) {
+        if let Some(v) = flag {
+            *slot = v.clone();
+        }
     }
-    if let Some(t) = &args.token_file {
-        c.token_file = t.clone();
+    fn set_opt<T: Clone>(slot: &mut Option<T>, flag: Option<&T>) {
+        if let Some(v) = flag {
+            *slot = Some(v.clone());
+        }
     }
-    if let Some(d) = &args.state_dir {
-        c.state_dir = d.clone();
-    }
-    if let Some(n) = args.io_workers {
-        c.io_workers = n.max(1);
-    }
-    if cli.sysfs_root.as_os_str() != "/" {
+    set(&mut c.listen, args.listen.as_ref());
+    set(&mut c.token_file, args.token_file.as_ref());
+    set(&mut c.state_dir, args.state_dir.as_ref());
+    set(&mut c.io_workers, args.io_workers.as_ref());
+    if cli.given.sysfs_root {
         c.sysfs_root = cli.sysfs_root.clone();
     }
-    if cli.timeout_ms != 5000 {
+    if cli.given.timeout_ms {
         c.timeout_ms = cli.timeout_ms;
     }
     c.log_json |= args.log_json;
@@ -49,7 +54,55 @@ fn config(cli: &Cli, args: &AgentArgs) -> Result<AgentConfig, CliError> {
             client_ca: args.tls_client_ca.clone(),
         });
     }
+    set_opt(&mut c.fleet, args.fleet.as_ref());
+    set_opt(&mut c.fleet_token_file, args.fleet_token_file.as_ref());
+    set_opt(&mut c.fleet_ca_file, args.fleet_ca_file.as_ref());
+    set_opt(&mut c.fleet_client_cert, args.fleet_client_cert.as_ref());
+    set_opt(&mut c.fleet_client_key, args.fleet_client_key.as_ref());
+    set_opt(&mut c.host_name, args.host_name.as_ref());
+    set_opt(&mut c.advertise, args.advertise.as_ref());
+    set_opt(&mut c.report_interval_s, args.report_interval_s.as_ref());
+    set_opt(&mut c.placement, args.placement.as_ref());
+    set_opt(&mut c.placement_token_file, args.placement_token_file.as_ref());
+    set_opt(&mut c.placement_ca_file, args.placement_ca_file.as_ref());
+    set_opt(&mut c.placement_node, args.placement_node.as_ref());
+    set_opt(&mut c.placement_interval_s, args.placement_interval_s.as_ref());
+    if c.io_workers == 0 || c.timeout_ms == 0 {
+        return Err(CliError::Usage("--io-workers and --timeout-ms must be at least 1".into()));
+    }
+    check_links(&c)?;
     Ok(c)
+}
+
+/// Options that only make sense with another, wherever each was given.
+fn check_links(c: &AgentConfig) -> Result<(), CliError> {
+    let needs = |set: bool, what: &str, missing: bool, other: &str| {
+        if set && missing {
+            Err(CliError::Usage(format!("{what} needs {other} (a flag or its config key)")))
+        } else {
+            Ok(())
+        }
+    };
+    needs(c.fleet.is_some(), "fleet", c.fleet_token_file.is_none(), "fleet_token_file")?;
+    let fleet_extra = c.fleet_token_file.is_some()
+        || c.fleet_ca_file.is_some()
+        || c.fleet_client_cert.is_some()
+        || c.advertise.is_some()
+        || c.report_interval_s.is_some();
+    needs(fleet_extra, "a fleet option", c.fleet.is_none(), "fleet")?;
+    needs(
+        c.fleet_client_cert.is_some(),
+        "fleet_client_cert",
+        c.fleet_client_key.is_none() || c.fleet_ca_file.is_none(),
+        "fleet_client_key and fleet_ca_file",
+    )?;
+    needs(c.fleet_client_key.is_some(), "fleet_client_key", c.fleet_client_cert.is_none(), "fleet_client_cert")?;
+    needs(c.placement.is_some(), "placement", c.placement_token_file.is_none(), "placement_token_file")?;
+    let placement_extra = c.placement_token_file.is_some()
+        || c.placement_ca_file.is_some()
+        || c.placement_node.is_some()
+        || c.placement_interval_s.is_some();
+    needs(placement_extra, "a placement option", c.placement.is_none(), "placement")
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -62,53 +115,62 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The fleet link the flags ask for, if any.
-fn fleet_link(
-    args: &AgentArgs,
-    own_url: &str,
-    state_dir: &std::path::Path,
-) -> Result<Option<devmig_agent::FleetLink>, CliError> {
-    let Some(fleet) = &args.fleet else { return Ok(None) };
-    if !(fleet.starts_with("http://") || fleet.starts_with("https://")) {
-        return Err(CliError::Usage(format!("--fleet {fleet:?}: expected http(s)://host:port")));
-    }
+/// The fleet link the configuration asks for, if any.
+fn fleet_link(c: &AgentConfig, own_url: &str) -> Result<Option<(devmig_agent::FleetLink, reqwest::Client)>, CliError> {
+    let Some(fleet) = &c.fleet else { return Ok(None) };
+    devmig_api::ids::check_agent_url(fleet).map_err(|e| CliError::Usage(format!("fleet {fleet:?}: {e}")))?;
     let token_file =
-        args.fleet_token_file.as_deref().ok_or_else(|| CliError::Usage("--fleet needs --fleet-token-file".into()))?;
-    let host = match &args.host_name {
+        c.fleet_token_file.as_deref().ok_or_else(|| CliError::Usage("fleet needs fleet_token_file".into()))?;
+    let host = match &c.host_name {
         Some(h) => h.clone(),
         None => super::kernel_host_name()?,
     };
     host.parse::<devmig_api::HostName>()?;
-    if args.report_interval_s == 0 {
-        return Err(CliError::Usage("--report-interval-s must be at least 1".into()));
+    let interval = c.report_interval_s.unwrap_or(30);
+    if interval == 0 {
+        return Err(CliError::Usage("report_interval_s must be at least 1".into()));
     }
-    let identity = devmig_agent::identity::load_or_create(state_dir).map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok(Some(devmig_agent::FleetLink {
+    let mut client = reqwest::Client::builder();
+    if fleet.starts_with("https://") {
+        let tls = crate::remote::TlsClient {
+            ca_file: c.fleet_ca_file.clone(),
+            client_cert: c.fleet_client_cert.clone(),
+            client_key: c.fleet_client_key.clone(),
+        };
+        client = client.tls_backend_preconfigured(
+            tls.config().map_err(|e| CliError::Usage(format!("fleet {fleet}: {e} (fleet_ca_file)")))?,
+        );
+    }
+    let client = client.build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+    let identity = devmig_agent::identity::load_or_create(&c.state_dir).map_err(|e| CliError::Usage(e.to_string()))?;
+    let link = devmig_agent::FleetLink {
         fleet_url: fleet.clone(),
         token: crate::remote::read_token(token_file)?,
         host,
         identity,
-        advertise: args.advertise.clone().unwrap_or_else(|| own_url.to_string()),
-        interval: Duration::from_secs(args.report_interval_s),
+        advertise: c.advertise.clone().unwrap_or_else(|| own_url.to_string()),
+        interval: Duration::from_secs(interval),
         timeout: Duration::from_secs(30),
-        generation_file: Some(state_dir.join("fleet-generation")),
-    }))
+        generation_file: Some(c.state_dir.join("fleet-generation")),
+    };
+    Ok(Some((link, client)))
 }
 
-/// The Placement link these flags ask for, and its node name.
-fn placement_link(args: &AgentArgs) -> Result<Option<(devmig_openstack::PlacementLink, String)>, CliError> {
-    let (Some(url), Some(token_file)) = (&args.placement, &args.placement_token_file) else { return Ok(None) };
-    if args.placement_interval_s == 0 {
-        return Err(CliError::Usage("--placement-interval-s must be at least 1".into()));
+/// The Placement link the configuration asks for, its node name and its interval.
+fn placement_link(c: &AgentConfig) -> Result<Option<(devmig_openstack::PlacementLink, String, u64)>, CliError> {
+    let (Some(url), Some(token_file)) = (&c.placement, &c.placement_token_file) else { return Ok(None) };
+    let interval = c.placement_interval_s.unwrap_or(60);
+    if interval == 0 {
+        return Err(CliError::Usage("placement_interval_s must be at least 1".into()));
     }
-    let node = super::placement::this_node(args.placement_node.as_deref().or(args.host_name.as_deref()))?;
-    let placement = super::placement::placement_client(url, token_file, args.placement_ca_file.as_deref())?;
+    let node = super::placement::this_node(c.placement_node.as_deref().or(c.host_name.as_deref()))?;
+    let placement = super::placement::placement_client(url, token_file, c.placement_ca_file.as_deref())?;
     let link = devmig_openstack::PlacementLink::new(
         devmig_openstack::Syncer::new(placement),
-        Duration::from_secs(args.placement_interval_s),
+        Duration::from_secs(interval),
         10,
     );
-    Ok(Some((link, node)))
+    Ok(Some((link, node, interval)))
 }
 
 /// This host's providers as Placement should see them, from the agent's device records
@@ -158,7 +220,11 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
     let c = config(cli, args)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEVMIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a terminal: a journal or a log file gets plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (tests in one process) keeps the first subscriber.
     let _ = if c.log_json { builder.json().try_init() } else { builder.try_init() };
     let state = c.open(registry.clone())?;
@@ -182,27 +248,23 @@ pub fn agent(cli: &Cli, args: &AgentArgs, registry: &Registry, out: &mut dyn Wri
         line(
             out,
             format!(
-                "devmig agent listening on {url} [{scheme}] (sysfs root {}, state {})",
+                "devmig agent listening on {url} [{scheme}] (sysfs root {}, state {}, sysfs timeout {} ms)",
                 c.sysfs_root.display(),
-                c.state_dir.display()
+                c.state_dir.display(),
+                c.timeout_ms
             ),
         )?;
         out.flush().map_err(crate::output::write_err)?;
         tracing::info!(%addr, "listening");
-        if let Some(link) = fleet_link(args, &url, &c.state_dir)? {
+        if let Some((link, client)) = fleet_link(&c, &url)? {
             line(
                 out,
                 format!("reporting to the fleet at {} as {} (identity {})", link.fleet_url, link.host, link.identity),
             )?;
-            let client =
-                reqwest::Client::builder().build().map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
             tokio::spawn(link.run(std::sync::Arc::clone(&state.agent), client));
         }
-        if let Some(link) = placement_link(args)? {
-            line(
-                out,
-                format!("keeping Placement traits of node {} in sync (every {} s)", link.1, args.placement_interval_s),
-            )?;
+        if let Some(link) = placement_link(&c)? {
+            line(out, format!("keeping Placement traits of node {} in sync (every {} s)", link.1, link.2))?;
             let (agent, registry, node) = (std::sync::Arc::clone(&state.agent), registry.clone(), link.1);
             tokio::spawn(link.0.run(move || host_providers(agent.clone(), registry.clone(), node.clone())));
         }

@@ -10,7 +10,8 @@ use crate::output::{json, line, table};
 
 /// `devmig attributes DEVICE`.
 pub fn attributes(backend: &Backend, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let report = backend.attributes(&super::device_id(device)?)?;
+    let (backend, id) = super::device_on(device, backend, true)?;
+    let report = backend.attributes(&id)?;
     if output == Output::Json {
         json(out, "devmig.attributes/v1", &report)?;
         return Ok(0);

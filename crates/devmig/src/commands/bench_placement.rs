@@ -114,7 +114,12 @@ fn count_written(reports: &[SyncReport]) -> Result<(usize, usize), CliError> {
     let mut added = 0;
     for r in reports {
         if let Some(e) = &r.error {
-            return Err(CliError::Remote { status: 0, code: "placement".into(), detail: format!("{}: {e}", r.node) });
+            return Err(CliError::Remote {
+                peer: "placement",
+                status: 0,
+                code: "placement".into(),
+                detail: format!("{}: {e}", r.node),
+            });
         }
         for p in &r.providers {
             match &p.outcome {
@@ -124,6 +129,7 @@ fn count_written(reports: &[SyncReport]) -> Result<(usize, usize), CliError> {
                 }
                 ProviderOutcome::Failed { error } => {
                     return Err(CliError::Remote {
+                        peer: "placement",
                         status: 0,
                         code: "placement".into(),
                         detail: format!("{}: {error}", p.provider),

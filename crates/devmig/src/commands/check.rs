@@ -9,39 +9,19 @@ use crate::cli::{CheckArgs, Output};
 use crate::error::CliError;
 use crate::output::{fields, json, line, table};
 
-/// Splits `DEVICE@HOST` (the grammar of device ids has no `@`).
-pub fn split_host(arg: &str) -> (&str, Option<&str>) {
-    match arg.split_once('@') {
-        Some((device, host)) => (device, Some(host)),
-        None => (arg, None),
-    }
-}
-
-/// Runs the check the arguments describe; `resolve` turns a HOST into its agent; `explain`
-/// adds every vendor rule.
-pub fn run_check(
-    backend: &Backend,
-    resolve: &dyn Fn(&str) -> Result<Backend, CliError>,
-    args: &CheckArgs,
-    explain: bool,
-) -> Result<CheckReport, CliError> {
+/// Runs the check the arguments describe (`HOST:DEVICE` through HOST's agent); `explain` adds
+/// every vendor rule.
+pub fn run_check(backend: &Backend, args: &CheckArgs, explain: bool) -> Result<CheckReport, CliError> {
     let given = super::source_string(&args.source)?;
-    let on = |arg: &str| -> Result<(Backend, devmig_core::DeviceId), CliError> {
-        let (device, host) = split_host(arg);
-        let b = match host {
-            Some(h) => resolve(h)?,
-            None => backend.clone(),
-        };
-        Ok((b, super::device_id(device)?))
-    };
     match (args.devices.as_slice(), given) {
-        ([source, target], None) if source.contains('@') || target.contains('@') => {
-            let ((sb, s), (tb, t)) = (on(source)?, on(target)?);
-            crate::backend::cross(&sb, &s, &tb, &t, explain)
+        ([source, target], None) => {
+            let named = super::split_device(source)?.0.is_some() || super::split_device(target)?.0.is_some();
+            let ((sb, s), (tb, t)) =
+                (super::device_on(source, backend, !named)?, super::device_on(target, backend, !named)?);
+            if named { crate::backend::cross(&sb, &s, &tb, &t, explain) } else { backend.check(&s, &t, explain) }
         }
-        ([source, target], None) => backend.check(&super::device_id(source)?, &super::device_id(target)?, explain),
         ([target], Some(version)) => {
-            let (tb, t) = on(target)?;
+            let (tb, t) = super::device_on(target, backend, true)?;
             tb.check_version(&version, &t, explain)
         }
         ([_, _], Some(_)) => {
@@ -112,13 +92,12 @@ pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn
 /// `devmig check` / `devmig explain`.
 pub fn check(
     backend: &Backend,
-    resolve: &dyn Fn(&str) -> Result<Backend, CliError>,
     args: &CheckArgs,
     explain: bool,
     output: Output,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let report = run_check(backend, resolve, args, explain)?;
+    let report = run_check(backend, args, explain)?;
     render(&report, explain, output, out)?;
     Ok(report.verdict.exit_code())
 }

@@ -3,22 +3,28 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use devmig_api::fleet::{Baseline, Candidates, CandidatesRequest, EvacuationRequest, HostRow, PoolRequest};
 use devmig_fleet::agents::AgentCredentials;
 use devmig_fleet::db::DbUrl;
 use devmig_fleet::now_ms;
 use devmig_fleet::placement::{Fleet, Placement, PlacementRequest, SourceRef};
-use devmig_fleet::plans::{self, DriverChange};
+use devmig_fleet::plans::{self, DriverChange, Evacuation, WhatIf};
 use devmig_fleet::server::FleetOptions;
+use devmig_fleet::store::DeviceRow;
 use devmig_vendors::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{FleetCommand, FleetDbArgs, Output};
+use crate::cli::{FleetAccessArgs, FleetCommand, FleetDbArgs, Output};
 use crate::error::CliError;
 use crate::output::{json, line, table};
+use crate::remote::{Remote, TlsClient, read_token};
+
+/// The database a fleet verb opens when none is given.
+pub const DEFAULT_DB: &str = "sqlite:/var/lib/devmig/fleet.db";
 
 /// The fleet options these flags give.
 pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result<FleetOptions, CliError> {
-    let url: DbUrl = db.db.parse()?;
+    let url: DbUrl = db.db.as_deref().unwrap_or(DEFAULT_DB).parse()?;
     let agent_credentials = match (&db.agent_token_file, needs_agents) {
         (Some(f), _) => {
             let text = CliError::read_input(f, "agent token file")?;
@@ -45,6 +51,172 @@ pub fn options(db: &FleetDbArgs, pool_size: usize, needs_agents: bool) -> Result
     })
 }
 
+/// Where a fleet query runs: in this process on the fleet's database, or on a fleet's API.
+enum FleetAt {
+    /// The database, opened here.
+    Local(Fleet),
+    /// `--fleet URL`.
+    Remote(Remote),
+}
+
+/// Database flags that make no sense with --fleet (the remote fleet has its own).
+fn local_only_flags(db: &FleetDbArgs) -> Vec<&'static str> {
+    let mut given = Vec::new();
+    if db.db.is_some() {
+        given.push("--db");
+    }
+    if db.agent_token_file.is_some() {
+        given.push("--agent-token-file");
+    }
+    if db.agent_ca_file.is_some() || db.agent_client_cert.is_some() {
+        given.push("--agent-ca-file/--agent-client-cert");
+    }
+    given
+}
+
+impl FleetAt {
+    /// Opens the database, or a client of `--fleet`; never both, never one silently instead of the other.
+    fn open(at: &FleetAccessArgs, registry: &Registry, pool_size: usize, needs_agents: bool) -> Result<Self, CliError> {
+        let Some(url) = &at.fleet else {
+            if at.fleet_token_file.is_some() {
+                return Err(CliError::Usage("--fleet-token-file is for --fleet URL: give --fleet too".into()));
+            }
+            return Ok(FleetAt::Local(options(&at.db, pool_size, needs_agents)?.open_existing(registry.clone())?));
+        };
+        let clash = local_only_flags(&at.db);
+        if !clash.is_empty() {
+            return Err(CliError::Usage(format!(
+                "--fleet {url} asks the fleet's API, which has its own database and agent access: drop {} \
+                 (set by a flag or its DEVMIG_* variable)",
+                clash.join(", ")
+            )));
+        }
+        devmig_api::ids::check_agent_url(url).map_err(|e| CliError::Usage(format!("--fleet: {e}")))?;
+        let tf = at.fleet_token_file.as_deref().ok_or_else(|| {
+            CliError::Usage(format!("--fleet {url}: give --fleet-token-file (or DEVMIG_FLEET_TOKEN_FILE)"))
+        })?;
+        let tls = TlsClient {
+            ca_file: at.fleet_ca_file.clone(),
+            client_cert: at.fleet_client_cert.clone(),
+            client_key: at.fleet_client_key.clone(),
+        };
+        Ok(FleetAt::Remote(Remote::fleet(url, read_token(tf)?, &tls)?))
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRow>, CliError> {
+        match self {
+            FleetAt::Local(f) => Ok(f.store.hosts(now_ms())?),
+            FleetAt::Remote(r) => Ok(r.get::<HostsAnswer>("/api/v1/hosts")?.hosts),
+        }
+    }
+
+    fn devices(&self, glob: &str) -> Result<Vec<DeviceRow>, CliError> {
+        let pattern = plans::host_pattern(glob)?;
+        match self {
+            FleetAt::Local(f) => Ok(f.store.devices(now_ms(), &|h| pattern.matches(h))?),
+            FleetAt::Remote(r) => {
+                let q: String =
+                    url::form_urlencoded::Serializer::new(String::new()).append_pair("hosts", glob).finish();
+                Ok(r.get::<DevicesAnswer>(&format!("/api/v1/devices?{q}"))?.devices)
+            }
+        }
+    }
+
+    fn forget(&self, host: &str) -> Result<bool, CliError> {
+        match self {
+            FleetAt::Local(f) => Ok(f.store.forget(host)?),
+            FleetAt::Remote(r) => match r.delete::<serde_json::Value>(&format!("/api/v1/hosts/{host}")) {
+                Ok(_) => Ok(true),
+                Err(CliError::Remote { status: 404, .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn place(&self, req: PlacementRequest) -> Result<Placement, CliError> {
+        match self {
+            FleetAt::Local(f) => Ok(runtime()?.block_on(f.place(req))?),
+            FleetAt::Remote(r) => r.post("/api/v1/placements", &req),
+        }
+    }
+
+    fn candidates(&self, req: &CandidatesRequest) -> Result<Candidates, CliError> {
+        match self {
+            FleetAt::Local(f) => Ok(f.candidates(req)?),
+            FleetAt::Remote(r) => r.post("/api/v1/candidates", req),
+        }
+    }
+
+    fn evacuate(&self, req: EvacuationRequest) -> Result<Evacuation, CliError> {
+        match self {
+            FleetAt::Local(fleet) => {
+                let prefix =
+                    req.migration_prefix.clone().unwrap_or_else(|| format!("evacuate-{}-{}", req.host, now_ms()));
+                let b = bar("evacuating");
+                let e = if req.vms.is_empty() {
+                    runtime()?.block_on(plans::evacuate(fleet, &req.host, req.claim, &prefix, &progress(&b)))
+                } else {
+                    runtime()?.block_on(plans::evacuate_vms(
+                        fleet,
+                        &req.host,
+                        &req.vms,
+                        req.claim,
+                        &prefix,
+                        &progress(&b),
+                    ))
+                };
+                b.finish_and_clear();
+                Ok(e?)
+            }
+            FleetAt::Remote(r) => r.post("/api/v1/evacuations", &req),
+        }
+    }
+
+    fn baseline(&self, hosts: &str) -> Result<Baseline, CliError> {
+        match self {
+            FleetAt::Local(fleet) => {
+                let b = bar("versions");
+                let r = runtime()?.block_on(plans::baseline(fleet, hosts, &progress(&b)));
+                b.finish_and_clear();
+                Ok(r?)
+            }
+            FleetAt::Remote(r) => r.post("/api/v1/baseline", &PoolRequest { hosts: hosts.into(), driver: None }),
+        }
+    }
+
+    fn what_if(&self, hosts: &str, change: DriverChange) -> Result<WhatIf, CliError> {
+        match self {
+            FleetAt::Local(fleet) => {
+                let b = bar("source versions");
+                let r = runtime()?.block_on(plans::what_if(fleet, hosts, change, &progress(&b)));
+                b.finish_and_clear();
+                Ok(r?)
+            }
+            FleetAt::Remote(r) => r.post("/api/v1/what-if", &PoolRequest { hosts: hosts.into(), driver: Some(change) }),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct HostsAnswer {
+    hosts: Vec<HostRow>,
+}
+
+#[derive(serde::Deserialize)]
+struct DevicesAnswer {
+    devices: Vec<DeviceRow>,
+}
+
+/// The sources of `place` and `candidates`: `HOST:DEVICE`s, then version strings.
+fn source_refs(sources: &[String], versions: &[String]) -> Result<Vec<SourceRef>, CliError> {
+    let mut refs: Vec<SourceRef> = sources.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    refs.extend(versions.iter().map(|v| SourceRef { host: None, device: None, version: Some(v.clone()) }));
+    if refs.is_empty() {
+        return Err(CliError::Usage("give at least one --source HOST:DEVICE or --source-version STRING".into()));
+    }
+    Ok(refs)
+}
+
 /// A multi-threaded runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
@@ -61,10 +233,6 @@ fn bar(what: &'static str) -> ProgressBar {
     }
     b.set_message(what);
     b
-}
-
-fn age(ms: i64) -> String {
-    format!("{}s", (now_ms() - ms).max(0) / 1000)
 }
 
 /// Runs a fleet verb.
@@ -84,9 +252,8 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             };
             serve(db, *listen, token_file, *pool_size, tls, registry, out)
         }
-        FleetCommand::Hosts { db } => {
-            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
-            let hosts = fleet.store.hosts(now_ms())?;
+        FleetCommand::Hosts { at } => {
+            let hosts = FleetAt::open(at, registry, 1, false)?.hosts()?;
             if o == Output::Json {
                 return json(out, "devmig.fleet-hosts/v1", &serde_json::json!({ "hosts": hosts })).map(|()| 0);
             }
@@ -97,18 +264,18 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                     h.url.clone(),
                     if h.identity.is_empty() { "-".into() } else { h.identity.clone() },
                     h.generation.to_string(),
-                    age(h.last_seen_ms),
+                    crate::output::ago(h.last_seen_ms),
                     h.devices.to_string(),
+                    h.free.to_string(),
                     state.into(),
                 ]
             });
-            table(out, &["HOST", "AGENT", "IDENTITY", "GENERATION", "LAST REPORT", "DEVICES", "STATE"], rows)?;
+            table(out, &["HOST", "AGENT", "IDENTITY", "GENERATION", "LAST REPORT", "DEVICES", "FREE", "STATE"], rows)?;
             Ok(0)
         }
-        FleetCommand::Forget { db, host } => {
+        FleetCommand::Forget { at, host } => {
             host.parse::<devmig_api::HostName>()?;
-            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
-            if !fleet.store.forget(host)? {
+            if !FleetAt::open(at, registry, 1, false)?.forget(host)? {
                 return Err(CliError::Usage(format!("the fleet knows no host {host:?}")));
             }
             if o == Output::Json {
@@ -117,45 +284,52 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             line(out, format!("forgot {host}: its next report registers it anew"))?;
             Ok(0)
         }
-        FleetCommand::Devices { db, hosts } => {
-            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
-            let pattern = plans::host_pattern(hosts)?;
-            let devices = fleet.store.devices(now_ms(), &|h| pattern.matches(h))?;
+        FleetCommand::Devices { at, hosts } => {
+            let devices = FleetAt::open(at, registry, 1, false)?.devices(hosts)?;
+            if devices.is_empty() && hosts != "*" {
+                return Err(CliError::Usage(format!("no host the fleet knows matches {hosts:?}")));
+            }
             if o == Output::Json {
                 return json(out, "devmig.fleet-devices/v1", &serde_json::json!({ "devices": devices })).map(|()| 0);
             }
             let rows = devices.iter().map(|d| {
-                let state = match (&d.held_by, d.free, d.stale) {
-                    (_, _, true) => "stale host".to_string(),
-                    (Some(m), _, _) => format!("held by {m}"),
-                    (None, true, _) => "free".into(),
-                    (None, false, _) => "in use".into(),
+                let state = match (&d.held_by, d.free, d.stale, d.kind) {
+                    (_, _, true, _) => "stale host".to_string(),
+                    (Some(m), _, _, _) => format!("held by {m}"),
+                    (None, true, _, devmig_core::DeviceKind::MdevType) => "room for more".into(),
+                    (None, false, _, devmig_core::DeviceKind::MdevType) => "full".into(),
+                    (None, true, _, _) => "free".into(),
+                    (None, false, _, _) => "in use".into(),
                 };
                 vec![d.host.clone(), d.device.clone(), d.kind.to_string(), d.version.clone(), state]
             });
             table(out, &["HOST", "DEVICE", "KIND", "VERSION", "STATE"], rows)?;
             Ok(0)
         }
-        FleetCommand::Place { db, sources, source_versions, claim, migration_id, exclude_hosts, max_hosts } => {
-            let mut refs: Vec<SourceRef> = sources.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-            refs.extend(source_versions.iter().map(|v| SourceRef {
-                host: None,
-                device: None,
-                version: Some(v.clone()),
-            }));
-            if refs.is_empty() {
-                return Err(CliError::Usage("give at least one --source HOST:DEVICE or --source-version".into()));
+        FleetCommand::Candidates { at, sources, source_versions, exclude_hosts, limit } => {
+            let req = CandidatesRequest {
+                sources: source_refs(sources, source_versions)?,
+                exclude_hosts: exclude_hosts.clone(),
+                limit: Some(*limit),
+            };
+            let c = FleetAt::open(at, registry, 1, false)?.candidates(&req)?;
+            if o == Output::Json {
+                json(out, "devmig.candidates/v1", &c)?;
+            } else {
+                render_candidates(&c, out)?;
             }
+            Ok(if c.candidate_hosts > 0 { 0 } else { 1 })
+        }
+        FleetCommand::Place { at, sources, source_versions, claim, migration_id, exclude_hosts, max_hosts } => {
             let req = PlacementRequest {
-                sources: refs,
+                sources: source_refs(sources, source_versions)?,
                 claim: *claim,
                 migration_id: migration_id.clone(),
                 exclude_hosts: exclude_hosts.clone(),
                 max_hosts: Some(*max_hosts),
                 ttl_seconds: None,
             };
-            let fleet = options(db, 2, true)?.open_existing(registry.clone())?;
-            let p = runtime()?.block_on(fleet.place(req))?;
+            let p = FleetAt::open(at, registry, 2, true)?.place(req)?;
             if o == Output::Json {
                 json(out, "devmig.placement/v1", &p)?;
             } else {
@@ -163,25 +337,26 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             }
             Ok(if p.placed { 0 } else { 1 })
         }
-        FleetCommand::Evacuate { db, host, claim, migration_prefix, vms } => {
-            let fleet = options(db, 2, true)?.open_existing(registry.clone())?;
-            let prefix = migration_prefix.clone().unwrap_or_else(|| format!("evacuate-{host}-{}", now_ms()));
+        FleetCommand::Evacuate { at, host, claim, migration_prefix, vms } => {
             let domains = vms.iter().map(|f| CliError::read_input(f, "domain XML")).collect::<Result<Vec<_>, _>>()?;
-            let b = bar("evacuating");
-            let e = if domains.is_empty() {
-                runtime()?.block_on(plans::evacuate(&fleet, host, *claim, &prefix, &progress(&b)))?
-            } else {
-                runtime()?.block_on(plans::evacuate_vms(&fleet, host, &domains, *claim, &prefix, &progress(&b)))?
+            let req = EvacuationRequest {
+                host: host.clone(),
+                claim: *claim,
+                migration_prefix: migration_prefix.clone(),
+                vms: domains,
             };
-            b.finish_and_clear();
+            let e = FleetAt::open(at, registry, 2, true)?.evacuate(req)?;
             if o == Output::Json {
                 json(out, "devmig.evacuation/v1", &e)?;
             } else {
+                let what = |m: &devmig_fleet::plans::Move| {
+                    m.vm.clone().map_or_else(|| m.device.clone(), |vm| format!("{vm} ({})", m.device))
+                };
                 let rows = e.moves.iter().map(|m| {
                     let p = &m.placement;
                     match (&p.host, p.assignments.first()) {
                         (Some(h), Some(_)) => vec![
-                            m.vm.clone().map_or_else(|| m.device.clone(), |vm| format!("{vm} ({})", m.device)),
+                            what(m),
                             p.assignments.iter().map(|a| format!("{h}:{}", a.target)).collect::<Vec<_>>().join(" "),
                             p.assignments
                                 .iter()
@@ -189,55 +364,64 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
                                 .collect::<Vec<_>>()
                                 .join(" "),
                         ],
-                        _ => vec![
-                            m.vm.clone().map_or_else(|| m.device.clone(), |vm| format!("{vm} ({})", m.device)),
-                            "-".into(),
-                            summary(p),
-                        ],
+                        _ => vec![what(m), "-".into(), summary(p)],
                     }
                 });
                 table(out, &["DEVICE", "TARGET", "VERDICT"], rows)?;
-                line(out, format!("{}: {} of {} devices placed", e.host, e.placed, e.placed + e.unplaced))?;
+                let n = e.placed + e.unplaced;
+                line(out, format!("{}: {} of {} placed", e.host, e.placed, plural(n, "device")))?;
             }
             Ok(if e.unplaced == 0 { 0 } else { 1 })
         }
-        FleetCommand::Baseline { db, hosts } => {
-            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
-            let b = bar("versions");
-            let r = runtime()?.block_on(plans::baseline(&fleet, hosts, &progress(&b)))?;
-            b.finish_and_clear();
+        FleetCommand::Baseline { at, hosts } => {
+            let r = FleetAt::open(at, registry, 1, false)?.baseline(hosts)?;
+            if r.pool_hosts == 0 {
+                return Err(CliError::Usage(format!("no fresh host the fleet knows matches {hosts:?}")));
+            }
             if o == Output::Json {
                 return json(out, "devmig.baseline/v1", &r).map(|()| 0);
             }
-            line(out, format!("{} fresh hosts match {hosts}", r.pool_hosts))?;
+            line(
+                out,
+                format!("{} {} {hosts}", plural(r.pool_hosts, "fresh host"), verb(r.pool_hosts, "matches", "match")),
+            )?;
             let rows = r.everywhere.iter().map(|a| vec![a.version.clone(), "every host".into()]).chain(
-                r.partial.iter().map(|a| vec![a.version.clone(), format!("{} of {} hosts", a.hosts, r.pool_hosts)]),
+                r.partial
+                    .iter()
+                    .map(|a| vec![a.version.clone(), format!("{} of {}", a.hosts, plural(r.pool_hosts, "host"))]),
             );
             table(out, &["SOURCE VERSION", "ACCEPTED BY"], rows)?;
             Ok(0)
         }
-        FleetCommand::WhatIf { db, hosts, driver } => {
+        FleetCommand::WhatIf { at, hosts, driver } => {
             let change: DriverChange = driver.parse()?;
-            let fleet = options(db, 1, false)?.open_existing(registry.clone())?;
-            let b = bar("source versions");
-            let r = runtime()?.block_on(plans::what_if(&fleet, hosts, change, &progress(&b)))?;
-            b.finish_and_clear();
+            let r = FleetAt::open(at, registry, 1, false)?.what_if(hosts, change)?;
+            if r.pool_hosts == 0 {
+                return Err(CliError::Usage(format!("no fresh host the fleet knows matches {hosts:?}")));
+            }
             if o == Output::Json {
                 return json(out, "devmig.what-if/v1", &r).map(|()| 0);
             }
             line(
                 out,
                 format!(
-                    "{}={} on {} hosts ({hosts}): {} devices change version",
-                    r.change.model, r.change.version, r.pool_hosts, r.devices_changed
+                    "{}={} on {} ({hosts}): {} {} version",
+                    r.change.model,
+                    r.change.version,
+                    plural(r.pool_hosts, "host"),
+                    plural(r.devices_changed, "device"),
+                    verb(r.devices_changed, "changes", "change"),
                 ),
             )?;
-            let rows = r
-                .into_pool
-                .iter()
-                .map(|s| vec!["into pool".into(), s.version.clone(), format!("{} -> {} hosts", s.before, s.after)]);
+            let rows = r.into_pool.iter().map(|s| {
+                vec!["into pool".into(), s.version.clone(), format!("{} -> {}", s.before, plural(s.after, "host"))]
+            });
             let rows = rows.chain(r.out_of_pool.iter().map(|s| {
-                vec!["out of pool".into(), s.version.clone(), format!("{} hosts outside the pool accept it", s.after)]
+                vec![
+                    "out of pool".into(),
+                    s.version.clone(),
+                    format!("{} outside the pool {} it", plural(s.after, "host"), verb(s.after, "accepts", "accept")),
+                ]
             }));
             table(out, &["MIGRATIONS", "SOURCE VERSION", "CHANGE"], rows)?;
             Ok(0)
@@ -255,15 +439,73 @@ fn progress(b: &ProgressBar) -> impl Fn(u64, u64) + Send + Sync + use<> {
 
 fn summary(p: &Placement) -> String {
     match &p.explanation {
-        Some(e) => e.groups.first().map_or("no host fits".into(), |g| format!("{} hosts: {}", g.hosts, g.detail)),
+        Some(e) => {
+            e.groups.first().map_or("no host fits".into(), |g| format!("{}: {}", plural(g.hosts, "host"), g.detail))
+        }
         None => "every candidate was rejected in step b".into(),
     }
+}
+
+/// The explanation's groups and closest misses, as `place` and `candidates` print them.
+fn render_explanation(e: &devmig_api::fleet::Explanation, out: &mut dyn Write) -> Result<(), CliError> {
+    line(out, "why not:")?;
+    table(out, &["HOSTS", "REASON"], e.groups.iter().map(|g| vec![g.hosts.to_string(), g.detail.clone()]))?;
+    if !e.closest.is_empty() {
+        line(out, "closest:")?;
+        table(
+            out,
+            &["HOST", "UNMET", "DETAIL"],
+            e.closest.iter().map(|m| vec![m.host.clone(), m.unmet.to_string(), m.detail.join(" / ")]),
+        )?;
+    }
+    Ok(())
+}
+
+fn render_candidates(c: &Candidates, out: &mut dyn Write) -> Result<(), CliError> {
+    let shown = if c.more { format!(" (the first {} listed)", c.candidates.len()) } else { String::new() };
+    line(
+        out,
+        format!(
+            "{} {} step a with distinct targets{shown}",
+            plural(c.candidate_hosts, "host"),
+            verb(c.candidate_hosts, "passes", "pass")
+        ),
+    )?;
+    if !c.candidates.is_empty() {
+        let rows = c.candidates.iter().enumerate().map(|(i, h)| {
+            let targets: Vec<String> =
+                c.sources.iter().zip(&h.targets).map(|(s, t)| format!("{}: {}", s.label, t.join(" "))).collect();
+            vec![
+                (i + 1).to_string(),
+                h.host.clone(),
+                format!("{} of {}", h.identical, c.sources.len()),
+                targets.join(" | "),
+            ]
+        });
+        table(out, &["RANK", "HOST", "SAME VERSION", "TARGETS (STEP A)"], rows)?;
+    }
+    if !c.explanation.groups.is_empty() {
+        render_explanation(&c.explanation, out)?;
+    }
+    Ok(())
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, thing: &str) -> String {
+    crate::output::plural(n, thing)
+}
+
+/// The verb agreeing with `n`.
+fn verb(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 fn render_placement(p: &Placement, out: &mut dyn Write) -> Result<(), CliError> {
     match (&p.host, &p.url) {
         (Some(h), Some(u)) => line(out, format!("placed on {h} ({u})"))?,
-        _ => line(out, format!("not placed: {} hosts passed step a with distinct targets", p.candidate_hosts))?,
+        _ => {
+            line(out, format!("not placed: {} passed step a with distinct targets", plural(p.candidate_hosts, "host")))?
+        }
     }
     if !p.assignments.is_empty() {
         let rows = p.assignments.iter().map(|a| {
@@ -298,16 +540,7 @@ fn render_placement(p: &Placement, out: &mut dyn Write) -> Result<(), CliError> 
         table(out, &["HOST", "OUTCOME", "STEP B"], rows)?;
     }
     if let Some(e) = &p.explanation {
-        line(out, "why not:")?;
-        table(out, &["HOSTS", "REASON"], e.groups.iter().map(|g| vec![g.hosts.to_string(), g.detail.clone()]))?;
-        if !e.closest.is_empty() {
-            line(out, "closest:")?;
-            table(
-                out,
-                &["HOST", "UNMET", "DETAIL"],
-                e.closest.iter().map(|m| vec![m.host.clone(), m.unmet.to_string(), m.detail.join(" / ")]),
-            )?;
-        }
+        render_explanation(e, out)?;
     }
     let t = &p.timings;
     line(out, format!("step a {:.1} ms, step b {:.1} ms, claims {:.1} ms", t.step_a_ms, t.step_b_ms, t.claim_ms))
@@ -324,7 +557,12 @@ fn serve(
 ) -> Result<i32, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEVMIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only for a terminal: a journal or a log file gets plain text.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     let tokens = Arc::new(devmig_agent::Tokens::load(token_file)?);
     let opts = options(db, pool_size.max(1), true)?;
     // Listen first: a fleet that cannot serve creates no database.
@@ -339,7 +577,13 @@ fn serve(
         let addr =
             listener.local_addr().map_err(|e| CliError::Io { what: "reading the bound address".into(), source: e })?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        line(out, format!("devmig fleet listening on {scheme}://{addr} (database {})", db.db))?;
+        line(
+            out,
+            format!(
+                "devmig fleet listening on {scheme}://{addr} (database {})",
+                db.db.as_deref().unwrap_or(DEFAULT_DB)
+            ),
+        )?;
         out.flush().map_err(crate::output::write_err)?;
         devmig_fleet::server::serve(listener, fleet, tokens, tls, crate::commands::agent::shutdown_signal())
             .await

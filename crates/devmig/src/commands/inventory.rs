@@ -41,13 +41,13 @@ pub fn list(backend: &Backend, output: Output, out: &mut dyn Write) -> Result<i3
         };
         let mut note = Vec::new();
         if let Some(pf) = &d.physfn {
-            note.push(format!("vf of {pf}"));
+            note.push(format!("VF of {pf}"));
         }
         if let Some(s) = &d.sriov {
-            note.push(format!("{}/{} vfs", s.num_vfs, s.total_vfs));
+            note.push(format!("{}/{} VFs", s.num_vfs, s.total_vfs));
         }
         if !d.mdev_types.is_empty() {
-            note.push(format!("mdev parent ({} types)", d.mdev_types.len()));
+            note.push(format!("mdev parent ({})", crate::output::plural(d.mdev_types.len(), "type")));
         }
         if let Some(n) = d.available_instances {
             note.push(format!("{n} available"));
@@ -82,7 +82,8 @@ struct ShowJson<'a> {
 
 /// `devmig show DEVICE`.
 pub fn show(backend: &Backend, device: &str, output: Output, out: &mut dyn Write) -> Result<i32, CliError> {
-    let d = backend.device(&super::device_id(device)?)?;
+    let (backend, id) = super::device_on(device, backend, true)?;
+    let d = backend.device(&id)?;
     if output == Output::Json {
         json(out, "devmig.show/v1", &ShowJson { device: &d })?;
         return Ok(0);
@@ -100,7 +101,7 @@ pub fn show(backend: &Backend, device: &str, output: Output, out: &mut dyn Write
     let optional: [(&str, Option<String>); 9] = [
         ("iommu group", d.iommu_group.map(|g| g.to_string())),
         ("physfn", d.physfn.clone()),
-        ("sriov", d.sriov.as_ref().map(|s| format!("{}/{} vfs: {}", s.num_vfs, s.total_vfs, s.vfs.join(" ")))),
+        ("sriov", d.sriov.as_ref().map(|s| format!("{}/{} VFs: {}", s.num_vfs, s.total_vfs, s.vfs.join(" ")))),
         ("mdev types", (!d.mdev_types.is_empty()).then(|| d.mdev_types.join(" "))),
         ("parent", d.parent.clone()),
         ("mdev type", d.mdev_type.clone()),

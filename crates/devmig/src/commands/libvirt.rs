@@ -170,6 +170,7 @@ fn hook(backend: &Backend, name: &str, op: &str, subop: &str, out: &mut dyn Writ
         if !report.verdict.is_compatible() {
             let why = report.reasons.iter().map(|r| r.message.clone()).collect::<Vec<_>>().join("; ");
             return Err(CliError::Remote {
+                peer: "agent",
                 status: 422,
                 code: "target_rejected".into(),
                 detail: format!("domain {name}: {target} no longer takes hostdev #{} ({}): {why}", h.index, h.device),

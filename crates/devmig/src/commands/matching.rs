@@ -12,7 +12,17 @@ use crate::output::{json, line, table};
 /// Runs the match the arguments describe.
 pub fn run_match(backend: &Backend, args: &MatchArgs) -> Result<MatchReport, CliError> {
     match (&args.device, super::source_string(&args.source)?) {
-        (Some(d), None) => Ok(backend.match_device(&super::device_id(d)?)?),
+        (Some(d), None) => match super::split_device(d)? {
+            // A source on another host: its version from there, the targets here.
+            (Some(_), _) => {
+                let (version, _) = super::source_of(Some(d), &args.source, backend)?;
+                Ok(backend.match_version(&version)?)
+            }
+            (None, _) => {
+                let (b, id) = super::device_on(d, backend, true)?;
+                Ok(b.match_device(&id)?)
+            }
+        },
         (None, Some(v)) => Ok(backend.match_version(&v)?),
         _ => Err(CliError::Usage("give SOURCE, or --version/--version-file".into())),
     }

@@ -41,6 +41,70 @@ pub fn device_id(s: &str) -> Result<DeviceId, CliError> {
     Ok(s.parse::<DeviceId>()?)
 }
 
+/// How this run reaches hosts named in device arguments: `--agents`, `--token-file`, TLS
+/// options, and whether `--agent` chose one agent for bare devices.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// `--agents FILE`.
+    pub agents: Option<std::path::PathBuf>,
+    /// `--token-file`.
+    pub token_file: Option<std::path::PathBuf>,
+    /// TLS client options.
+    pub tls: crate::remote::TlsClient,
+    /// `--agent URL` was given.
+    pub agent_given: bool,
+}
+
+static HOSTS: std::sync::OnceLock<Hosts> = std::sync::OnceLock::new();
+
+/// Sets how this run reaches named hosts (once, before any verb runs).
+pub fn set_hosts(h: Hosts) {
+    let _ = HOSTS.set(h);
+}
+
+/// Splits a device argument: `HOST:DEVICE` (HOST an agent named in `--agents`), or a DEVICE
+/// alone. A PCI address or `PARENT/TYPE` alone is a device (its colons are its own); `@` is
+/// refused with the form to use instead.
+pub fn split_device(arg: &str) -> Result<(Option<&str>, DeviceId), CliError> {
+    if let Some((device, host)) = arg.split_once('@') {
+        return Err(CliError::Usage(format!(
+            "{arg:?}: devices on a host are written HOST:DEVICE ({host}:{device}), as the fleet and the demo print them"
+        )));
+    }
+    if let Ok(id) = arg.parse::<DeviceId>() {
+        return Ok((None, id));
+    }
+    match arg.split_once(':') {
+        Some((host, device)) if devmig_api::valid_host_name(host) => {
+            let id = device.parse::<DeviceId>().map_err(|e| CliError::Usage(format!("{arg:?}: {e}")))?;
+            Ok((Some(host), id))
+        }
+        _ => Ok((None, device_id(arg)?)),
+    }
+}
+
+/// The backend and device an argument names: `HOST:DEVICE` through HOST's agent, a bare
+/// DEVICE through `backend`. With `--agents` and without `--agent`, a bare DEVICE is refused
+/// when `strict` (a verb about one device): it would silently be read from this host.
+pub fn device_on(
+    arg: &str,
+    backend: &crate::backend::Backend,
+    strict: bool,
+) -> Result<(crate::backend::Backend, DeviceId), CliError> {
+    let hosts = HOSTS.get().cloned().unwrap_or_default();
+    match split_device(arg)? {
+        (Some(host), id) => {
+            let remote =
+                crate::remote::Remote::resolve(host, hosts.agents.as_deref(), hosts.token_file.as_deref(), &hosts.tls)?;
+            Ok((crate::backend::Backend::Remote(remote), id))
+        }
+        (None, _) if strict && hosts.agents.is_some() && !hosts.agent_given => Err(CliError::Usage(format!(
+            "{arg} names no host: with --agents write HOST:{arg} (or give --agent URL, or drop --agents to read this host)"
+        ))),
+        (None, id) => Ok((backend.clone(), id)),
+    }
+}
+
 /// A source's version string (and its kind, when it is a local device): SOURCE, or
 /// --version/--version-file, exactly one of them.
 pub fn source_of(
@@ -53,7 +117,7 @@ pub fn source_of(
         (None, None) => Err(CliError::Usage("give SOURCE (a local device) or --version STRING".into())),
         (None, Some(v)) => Ok((v, None)),
         (Some(d), None) => {
-            let id = device_id(d)?;
+            let (backend, id) = device_on(d, backend, true)?;
             let report = backend.version(&id)?;
             let v = report
                 .side

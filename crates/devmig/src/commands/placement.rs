@@ -23,9 +23,9 @@ impl From<OpenStackError> for CliError {
         match e {
             OpenStackError::Config(why) => CliError::Usage(why),
             OpenStackError::Status { status, .. } => {
-                CliError::Remote { status, code: "placement".into(), detail: e.to_string() }
+                CliError::Remote { peer: "placement", status, code: "placement".into(), detail: e.to_string() }
             }
-            _ => CliError::Remote { status: 0, code: "placement".into(), detail: e.to_string() },
+            _ => CliError::Remote { peer: "placement", status: 0, code: "placement".into(), detail: e.to_string() },
         }
     }
 }

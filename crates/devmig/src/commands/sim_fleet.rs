@@ -94,6 +94,8 @@ pub async fn start_lab(
     let agent_tokens = format!("[[token]]\nname = \"fleet\"\nscope = \"admin\"\nsecret = \"{}\"\n", secrets.agent);
     write(dir, "agent-tokens.toml", &agent_tokens)?;
     write(dir, "agent-token", &secrets.agent)?;
+    write(dir, "read-token", &secrets.read)?;
+    write(dir, "admin-token", &secrets.admin)?;
     if let Some(first) = (spec.hosts > 0).then(|| host_name(&spec.prefix, 0)) {
         write(dir, "report-token", &report_secret(&secrets.report, &first))?;
     }
@@ -199,7 +201,12 @@ pub fn sim_fleet(
             format!("tokens: {}/fleet-tokens.toml (fleet), {}/agent-token (agents)", dir.display(), dir.display()),
         )?;
         let first = &lab.sim.hosts[0];
+        line(out, format!("web view: {}/ui (paste the token in {}/read-token)", lab.url, dir.display()))?;
         line(out, format!("try: devmig fleet hosts --db {db_text}"))?;
+        line(
+            out,
+            format!("     devmig fleet hosts --fleet {} --fleet-token-file {}/read-token", lab.url, dir.display()),
+        )?;
         line(
             out,
             format!(

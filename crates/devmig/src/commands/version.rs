@@ -16,7 +16,8 @@ pub fn version(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let report = backend.version(&super::device_id(device)?)?;
+    let (backend, id) = super::device_on(device, backend, true)?;
+    let report = backend.version(&id)?;
     let code = match (&report.side.version, &report.reason) {
         (Some(_), _) => 0,
         (None, _) if report.transient => 3,
