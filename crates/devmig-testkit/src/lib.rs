@@ -97,10 +97,17 @@ pub fn write_token_file(path: &Path, tokens: &[(&str, &str, Option<&str>, &str)]
         }
         text.push_str(&format!("secret = \"{secret}\"\n"));
     }
-    std::fs::write(path, text).expect("token file");
+    write_private(path, &text);
+}
+
+/// Writes a file only its owner may read (as secrets should be: devmig warns otherwise).
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
 /// Writes a client's secret file at `path` (the secret and a newline).
 pub fn write_secret_file(path: &Path, secret: &str) {
-    std::fs::write(path, format!("{secret}\n")).expect("secret file");
+    write_private(path, &format!("{secret}\n"));
 }
