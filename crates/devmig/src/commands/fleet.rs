@@ -257,6 +257,10 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             if o == Output::Json {
                 return json(out, "devmig.fleet-hosts/v1", &serde_json::json!({ "hosts": hosts })).map(|()| 0);
             }
+            if hosts.is_empty() {
+                line(out, "the fleet knows no host yet: agents register by reporting (devmig agent --fleet URL)")?;
+                return Ok(0);
+            }
             let rows = hosts.iter().map(|h| {
                 let state = if h.stale { "stale (excluded)" } else { "fresh" };
                 vec![
@@ -287,7 +291,14 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
         FleetCommand::Devices { at, hosts } => {
             let devices = FleetAt::open(at, registry, 1, false)?.devices(hosts)?;
             if devices.is_empty() && hosts != "*" {
-                return Err(CliError::Usage(format!("no host the fleet knows matches {hosts:?}")));
+                return Err(CliError::Usage(format!(
+                    "no device on a host matching {hosts:?}: the fleet knows no such host, or it reported no \
+                     migratable device"
+                )));
+            }
+            if devices.is_empty() && o == Output::Table {
+                line(out, "the fleet knows no device yet")?;
+                return Ok(0);
             }
             if o == Output::Json {
                 return json(out, "devmig.fleet-devices/v1", &serde_json::json!({ "devices": devices })).map(|()| 0);
