@@ -429,6 +429,17 @@ pub struct FleetAccessArgs {
     pub fleet_client_key: Option<PathBuf>,
 }
 
+/// A VM's source devices, for `fleet place` and `fleet candidates`.
+#[derive(Debug, Args, Clone)]
+pub struct VmSourcesArgs {
+    /// A source device, HOST:DEVICE (repeat for a VM with several devices).
+    #[arg(long = "source", value_name = "HOST:DEVICE")]
+    pub sources: Vec<String>,
+    /// A source given by its version string alone (repeatable).
+    #[arg(long = "source-version", value_name = "STRING")]
+    pub source_versions: Vec<String>,
+}
+
 /// `devmig fleet ...`
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
@@ -496,12 +507,9 @@ pub enum FleetCommand {
         /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
         at: FleetAccessArgs,
-        /// A source device, HOST:DEVICE (repeat for a VM with several devices).
-        #[arg(long = "source", value_name = "HOST:DEVICE")]
-        sources: Vec<String>,
-        /// A source given by its version string alone (repeatable).
-        #[arg(long = "source-version", value_name = "STRING")]
-        source_versions: Vec<String>,
+        /// The VM's devices.
+        #[command(flatten)]
+        vm: VmSourcesArgs,
         /// Claim the targets through the chosen host's agent (all or nothing).
         #[arg(long, requires = "migration_id")]
         claim: bool,
@@ -524,12 +532,9 @@ pub enum FleetCommand {
         /// The fleet (its database, or its API with --fleet).
         #[command(flatten)]
         at: FleetAccessArgs,
-        /// A source device, HOST:DEVICE (repeat for a VM with several devices).
-        #[arg(long = "source", value_name = "HOST:DEVICE")]
-        sources: Vec<String>,
-        /// A source given by its version string alone (repeatable).
-        #[arg(long = "source-version", value_name = "STRING")]
-        source_versions: Vec<String>,
+        /// The VM's devices.
+        #[command(flatten)]
+        vm: VmSourcesArgs,
         /// Never offer this host (repeatable; source hosts are always excluded).
         #[arg(long = "exclude-host", value_name = "HOST")]
         exclude_hosts: Vec<String>,

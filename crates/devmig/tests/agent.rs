@@ -165,33 +165,25 @@ fn every_local_verb_works_against_a_remote_agent() {
     ]);
     assert_eq!(c.status.code(), Some(0), "{}", String::from_utf8_lossy(&c.stderr));
     let claim: Value = serde_json::from_str(&stdout(&c)).expect("json");
-    let taken = devmig(&[
-        "--agents",
-        agents,
-        "claim",
-        "hostB",
-        "--version",
-        v.trim(),
-        "--migration-id",
-        "vm-2",
-        "--device",
-        B_VGPU_HALF,
-    ]);
+    let claim_on_b = |migration: &str, device: &str| {
+        devmig(&[
+            "--agents",
+            agents,
+            "claim",
+            "hostB",
+            "--version",
+            v.trim(),
+            "--migration-id",
+            migration,
+            "--device",
+            device,
+        ])
+    };
+    let taken = claim_on_b("vm-2", B_VGPU_HALF);
     assert_eq!(taken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("target_claimed"));
     // A claim step b refuses names the rule that refused, as check does.
-    let refused = devmig(&[
-        "--agents",
-        agents,
-        "claim",
-        "hostB",
-        "--version",
-        v.trim(),
-        "--migration-id",
-        "vm-3",
-        "--device",
-        B_VGPU_EIGHTH,
-    ]);
+    let refused = claim_on_b("vm-3", B_VGPU_EIGHTH);
     assert_eq!(refused.status.code(), Some(1));
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("target_rejected") && why.contains("i915.share"), "{why}");

@@ -2,6 +2,8 @@
 //! through by separate `devmig fleet ...` processes on its database.
 mod common;
 
+use common::Running;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -9,19 +11,6 @@ use serde_json::Value;
 
 fn devmig() -> Command {
     Command::new(env!("CARGO_BIN_EXE_devmig"))
-}
-
-/// Kills the simulated fleet on drop (also when an assertion fails).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
 }
 
 fn run_json(args: &[&str]) -> (i32, Value) {

@@ -5,25 +5,14 @@
 //! written to target/test-artifacts/ui/.
 mod common;
 
+use common::Running;
+
 use std::process::Command;
 use std::time::Duration;
 
 use devmig_testkit::browser::Browser;
 use fantoccini::{Locator, key::Key};
 use serde_json::{Value, json};
-
-/// Stops the simulated fleet on drop (also when an assertion fails).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
-}
 
 fn devmig_json(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_devmig")).args(args).args(["-o", "json"]).output().expect("run");

@@ -14,7 +14,7 @@ use devmig_fleet::store::DeviceRow;
 use devmig_vendors::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{FleetAccessArgs, FleetCommand, FleetDbArgs, Output};
+use crate::cli::{FleetAccessArgs, FleetCommand, FleetDbArgs, Output, VmSourcesArgs};
 use crate::error::CliError;
 use crate::output::{json, line, table};
 use crate::remote::{Remote, TlsClient, read_token};
@@ -208,9 +208,9 @@ struct DevicesAnswer {
 }
 
 /// The sources of `place` and `candidates`: `HOST:DEVICE`s, then version strings.
-fn source_refs(sources: &[String], versions: &[String]) -> Result<Vec<SourceRef>, CliError> {
-    let mut refs: Vec<SourceRef> = sources.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-    refs.extend(versions.iter().map(|v| SourceRef { host: None, device: None, version: Some(v.clone()) }));
+fn source_refs(vm: &VmSourcesArgs) -> Result<Vec<SourceRef>, CliError> {
+    let mut refs: Vec<SourceRef> = vm.sources.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    refs.extend(vm.source_versions.iter().map(|v| SourceRef { host: None, device: None, version: Some(v.clone()) }));
     if refs.is_empty() {
         return Err(CliError::Usage("give at least one --source HOST:DEVICE or --source-version STRING".into()));
     }
@@ -317,9 +317,9 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             table(out, &["HOST", "DEVICE", "KIND", "VERSION", "STATE"], rows)?;
             Ok(0)
         }
-        FleetCommand::Candidates { at, sources, source_versions, exclude_hosts, limit } => {
+        FleetCommand::Candidates { at, vm, exclude_hosts, limit } => {
             let req = CandidatesRequest {
-                sources: source_refs(sources, source_versions)?,
+                sources: source_refs(vm)?,
                 exclude_hosts: exclude_hosts.clone(),
                 limit: Some(*limit),
             };
@@ -331,9 +331,9 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
             }
             Ok(if c.candidate_hosts > 0 { 0 } else { 1 })
         }
-        FleetCommand::Place { at, sources, source_versions, claim, migration_id, exclude_hosts, max_hosts } => {
+        FleetCommand::Place { at, vm, claim, migration_id, exclude_hosts, max_hosts } => {
             let req = PlacementRequest {
-                sources: source_refs(sources, source_versions)?,
+                sources: source_refs(vm)?,
                 claim: *claim,
                 migration_id: migration_id.clone(),
                 exclude_hosts: exclude_hosts.clone(),

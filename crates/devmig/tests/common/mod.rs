@@ -84,3 +84,16 @@ pub fn without_ports(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// A child process stopped with SIGTERM on drop (also when an assertion fails).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
