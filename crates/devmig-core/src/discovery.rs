@@ -142,7 +142,9 @@ fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Devic
         DeviceId::Mdev(_) => mdev(root, &dir, id.clone()),
     };
     if let Some(facts) = d.facts.as_mut() {
-        for name in registry.param_files() {
+        // The configuration the device's own model reads (none for a device no model knows).
+        let files = registry.model_for_device(facts).map_or(&[][..], |m| m.param_files());
+        for name in files {
             if let Some(v) = text(&dir, name, &mut d.problems) {
                 facts.params.insert(name.to_string(), v);
             }

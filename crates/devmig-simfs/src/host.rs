@@ -433,7 +433,17 @@ impl Host {
     pub fn available(&self, key: &str) -> u32 {
         let Some(t) = self.types.get(key) else { return 0 };
         let Some(p) = self.parents.get(&t.parent) else { return 0 };
+        if DriverShape::of(&p.driver).single_type && self.other_type_in_use(&t.parent, key) {
+            return 0;
+        }
         p.capacity.saturating_sub(self.used(&t.parent)) / t.cost.max(1)
+    }
+
+    /// True when an mdev of another type than `key` exists on `parent`.
+    fn other_type_in_use(&self, parent: &str, key: &str) -> bool {
+        self.mdevs
+            .values()
+            .any(|m| m.type_key != key && self.types.get(&m.type_key).is_some_and(|t| t.parent == parent))
     }
 
     /// Creates an mdev of `parent/type` with `uuid` (what a write to `create` does).

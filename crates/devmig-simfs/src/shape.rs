@@ -15,6 +15,9 @@ pub(crate) struct DriverShape {
     /// The driver's own attributes of an mdev, as (relative path, content); `{uuid}` is
     /// replaced by the mdev's UUID. mtty has `vendor/sample_mdev_dev`.
     pub mdev_files: &'static [(&'static str, &'static str)],
+    /// Whether the parent hosts mdevs of one type at a time (NVIDIA's time-sliced vGPUs: once a
+    /// vGPU exists, the other types show 0 available instances).
+    pub single_type: bool,
 }
 
 impl DriverShape {
@@ -26,26 +29,50 @@ impl DriverShape {
                 aggregates: false,
                 mdev_driver: "mtty".into(),
                 mdev_files: &[("vendor/sample_mdev_dev", "This is MDEV {uuid}\n")],
+                single_type: false,
             },
             "i915" => DriverShape {
                 full_errno: libc::EUSERS,
                 aggregates: true,
                 mdev_driver: "intel_vgpu_mdev".into(),
                 mdev_files: &[],
+                single_type: false,
             },
-            other => {
-                DriverShape { full_errno: libc::EUSERS, aggregates: true, mdev_driver: other.into(), mdev_files: &[] }
-            }
+            // The vGPU Manager: no aggregation; its vfio module (nvidia-vgpu-vfio) binds the
+            // mdevs (the module name; the driver name on a real host was not checked).
+            "nvidia" => DriverShape {
+                full_errno: libc::EUSERS,
+                aggregates: false,
+                mdev_driver: "nvidia-vgpu-vfio".into(),
+                mdev_files: &[],
+                single_type: true,
+            },
+            other => DriverShape {
+                full_errno: libc::EUSERS,
+                aggregates: true,
+                mdev_driver: other.into(),
+                mdev_files: &[],
+                single_type: false,
+            },
         }
     }
 
     /// A type's `name` and `description` (None: the driver has no show_description). mtty's
-    /// names are per port count ("Single port serial"); other drivers show the type id here.
-    pub fn type_text(driver: &str, type_id: &str, ports: Option<u32>) -> (String, Option<String>) {
-        match (driver, ports) {
-            ("mtty", Some(1)) => ("Single port serial".into(), None),
-            ("mtty", Some(2)) => ("Dual port serial".into(), None),
-            ("mtty", _) => (type_id.into(), None),
+    /// names are per port count ("Single port serial"); NVIDIA's are `GRID <profile>` with the
+    /// profile's figures as `key=value` pairs (as real M60 and P40 hosts show them, from the
+    /// catalog row); other drivers show the type id here.
+    pub fn type_text(driver: &str, type_id: &str, catalog: &devmig_vendors::Catalog) -> (String, Option<String>) {
+        match (driver, catalog.mtty_ports(type_id), catalog.nvidia_type(type_id)) {
+            ("mtty", Some(1), _) => ("Single port serial".into(), None),
+            ("mtty", Some(2), _) => ("Dual port serial".into(), None),
+            ("mtty", _, _) => (type_id.into(), None),
+            ("nvidia", _, Some(t)) => (
+                format!("GRID {}", t.profile),
+                Some(format!(
+                    "num_heads={}, frl_config={}, framebuffer={}M, max_resolution={}, max_instance={}",
+                    t.heads, t.frl, t.framebuffer_mib, t.max_resolution, t.max_instances
+                )),
+            ),
             _ => (type_id.into(), Some(format!("{type_id} instance"))),
         }
     }

@@ -266,6 +266,8 @@ const MDEVCTL_DIRS: [&str; 3] =
 pub const EXAMPLE_HOST_A: &str = include_str!("../specs/host-a.toml");
 /// Host B of the demo.
 pub const EXAMPLE_HOST_B: &str = include_str!("../specs/host-b.toml");
+/// An NVIDIA vGPU host (M60 and P40 on the vGPU Manager, no kernel `migration_version`).
+pub const EXAMPLE_HOST_NVIDIA: &str = include_str!("../specs/host-nvidia.toml");
 
 fn errno_by_name(name: &str) -> Option<i32> {
     Some(match name {
@@ -327,6 +329,19 @@ impl HostSpec {
             }
             for t in &m.types {
                 costs.insert(t.id.clone(), units / catalog.gvt_type(&t.id).map_or(1, |g| g.instances));
+            }
+            return Ok((m.capacity.unwrap_or(units), costs));
+        }
+        if driver == Some("nvidia") {
+            // A GPU's frame buffer is shared out: a type costs its vGPUs' frame buffer, and the
+            // GPU holds the most any one type fills (max_instances x framebuffer).
+            let mut units = 0u32;
+            for t in &m.types {
+                let row = catalog
+                    .nvidia_type(&t.id)
+                    .ok_or_else(|| bad(format!("type {:?} is not a catalogued nvidia type", t.id)))?;
+                costs.insert(t.id.clone(), row.framebuffer_mib);
+                units = units.max(row.framebuffer_mib.saturating_mul(row.max_instances));
             }
             return Ok((m.capacity.unwrap_or(units), costs));
         }
@@ -832,7 +847,7 @@ fn lay_out_types<S: devmig_core::tree::TreeSink>(
     catalog: &Catalog,
 ) -> std::io::Result<()> {
     for t in &m.types {
-        let (name, description) = DriverShape::type_text(driver, &t.id, catalog.mtty_ports(&t.id));
+        let (name, description) = DriverShape::type_text(driver, &t.id, catalog);
         let dir = b.mdev_type_with_text(parent, &t.id, (&name, description.as_deref()), 0, None)?;
         for (k, v) in &t.params {
             b.file(&format!("{dir}/{k}"), format!("{v}\n"))?;

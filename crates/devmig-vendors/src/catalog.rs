@@ -106,6 +106,100 @@ pub struct MttyCatalog {
     pub types: Vec<MttyType>,
 }
 
+/// How the vGPU Manager (NVIDIA's host driver) versions of a source and a target must relate.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagerRule {
+    /// Equal versions (NVIDIA's rule on RHEL KVM 9.4; Red Hat: migration fails when they differ).
+    #[default]
+    Identical,
+    /// Same branch (major), the target's minor at least the source's: where NVIDIA supports
+    /// differing Manager versions (its release notes for the hypervisor say so).
+    SameBranch,
+}
+
+/// An NVIDIA GPU board.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NvidiaBoard {
+    /// PCI vendor:device.
+    #[serde(deserialize_with = "pci_id")]
+    pub id: PciId,
+    /// Its name (`Tesla M60`).
+    pub name: String,
+    /// Where the row comes from.
+    pub source: String,
+}
+
+/// An NVIDIA vGPU type (an mdev type `nvidia-<n>`, or an SR-IOV vGPU type id `<n>`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NvidiaType {
+    /// Type id as in `mdev_supported_types` (`nvidia-11`).
+    pub id: String,
+    /// The board it belongs to.
+    #[serde(deserialize_with = "pci_id")]
+    pub board: PciId,
+    /// The vGPU profile (`M60-0B`): the type's `name` without its `GRID `/`NVIDIA ` prefix.
+    pub profile: String,
+    /// Frame buffer per vGPU, MiB.
+    pub framebuffer_mib: u32,
+    /// vGPUs of this type one GPU holds.
+    pub max_instances: u32,
+    /// Display heads.
+    #[serde(default)]
+    pub heads: u32,
+    /// Frame rate limiter (fps).
+    #[serde(default)]
+    pub frl: u32,
+    /// Largest resolution (`5120x2880`).
+    #[serde(default)]
+    pub max_resolution: String,
+    /// Where the row comes from.
+    pub source: String,
+}
+
+/// Boards NVIDIA documents as unable to migrate to each other (both directions).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NvidiaNever {
+    /// One side.
+    #[serde(deserialize_with = "pci_ids")]
+    pub between: Vec<PciId>,
+    /// The other side.
+    #[serde(deserialize_with = "pci_ids")]
+    pub and: Vec<PciId>,
+    /// What the vendor says, in a few words.
+    pub why: String,
+    /// Where it says so.
+    pub source: String,
+}
+
+/// NVIDIA vGPU knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NvidiaCatalog {
+    /// The vGPU Manager version rule (a later file's value wins).
+    #[serde(default)]
+    pub manager_versions: Option<ManagerRule>,
+    /// Known boards.
+    #[serde(default)]
+    pub boards: Vec<NvidiaBoard>,
+    /// Board edges beyond "the same board" (none by default: NVIDIA documents none).
+    #[serde(default)]
+    pub migrations: Vec<IdRule>,
+    /// Board pairs NVIDIA documents as not migratable: an edge between them is refused.
+    #[serde(default)]
+    pub never: Vec<NvidiaNever>,
+    /// Known vGPU types.
+    #[serde(default)]
+    pub types: Vec<NvidiaType>,
+}
+
+fn pci_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PciId, D::Error> {
+    String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+}
+
 /// All product knowledge the vendor models use.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +216,33 @@ pub struct Catalog {
     /// The kernel's mtty sample.
     #[serde(default)]
     pub mtty: MttyCatalog,
+    /// NVIDIA vGPUs.
+    #[serde(default)]
+    pub nvidia: NvidiaCatalog,
+}
+
+/// True for a vGPU profile name (`M60-0B`, `A100D-1-10C`).
+pub fn is_profile(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+impl NvidiaCatalog {
+    /// The documented incompatibility between two boards, if any (either direction).
+    pub fn never_between(&self, a: PciId, b: PciId) -> Option<&NvidiaNever> {
+        self.never
+            .iter()
+            .find(|n| (n.between.contains(&a) && n.and.contains(&b)) || (n.between.contains(&b) && n.and.contains(&a)))
+    }
+
+    /// A board's name, if catalogued.
+    pub fn board_name(&self, id: PciId) -> Option<&str> {
+        self.boards.iter().find(|b| b.id == id).map(|b| b.name.as_str())
+    }
+
+    /// The rule in force (identical unless a catalog says otherwise).
+    pub fn manager_rule(&self) -> ManagerRule {
+        self.manager_versions.unwrap_or_default()
+    }
 }
 
 fn pci_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PciId>, D::Error> {
@@ -169,6 +290,13 @@ impl Catalog {
         self.qat.families.extend(other.qat.families);
         self.qat.migrations.extend(other.qat.migrations);
         self.mtty.types.extend(other.mtty.types);
+        if other.nvidia.manager_versions.is_some() {
+            self.nvidia.manager_versions = other.nvidia.manager_versions;
+        }
+        self.nvidia.boards.extend(other.nvidia.boards);
+        self.nvidia.migrations.extend(other.nvidia.migrations);
+        self.nvidia.never.extend(other.nvidia.never);
+        self.nvidia.types.extend(other.nvidia.types);
     }
 
     fn validate(&self, origin: &str) -> Result<(), VendorError> {
@@ -213,6 +341,35 @@ impl Catalog {
         for (i, t) in self.mtty.types.iter().enumerate() {
             if t.ports == 0 || !is_type_id(&t.name) || !seen.insert(t.name.as_str()) {
                 return Err(bad(format!("mtty.types[{i}] {:?} needs a unique valid name and ports >= 1", t.name)));
+            }
+        }
+        self.validate_nvidia(&bad)
+    }
+
+    fn validate_nvidia(&self, bad: &dyn Fn(String) -> VendorError) -> Result<(), VendorError> {
+        let n = &self.nvidia;
+        let mut seen = BTreeSet::new();
+        for (i, t) in n.types.iter().enumerate() {
+            if !is_type_id(&t.id) || !seen.insert(t.id.as_str()) {
+                return Err(bad(format!("nvidia.types[{i}].id {:?} must be a unique valid type id", t.id)));
+            }
+            if t.max_instances == 0 || t.framebuffer_mib == 0 || !is_profile(&t.profile) {
+                return Err(bad(format!(
+                    "nvidia.types[{i}] ({}): profile [A-Za-z0-9_.-]+, framebuffer_mib and max_instances >= 1",
+                    t.id
+                )));
+            }
+        }
+        for (i, e) in n.migrations.iter().enumerate() {
+            for from in &e.from {
+                for to in &e.to {
+                    if let Some(never) = n.never_between(*from, *to) {
+                        return Err(bad(format!(
+                            "nvidia.migrations[{i}] lets {from} migrate to {to}, which {} ({})",
+                            never.why, never.source
+                        )));
+                    }
+                }
             }
         }
         Ok(())
@@ -273,6 +430,11 @@ impl Catalog {
         let groups: BTreeSet<BTreeSet<String>> =
             self.qat.migrations.iter().map(|m| self.qat_targets(&m.from)).collect();
         groups.into_iter().collect()
+    }
+
+    /// An NVIDIA vGPU type by id.
+    pub fn nvidia_type(&self, id: &str) -> Option<&NvidiaType> {
+        self.nvidia.types.iter().find(|t| t.id == id)
     }
 
     /// Ports per instance of an mtty type.

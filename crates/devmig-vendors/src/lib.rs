@@ -37,7 +37,10 @@ pub mod placement_traits;
 mod registry;
 
 pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};
-pub use catalog::{Catalog, GvtCatalog, GvtType, IdRule, MttyCatalog, NvmeCatalog, QatCatalog, QatFamily};
+pub use catalog::{
+    Catalog, GvtCatalog, GvtType, IdRule, ManagerRule, MttyCatalog, NvidiaBoard, NvidiaCatalog, NvidiaNever,
+    NvidiaType, NvmeCatalog, QatCatalog, QatFamily,
+};
 pub use decision::{Decision, FieldCheck};
 pub(crate) use decision::{Outcome, first_failure};
 pub use described::{AttributeSource, Described, OPAQUE_MODEL};

@@ -3,11 +3,11 @@ use std::sync::Arc;
 use crate::described::{
     AttributeSource, Described, OPAQUE_MODEL, conflicts, kernel_attributes, opaque_attributes, opaque_requirement,
 };
-use crate::models::{GvtModel, MttyModel, NvmeModel, QatModel};
+use crate::models::{GvtModel, MttyModel, NvidiaModel, NvmeModel, QatModel};
 use crate::{Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel};
 
 /// The models devmig ships, in dispatch order, by name.
-const MODELS: [&str; 4] = ["i915", "nvme", "qat", "mtty"];
+const MODELS: [&str; 5] = ["i915", "nvme", "qat", "mtty", "nvidia"];
 
 /// Every vendor model devmig ships, over one catalog; dispatches by device and by version string.
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ impl Registry {
             "nvme" => Box::new(NvmeModel::new(catalog.clone())),
             "qat" => Box::new(QatModel::new(catalog.clone())),
             "mtty" => Box::new(MttyModel::new(catalog.clone())),
+            "nvidia" => Box::new(NvidiaModel::new(catalog.clone())),
             _ => return None,
         };
         Some(model)

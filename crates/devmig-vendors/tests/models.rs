@@ -197,6 +197,69 @@ fn a_switched_off_model_leaves_its_devices_opaque() {
     assert_eq!((d.model.as_str(), d.source), ("opaque", devmig_vendors::AttributeSource::Opaque));
     assert!(r.requirement("mtty-v1-0.1.0-mtty-1").unwrap().satisfied_by(&d.attributes), "same prefix: never excluded");
     assert!(r.describe(Some(&dev), None).is_err(), "no string, no model: nothing to say");
-    let e = registry().without_models(&["nvidia".to_string()]).unwrap_err().to_string();
-    assert!(e.contains("nvidia") && e.contains("mtty"), "{e}");
+    let e = registry().without_models(&["acme".to_string()]).unwrap_err().to_string();
+    assert!(e.contains("acme") && e.contains("nvidia"), "{e}");
+}
+
+fn vgpu(board: &str, manager: &str, ty: &str, name: Option<&str>) -> DeviceFacts {
+    let d = DeviceFacts::mdev("0000:81:00.0", board, "nvidia", Some(manager), ty, 1);
+    match name {
+        Some(n) => d.with_param("mdev_type/name", n),
+        None => d,
+    }
+}
+
+#[test]
+fn nvidia_vgpus_need_the_profile_the_board_and_by_default_the_same_manager() {
+    let r = registry();
+    // The type's sysfs name gives the profile; the catalog stands in when sysfs shows none.
+    let src = r.version(&vgpu("10de:13f2", "535.161.05", "nvidia-11", Some("GRID M60-0B"))).expect("version");
+    assert_eq!(src, "nvidia-v1-535.161.5-10de-13f2-M60-0B");
+    assert_eq!(r.version(&vgpu("10de:13f2", "535.161.05", "nvidia-11", None)).expect("catalogued"), src);
+    assert!(r.evaluate(&src, &vgpu("10de:13f2", "535.161.05", "nvidia-11", None)).expect("eval").accepted());
+    assert_eq!(
+        failed_rules(&r, &src, &vgpu("10de:13f2", "535.161.05", "nvidia-18", Some("GRID M60-2Q"))),
+        ["nvidia.profile"]
+    );
+    assert_eq!(failed_rules(&r, &src, &vgpu("10de:13f2", "535.183.01", "nvidia-11", None)), ["nvidia.manager_version"]);
+    // An unknown type with no name: unsupported, never guessed.
+    assert!(matches!(
+        r.version(&vgpu("10de:13f2", "535.161.05", "nvidia-999", None)),
+        Err(VendorError::Unsupported { .. })
+    ));
+
+    // H100 PCIe -> H100 NVL, one profile name: refused by the board rule, saying what NVIDIA says.
+    let h100 = r.version(&vgpu("10de:2331", "550.54.14", "nvidia-700", Some("NVIDIA H100-2-20C"))).expect("version");
+    let d = r.evaluate(&h100, &vgpu("10de:2321", "550.54.14", "nvidia-700", Some("NVIDIA H100-2-20C"))).expect("eval");
+    let board = d.rejections().find(|c| c.rule == "nvidia.board").expect("the board rule");
+    assert!(
+        board.target_value.contains("H100 NVL") && board.target_value.contains("80 GB PCIe and 94 GB NVL"),
+        "{board:?}"
+    );
+    // Step a excludes the same pair.
+    let attrs = r.attributes(&vgpu("10de:2321", "550.54.14", "nvidia-700", Some("NVIDIA H100-2-20C"))).expect("attrs");
+    assert!(!r.requirement(&h100).expect("requirement").satisfied_by(&attrs));
+}
+
+#[test]
+fn an_operator_catalog_allows_newer_managers_and_cannot_allow_what_nvidia_rules_out() {
+    let mut c = Catalog::embedded();
+    c.extend(Catalog::from_toml("[nvidia]\nmanager_versions = \"same_branch\"\n", "ops").expect("catalog"));
+    let r = Registry::new(c);
+    let src = r.version(&vgpu("10de:13f2", "535.161.05", "nvidia-11", None)).expect("version");
+    assert!(r.evaluate(&src, &vgpu("10de:13f2", "535.183.01", "nvidia-11", None)).expect("eval").accepted());
+    assert_eq!(
+        failed_rules(&r, &src, &vgpu("10de:13f2", "535.104.05", "nvidia-11", None)),
+        ["nvidia.manager_version_minor"]
+    );
+    assert_eq!(
+        failed_rules(&r, &src, &vgpu("10de:13f2", "550.54.14", "nvidia-11", None)),
+        ["nvidia.manager_version_major"]
+    );
+    // An operator's file is validated with the embedded catalog merged in.
+    let dir = std::env::temp_dir().join(format!("devmig-nvidia-{}", std::process::id()));
+    std::fs::write(&dir, "[[nvidia.migrations]]\nfrom = [\"10de:2331\"]\nto = [\"10de:233b\"]\n").expect("write");
+    let e = Catalog::embedded_with_file(&dir).expect_err("an edge NVIDIA rules out").to_string();
+    let _ = std::fs::remove_file(&dir);
+    assert!(e.contains("10de:2331") && e.contains("H100, H200 and H800"), "{e}");
 }

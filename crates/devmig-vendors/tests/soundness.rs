@@ -75,8 +75,37 @@ fn mtty() -> impl Strategy<Value = DeviceFacts> {
     })
 }
 
+/// NVIDIA vGPU types and mdevs: catalogued types with or without the name sysfs shows, and
+/// types only sysfs names; boards the catalog lists apart.
+fn nvidia() -> impl Strategy<Value = DeviceFacts> {
+    (
+        prop::sample::select(vec![
+            ("nvidia-11", "10de:13f2", Some("GRID M60-0B")),
+            ("nvidia-11", "10de:13f2", None),
+            ("nvidia-18", "10de:13f2", Some("GRID M60-2Q")),
+            ("nvidia-156", "10de:1b38", None),
+            ("nvidia-700", "10de:2331", Some("GRID H100-2-20C")),
+            ("nvidia-700", "10de:2321", Some("GRID H100-2-20C")),
+            ("nvidia-701", "10de:2321", Some("NVIDIA H100-4-40C")),
+        ]),
+        prop::sample::select(vec!["535.161.5", "535.183.1", "550.54.14"]),
+        any::<bool>(),
+    )
+        .prop_map(|((ty, board, name), v, is_type)| {
+            let (facts, file) = if is_type {
+                (DeviceFacts::mdev_type("0000:81:00.0", board, "nvidia", Some(v), ty), "name")
+            } else {
+                (DeviceFacts::mdev("0000:81:00.0", board, "nvidia", Some(v), ty, 1), "mdev_type/name")
+            };
+            match name {
+                Some(n) => facts.with_param(file, n),
+                None => facts,
+            }
+        })
+}
+
 fn device() -> impl Strategy<Value = DeviceFacts> {
-    prop_oneof![gvt(), nvme(), qat(), mtty()]
+    prop_oneof![gvt(), nvme(), qat(), mtty(), nvidia()]
 }
 
 proptest! {

@@ -27,7 +27,7 @@ pub struct Cli {
     /// Product catalog to merge into the embedded one.
     #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE", help_heading = "Global options")]
     pub catalog: Option<PathBuf>,
-    /// Switch a vendor model off (repeatable; i915, nvme, qat, mtty): its devices are then
+    /// Switch a vendor model off (repeatable; i915, nvme, qat, mtty, nvidia): its devices are then
     /// opaque where the kernel shows migration_version (step a by the string's driver prefix,
     /// step b by the driver's write) and unknown where it does not.
     #[arg(

@@ -1,11 +1,13 @@
 //! The vendor models devmig ships.
 mod gvt;
 mod mtty;
+mod nvidia;
 mod nvme;
 mod qat;
 
 pub use gvt::{GvtModel, GvtVersion};
 pub use mtty::{MttyModel, MttyVersion};
+pub use nvidia::{NvidiaModel, NvidiaVersion, profile_of_name};
 pub use nvme::{NvmeModel, NvmeVersion, decode_field, encode_field, normalize_url};
 pub use qat::{QatModel, QatVersion};
 
