@@ -83,7 +83,11 @@ pub fn read_token(path: &Path) -> Result<String, CliError> {
 impl Remote {
     /// A client of the agent at `url`.
     pub fn new(url: &str, token: String, tls: &TlsClient) -> Result<Self, CliError> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        Self::with_timeout(url, token, tls, Duration::from_secs(60))
+    }
+
+    fn with_timeout(url: &str, token: String, tls: &TlsClient, timeout: Duration) -> Result<Self, CliError> {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
         if url.starts_with("https://") {
             builder = builder.tls_backend_preconfigured(tls.config()?);
         }
@@ -97,9 +101,10 @@ impl Remote {
         Ok(Remote { client, rt: Arc::new(rt), peer: "agent" })
     }
 
-    /// A client of the fleet API at `url` (errors say `fleet:`).
+    /// A client of the fleet API at `url` (errors say `fleet:`); an evacuation places a whole
+    /// host's devices in one request, so a call may take up to 10 minutes.
     pub fn fleet(url: &str, token: String, tls: &TlsClient) -> Result<Self, CliError> {
-        Ok(Remote { peer: "fleet", ..Self::new(url, token, tls)? })
+        Ok(Remote { peer: "fleet", ..Self::with_timeout(url, token, tls, Duration::from_secs(600))? })
     }
 
     /// Converts a client error, naming who answered.

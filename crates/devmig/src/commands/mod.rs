@@ -63,24 +63,24 @@ pub fn set_hosts(h: Hosts) {
 }
 
 /// Splits a device argument: `HOST:DEVICE` (HOST an agent named in `--agents`), or a DEVICE
-/// alone. A PCI address or `PARENT/TYPE` alone is a device (its colons are its own); `@` is
-/// refused with the form to use instead.
+/// alone (a PCI address's colons are its own: its first field is a PCI domain); `@` is refused
+/// with the form to use instead.
 pub fn split_device(arg: &str) -> Result<(Option<&str>, DeviceId), CliError> {
     if let Some((device, host)) = arg.split_once('@') {
         return Err(CliError::Usage(format!(
             "{arg:?}: devices on a host are written HOST:DEVICE ({host}:{device}), as the fleet and the demo print them"
         )));
     }
-    if let Ok(id) = arg.parse::<DeviceId>() {
-        return Ok((None, id));
-    }
-    match arg.split_once(':') {
-        Some((host, device)) if devmig_api::valid_host_name(host) => {
+    if let Some((host, device)) = arg.split_once(':') {
+        // `0000:3d:00.1` starts with a PCI domain, not a host (a host named with four hex
+        // digits cannot be told apart from one: name it otherwise in the agents file).
+        let pci_domain = host.len() == 4 && host.bytes().all(|b| b.is_ascii_hexdigit());
+        if !pci_domain && devmig_api::valid_host_name(host) {
             let id = device.parse::<DeviceId>().map_err(|e| CliError::Usage(format!("{arg:?}: {e}")))?;
-            Ok((Some(host), id))
+            return Ok((Some(host), id));
         }
-        _ => Ok((None, device_id(arg)?)),
     }
+    Ok((None, device_id(arg)?))
 }
 
 /// The backend and device an argument names: `HOST:DEVICE` through HOST's agent, a bare
@@ -147,4 +147,28 @@ pub fn source_string(args: &SourceArgs) -> Result<Option<String>, CliError> {
     let text = String::from_utf8(devmig_core::strip_one_newline(&bytes).to_vec())
         .map_err(|_| CliError::Usage(format!("version file {} is not ASCII text", path.display())))?;
     Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_device;
+
+    #[test]
+    fn device_arguments_read_one_way() {
+        let host =
+            |a: &str| split_device(a).map(|(h, id)| (h.map(str::to_string), id.to_string())).map_err(|e| e.to_string());
+        assert_eq!(host("0000:3d:00.1"), Ok((None, "0000:3d:00.1".into())));
+        assert_eq!(host("0000:00:02.0/i915-GVTg_V5_4"), Ok((None, "0000:00:02.0/i915-GVTg_V5_4".into())));
+        assert_eq!(host("hostA:0000:3d:00.1"), Ok((Some("hostA".into()), "0000:3d:00.1".into())));
+        assert_eq!(
+            host("hostA:0000:00:02.0/i915-GVTg_V5_4"),
+            Ok((Some("hostA".into()), "0000:00:02.0/i915-GVTg_V5_4".into()))
+        );
+        assert_eq!(host("mtty/mtty-2"), Ok((None, "mtty/mtty-2".into())));
+        let u = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+        assert_eq!(host(&format!("hostB:{u}")), Ok((Some("hostB".into()), u.into())));
+        let e = host(&format!("{u}@hostB")).expect_err("the old form");
+        assert!(e.contains(&format!("hostB:{u}")), "{e}");
+        assert!(host("hostB:../etc").is_err(), "ids are validated");
+    }
 }
