@@ -106,6 +106,15 @@ async fn main() {
     for _ in 0..loads {
         map_ms.push(load(&b, &format!("{url}/ui#map"), "map").await);
     }
+    // The explainer for one source version (step a over every host, the others explained).
+    let source = HostPlan::draw(7, 0, 16).report(&registry, "bench", "http://127.0.0.1:1", generation).devices[0]
+        .version
+        .clone();
+    let query: String = url::form_urlencoded::byte_serialize(source.as_bytes()).collect();
+    let mut explain_ms = Vec::new();
+    for _ in 0..loads {
+        explain_ms.push(load(&b, &format!("{url}/ui#explain?version={query}"), "explain").await);
+    }
     let hosts_median = median(hosts_ms.clone());
     println!(
         "ui hosts page, {hosts} hosts: navigation to interactive median {hosts_median:.0} ms over {loads} loads \
@@ -118,6 +127,13 @@ async fn main() {
         "ui map page, {hosts} hosts: first load {:.0} ms (map computed), then median {:.0} ms (cached)",
         map_ms[0],
         median(map_ms[1..].to_vec())
+    );
+    println!(
+        "ui explainer, {hosts} hosts, source {source}: navigation to candidates and reasons shown, median {:.0} ms \
+         (min {:.0}, max {:.0})",
+        median(explain_ms.clone()),
+        explain_ms.iter().copied().fold(f64::INFINITY, f64::min),
+        explain_ms.iter().copied().fold(0.0, f64::max)
     );
     b.close().await;
     // SAFETY: kill(2) on our own child.
