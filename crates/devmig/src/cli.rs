@@ -18,14 +18,22 @@ pub struct Cli {
         env = "DEVMIG_SYSFS_ROOT",
         default_value = "/",
         value_name = "DIR",
-        help_heading = "Global options"
+        help_heading = "Global options",
+        hide_short_help = true
     )]
     pub sysfs_root: PathBuf,
     /// Output format.
-    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Global options")]
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Global options", hide_short_help = true)]
     pub output: Output,
     /// Product catalog to merge into the embedded one.
-    #[arg(long, global = true, env = "DEVMIG_CATALOG", value_name = "FILE", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEVMIG_CATALOG",
+        value_name = "FILE",
+        help_heading = "Global options",
+        hide_short_help = true
+    )]
     pub catalog: Option<PathBuf>,
     /// Switch a vendor model off (repeatable; i915, nvme, qat, mtty, nvidia): its devices are then
     /// opaque where the kernel shows migration_version (step a by the string's driver prefix,
@@ -36,7 +44,8 @@ pub struct Cli {
         env = "DEVMIG_NO_MODEL",
         value_delimiter = ',',
         value_name = "MODEL",
-        help_heading = "Global options"
+        help_heading = "Global options",
+        hide_short_help = true
     )]
     pub no_models: Vec<String>,
     /// Bound on each sysfs operation, in milliseconds.
@@ -46,7 +55,8 @@ pub struct Cli {
         env = "DEVMIG_TIMEOUT_MS",
         default_value_t = 5000,
         value_name = "MS",
-        help_heading = "Global options"
+        help_heading = "Global options",
+        hide_short_help = true
     )]
     pub timeout_ms: u64,
     /// Ask this agent instead of the local sysfs (every inspection and check verb).
@@ -55,7 +65,8 @@ pub struct Cli {
     /// The bearer token for --agent (and for agents named by URL): a file holding the secret alone.
     #[arg(long, env = "DEVMIG_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Named agents, for DEVICE@HOST and HOST arguments: `[agents.<name>]` with `url` and `token_file`.
+    /// Named agents, for HOST:DEVICE and HOST arguments: `[agents.<name>]` with `url` and
+    /// `token_file` (relative paths from the file's directory).
     #[arg(long, env = "DEVMIG_AGENTS", value_name = "FILE")]
     pub agents: Option<PathBuf>,
     /// CA bundle (PEM) that signs agents' certificates, for https:// agents.
@@ -85,10 +96,20 @@ pub struct Given {
     pub timeout_ms: bool,
 }
 
-/// The command line grammar.
+/// The footer of every subcommand's help: where the global options are.
+const GLOBALS_FOOTER: &str = "Global options (-o/--output, --sysfs-root, --catalog, --no-model, --timeout-ms) go anywhere \
+                              on the line; --help lists them, -h leaves them out.";
+
+/// Adds [`GLOBALS_FOOTER`] to every subcommand below `cmd`.
+fn with_footer(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    names.into_iter().fold(cmd, |cmd, name| cmd.mut_subcommand(name, |sub| with_footer(sub.after_help(GLOBALS_FOOTER))))
+}
+
+/// The command line grammar: `-h` shows a subcommand's own options, `--help` the global ones too.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command()
+    with_footer(Cli::command()).after_help(GLOBALS_FOOTER)
 }
 
 impl Cli {
