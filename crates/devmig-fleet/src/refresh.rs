@@ -119,6 +119,25 @@ fn write_batch(conn: &mut Conn, batch: &[(u64, Refresh)], now_ms: i64) -> Result
          AND hosts.generation < v.generation RETURNING hosts.name, hosts.generation",
         values.join(", ")
     );
-    let written = conn.query(&sql, &params)?;
+    if !conn.is_postgres() {
+        // SQLite has one writer: nothing to order.
+        let written = conn.query(&sql, &params)?;
+        return Ok(written.into_iter().map(|row| (row[0].text().to_string(), row[1].int())).collect());
+    }
+    // Two replicas batching overlapping hosts would lock the rows in their join's order and can
+    // deadlock (PostgreSQL 40P01): lock them in name order first, in the same transaction.
+    let names: Vec<&str> = {
+        let mut n: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
+        n.sort_unstable();
+        n.dedup();
+        n
+    };
+    let list: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let lock = format!("SELECT id FROM hosts WHERE name IN ({}) ORDER BY name FOR UPDATE", list.join(", "));
+    let lock_params: Vec<Val> = names.iter().map(|n| Val::from(*n)).collect();
+    let written = conn.transaction(|c| {
+        c.query(&lock, &lock_params)?;
+        c.query(&sql, &params)
+    })?;
     Ok(written.into_iter().map(|row| (row[0].text().to_string(), row[1].int())).collect())
 }
