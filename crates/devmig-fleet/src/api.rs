@@ -31,8 +31,8 @@ pub struct FleetState {
     compat: Arc<tokio::sync::Mutex<Option<CachedMap>>>,
 }
 
-/// A compatibility map and when it was computed.
-type CachedMap = (std::time::Instant, Arc<Value>);
+/// A compatibility map (its JSON body) and when it was computed.
+type CachedMap = (std::time::Instant, axum::body::Bytes);
 
 impl FleetState {
     /// The state of a fleet accepting `tokens`.
@@ -424,19 +424,20 @@ async fn candidates(
     to_json(blocking(move || fleet.candidates(&b)).await?)
 }
 
-async fn compatibility(State(s): State<FleetState>) -> Result<Json<Value>, FleetError> {
-    // One computation at a time; requests meanwhile wait for it and share it.
+async fn compatibility(State(s): State<FleetState>) -> Result<Response, FleetError> {
+    let json = |body: axum::body::Bytes| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    // One computation at a time; requests meanwhile wait for it and share its serialized body.
     let mut cached = s.compat.lock().await;
-    if let Some((at, map)) = cached.as_ref()
+    if let Some((at, body)) = cached.as_ref()
         && at.elapsed() < COMPAT_MAX_AGE
     {
-        return Ok(Json(Value::clone(map)));
+        return Ok(json(body.clone()));
     }
     let fleet = s.fleet.clone();
     let map = blocking(move || crate::compat::compatibility(&fleet)).await?;
-    let map = Arc::new(serde_json::to_value(map).map_err(|e| FleetError::Internal(e.to_string()))?);
-    *cached = Some((std::time::Instant::now(), Arc::clone(&map)));
-    Ok(Json(Value::clone(&map)))
+    let body = axum::body::Bytes::from(serde_json::to_vec(&map).map_err(|e| FleetError::Internal(e.to_string()))?);
+    *cached = Some((std::time::Instant::now(), body.clone()));
+    Ok(json(body))
 }
 
 async fn create_evacuation(

@@ -13,6 +13,11 @@ pub use devmig_api::fleet::{Compatibility, Pool, SourceClass};
 /// Members a pool lists by name.
 const MEMBERS_SHOWN: usize = 20;
 
+/// True when class `c` is set in `bits`.
+fn has(bits: &[u64], c: usize) -> bool {
+    bits.get(c / 64).is_some_and(|w| w & (1 << (c % 64)) != 0)
+}
+
 /// Computes the map (blocking: the database). Devices whose attributes are equal are judged
 /// once: a fleet has far fewer distinct (model, attributes) than devices.
 pub fn compatibility(fleet: &Fleet) -> Result<Compatibility, FleetError> {
@@ -56,7 +61,7 @@ pub fn compatibility(fleet: &Fleet) -> Result<Compatibility, FleetError> {
     for h in &fresh {
         let bits = accepted.remove(h).unwrap_or_default();
         for (c, n) in per_class.iter_mut().enumerate() {
-            if bits.get(c / 64).is_some_and(|w| w & (1 << (c % 64)) != 0) {
+            if has(&bits, c) {
                 *n += 1;
             }
         }
@@ -66,8 +71,7 @@ pub fn compatibility(fleet: &Fleet) -> Result<Compatibility, FleetError> {
         .into_iter()
         .map(|(bits, mut members)| {
             members.sort_unstable();
-            let accepts =
-                (0..classes.len()).filter(|c| bits.get(c / 64).is_some_and(|w| w & (1 << (c % 64)) != 0)).collect();
+            let accepts = (0..classes.len()).filter(|&c| has(&bits, c)).collect();
             let n = members.len();
             members.truncate(MEMBERS_SHOWN);
             Pool {

@@ -61,11 +61,6 @@ impl Registry {
         self.models().find(|m| m.claims_version(version))
     }
 
-    /// Every configuration file name any model reads.
-    pub fn param_files(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.models().flat_map(|m| m.param_files().iter().copied())
-    }
-
     /// The version string of `dev`.
     pub fn version(&self, dev: &DeviceFacts) -> Result<String, VendorError> {
         self.model_for_device(dev).ok_or(VendorError::NoModel)?.version(dev)

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{FleetAccessArgs, FleetCommand, FleetDbArgs, Output, VmSourcesArgs};
 use crate::error::CliError;
-use crate::output::{json, line, table};
+use crate::output::{json, line, plural, table};
 use crate::remote::{Remote, TlsClient, read_token};
 
 /// The database a fleet verb opens when none is given.
@@ -152,21 +152,13 @@ impl FleetAt {
             FleetAt::Local(fleet) => {
                 let prefix =
                     req.migration_prefix.clone().unwrap_or_else(|| format!("evacuate-{}-{}", req.host, now_ms()));
-                let b = bar("evacuating");
-                let e = if req.vms.is_empty() {
-                    runtime()?.block_on(plans::evacuate(fleet, &req.host, req.claim, &prefix, &progress(&b)))
-                } else {
-                    runtime()?.block_on(plans::evacuate_vms(
-                        fleet,
-                        &req.host,
-                        &req.vms,
-                        req.claim,
-                        &prefix,
-                        &progress(&b),
-                    ))
-                };
-                b.finish_and_clear();
-                Ok(e?)
+                with_bar("evacuating", |p| async move {
+                    if req.vms.is_empty() {
+                        plans::evacuate(fleet, &req.host, req.claim, &prefix, &p).await
+                    } else {
+                        plans::evacuate_vms(fleet, &req.host, &req.vms, req.claim, &prefix, &p).await
+                    }
+                })
             }
             FleetAt::Remote(r) => r.post("/api/v1/evacuations", &req),
         }
@@ -174,12 +166,7 @@ impl FleetAt {
 
     fn baseline(&self, hosts: &str) -> Result<Baseline, CliError> {
         match self {
-            FleetAt::Local(fleet) => {
-                let b = bar("versions");
-                let r = runtime()?.block_on(plans::baseline(fleet, hosts, &progress(&b)));
-                b.finish_and_clear();
-                Ok(r?)
-            }
+            FleetAt::Local(fleet) => with_bar("versions", |p| async move { plans::baseline(fleet, hosts, &p).await }),
             FleetAt::Remote(r) => r.post("/api/v1/baseline", &PoolRequest { hosts: hosts.into(), driver: None }),
         }
     }
@@ -187,10 +174,7 @@ impl FleetAt {
     fn what_if(&self, hosts: &str, change: DriverChange) -> Result<WhatIf, CliError> {
         match self {
             FleetAt::Local(fleet) => {
-                let b = bar("source versions");
-                let r = runtime()?.block_on(plans::what_if(fleet, hosts, change, &progress(&b)));
-                b.finish_and_clear();
-                Ok(r?)
+                with_bar("source versions", |p| async move { plans::what_if(fleet, hosts, change, &p).await })
             }
             FleetAt::Remote(r) => r.post("/api/v1/what-if", &PoolRequest { hosts: hosts.into(), driver: Some(change) }),
         }
@@ -440,6 +424,20 @@ pub fn fleet(cmd: &FleetCommand, registry: &Registry, o: Output, out: &mut dyn W
     }
 }
 
+/// Runs a local plan on a runtime with a progress bar on stderr, cleared when it ends.
+fn with_bar<T, F>(
+    what: &'static str,
+    plan: impl FnOnce(Box<dyn Fn(u64, u64) + Send + Sync>) -> F,
+) -> Result<T, CliError>
+where
+    F: std::future::Future<Output = Result<T, devmig_fleet::FleetError>>,
+{
+    let b = bar(what);
+    let r = runtime()?.block_on(plan(Box::new(progress(&b))));
+    b.finish_and_clear();
+    Ok(r?)
+}
+
 fn progress(b: &ProgressBar) -> impl Fn(u64, u64) + Send + Sync + use<> {
     let b = b.clone();
     move |done, total| {
@@ -499,11 +497,6 @@ fn render_candidates(c: &Candidates, out: &mut dyn Write) -> Result<(), CliError
         render_explanation(&c.explanation, out)?;
     }
     Ok(())
-}
-
-/// `n thing` or `n things`.
-pub fn plural(n: usize, thing: &str) -> String {
-    crate::output::plural(n, thing)
 }
 
 /// The verb agreeing with `n`.
