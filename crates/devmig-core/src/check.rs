@@ -285,6 +285,7 @@ impl Checker {
                 let mut report = CheckReport::new(from, to);
                 if let Some(Ok(d)) = &decision {
                     report.checks = d.checks.clone();
+                    report.at_resume = d.at_resume.clone();
                 }
                 match write {
                     Ok(()) => {
@@ -311,7 +312,8 @@ impl Checker {
                 let report = CheckReport::new(from, to);
                 match decision {
                     Some(Ok(d)) => {
-                        let mut report = CheckReport { checks: d.checks.clone(), ..report };
+                        let mut report =
+                            CheckReport { checks: d.checks.clone(), at_resume: d.at_resume.clone(), ..report };
                         if d.accepted() {
                             report.verdict = Verdict::accepted(report.to.version.as_deref(), version);
                             report
@@ -358,6 +360,7 @@ impl Checker {
         let Some(facts) = dst.facts.as_ref().filter(|_| dst.migration.model.is_some()) else { return Ok(report) };
         if let Ok(decision) = self.registry.evaluate(&version, facts) {
             report.checks = decision.checks;
+            report.at_resume = decision.at_resume;
             report.to.model = report.to.model.or(dst.migration.model);
         }
         Ok(report)

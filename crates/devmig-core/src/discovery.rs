@@ -143,10 +143,11 @@ fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Devic
     };
     if let Some(facts) = d.facts.as_mut() {
         // The configuration the device's own model reads (none for a device no model knows).
-        let files = registry.model_for_device(facts).map_or(&[][..], |m| m.param_files());
+        let files = registry.model_for_device(facts).map(|m| m.param_files(facts)).unwrap_or_default();
         for name in files {
-            if let Some(v) = text(&dir, name, &mut d.problems) {
-                facts.params.insert(name.to_string(), v);
+            let value = expand(&dir, &name, &mut d.problems).and_then(|rel| text(&dir, &rel, &mut d.problems));
+            if let Some(v) = value {
+                facts.params.insert(name, v);
             }
         }
     }
@@ -397,6 +398,31 @@ fn text(dir: &Path, name: &str, p: &mut Vec<String>) -> Option<String> {
             None
         }
     }
+}
+
+/// `file` with each `*` component replaced by the one entry of that directory (None when the
+/// directory is missing or empty; a problem when it holds several).
+fn expand(dir: &Path, file: &str, p: &mut Vec<String>) -> Option<String> {
+    let mut rel = PathBuf::new();
+    for part in file.split('/') {
+        if part != "*" {
+            rel.push(part);
+            continue;
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.join(&rel))
+            .ok()?
+            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+            .collect();
+        match names.len() {
+            0 => return None,
+            1 => rel.push(names.remove(0)),
+            n => {
+                p.push(format!("{file}: {n} entries match *, expected one"));
+                return None;
+            }
+        }
+    }
+    rel.into_os_string().into_string().ok()
 }
 
 /// A `0x`-prefixed hex attribute of at most `digits` digits.

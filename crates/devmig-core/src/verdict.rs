@@ -228,11 +228,23 @@ pub struct CheckReport {
     pub reasons: Vec<Reason>,
     /// Every vendor rule evaluated, passed or failed (empty when no model knows the target).
     pub checks: Vec<FieldCheck>,
+    /// What the model cannot see and only the destination driver's resume decides (the
+    /// firmware checks of a VFIO variant driver): a compatible verdict holds as far as the
+    /// host shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_resume: Vec<String>,
 }
 
 impl CheckReport {
     pub(crate) fn new(from: Side, to: Side) -> Self {
-        CheckReport { verdict: Verdict::Error, from, to, reasons: Vec::new(), checks: Vec::new() }
+        CheckReport {
+            verdict: Verdict::Error,
+            from,
+            to,
+            reasons: Vec::new(),
+            checks: Vec::new(),
+            at_resume: Vec::new(),
+        }
     }
 
     /// The report when the source yielded no version: `incompatible`, or `error` when the

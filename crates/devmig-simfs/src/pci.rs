@@ -297,9 +297,21 @@ impl Host {
                 s.vfs.push(addr.clone());
             }
         }
+        let pf_params = at.vf_of.and_then(|(pf, _)| self.pci.get(pf)).map(|f| f.spec.params.clone());
         let facts = d.driver.as_deref().map(|drv| {
             let mut f = DeviceFacts::pci_function(&d.id, at.vf_of.is_some(), drv, d.driver_version.as_deref());
             f.params = d.params.clone();
+            // What the VF's model reads through `physfn` (a variant driver's PF facts).
+            for (k, v) in pf_params.iter().flatten() {
+                f.params.insert(format!("physfn/{k}"), v.clone());
+            }
+            let files = self.registry.model_for_device(&f).map(|m| m.param_files(&f)).unwrap_or_default();
+            for file in files.iter().filter(|file| file.split('/').any(|c| c == "*")) {
+                let matching = f.params.iter().find(|(k, _)| globs(file, k)).map(|(_, v)| v.clone());
+                if let Some(v) = matching {
+                    f.params.insert(file.clone(), v);
+                }
+            }
             f
         });
         let support = crate::spec::resolve(d.migration, &self.registry, facts.as_ref());
@@ -694,6 +706,12 @@ fn kstrtobool(data: &[u8]) -> Result<bool, Errno> {
         [b'o' | b'O', b'f' | b'F', ..] => Ok(false),
         _ => Err(EINVAL),
     }
+}
+
+/// Whether `path` matches `pattern`, whose `*` components match any one component.
+fn globs(pattern: &str, path: &str) -> bool {
+    let (p, k): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == k.len() && p.iter().zip(&k).all(|(a, b)| *a == "*" || a == b)
 }
 
 #[cfg(test)]

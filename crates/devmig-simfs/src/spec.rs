@@ -268,6 +268,8 @@ pub const EXAMPLE_HOST_A: &str = include_str!("../specs/host-a.toml");
 pub const EXAMPLE_HOST_B: &str = include_str!("../specs/host-b.toml");
 /// An NVIDIA vGPU host (M60 and P40 on the vGPU Manager, no kernel `migration_version`).
 pub const EXAMPLE_HOST_NVIDIA: &str = include_str!("../specs/host-nvidia.toml");
+/// A NIC and accelerator host: VFs on the kernel's VFIO migration variant drivers (mlx5, QAT, virtio).
+pub const EXAMPLE_HOST_NIC: &str = include_str!("../specs/host-nic.toml");
 
 fn errno_by_name(name: &str) -> Option<i32> {
     Some(match name {
@@ -403,8 +405,10 @@ impl HostSpec {
                 return Err(bad(format!("{key}.class {:?} is not 0x followed by six hex digits", d.class)));
             }
             for name in d.params.keys() {
-                if !is_attr_name(name) {
-                    return Err(bad(format!("{key}.params: {name:?} is not a valid attribute name")));
+                if !name.split('/').all(is_attr_name) {
+                    return Err(bad(format!(
+                        "{key}.params: {name:?} is not an attribute name or a path of them (qat/cfg_services)"
+                    )));
                 }
             }
             if let Some(drv) = &d.driver {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::{PciId, VendorError};
+use crate::{PciId, VariantCatalog, VendorError};
 
 const EMBEDDED: &str = include_str!("../catalog/default.toml");
 
@@ -219,6 +219,9 @@ pub struct Catalog {
     /// NVIDIA vGPUs.
     #[serde(default)]
     pub nvidia: NvidiaCatalog,
+    /// The kernel's VFIO migration variant drivers.
+    #[serde(default)]
+    pub variant: VariantCatalog,
 }
 
 /// True for a vGPU profile name (`M60-0B`, `A100D-1-10C`).
@@ -245,7 +248,7 @@ impl NvidiaCatalog {
     }
 }
 
-fn pci_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PciId>, D::Error> {
+pub(crate) fn pci_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PciId>, D::Error> {
     let texts = Vec::<String>::deserialize(d)?;
     texts.iter().map(|t| t.parse().map_err(serde::de::Error::custom)).collect()
 }
@@ -297,6 +300,7 @@ impl Catalog {
         self.nvidia.migrations.extend(other.nvidia.migrations);
         self.nvidia.never.extend(other.nvidia.never);
         self.nvidia.types.extend(other.nvidia.types);
+        self.variant.drivers.extend(other.variant.drivers);
     }
 
     fn validate(&self, origin: &str) -> Result<(), VendorError> {
@@ -343,7 +347,8 @@ impl Catalog {
                 return Err(bad(format!("mtty.types[{i}] {:?} needs a unique valid name and ports >= 1", t.name)));
             }
         }
-        self.validate_nvidia(&bad)
+        self.validate_nvidia(&bad)?;
+        self.variant.validate(&bad)
     }
 
     fn validate_nvidia(&self, bad: &dyn Fn(String) -> VendorError) -> Result<(), VendorError> {

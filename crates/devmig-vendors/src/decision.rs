@@ -44,6 +44,10 @@ pub struct Decision {
     pub model: String,
     /// Every rule evaluated, in the model's order.
     pub checks: Vec<FieldCheck>,
+    /// What the model cannot see and only the destination driver's resume decides (a variant
+    /// driver's firmware checks): an accepted decision is "compatible as far as the host shows".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_resume: Vec<String>,
 }
 
 impl Decision {
@@ -98,7 +102,7 @@ impl Decision {
                 }
             })
             .collect();
-        Decision { model: model.to_string(), checks }
+        Decision { model: model.to_string(), checks, at_resume: Vec::new() }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod models;
 mod pci_id;
 pub mod placement_traits;
 mod registry;
+mod variant_catalog;
 
 pub use attributes::{AttrValue, Attributes, Constraint, Requirement, Unmet};
 pub use catalog::{
@@ -50,6 +51,7 @@ pub use facts::{DeviceFacts, FactsKind};
 pub use model::VendorModel;
 pub use pci_id::PciId;
 pub use registry::Registry;
+pub use variant_catalog::{AtResume, FactRule, VariantCatalog, VariantDriver, VariantFact};
 
 /// Longest version string the interface carries (the kernel's PATH_MAX minus the NUL).
 pub const MAX_VERSION_LEN: usize = 4095;

@@ -55,9 +55,10 @@ pub trait VendorModel: Send + Sync + Debug {
         Vec::new()
     }
 
-    /// Names of per-device configuration attributes the model reads from the
-    /// device's sysfs directory into [`DeviceFacts::params`].
-    fn param_files(&self) -> &'static [&'static str] {
-        &[]
+    /// Files the model reads for `dev` into [`DeviceFacts::params`], relative to the device's
+    /// sysfs directory (`remote_storage_url`, `physfn/qat/cfg_services`); a `*` component
+    /// stands for the one entry of that directory.
+    fn param_files(&self, _dev: &DeviceFacts) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -3,11 +3,11 @@ use std::sync::Arc;
 use crate::described::{
     AttributeSource, Described, OPAQUE_MODEL, conflicts, kernel_attributes, opaque_attributes, opaque_requirement,
 };
-use crate::models::{GvtModel, MttyModel, NvidiaModel, NvmeModel, QatModel};
+use crate::models::{GvtModel, MttyModel, NvidiaModel, NvmeModel, QatModel, VariantModel};
 use crate::{Attributes, Catalog, Decision, DeviceFacts, FieldCheck, Requirement, VendorError, VendorModel};
 
 /// The models devmig ships, in dispatch order, by name.
-const MODELS: [&str; 5] = ["i915", "nvme", "qat", "mtty", "nvidia"];
+const MODELS: [&str; 6] = ["i915", "nvme", "vfio_variant", "qat", "mtty", "nvidia"];
 
 /// Every vendor model devmig ships, over one catalog; dispatches by device and by version string.
 #[derive(Debug, Clone)]
@@ -31,6 +31,7 @@ impl Registry {
             "qat" => Box::new(QatModel::new(catalog.clone())),
             "mtty" => Box::new(MttyModel::new(catalog.clone())),
             "nvidia" => Box::new(NvidiaModel::new(catalog.clone())),
+            "vfio_variant" => Box::new(VariantModel::new(catalog.clone())),
             _ => return None,
         };
         Some(model)
@@ -90,7 +91,7 @@ impl Registry {
                     "no vendor model knows the source string",
                 ),
             };
-            return Ok(Decision { model: model.name().to_string(), checks: vec![check] });
+            return Ok(Decision { model: model.name().to_string(), checks: vec![check], at_resume: Vec::new() });
         }
         model.evaluate(source, target)
     }

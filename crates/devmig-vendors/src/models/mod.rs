@@ -4,12 +4,14 @@ mod mtty;
 mod nvidia;
 mod nvme;
 mod qat;
+mod variant;
 
 pub use gvt::{GvtModel, GvtVersion};
 pub use mtty::{MttyModel, MttyVersion};
 pub use nvidia::{NvidiaModel, NvidiaVersion, profile_of_name};
 pub use nvme::{NvmeModel, NvmeVersion, decode_field, encode_field, normalize_url};
 pub use qat::{QatModel, QatVersion};
+pub use variant::{VariantModel, VariantVersion};
 
 use crate::{AttrValue, Constraint, DeviceFacts, DriverVersion, Outcome, PciId, VendorError};
 

@@ -233,8 +233,8 @@ impl VendorModel for NvidiaModel {
         if attr == BOARD { Catalog::id_groups(&self.catalog.nvidia.migrations) } else { Vec::new() }
     }
 
-    fn param_files(&self) -> &'static [&'static str] {
-        &NAME_FILES
+    fn param_files(&self, _dev: &DeviceFacts) -> Vec<String> {
+        NAME_FILES.iter().map(|f| f.to_string()).collect()
     }
 }
 

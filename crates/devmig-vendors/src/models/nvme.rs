@@ -207,7 +207,7 @@ impl VendorModel for NvmeModel {
         })
     }
 
-    fn param_files(&self) -> &'static [&'static str] {
-        &[URL_PARAM]
+    fn param_files(&self, _dev: &DeviceFacts) -> Vec<String> {
+        vec![URL_PARAM.to_string()]
     }
 }

@@ -218,7 +218,7 @@ impl VendorModel for QatModel {
         })
     }
 
-    fn param_files(&self) -> &'static [&'static str] {
-        &[CRYPTO_PARAM]
+    fn param_files(&self, _dev: &DeviceFacts) -> Vec<String> {
+        vec![CRYPTO_PARAM.to_string()]
     }
 }

@@ -63,6 +63,9 @@ pub fn render(report: &CheckReport, explain: bool, output: Output, out: &mut dyn
     for r in &report.reasons {
         rows.push(("reason", format!("{}: {}", r.code, r.message)));
     }
+    for what in &report.at_resume {
+        rows.push(("at resume", format!("only the destination can tell: {what}")));
+    }
     fields(out, &rows)?;
     if explain {
         if report.checks.is_empty() && report.to.source == Some(Provenance::Kernel) && report.to.model.is_none() {

@@ -1,0 +1,140 @@
+//! The catalog of the kernel's VFIO migration variant drivers (`mlx5_vfio_pci`, ...): which
+//! functions each binds, which host facts must relate how, and what only the destination
+//! driver's resume decides. One row per driver; operators add rows with `--catalog`.
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::{Catalog, IdRule, PciId, VendorError};
+
+/// How a fact of the source and the same fact of the target must relate.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FactRule {
+    /// The same text (firmware versions, board ids).
+    Equal,
+    /// The same set of tokens, in any order (`sym;asym` is `asym;sym`).
+    SameSet,
+    /// The target's tokens include every source token.
+    Superset,
+}
+
+/// One host fact a variant driver's migration depends on, read from sysfs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantFact {
+    /// Short name (`[a-z0-9_]+`): the rule is `vfio_variant.<name>`.
+    pub name: String,
+    /// The file, relative to the VF's sysfs directory; a `*` component stands for the one entry
+    /// of that directory (`physfn/infiniband/*/fw_ver`).
+    pub file: String,
+    /// How the two values must relate.
+    pub rule: FactRule,
+    /// What the rule requires, in one sentence.
+    pub why: String,
+    /// Where the requirement is stated.
+    pub source: String,
+}
+
+/// What only the destination's resume can tell (firmware or device checks no host file shows).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AtResume {
+    /// What is checked there.
+    pub what: String,
+    /// Where that is stated.
+    pub source: String,
+}
+
+/// One in-kernel VFIO migration variant driver.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantDriver {
+    /// The registered driver name (`mlx5_vfio_pci`), as the VF's `driver` link shows it.
+    pub name: String,
+    /// The devices it serves, in a few words.
+    pub title: String,
+    /// VF ids in the driver's id table.
+    #[serde(deserialize_with = "crate::catalog::pci_ids")]
+    pub ids: Vec<PciId>,
+    /// Where the id table is.
+    pub source: String,
+    /// Id edges beyond "the same id": the driver's resume does not compare these ids.
+    #[serde(default)]
+    pub migrations: Vec<IdRule>,
+    /// Host facts that must relate.
+    #[serde(default)]
+    pub facts: Vec<VariantFact>,
+    /// What only the destination's resume decides.
+    #[serde(default)]
+    pub at_resume: Vec<AtResume>,
+}
+
+/// Variant-driver knowledge.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantCatalog {
+    /// One row per driver.
+    #[serde(default)]
+    pub drivers: Vec<VariantDriver>,
+}
+
+/// True for a driver or fact name (`[a-z0-9_]+`, at most 64 bytes).
+pub(crate) fn is_snake_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// True for a fact file: relative components of `[A-Za-z0-9_.-]` (not `.`/`..`) or `*`.
+pub(crate) fn is_fact_file(s: &str) -> bool {
+    s.len() <= 255
+        && s.split('/').all(|c| {
+            c == "*"
+                || (!c.is_empty()
+                    && c != "."
+                    && c != ".."
+                    && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
+        })
+}
+
+impl VariantCatalog {
+    /// The row of driver `name`.
+    pub fn driver(&self, name: &str) -> Option<&VariantDriver> {
+        self.drivers.iter().find(|d| d.name == name)
+    }
+
+    pub(crate) fn validate(&self, bad: &dyn Fn(String) -> VendorError) -> Result<(), VendorError> {
+        let mut names = BTreeSet::new();
+        for (i, d) in self.drivers.iter().enumerate() {
+            let at = format!("variant.drivers[{i}]");
+            if !is_snake_name(&d.name) || !names.insert(d.name.as_str()) {
+                return Err(bad(format!("{at}.name {:?} must be a unique [a-z0-9_]+ driver name", d.name)));
+            }
+            if d.ids.is_empty() {
+                return Err(bad(format!("{at} ({}): ids must list the driver's VF ids", d.name)));
+            }
+            for (j, e) in d.migrations.iter().enumerate() {
+                if let Some(id) = e.from.iter().chain(&e.to).find(|id| !d.ids.contains(id)) {
+                    return Err(bad(format!("{at}.migrations[{j}] names {id}, which is not in {}'s ids", d.name)));
+                }
+            }
+            let mut facts = BTreeSet::new();
+            for (j, f) in d.facts.iter().enumerate() {
+                if !is_snake_name(&f.name) || !facts.insert(f.name.as_str()) {
+                    return Err(bad(format!("{at}.facts[{j}].name {:?} must be a unique [a-z0-9_]+ name", f.name)));
+                }
+                if !is_fact_file(&f.file) {
+                    return Err(bad(format!(
+                        "{at}.facts[{j}].file {:?} must be a relative path of [A-Za-z0-9_.-] components or *",
+                        f.file
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every id group the driver rows' edges give (for Placement traits).
+    pub fn id_groups(&self) -> Vec<BTreeSet<String>> {
+        self.drivers.iter().flat_map(|d| Catalog::id_groups(&d.migrations)).collect()
+    }
+}
