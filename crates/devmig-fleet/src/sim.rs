@@ -23,7 +23,8 @@ use crate::FleetError;
 pub struct SimSpec {
     /// Hosts.
     pub hosts: usize,
-    /// Migratable devices per host (vGPUs, NVMe and QAT VFs, mtty instances), 4..=64.
+    /// Migratable devices per host (vGPUs, NVMe and QAT VFs, mtty instances), 4..=64; one host
+    /// in three also has two ConnectX-7 VFs on mlx5_vfio_pci.
     pub devices: usize,
     /// Seed: the same seed lays out the same fleet.
     pub seed: u64,
@@ -93,7 +94,25 @@ pub struct HostPlan {
     pub mtty: &'static str,
     /// mtty instances: uuid, type.
     pub mttys: Vec<(String, &'static str)>,
+    /// A ConnectX-7 NIC whose VFs are on mlx5_vfio_pci (one host in three).
+    pub nic: Option<Nic>,
 }
+
+/// A ConnectX-7 PF (mlx5_core, its RDMA device showing firmware and PSID) and its VFs on the
+/// kernel's `mlx5_vfio_pci` variant driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    /// The PF's firmware version (`fw_ver`).
+    pub firmware: &'static str,
+    /// The board's PSID (`board_id`).
+    pub psid: &'static str,
+    /// VF addresses.
+    pub vfs: Vec<String>,
+}
+
+/// Where the NIC's facts are, relative to its PF and, through `physfn`, to each VF.
+const NIC_FW: &str = "infiniband/mlx5_0/fw_ver";
+const NIC_PSID: &str = "infiniband/mlx5_0/board_id";
 
 impl HostPlan {
     /// Draws host `i` of a fleet with `devices` migratable devices per host.
@@ -134,7 +153,13 @@ impl HostPlan {
         let mttys = (vgpus.len()..devices - 2 * quarter)
             .map(|j| (uuid(i, 100 + j), *pick(rng, &[(3, "mtty-1"), (1, "mtty-2")])))
             .collect();
-        HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys }
+        // Drawn after the rest, so adding the NIC left every other draw of a seed as it was.
+        let nic = (i % 3 == 1).then(|| Nic {
+            firmware: *pick(rng, &[(4, "28.41.1000"), (1, "28.42.1000")]),
+            psid: *pick(rng, &[(9, "MT_0000000838"), (1, "MT_0000000891")]),
+            vfs: (0..2).map(|j| vf_addr("17", j)).collect(),
+        });
+        HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys, nic }
     }
 
     /// Lays the plan out under `root` (files go to `root/sys/...`), kernel-shaped, without any
@@ -191,6 +216,26 @@ impl HostPlan {
         }
         let refs: Vec<&str> = self.qat_vfs.iter().map(|v| v.0.as_str()).collect();
         b.sriov("0000:6b:00.0", &refs)?;
+        if let Some(nic) = &self.nic {
+            let params = [(NIC_FW, nic.firmware), (NIC_PSID, nic.psid)];
+            b.pci(&PciSpec {
+                driver: Some(("mlx5_core", "mlx5_core", None)),
+                iommu_group: Some(30),
+                params: &params,
+                sriov: Some(sriov_cap(nic.vfs.len(), 0x101e)),
+                ..PciSpec::new("0000:17:00.0", 0x15b3, 0x1021, 0x020000)
+            })?;
+            for (j, addr) in nic.vfs.iter().enumerate() {
+                b.pci(&PciSpec {
+                    driver: Some(("mlx5_vfio_pci", "mlx5_vfio_pci", None)),
+                    iommu_group: Some(300 + u32::try_from(j).unwrap_or(0)),
+                    is_vf: true,
+                    ..PciSpec::new(addr, 0x15b3, 0x101e, 0x020000)
+                })?;
+            }
+            let refs: Vec<&str> = nic.vfs.iter().map(String::as_str).collect();
+            b.sriov("0000:17:00.0", &refs)?;
+        }
         b.module("mtty", Some(self.mtty))?;
         b.mdev_parent_virtual("mtty", "mtty")?;
         for ty in MTTY_TYPES {
@@ -226,6 +271,12 @@ impl HostPlan {
         for (addr, algs) in &self.qat_vfs {
             let f = DeviceFacts::pci_function("8086:4941", true, "4xxxvf", Some(self.qat))
                 .with_param("crypto_algorithms", algs);
+            out.push((addr.clone(), DeviceKind::SriovVf, f));
+        }
+        for (nic, addr) in self.nic.iter().flat_map(|n| n.vfs.iter().map(move |a| (n, a))) {
+            let f = DeviceFacts::pci_function("15b3:101e", true, "mlx5_vfio_pci", None)
+                .with_param("physfn/infiniband/*/fw_ver", nic.firmware)
+                .with_param("physfn/infiniband/*/board_id", nic.psid);
             out.push((addr.clone(), DeviceKind::SriovVf, f));
         }
         for ty in MTTY_TYPES {

@@ -39,7 +39,9 @@ fn plan_reports_equal_agent_reports() {
         from_agent.sort_by(|a, b| a.id.cmp(&b.id));
         let from_plan = plan.report(&registry(), "sim", "http://x", 1).devices;
         assert_eq!(from_agent, from_plan, "seed {seed} host {i}");
-        assert_eq!(from_plan.iter().filter(|d| d.free).count(), devices, "migratable devices per host");
+        let nic_vfs = plan.nic.as_ref().map_or(0, |n| n.vfs.len());
+        assert_eq!(i % 3 == 1, nic_vfs > 0, "one host in three has a NIC");
+        assert_eq!(from_plan.iter().filter(|d| d.free).count(), devices + nic_vfs, "migratable devices per host");
     }
 }
 
