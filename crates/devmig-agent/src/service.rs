@@ -9,6 +9,7 @@ use devmig_core::{
     Refusal, SysfsIo, SysfsRoot, VersionReport,
 };
 use devmig_vendors::Registry;
+use devmig_vendors::models::CURRENT_TYPE;
 use parking_lot::Mutex;
 
 use crate::claims::{Claim, ClaimState, ClaimStore};
@@ -85,10 +86,18 @@ impl Agent {
         let pending = self.store.lock().pending_mdevs()?;
         for uuid in pending {
             let claimed = self.store.lock().active_on_device(&uuid)?.is_some();
-            let node = self.checker.root().join(DeviceId::Mdev(uuid.clone()).node_path());
+            let (node, _) = self.created_at(&uuid);
             let probe = node.clone();
             // Through the I/O pool: a hung sysfs costs one timeout here (then removal is tried).
-            let exists = self.checker.io().run_on(&node, move || probe.exists()).unwrap_or(true);
+            // A VF's type file exists with the VF: what was created is a type other than 0.
+            let exists = self
+                .checker
+                .io()
+                .run_on(&node, move || match std::fs::read_to_string(&probe) {
+                    Ok(text) if probe.ends_with(CURRENT_TYPE) => text.trim() != "0",
+                    _ => probe.exists(),
+                })
+                .unwrap_or(true);
             if claimed || !exists {
                 self.store.lock().settle_mdev(&uuid)?;
             } else if let Some(why) = self.remove_mdev(&uuid) {
@@ -376,12 +385,16 @@ impl Agent {
         })
     }
 
-    /// Creates an mdev of type `t` for `version`, carrying the source's per-instance settings.
+    /// Creates an mdev of type `t` for `version`, carrying the source's per-instance settings;
+    /// for a type target of an SR-IOV vGPU VF, gives the VF that type.
     fn create_target(&self, t: &str, version: &str) -> Result<String, AgentError> {
         let ty: DeviceId = t.parse()?;
         let report = self.check(&ty.to_string(), version)?;
         if !report.verdict.is_compatible() {
             return Err(AgentError::Rejected(Box::new(report)));
+        }
+        if let Some(file) = devmig_core::vf_vgpu::type_file(self.checker.root(), &ty) {
+            return self.set_vf_type(&ty, &file, version);
         }
         let facts = self.type_facts(&ty)?;
         let settings = self.checker.registry().dynamic_resources(version, &facts).map_err(CoreError::Vendor)?;
@@ -432,6 +445,61 @@ impl Agent {
         Ok(uuid)
     }
 
+    /// Writes the type number of `ty` (`<VF>/nvidia-<n>`) to the VF's `file`, then checks the
+    /// VF as it now is; the VF's address is the claimed device.
+    fn set_vf_type(&self, ty: &DeviceId, file: &std::path::Path, version: &str) -> Result<String, AgentError> {
+        let DeviceId::MdevType { parent: vf, type_id } = ty else {
+            return Err(AgentError::BadRequest(format!("{ty} is not VF/nvidia-<number>")));
+        };
+        let n = devmig_core::vf_vgpu::type_number(type_id)
+            .ok_or_else(|| AgentError::BadRequest(format!("{ty} is not VF/nvidia-<number>")))?;
+        // Written ahead: should the agent die before the claim is stored, the next start clears it.
+        self.store.lock().intend_mdev(vf, now())?;
+        if let Err(f) = self.checker.io().write(file, n.to_string().as_bytes()) {
+            if !matches!(f, IoFailure::Timeout { .. }) {
+                self.store.lock().settle_mdev(vf)?;
+            }
+            return Err(match f.errno() {
+                // The vGPU Manager: EPERM when the VF already has a type; the RFC driver: EINVAL
+                // for another type than the GPU's, ENOSPC when the type's instances ran out.
+                Some(libc::EPERM | libc::EINVAL | libc::ENOSPC) => AgentError::Conflict {
+                    code: "no_free_instance",
+                    detail: format!("{vf} cannot take vGPU type {n} now ({f})"),
+                },
+                _ => sysfs_error("setting the VF's vGPU type", f),
+            });
+        }
+        let report = match self.check(vf, version) {
+            Ok(r) => r,
+            Err(e) => {
+                self.remove_mdev(vf);
+                return Err(e);
+            }
+        };
+        if !report.verdict.is_compatible() {
+            self.remove_mdev(vf);
+            return Err(AgentError::Rejected(Box::new(report)));
+        }
+        tracing::info!(vf = %vf, r#type = n, "set the VF's vGPU type");
+        Ok(vf.clone())
+    }
+
+    /// Where a target a claim created lives: the file whose presence (or, for a VF, whose
+    /// non-zero type) says it exists, and what undoing it writes there or beside it.
+    fn created_at(&self, key: &str) -> (std::path::PathBuf, (std::path::PathBuf, &'static [u8])) {
+        let root = self.checker.root();
+        match key.parse::<DeviceId>() {
+            Ok(id @ DeviceId::Pci(_)) => {
+                let file = root.join(id.node_path()).join(CURRENT_TYPE);
+                (file.clone(), (file, b"0"))
+            }
+            _ => {
+                let node = root.join(DeviceId::Mdev(key.to_string()).node_path());
+                (node.clone(), (node.join("remove"), b"1"))
+            }
+        }
+    }
+
     /// The facts of a type node, from a cache younger than [`TYPE_FACTS_TTL`] or from sysfs.
     fn type_facts(&self, ty: &DeviceId) -> Result<devmig_vendors::DeviceFacts, AgentError> {
         let key = ty.to_string();
@@ -445,10 +513,11 @@ impl Agent {
         Ok(facts)
     }
 
-    /// Removes an mdev the agent created; failures are logged and returned as a note.
+    /// Removes an mdev the agent created (clears the type it gave an SR-IOV vGPU VF); failures
+    /// are logged and returned as a note.
     fn remove_mdev(&self, uuid: &str) -> Option<String> {
-        let path = self.checker.root().join(DeviceId::Mdev(uuid.to_string()).node_path()).join("remove");
-        match self.checker.io().write(&path, b"1") {
+        let (_, (path, undo)) = self.created_at(uuid);
+        match self.checker.io().write(&path, undo) {
             Ok(()) => {
                 if let Err(e) = self.store.lock().settle_mdev(uuid) {
                     tracing::warn!(mdev = uuid, error = %e, "could not settle the removed mdev");
@@ -457,7 +526,7 @@ impl Agent {
             }
             Err(f) => {
                 tracing::warn!(mdev = uuid, failure = %f, "could not remove the claim's mdev");
-                Some(format!("removing mdev {uuid} failed: {f}"))
+                Some(format!("removing {uuid} (the claim's target) failed: {f}"))
             }
         }
     }

@@ -407,3 +407,46 @@ async fn match_marks_claimed_devices_and_full_types_and_writes_neither() {
     let (s, c) = claim(&a, "m-any", &v, json!("any")).await;
     assert_eq!((s, c["device"].as_str()), (StatusCode::CREATED, Some(A_VGPU)), "{c}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_claim_on_an_sriov_vgpu_vf_sets_its_type_and_a_release_clears_it() {
+    let l = lab(devmig_simfs::spec::EXAMPLE_HOST_L40S, Duration::from_secs(5));
+    let v = version_on(&l, "0000:41:00.4").await; // an L40S-2Q vGPU on a VF
+    assert_eq!(v, "nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q");
+    let file = |vf: &str| l.mounted.path().join(format!("sys/bus/pci/devices/{vf}/nvidia/current_vgpu_type"));
+    let read = |vf: &str| std::fs::read_to_string(file(vf)).expect("current_vgpu_type").trim().to_string();
+    // Another profile is refused by the model before anything is written.
+    let (s, p) = claim(&l, "m-4q", &v, json!({"type": "0000:41:00.7/nvidia-1150"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(read("0000:41:00.7"), "0", "nothing written");
+    let (s, c) = claim(&l, "m-vf", &v, json!({"type": "0000:41:00.6/nvidia-1148"})).await;
+    assert_eq!(
+        (s, c["created_mdev"].as_bool(), c["device"].as_str()),
+        (StatusCode::CREATED, Some(true), Some("0000:41:00.6")),
+        "{c}"
+    );
+    assert_eq!(read("0000:41:00.6"), "1148", "the claim gave the VF the source's type");
+    // The VF has a type now: a second type claim on it finds no free instance.
+    let (s, p) = claim(&l, "m-vf-2", &v, json!({"type": "0000:41:00.6/nvidia-1148"})).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("no_free_instance")), "{p}");
+    let (s, _) =
+        call(&l, Method::DELETE, &format!("/api/v1/claims/{}", c["id"].as_str().expect("id")), Some(ADMIN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(read("0000:41:00.6"), "0", "releasing clears the type the claim set");
+}
+
+/// An agent that died between giving a VF a type and storing the claim: the next start clears
+/// the type (no claim holds the VF), as it removes such an mdev.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_clears_a_vf_type_no_claim_holds() {
+    let l = lab(devmig_simfs::spec::EXAMPLE_HOST_L40S, Duration::from_secs(5));
+    let file = l.mounted.path().join("sys/bus/pci/devices/0000:41:00.7/nvidia/current_vgpu_type");
+    std::fs::write(&file, "1148").expect("set the type as the agent would");
+    let db = rusqlite::Connection::open(l.state_dir.path().join("claims.db")).expect("claims.db");
+    db.execute("INSERT INTO pending_mdevs(uuid, created_at) VALUES ('0000:41:00.7', 0)", []).expect("pending row");
+    drop(db);
+    let opts = common::options(l.mounted.path(), l.state_dir.path(), Duration::from_secs(5));
+    let _again = devmig_agent::Agent::open(&opts, devmig_vendors::Registry::new(devmig_vendors::Catalog::embedded()))
+        .expect("restart");
+    assert_eq!(std::fs::read_to_string(&file).expect("read").trim(), "0", "the orphaned type is cleared");
+}

@@ -99,7 +99,8 @@ pub struct Claim {
     pub migration_id: String,
     /// The reserved device.
     pub device: String,
-    /// True when the agent created the device (an mdev) for this claim and removes it on release.
+    /// True when the agent created the device for this claim (an mdev, or an SR-IOV vGPU VF's
+    /// type) and undoes it on release.
     pub created_mdev: bool,
     /// The source version the device accepted.
     pub source_version: String,

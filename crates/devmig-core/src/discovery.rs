@@ -3,6 +3,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
+use devmig_vendors::models::{CREATABLE_TYPES, CURRENT_TYPE};
 use devmig_vendors::{DeviceFacts, Registry};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,33 @@ pub fn discover(root: &SysfsRoot, io: &SysfsIo, registry: &Registry) -> Result<I
             Err(_) => inv.problems.push(format!("/sys/bus/pci/devices/{name}: ignored, not a PCI address")),
         }
     }
+    // SR-IOV vGPU VFs without a type: one type target per type each lists (read in its job).
+    let free_vfs: Vec<String> = inv
+        .devices
+        .iter()
+        .filter(|d| d.kind == DeviceKind::SriovVf)
+        .filter(|d| d.facts.as_ref().and_then(|f| f.params.get(CURRENT_TYPE)).is_some_and(|t| t.trim() == "0"))
+        .map(|d| d.id.to_string())
+        .collect();
+    for vf in free_vfs {
+        let dir = root.join(format!("sys/bus/pci/devices/{vf}"));
+        let listed = io.run_on(&dir, {
+            let dir = dir.clone();
+            move || {
+                let mut problems = Vec::new();
+                (crate::vf_vgpu::listed_types(&dir, &mut problems), problems)
+            }
+        });
+        let (types, problems) = match listed {
+            Ok(found) => found,
+            Err(failure) => (Vec::new(), vec![format!("{vf}/{CREATABLE_TYPES}: {failure}")]),
+        };
+        inv.problems.extend(problems);
+        for ty in types {
+            let id = DeviceId::MdevType { parent: vf.clone(), type_id: ty };
+            inv.devices.push(discover_in_job(root, io, registry, id));
+        }
+    }
     for parent in list_dir(root, io, "sys/class/mdev_bus", &mut inv.problems) {
         if !parent_name_ok(&parent) {
             inv.problems.push(format!("/sys/class/mdev_bus/{parent}: ignored, not a valid parent name"));
@@ -105,7 +133,7 @@ pub(crate) fn discover_one(
     registry: &Registry,
     id: &DeviceId,
 ) -> Result<Device, CoreError> {
-    let node = root.join(id.node_path());
+    let node = node_dir(root, id);
     let device = node.clone();
     match io.run_on(&device, move || fs::metadata(&node).map(|m| m.is_dir())) {
         Ok(Ok(true)) => Ok(discover_in_job(root, io, registry, id.clone())),
@@ -117,7 +145,7 @@ pub(crate) fn discover_one(
 /// Runs the discovery of one device on the I/O pool, so a hung attribute costs one timeout.
 fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: DeviceId) -> Device {
     let (r, reg, job_id) = (root.clone(), registry.clone(), id.clone());
-    match io.run_on(&root.join(id.node_path()), move || discover_device(&r, &reg, job_id)) {
+    match io.run_on(&node_dir(root, &id), move || discover_device(&r, &reg, job_id)) {
         Ok(d) => d,
         Err(failure) => {
             let kind = match &id {
@@ -134,9 +162,19 @@ fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: Devi
     }
 }
 
+/// The directory a device's attributes are in: its sysfs node, or for a type target of an
+/// SR-IOV vGPU VF the VF's own directory.
+fn node_dir(root: &SysfsRoot, id: &DeviceId) -> PathBuf {
+    crate::vf_vgpu::vf_dir(root, id).unwrap_or_else(|| root.join(id.node_path()))
+}
+
 fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Device {
-    let dir = root.join(id.node_path());
+    let vf_type_dir = crate::vf_vgpu::vf_dir(root, &id);
+    let dir = vf_type_dir.clone().unwrap_or_else(|| root.join(id.node_path()));
     let mut d = match &id {
+        DeviceId::MdevType { parent, type_id } if vf_type_dir.is_some() => {
+            crate::vf_vgpu::type_device(root, &dir, parent, type_id, id.clone())
+        }
         DeviceId::Pci(_) => pci_device(root, &dir, id.clone()),
         DeviceId::MdevType { parent, type_id } => mdev_type(root, &dir, parent.clone(), type_id.clone(), id.clone()),
         DeviceId::Mdev(_) => mdev(root, &dir, id.clone()),
@@ -151,7 +189,9 @@ fn discover_device(root: &SysfsRoot, registry: &Registry, id: DeviceId) -> Devic
             }
         }
     }
-    d.migration = migration_of(&dir, registry, d.facts.as_ref());
+    // A VF's own migration_version is not its type target's: look where none can be.
+    let attr_dir = if vf_type_dir.is_some() { dir.join("nvidia") } else { dir };
+    d.migration = migration_of(&attr_dir, registry, d.facts.as_ref());
     d
 }
 
@@ -330,7 +370,11 @@ fn parent_name_ok(name: &str) -> bool {
 }
 
 /// Driver name, module name and module version of the device at `dir`.
-fn driver_of(root: &SysfsRoot, dir: &Path, p: &mut Vec<String>) -> (Option<String>, Option<String>, Option<String>) {
+pub(crate) fn driver_of(
+    root: &SysfsRoot,
+    dir: &Path,
+    p: &mut Vec<String>,
+) -> (Option<String>, Option<String>, Option<String>) {
     let driver = link_name(dir, "driver", p);
     let module = driver.as_ref().and_then(|_| link_name(&dir.join("driver"), "module", p));
     let version = module.as_ref().and_then(|m| text(&root.join(format!("sys/module/{m}")), "version", p));
@@ -382,7 +426,7 @@ fn entries(dir: &Path, p: &mut Vec<String>) -> Vec<String> {
 }
 
 /// The text of an attribute without its trailing newline; `None` when absent.
-fn text(dir: &Path, name: &str, p: &mut Vec<String>) -> Option<String> {
+pub(crate) fn text(dir: &Path, name: &str, p: &mut Vec<String>) -> Option<String> {
     let path: PathBuf = dir.join(name);
     match fs::read(&path) {
         Ok(bytes) => match String::from_utf8(crate::strip_one_newline(&bytes).to_vec()) {
@@ -426,7 +470,7 @@ fn expand(dir: &Path, file: &str, p: &mut Vec<String>) -> Option<String> {
 }
 
 /// A `0x`-prefixed hex attribute of at most `digits` digits.
-fn hex(dir: &Path, name: &str, digits: usize, p: &mut Vec<String>) -> Option<u32> {
+pub(crate) fn hex(dir: &Path, name: &str, digits: usize, p: &mut Vec<String>) -> Option<u32> {
     let t = text(dir, name, p)?;
     let parsed = t
         .strip_prefix("0x")

@@ -23,6 +23,7 @@ mod protocol;
 mod root;
 pub mod tree;
 mod verdict;
+pub mod vf_vgpu;
 
 pub use check::{AttributesReport, Checker, FastCheck, Provenance, Refusal, VersionReport};
 pub use device::{Device, DeviceKind, Migration, MigrationSupport, PciInfo, Sriov};

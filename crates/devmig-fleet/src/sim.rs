@@ -154,10 +154,10 @@ impl HostPlan {
             .map(|j| (uuid(i, 100 + j), *pick(rng, &[(3, "mtty-1"), (1, "mtty-2")])))
             .collect();
         // Drawn after the rest, so adding the NIC left every other draw of a seed as it was.
-        let nic = (i % 3 == 1).then(|| Nic {
-            firmware: *pick(rng, &[(4, "28.41.1000"), (1, "28.42.1000")]),
-            psid: *pick(rng, &[(9, "MT_0000000838"), (1, "MT_0000000891")]),
-            vfs: (0..2).map(|j| vf_addr("17", j)).collect(),
+        let nic = (i % 3 == 1).then(|| {
+            let firmware = *pick(rng, &[(4, "28.41.1000"), (1, "28.42.1000")]);
+            let psid = *pick(rng, &[(9, "MT_0000000838"), (1, "MT_0000000891")]);
+            Nic { firmware, psid, vfs: (0..2).map(|j| vf_addr("17", j)).collect() }
         });
         HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys, nic }
     }

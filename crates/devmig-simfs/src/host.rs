@@ -160,11 +160,11 @@ pub struct Stat {
 }
 
 const ENOENT: Errno = Errno(libc::ENOENT);
-const EINVAL: Errno = Errno(libc::EINVAL);
-const ENODEV: Errno = Errno(libc::ENODEV);
+pub(crate) const EINVAL: Errno = Errno(libc::EINVAL);
+pub(crate) const ENODEV: Errno = Errno(libc::ENODEV);
 const EACCES: Errno = Errno(libc::EACCES);
 
-fn strip_newline(data: &[u8]) -> &[u8] {
+pub(crate) fn strip_newline(data: &[u8]) -> &[u8] {
     data.strip_suffix(b"\n").unwrap_or(data)
 }
 

@@ -19,6 +19,7 @@ mod pci;
 pub mod probe;
 mod shape;
 pub mod spec;
+mod vgpu;
 
 pub use error::SimError;
 pub use host::Host;

@@ -69,6 +69,10 @@ pub enum PciAttr {
     SriovAutoprobe,
     /// Write-only `reset`.
     Reset,
+    /// An SR-IOV vGPU VF's read-only `nvidia/creatable_vgpu_types`.
+    VgpuTypes,
+    /// An SR-IOV vGPU VF's `nvidia/current_vgpu_type`.
+    VgpuType,
 }
 
 /// A PCI driver's write-only attributes.
@@ -97,6 +101,7 @@ impl FileKind {
             | FileKind::Flag(_)
             | FileKind::PowerControl(_) => (true, true),
             FileKind::Pci(_, PciAttr::Reset) => (false, true),
+            FileKind::Pci(_, PciAttr::VgpuTypes) => (true, false),
             FileKind::Pci(..) => (true, true),
             FileKind::Create(_)
             | FileKind::Remove(_)

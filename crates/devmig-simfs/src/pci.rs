@@ -41,6 +41,8 @@ pub(crate) struct Function {
     pub iommu_group: Option<u32>,
     /// A PF's SR-IOV state.
     pub sriov: Option<Sriov>,
+    /// A VF of an SR-IOV vGPU PF: its vGPU type number (0: none).
+    pub vgpu: Option<u32>,
 }
 
 /// A PF's SR-IOV state.
@@ -260,6 +262,11 @@ impl Host {
             dynamic.push(("remove", FileKind::Unemulated));
             dynamic.push(("rescan", FileKind::Unemulated));
         }
+        let pf_vgpu = at.vf_of.and_then(|(pf, _)| self.pci.get(pf)).is_some_and(|p| p.spec.vgpu.is_some());
+        if pf_vgpu {
+            dynamic.push(("nvidia/creatable_vgpu_types", FileKind::Pci(addr.clone(), PciAttr::VgpuTypes)));
+            dynamic.push(("nvidia/current_vgpu_type", FileKind::Pci(addr.clone(), PciAttr::VgpuType)));
+        }
         if at.sriov.is_some() {
             dynamic.push(("sriov_numvfs", FileKind::Pci(addr.clone(), PciAttr::SriovNumvfs)));
             dynamic.push(("sriov_drivers_autoprobe", FileKind::Pci(addr.clone(), PciAttr::SriovAutoprobe)));
@@ -290,6 +297,7 @@ impl Host {
             config,
             iommu_group: group,
             sriov,
+            vgpu: pf_vgpu.then(|| d.vgpu_type.unwrap_or(0)),
         };
         self.pci.insert(addr.clone(), function);
         if let Some((pf, _)) = at.vf_of {
@@ -337,6 +345,8 @@ impl Host {
                 format!("{}\n", u8::from(f.sriov.as_ref().is_some_and(|s| s.autoprobe))).into_bytes()
             }
             PciAttr::Reset => return Err(Errno(libc::EACCES)),
+            PciAttr::VgpuTypes => self.vgpu_listing(addr)?.into_bytes(),
+            PciAttr::VgpuType => format!("{}\n", f.vgpu.ok_or(ENODEV)?).into_bytes(),
         })
     }
 
@@ -389,6 +399,8 @@ impl Host {
                     return Err(EINVAL);
                 }
             }
+            PciAttr::VgpuTypes => return Err(Errno(libc::EACCES)),
+            PciAttr::VgpuType => self.set_vgpu_type(addr, data)?,
         }
         Ok(data.len())
     }

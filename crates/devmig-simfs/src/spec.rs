@@ -70,6 +70,18 @@ pub struct PciDeviceSpec {
     pub numa_node: Option<i32>,
     /// PCI Express link (default generation 3, x4).
     pub link: Option<LinkSpec>,
+    /// An SR-IOV vGPU PF (NVIDIA vGPU 17 and later): the vGPU types its VFs can take.
+    pub vgpu: Option<VgpuSpec>,
+    /// A VF of such a PF: its vGPU type number (default 0: none).
+    pub vgpu_type: Option<u32>,
+}
+
+/// The vGPU types of an SR-IOV vGPU PF.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VgpuSpec {
+    /// Catalogued type ids (`nvidia-1148`): their numbers, names and instance counts.
+    pub types: Vec<String>,
 }
 
 /// A PCI Express link, trained at its maximum.
@@ -268,6 +280,8 @@ pub const EXAMPLE_HOST_A: &str = include_str!("../specs/host-a.toml");
 pub const EXAMPLE_HOST_B: &str = include_str!("../specs/host-b.toml");
 /// An NVIDIA vGPU host (M60 and P40 on the vGPU Manager, no kernel `migration_version`).
 pub const EXAMPLE_HOST_NVIDIA: &str = include_str!("../specs/host-nvidia.toml");
+/// An SR-IOV vGPU host: an L40S whose VFs take vGPU types through `nvidia/current_vgpu_type`.
+pub const EXAMPLE_HOST_L40S: &str = include_str!("../specs/host-l40s.toml");
 /// A NIC and accelerator host: VFs on the kernel's VFIO migration variant drivers (mlx5, QAT, virtio).
 pub const EXAMPLE_HOST_NIC: &str = include_str!("../specs/host-nic.toml");
 
@@ -429,8 +443,16 @@ impl HostSpec {
             } else if d.module.is_some() || d.driver_version.is_some() {
                 return Err(bad(format!("{key}: module and driver_version need a driver")));
             }
-            if is_vf && (d.sriov.is_some() || d.mdev.is_some()) {
-                return Err(bad(format!("{key}: a VF cannot have sriov or mdev")));
+            if is_vf && (d.sriov.is_some() || d.mdev.is_some() || d.vgpu.is_some()) {
+                return Err(bad(format!("{key}: a VF cannot have sriov, mdev or vgpu")));
+            }
+            if let Some(v) = &d.vgpu {
+                Self::validate_vgpu(&key, d, v, catalog, &bad)?;
+            } else if let Some(vf) = d.sriov.iter().flat_map(|s| &s.vfs).find(|vf| vf.vgpu_type.is_some()) {
+                return Err(bad(format!("{key}: VF {} has a vgpu_type but its PF has no vgpu", vf.address)));
+            }
+            if !is_vf && d.vgpu_type.is_some() {
+                return Err(bad(format!("{key}: vgpu_type is a VF's (of a PF with vgpu)")));
             }
             if let Some(s) = &d.sriov {
                 let enabled = s.enabled.unwrap_or(s.vfs.len() as u32);
@@ -511,6 +533,35 @@ impl HostSpec {
                 errno_by_name(e).ok_or_else(|| {
                     bad(format!("{key}.error {e:?} is not one of EIO EINVAL ENODEV EBUSY EAGAIN ENOSPC EPERM EACCES"))
                 })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An SR-IOV vGPU PF's types (catalogued, of its board) and its VFs' type numbers.
+    fn validate_vgpu(
+        key: &str,
+        d: &PciDeviceSpec,
+        v: &VgpuSpec,
+        catalog: &Catalog,
+        bad: &dyn Fn(String) -> SimError,
+    ) -> Result<(), SimError> {
+        let board: Option<PciId> = d.id.parse().ok();
+        let mut numbers = BTreeSet::new();
+        for (i, ty) in v.types.iter().enumerate() {
+            let row = catalog.nvidia_type(ty).ok_or_else(|| {
+                bad(format!("{key}.vgpu.types[{i}] {ty:?} is not a catalogued NVIDIA type ([[nvidia.types]])"))
+            })?;
+            let n = devmig_core::vf_vgpu::type_number(ty)
+                .ok_or_else(|| bad(format!("{key}.vgpu.types[{i}] {ty:?} is not nvidia-<number>")))?;
+            if Some(row.board) != board {
+                return Err(bad(format!("{key}.vgpu.types[{i}] {ty} is a type of {}, not of {}", row.board, d.id)));
+            }
+            numbers.insert(n);
+        }
+        for vf in d.sriov.iter().flat_map(|s| &s.vfs) {
+            if let Some(n) = vf.vgpu_type.filter(|n| *n != 0 && !numbers.contains(n)) {
+                return Err(bad(format!("{key}: VF {} has vgpu_type {n}, not one of vgpu.types", vf.address)));
             }
         }
         Ok(())

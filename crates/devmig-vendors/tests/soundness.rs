@@ -130,8 +130,29 @@ fn variant() -> impl Strategy<Value = DeviceFacts> {
         })
 }
 
+/// SR-IOV vGPUs: VFs set to a type (named by the catalog), and types a free VF can take (named
+/// by its `creatable_vgpu_types` line, catalogued or not).
+fn nvidia_sriov() -> impl Strategy<Value = DeviceFacts> {
+    (
+        prop::sample::select(vec![("1148", "NVIDIA L40S-2Q"), ("1150", "NVIDIA L40S-4Q"), ("2164", "NVIDIA L40S-3B")]),
+        prop::sample::select(vec!["550.54.16", "550.90.5"]),
+        any::<bool>(),
+    )
+        .prop_map(|((n, name), v, is_type)| {
+            let facts = if is_type || n == "2164" {
+                DeviceFacts::mdev_type("0000:41:00.4", "10de:26b9", "nvidia", Some(v), &format!("nvidia-{n}"))
+                    .with_param("nvidia/current_vgpu_type", "0")
+                    .with_param("name", name)
+            } else {
+                DeviceFacts::pci_function("10de:26b9", true, "nvidia", Some(v))
+                    .with_param("nvidia/current_vgpu_type", n)
+            };
+            facts.with_param("physfn/device", "0x26b9")
+        })
+}
+
 fn device() -> impl Strategy<Value = DeviceFacts> {
-    prop_oneof![gvt(), nvme(), qat(), mtty(), nvidia(), variant()]
+    prop_oneof![gvt(), nvme(), qat(), mtty(), nvidia(), nvidia_sriov(), variant()]
 }
 
 proptest! {

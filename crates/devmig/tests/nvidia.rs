@@ -62,3 +62,60 @@ fn an_nvidia_host_as_sysfs_shows_it_and_the_models_verdicts() {
     common::golden("nvidia-match.txt", &text);
     m.unmount().expect("unmount");
 }
+
+/// SR-IOV vGPUs (vGPU 17 and later): an L40S whose VFs take vGPU types through
+/// `nvidia/current_vgpu_type`, read and written with real syscalls through the mount.
+#[test]
+fn an_sriov_vgpu_host_lists_types_per_free_vf_and_the_model_judges_vfs() {
+    let mnt = tempfile::tempdir().expect("mnt");
+    let host = HostSpec::from_toml(devmig_simfs::spec::EXAMPLE_HOST_L40S, "host-l40s", &Catalog::embedded())
+        .expect("spec")
+        .build(Registry::new(Catalog::embedded()), "host-l40s")
+        .expect("build");
+    let m = mount(host, mnt.path()).expect("mount (root)");
+    let root = m.path();
+    let vf = |addr: &str, file: &str| root.join(format!("sys/bus/pci/devices/{addr}/nvidia/{file}"));
+    let read = |addr: &str, file: &str| std::fs::read_to_string(vf(addr, file)).expect(file);
+    let write = |addr: &str, text: &str| {
+        std::fs::write(vf(addr, "current_vgpu_type"), text).map_err(|e| e.raw_os_error().unwrap_or_default())
+    };
+
+    // Two VFs are L40S-2Q vGPUs: a VF with a type lists nothing, a free one only that type.
+    assert_eq!(read("0000:41:00.4", "current_vgpu_type"), "1148\n");
+    assert_eq!(read("0000:41:00.4", "creatable_vgpu_types"), "ID    : vGPU Name\n");
+    assert_eq!(read("0000:41:00.6", "creatable_vgpu_types"), "ID    : vGPU Name\n1148  : NVIDIA L40S-2Q\n");
+    assert_eq!(write("0000:41:00.6", "1150\n"), Err(libc::EINVAL), "another type than the GPU's");
+    assert_eq!(write("0000:41:00.6", "two"), Err(libc::EINVAL), "not a number");
+    assert_eq!(write("0000:41:00.6", "0"), Err(libc::EPERM), "no type to clear");
+    assert_eq!(write("0000:41:00.4", "1148"), Err(libc::EPERM), "the VF has a type");
+    assert_eq!(write("0000:41:00.6", "9999"), Err(libc::ENODEV), "not a type of this GPU");
+
+    let (code, version) = run(root, &["version", "0000:41:00.4"]);
+    assert_eq!((code, version.trim()), (Some(0), "nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q"));
+    let (code, list) = run(root, &["list"]);
+    assert_eq!(code, Some(0));
+    common::golden("nvidia-sriov-list.txt", &list);
+    let (code, text) = run(root, &["explain", "0000:41:00.4", "0000:41:00.6/nvidia-1148"]);
+    assert_eq!(code, Some(0), "{text}");
+    common::golden("nvidia-sriov-explain-type.txt", &text);
+    // An mdev vGPU's state cannot go to a VF: the hostdev kinds differ.
+    let mdev = "nvidia-v1-550.54.16-10de-26b9-L40S-2Q";
+    let (code, text) = run(root, &["explain", "--version", mdev, "0000:41:00.5"]);
+    assert_eq!(code, Some(1), "{text}");
+    common::golden("nvidia-sriov-explain-framework.txt", &text);
+    let (code, text) = run(root, &["match", "0000:41:00.4"]);
+    assert_eq!(code, Some(0), "{text}");
+    common::golden("nvidia-sriov-match.txt", &text);
+
+    // Setting a free VF's type: it becomes a vGPU, and the last free VF lists only that type.
+    assert_eq!(write("0000:41:00.6", "1148\n"), Ok(()));
+    let (code, version) = run(root, &["version", "0000:41:00.6"]);
+    assert_eq!((code, version.trim()), (Some(0), "nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q"));
+    assert_eq!(read("0000:41:00.7", "creatable_vgpu_types"), "ID    : vGPU Name\n1148  : NVIDIA L40S-2Q\n");
+    for addr in ["0000:41:00.4", "0000:41:00.5", "0000:41:00.6"] {
+        assert_eq!(write(addr, "0"), Ok(()), "{addr}");
+    }
+    let all = read("0000:41:00.7", "creatable_vgpu_types");
+    assert_eq!(all.lines().count(), 4, "an idle GPU offers every type: {all}");
+    m.unmount().expect("unmount");
+}

@@ -8,7 +8,9 @@ mod variant;
 
 pub use gvt::{GvtModel, GvtVersion};
 pub use mtty::{MttyModel, MttyVersion};
-pub use nvidia::{NvidiaModel, NvidiaVersion, profile_of_name};
+pub use nvidia::{
+    CREATABLE_TYPES, CURRENT_TYPE, Framework, NvidiaModel, NvidiaVersion, creatable_types, profile_of_name,
+};
 pub use nvme::{NvmeModel, NvmeVersion, decode_field, encode_field, normalize_url};
 pub use qat::{QatModel, QatVersion};
 pub use variant::{VariantModel, VariantVersion};

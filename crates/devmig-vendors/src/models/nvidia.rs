@@ -1,6 +1,10 @@
-//! NVIDIA vGPUs on mdev types `nvidia-<n>` (driver `nvidia`, the vGPU Manager). The kernel
-//! shows no `migration_version` for them: devmig answers as the userspace adapter, before the
-//! memory copy, what today only the destination driver's resume finds out.
+//! NVIDIA vGPUs (driver `nvidia`, the vGPU Manager), both generations: mdev types `nvidia-<n>`,
+//! and SR-IOV vGPUs (vGPU 17 and later, the "vendor-specific VFIO framework"), where a VF of
+//! the GPU becomes vGPU type `<n>` when `<n>` is written to its `nvidia/current_vgpu_type`
+//! (which reads 0 while it has none) and `nvidia/creatable_vgpu_types` lists the types it can
+//! take now. The kernel shows no `migration_version` for either: devmig answers as the
+//! userspace adapter, before the memory copy, what today only the destination driver's resume
+//! finds out.
 //!
 //! The rules, as NVIDIA and the hypervisor vendors state them (sources in the catalog):
 //! the same vGPU profile (NVIDIA, Nova: the destination must offer the source's type), the
@@ -9,6 +13,8 @@
 //! 9.4; Red Hat: migration fails when they differ) or, where the catalog says the hypervisor
 //! allows it, of one branch with the target's at least the source's. ECC mode and the guest
 //! driver also matter; sysfs shows neither, so only the destination driver's resume can tell.
+//! Both ends must also hand the vGPU to the VM the same way: an mdev hostdev cannot become a
+//! PCI hostdev (the SR-IOV VF) during a live migration.
 use std::sync::Arc;
 
 use crate::catalog::{ManagerRule, is_profile};
@@ -25,14 +31,41 @@ const NAME: &str = "nvidia";
 const PROFILE: &str = "nvidia.profile";
 const BOARD: &str = "nvidia.board";
 const MANAGER: &str = "nvidia.manager_version";
+const FRAMEWORK: &str = "nvidia.framework";
+/// An SR-IOV vGPU VF's type number (0: none): written to set the VF's type, 0 to clear it.
+pub const CURRENT_TYPE: &str = "nvidia/current_vgpu_type";
+/// The types an SR-IOV vGPU VF can take now: a header, then `<number> : <name>` lines.
+pub const CREATABLE_TYPES: &str = "nvidia/creatable_vgpu_types";
+/// The PF's device id: the board of an SR-IOV vGPU's VF.
+const PF_DEVICE: &str = "physfn/device";
 /// The sysfs files holding a type's name: the type node's own, and an mdev's through its
 /// `mdev_type` link.
 const NAME_FILES: [&str; 2] = ["mdev_type/name", "name"];
 
-/// A parsed NVIDIA vGPU version: `nvidia-v1-<vGPU Manager version>-<vendor>-<device>-<profile>`
-/// (`nvidia-v1-535.161.5-10de-13f2-M60-0B`).
+/// How a vGPU reaches the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framework {
+    /// An mdev of the GPU (`<hostdev type='mdev'>`).
+    Mdev,
+    /// An SR-IOV VF of the GPU set to a vGPU type (a PCI hostdev).
+    Sriov,
+}
+
+impl Framework {
+    fn as_str(self) -> &'static str {
+        match self {
+            Framework::Mdev => "mdev",
+            Framework::Sriov => "sriov",
+        }
+    }
+}
+
+/// A parsed NVIDIA vGPU version: `nvidia-v1-[vf-]<vGPU Manager version>-<vendor>-<device>-<profile>`
+/// (`nvidia-v1-535.161.5-10de-13f2-M60-0B`; `vf-` marks an SR-IOV vGPU).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvidiaVersion {
+    /// How the vGPU reaches the VM.
+    pub framework: Framework,
     /// The vGPU Manager (host driver) version.
     pub manager: DriverVersion,
     /// The board's PCI vendor:device.
@@ -47,11 +80,16 @@ impl NvidiaVersion {
         let rest = s
             .strip_prefix("nvidia-v1-")
             .ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix nvidia-v1-"))?;
+        let (framework, rest) = match rest.strip_prefix("vf-") {
+            Some(rest) => (Framework::Sriov, rest),
+            None => (Framework::Mdev, rest),
+        };
         let f = fields(NAME, rest, 4)?;
         if !is_profile(f[3]) {
             return Err(VendorError::bad_version(NAME, s, format!("{:?} is not a vGPU profile", f[3])));
         }
         Ok(NvidiaVersion {
+            framework,
             manager: parse_version_field(NAME, s, f[0])?,
             board: parse_pci_id(NAME, s, &format!("{}:{}", f[1], f[2]))?,
             profile: f[3].to_string(),
@@ -60,7 +98,9 @@ impl NvidiaVersion {
 
     /// The emitted form.
     pub fn render(&self) -> String {
-        format!("nvidia-v1-{}-{:04x}-{:04x}-{}", self.manager, self.board.vendor, self.board.device, self.profile)
+        let vf = if self.framework == Framework::Sriov { "vf-" } else { "" };
+        let (vendor, device) = (self.board.vendor, self.board.device);
+        format!("nvidia-v1-{vf}{}-{vendor:04x}-{device:04x}-{}", self.manager, self.profile)
     }
 }
 
@@ -97,20 +137,34 @@ impl NvidiaModel {
     }
 
     fn target(&self, dev: &DeviceFacts) -> Result<NvidiaVersion, VendorError> {
-        let ty = dev
-            .mdev_type
-            .as_deref()
-            .filter(|_| dev.is_mdev_like())
-            .ok_or_else(|| VendorError::unsupported(NAME, "NVIDIA vGPUs here are mdevs and mdev types"))?;
+        let (framework, ty) = if dev.is_vf() {
+            (Framework::Sriov, format!("nvidia-{}", vf_type(dev)?))
+        } else {
+            let ty = dev
+                .mdev_type
+                .clone()
+                .filter(|_| dev.is_mdev_like())
+                .ok_or_else(|| VendorError::unsupported(NAME, "not an mdev, an mdev type or an SR-IOV vGPU VF"))?;
+            // A type an SR-IOV VF can take is listed with the VF's type file.
+            let framework = if dev.params.contains_key(CURRENT_TYPE) { Framework::Sriov } else { Framework::Mdev };
+            (framework, ty)
+        };
         Ok(NvidiaVersion {
+            framework,
             manager: driver_version(NAME, dev)?,
-            board: pci_id(NAME, dev)?,
-            profile: self.profile(dev, ty)?,
+            board: board(dev)?,
+            profile: self.profile(dev, &ty)?,
         })
     }
 
     fn outcomes(&self, s: &NvidiaVersion, t: &NvidiaVersion) -> Vec<Outcome> {
         let mut out = vec![
+            Outcome::new(
+                FRAMEWORK,
+                "framework",
+                s.framework == t.framework,
+                "the target must reach the VM as the source does (an mdev, or an SR-IOV VF)",
+            ),
             Outcome::new(
                 "nvidia.profile",
                 "profile",
@@ -161,9 +215,9 @@ impl VendorModel for NvidiaModel {
     }
 
     fn recognizes(&self, dev: &DeviceFacts) -> bool {
-        dev.is_mdev_like()
-            && dev.driver.as_deref() == Some(NAME)
-            && dev.mdev_type.as_deref().is_some_and(|t| t.starts_with("nvidia-"))
+        dev.driver.as_deref() == Some(NAME)
+            && (dev.is_vf()
+                || (dev.is_mdev_like() && dev.mdev_type.as_deref().is_some_and(|t| t.starts_with("nvidia-"))))
     }
 
     fn claims_version(&self, version: &str) -> bool {
@@ -177,6 +231,7 @@ impl VendorModel for NvidiaModel {
     fn evaluate(&self, source: &str, target: &DeviceFacts) -> Result<Decision, VendorError> {
         let (s, t) = (NvidiaVersion::parse(source)?, self.target(target)?);
         Ok(Decision::from_outcomes(NAME, &self.outcomes(&s, &t), |o| match o.field {
+            "framework" => (s.framework.as_str().to_string(), t.framework.as_str().to_string()),
             "profile" => (s.profile.clone(), t.profile.clone()),
             "board" => (self.board_text(s.board, t.board), self.board_text(t.board, s.board)),
             _ => (s.manager.to_string(), t.manager.to_string()),
@@ -192,6 +247,7 @@ impl VendorModel for NvidiaModel {
         let t = self.target(dev)?;
         Ok(Attributes::from([
             model_attr(NAME),
+            (FRAMEWORK.to_string(), AttrValue::String(t.framework.as_str().to_string())),
             (PROFILE.to_string(), AttrValue::String(t.profile)),
             (BOARD.to_string(), AttrValue::String(t.board.to_string())),
             (MANAGER.to_string(), AttrValue::Semver(t.manager)),
@@ -210,6 +266,10 @@ impl VendorModel for NvidiaModel {
         Ok(Requirement {
             all: vec![
                 model_constraint(NAME),
+                Constraint::Equals {
+                    attr: FRAMEWORK.to_string(),
+                    value: AttrValue::String(s.framework.as_str().to_string()),
+                },
                 Constraint::Equals { attr: PROFILE.to_string(), value: AttrValue::String(s.profile) },
                 Constraint::OneOf { attr: BOARD.to_string(), values: boards.iter().map(PciId::to_string).collect() },
                 manager,
@@ -221,8 +281,8 @@ impl VendorModel for NvidiaModel {
         let v = NvidiaVersion::parse(version)?;
         let mut facts =
             DeviceFacts { driver_version: Some(v.manager.to_string()), pci_id: Some(v.board), ..base.clone() };
-        for f in NAME_FILES {
-            facts.params.remove(f);
+        for f in NAME_FILES.iter().chain([&PF_DEVICE]) {
+            facts.params.remove(*f);
         }
         let file = if matches!(base.kind, FactsKind::Mdev) { NAME_FILES[0] } else { NAME_FILES[1] };
         facts.params.insert(file.to_string(), format!("GRID {}", v.profile));
@@ -233,9 +293,46 @@ impl VendorModel for NvidiaModel {
         if attr == BOARD { Catalog::id_groups(&self.catalog.nvidia.migrations) } else { Vec::new() }
     }
 
-    fn param_files(&self, _dev: &DeviceFacts) -> Vec<String> {
-        NAME_FILES.iter().map(|f| f.to_string()).collect()
+    fn param_files(&self, dev: &DeviceFacts) -> Vec<String> {
+        let files: &[&str] =
+            if dev.is_vf() || dev.params.contains_key(CURRENT_TYPE) { &[CURRENT_TYPE, PF_DEVICE] } else { &NAME_FILES };
+        files.iter().map(|f| f.to_string()).collect()
     }
+}
+
+/// The vGPU type number an SR-IOV VF has (never 0).
+fn vf_type(dev: &DeviceFacts) -> Result<u32, VendorError> {
+    let text = dev.params.get(CURRENT_TYPE).map(|t| t.trim()).ok_or_else(|| {
+        VendorError::unsupported(NAME, format!("no {CURRENT_TYPE}: not an SR-IOV vGPU (vGPU 17 or later)"))
+    })?;
+    match text.parse::<u32>() {
+        Ok(0) => Err(VendorError::unsupported(NAME, format!("no vGPU type set on this VF ({CURRENT_TYPE} is 0)"))),
+        Ok(n) => Ok(n),
+        Err(_) => Err(VendorError::unsupported(NAME, format!("{CURRENT_TYPE} shows {text:?}, not a type number"))),
+    }
+}
+
+/// The GPU board: the PF's device id for an SR-IOV vGPU (sysfs `physfn/device`), else the
+/// device's (an mdev's parent's) id.
+fn board(dev: &DeviceFacts) -> Result<PciId, VendorError> {
+    let id = pci_id(NAME, dev)?;
+    let Some(text) = dev.params.get(PF_DEVICE) else { return Ok(id) };
+    let device = text.trim().strip_prefix("0x").and_then(|h| u16::from_str_radix(h, 16).ok());
+    let device = device.ok_or_else(|| VendorError::unsupported(NAME, format!("{PF_DEVICE} shows {text:?}")))?;
+    Ok(PciId { device, ..id })
+}
+
+/// The `(number, name)` lines of a `creatable_vgpu_types` listing (`1148  : NVIDIA L40S-2Q`);
+/// the header and lines that are not a number and a name are skipped.
+pub fn creatable_types(listing: &str) -> Vec<(u32, String)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (n, name) = line.split_once(':')?;
+            let n = n.trim().parse().ok().filter(|n| *n != 0)?;
+            Some((n, name.trim().to_string())).filter(|(_, name)| !name.is_empty())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -244,6 +341,11 @@ mod tests {
 
     #[test]
     fn versions_round_trip_and_bad_ones_name_the_field() {
+        let vf = NvidiaVersion::parse("nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q").expect("parses");
+        assert_eq!((vf.framework, vf.profile.as_str()), (Framework::Sriov, "L40S-2Q"));
+        assert_eq!(vf.render(), "nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q");
+        let listing = "ID    : vGPU Name\n1148  : NVIDIA L40S-2Q\n1150  : NVIDIA L40S-4Q\nbad line\n";
+        assert_eq!(creatable_types(listing), vec![(1148, "NVIDIA L40S-2Q".into()), (1150, "NVIDIA L40S-4Q".into())]);
         let v = NvidiaVersion::parse("nvidia-v1-535.161.5-10de-13f2-M60-0B").expect("parses");
         assert_eq!(v.profile, "M60-0B");
         assert_eq!(v.board.to_string(), "10de:13f2");
