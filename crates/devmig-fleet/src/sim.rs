@@ -11,6 +11,7 @@ use devmig_agent::api::AppState;
 use devmig_agent::{Agent, AgentOptions, DeviceRecord, FleetLink, HostReport, Tokens};
 use devmig_core::tree::{PciSpec, SriovCap, TreeBuilder};
 use devmig_core::{DeviceKind, SysfsIo};
+use devmig_vendors::models::{CREATABLE_TYPES, CURRENT_TYPE};
 use devmig_vendors::{DeviceFacts, Registry};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -96,7 +97,22 @@ pub struct HostPlan {
     pub mttys: Vec<(String, &'static str)>,
     /// A ConnectX-7 NIC whose VFs are on mlx5_vfio_pci (one host in three).
     pub nic: Option<Nic>,
+    /// An L40S with SR-IOV vGPUs (another host in three).
+    pub sriov_gpu: Option<SriovGpu>,
 }
+
+/// An L40S on the vGPU Manager with SR-IOV on (vGPU 17 and later): each VF is a vGPU once a
+/// type number is written to its `nvidia/current_vgpu_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SriovGpu {
+    /// The vGPU Manager's version.
+    pub manager: &'static str,
+    /// VFs: address, vGPU type number (0: none yet; such a VF offers the type in use).
+    pub vfs: Vec<(String, u32)>,
+}
+
+/// The vGPU type the simulated L40S VFs use, and its name.
+const SRIOV_TYPE: (u32, &str) = (1148, "NVIDIA L40S-2Q");
 
 /// A ConnectX-7 PF (mlx5_core, its RDMA device showing firmware and PSID) and its VFs on the
 /// kernel's `mlx5_vfio_pci` variant driver.
@@ -159,7 +175,12 @@ impl HostPlan {
             let psid = *pick(rng, &[(9, "MT_0000000838"), (1, "MT_0000000891")]);
             Nic { firmware, psid, vfs: (0..2).map(|j| vf_addr("17", j)).collect() }
         });
-        HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys, nic }
+        let sriov_gpu = (i % 3 == 2).then(|| {
+            let manager = *pick(rng, &[(3, "550.54.16"), (1, "550.90.07")]);
+            let vfs = (0..4).map(|j| (vf_addr("41", j), if j < 2 { SRIOV_TYPE.0 } else { 0 })).collect();
+            SriovGpu { manager, vfs }
+        });
+        HostPlan { index: i, gpu, vgpus, nvme, nvme_vfs, qat, qat_vfs, mtty, mttys, nic, sriov_gpu }
     }
 
     /// Lays the plan out under `root` (files go to `root/sys/...`), kernel-shaped, without any
@@ -236,6 +257,30 @@ impl HostPlan {
             let refs: Vec<&str> = nic.vfs.iter().map(String::as_str).collect();
             b.sriov("0000:17:00.0", &refs)?;
         }
+        if let Some(g) = &self.sriov_gpu {
+            let driver = Some(("nvidia", "nvidia", Some(g.manager)));
+            b.pci(&PciSpec {
+                driver,
+                iommu_group: Some(40),
+                sriov: Some(sriov_cap(g.vfs.len(), 0x26b9)),
+                ..PciSpec::new("0000:41:00.0", 0x10de, 0x26b9, 0x030200)
+            })?;
+            let free_listing = format!("ID    : vGPU Name\n{:<5} : {}", SRIOV_TYPE.0, SRIOV_TYPE.1);
+            for (j, (addr, ty)) in g.vfs.iter().enumerate() {
+                let current = ty.to_string();
+                let listing = if *ty == 0 { free_listing.as_str() } else { "ID    : vGPU Name" };
+                let params = [(CURRENT_TYPE, current.as_str()), (CREATABLE_TYPES, listing)];
+                b.pci(&PciSpec {
+                    driver,
+                    iommu_group: Some(400 + u32::try_from(j).unwrap_or(0)),
+                    params: &params,
+                    is_vf: true,
+                    ..PciSpec::new(addr, 0x10de, 0x26b9, 0x030200)
+                })?;
+            }
+            let refs: Vec<&str> = g.vfs.iter().map(|v| v.0.as_str()).collect();
+            b.sriov("0000:41:00.0", &refs)?;
+        }
         b.module("mtty", Some(self.mtty))?;
         b.mdev_parent_virtual("mtty", "mtty")?;
         for ty in MTTY_TYPES {
@@ -279,6 +324,21 @@ impl HostPlan {
                 .with_param("physfn/infiniband/*/board_id", nic.psid);
             out.push((addr.clone(), DeviceKind::SriovVf, f));
         }
+        for (g, (addr, ty)) in self.sriov_gpu.iter().flat_map(|g| g.vfs.iter().map(move |v| (g, v))) {
+            if *ty == 0 {
+                let type_id = format!("nvidia-{}", SRIOV_TYPE.0);
+                let f = DeviceFacts::mdev_type(addr, "10de:26b9", "nvidia", Some(g.manager), &type_id)
+                    .with_param(CURRENT_TYPE, "0")
+                    .with_param("name", SRIOV_TYPE.1)
+                    .with_param("physfn/device", "0x26b9");
+                out.push((format!("{addr}/{type_id}"), DeviceKind::MdevType, f));
+            } else {
+                let f = DeviceFacts::pci_function("10de:26b9", true, "nvidia", Some(g.manager))
+                    .with_param(CURRENT_TYPE, &ty.to_string())
+                    .with_param("physfn/device", "0x26b9");
+                out.push((addr.clone(), DeviceKind::SriovVf, f));
+            }
+        }
         for ty in MTTY_TYPES {
             out.push((
                 format!("mtty/{ty}"),
@@ -298,7 +358,9 @@ impl HostPlan {
         for (id, kind, facts) in self.facts() {
             let Some(model) = registry.model_for_device(&facts) else { continue };
             let (Ok(version), Ok(attributes)) = (model.version(&facts), model.attributes(&facts)) else { continue };
-            let free = kind != DeviceKind::MdevType;
+            // Simulated mdev types have no free instance; a VF's vGPU type is free while the VF
+            // has none (its type file is a plain file here, which a claim writes).
+            let free = kind != DeviceKind::MdevType || facts.params.contains_key(CURRENT_TYPE);
             devices.push(DeviceRecord { id, kind, model: model.name().to_string(), version, attributes, facts, free });
         }
         devices.sort_by(|a, b| a.id.cmp(&b.id));

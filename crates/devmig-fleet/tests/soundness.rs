@@ -41,7 +41,11 @@ fn plan_reports_equal_agent_reports() {
         assert_eq!(from_agent, from_plan, "seed {seed} host {i}");
         let nic_vfs = plan.nic.as_ref().map_or(0, |n| n.vfs.len());
         assert_eq!(i % 3 == 1, nic_vfs > 0, "one host in three has a NIC");
-        assert_eq!(from_plan.iter().filter(|d| d.free).count(), devices + nic_vfs, "migratable devices per host");
+        // Each VF of an SR-IOV vGPU is a vGPU or, while it has no type, a free type target.
+        let gpu_vfs = plan.sriov_gpu.as_ref().map_or(0, |g| g.vfs.len());
+        assert_eq!(i % 3 == 2, gpu_vfs > 0, "another host in three has an SR-IOV vGPU");
+        let free = from_plan.iter().filter(|d| d.free).count();
+        assert_eq!(free, devices + nic_vfs + gpu_vfs, "migratable devices per host");
     }
 }
 

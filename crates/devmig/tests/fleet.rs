@@ -116,7 +116,7 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     assert_eq!(typed.moves.len(), e["moves"].as_array().map_or(0, Vec::len));
     assert_eq!(code, if e["unplaced"] == 0 { 0 } else { 1 });
     let moves = e["moves"].as_array().expect("moves");
-    assert_eq!(moves.len(), 8, "every mdev and VF of the host");
+    assert_eq!(moves.len(), 10, "every mdev and VF of the host: 8, and the two mlx5 VFs of a NIC host");
     let targets: Vec<String> = moves
         .iter()
         .filter(|m| m["placement"]["placed"] == true)

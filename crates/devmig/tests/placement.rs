@@ -264,9 +264,11 @@ fn sync_from_a_fleet_database_covers_every_fresh_host() {
     let hosts = plan["hosts"].as_array().expect("hosts");
     assert_eq!(hosts.len(), 3);
     let mut trees = Vec::new();
-    for h in hosts {
+    for (i, h) in hosts.iter().enumerate() {
         let providers = h["providers"].as_object().expect("providers").clone();
-        assert_eq!(providers.len(), 2, "a GPU and an mtty parent: {providers:?}");
+        // Host 2 also has an L40S whose two free VFs each offer one vGPU type.
+        let want = if i == 2 { 4 } else { 2 };
+        assert_eq!(providers.len(), want, "a GPU and an mtty parent (and free L40S VFs): {providers:?}");
         trees.push((nova_tree(&lab, h["node"].as_str().expect("node"), &providers), providers));
     }
     let token = dir.path().join("token");

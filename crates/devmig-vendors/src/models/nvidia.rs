@@ -124,15 +124,24 @@ impl NvidiaModel {
 
     /// The profile of `dev`: from the type's `name` as sysfs shows it, else the catalog's row
     /// for the type id.
-    fn profile(&self, dev: &DeviceFacts, ty: &str) -> Result<String, VendorError> {
+    /// A type number names a profile on its own board only (NVIDIA's device plugin treats the
+    /// numbers as unique within one card), so a catalog row of another board is not used.
+    fn profile(&self, dev: &DeviceFacts, ty: &str, board: PciId) -> Result<String, VendorError> {
         let shown = NAME_FILES.iter().find_map(|f| dev.params.get(*f));
         match shown {
             Some(name) => profile_of_name(name)
                 .map(str::to_string)
                 .ok_or_else(|| VendorError::unsupported(NAME, format!("type {ty} is named {name:?}: no vGPU profile"))),
-            None => self.catalog.nvidia_type(ty).map(|t| t.profile.clone()).ok_or_else(|| {
-                VendorError::unsupported(NAME, format!("type {ty}: no name in sysfs and none in the catalog"))
-            }),
+            None => match self.catalog.nvidia_type(ty) {
+                Some(t) if t.board == board => Ok(t.profile.clone()),
+                Some(t) => Err(VendorError::unsupported(
+                    NAME,
+                    format!("type {ty}: sysfs names none, and the catalog's row is for board {}, not {board}", t.board),
+                )),
+                None => {
+                    Err(VendorError::unsupported(NAME, format!("type {ty}: no name in sysfs and none in the catalog")))
+                }
+            },
         }
     }
 
@@ -149,11 +158,12 @@ impl NvidiaModel {
             let framework = if dev.params.contains_key(CURRENT_TYPE) { Framework::Sriov } else { Framework::Mdev };
             (framework, ty)
         };
+        let board = board(dev)?;
         Ok(NvidiaVersion {
             framework,
             manager: driver_version(NAME, dev)?,
-            board: board(dev)?,
-            profile: self.profile(dev, &ty)?,
+            board,
+            profile: self.profile(dev, &ty, board)?,
         })
     }
 
