@@ -21,8 +21,8 @@ trap cleanup EXIT
 cd "$here"
 echo "== mypy"
 "$py" -m mypy
-echo "== pytest (client, pre-check, agents file)"
-PYTHONPATH="$here/src" "$py" -m pytest -q -p no:cacheprovider tests/test_precheck.py
+echo "== pytest (client, pre-check, agents file, device_spec read by Nova)"
+PYTHONPATH="$here/src" "$py" -m pytest -q -p no:cacheprovider tests/test_precheck.py tests/test_device_spec.py
 echo "== Nova's vGPU live-migration tests with devmig (patched Nova 34.0.0)"
 site=$("$py" -c 'import nova, os; print(os.path.dirname(os.path.dirname(nova.__file__)))')
 "$py" -c 'import nova.version as v; import sys; sys.exit(0 if v.version_string() == "34.0.0" else "the patch is for Nova 34.0.0, not " + v.version_string())'

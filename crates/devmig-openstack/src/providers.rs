@@ -52,13 +52,21 @@ pub struct DeviceSpecEntry {
     /// True when the VFs of its PF accept different sources, so Placement admits the whole PF
     /// for a source any one of them accepts (step b decides between them).
     pub coarse: bool,
+    /// True for a function whose driver migrates it (a VFIO variant driver, NVIDIA's SR-IOV
+    /// vGPU): Nova (2025.1, "migrate VFIO devices using kernel variant drivers") live-migrates
+    /// only devices its `device_spec` tags `live_migratable`.
+    pub live_migratable: bool,
 }
 
 impl DeviceSpecEntry {
     /// The entry as nova.conf takes it (one JSON object; `traits` comma-separated).
     pub fn to_nova_conf(&self) -> String {
         let traits = self.traits.iter().map(String::as_str).collect::<Vec<_>>().join(",");
-        serde_json::json!({ "address": self.address, "traits": traits }).to_string()
+        let mut entry = serde_json::json!({ "address": self.address, "traits": traits });
+        if self.live_migratable {
+            entry["live_migratable"] = "yes".into();
+        }
+        entry.to_string()
     }
 }
 
@@ -102,7 +110,8 @@ pub fn parent_provider(node: &str, parent: &str) -> String {
 pub fn desired<'a>(registry: &Registry, node: &str, targets: impl IntoIterator<Item = Target<'a>>) -> Desired {
     let mut out = Desired { node: node.to_string(), ..Desired::default() };
     // PCI functions by their PF (a function without one is its own), in order.
-    let mut by_pf: BTreeMap<String, Vec<(String, BTreeSet<String>)>> = BTreeMap::new();
+    // Functions by PF: address, devmig traits, whether their driver migrates them.
+    let mut by_pf: BTreeMap<String, Vec<(String, BTreeSet<String>, bool)>> = BTreeMap::new();
     for t in targets {
         match t.kind {
             DeviceKind::MdevType => {
@@ -114,10 +123,11 @@ pub fn desired<'a>(registry: &Registry, node: &str, targets: impl IntoIterator<I
                 entry.traits.extend(target_traits(registry, t.attributes));
                 entry.devices.push(t.id.to_string());
             }
-            DeviceKind::SriovVf | DeviceKind::Pci => by_pf
-                .entry(t.pf.unwrap_or(t.id).to_string())
-                .or_default()
-                .push((t.id.to_string(), target_traits(registry, t.attributes))),
+            DeviceKind::SriovVf | DeviceKind::Pci => by_pf.entry(t.pf.unwrap_or(t.id).to_string()).or_default().push((
+                t.id.to_string(),
+                target_traits(registry, t.attributes),
+                migrated_by_its_driver(t.attributes),
+            )),
             DeviceKind::Mdev => {
                 out.skipped.push((t.id.to_string(), "a created mdev: Nova's targets are new mdevs of a type".into()))
             }
@@ -127,15 +137,26 @@ pub fn desired<'a>(registry: &Registry, node: &str, targets: impl IntoIterator<I
         }
     }
     for functions in by_pf.into_values() {
-        let union: BTreeSet<String> = functions.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
-        let coarse = functions.iter().any(|(_, t)| *t != union);
-        out.device_spec.extend(functions.into_iter().map(|(address, _)| DeviceSpecEntry {
+        let union: BTreeSet<String> = functions.iter().flat_map(|(_, t, _)| t.iter().cloned()).collect();
+        let coarse = functions.iter().any(|(_, t, _)| *t != union);
+        out.device_spec.extend(functions.into_iter().map(|(address, _, live_migratable)| DeviceSpecEntry {
             address,
             traits: union.clone(),
             coarse,
+            live_migratable,
         }));
     }
     out
+}
+
+/// Whether a function's driver carries its state in a live migration: a VF of a VFIO variant
+/// driver (devmig's `vfio_variant` model), or an SR-IOV vGPU (`nvidia.framework` = `sriov`).
+fn migrated_by_its_driver(attributes: &Attributes) -> bool {
+    let text = |name: &str| match attributes.get(name) {
+        Some(devmig_vendors::AttrValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    text("model") == Some("vfio_variant") || text("nvidia.framework") == Some("sriov")
 }
 
 #[cfg(test)]

@@ -783,14 +783,47 @@ pub struct ClaimArgs {
     pub ttl: devmig_api::Ttl,
 }
 
+/// The embedded example host specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExampleSpec {
+    /// The demo's host A (GVT-g, NVMe and QAT VFs, mtty).
+    HostA,
+    /// The demo's host B.
+    HostB,
+    /// NVIDIA mdev vGPUs (M60, P40).
+    Nvidia,
+    /// An L40S with SR-IOV vGPUs (vGPU 17 and later).
+    L40s,
+    /// ConnectX-7, QAT and virtio-net VFs on the kernel's VFIO variant drivers.
+    Nic,
+}
+
+impl ExampleSpec {
+    /// The spec's TOML text.
+    pub fn text(self) -> &'static str {
+        use devmig_simfs::spec::*;
+        match self {
+            ExampleSpec::HostA => EXAMPLE_HOST_A,
+            ExampleSpec::HostB => EXAMPLE_HOST_B,
+            ExampleSpec::Nvidia => EXAMPLE_HOST_NVIDIA,
+            ExampleSpec::L40s => EXAMPLE_HOST_L40S,
+            ExampleSpec::Nic => EXAMPLE_HOST_NIC,
+        }
+    }
+}
+
 /// `devmig sim ...`
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Print the embedded example host spec, commented (the starting point of your own).
+    /// Print an embedded example host spec, commented (the starting point of your own).
     ///
-    /// Example: devmig sim spec > lab.toml
+    /// Example: devmig sim spec nic > nic.toml
     Spec {
-        /// The embedded example (the default; kept for scripts that pass it).
+        /// Which example: the demo's host A (default) or B, an NVIDIA mdev vGPU host, an L40S
+        /// with SR-IOV vGPUs, or a NIC host whose VFs are on VFIO variant drivers.
+        #[arg(value_enum, default_value = "host-a")]
+        which: ExampleSpec,
+        /// The embedded example (kept for scripts that pass it).
         #[arg(long)]
         example: bool,
     },

@@ -220,6 +220,13 @@ fn sim_spec_example_validates_and_bad_specs_name_the_key() {
     let text = ok(&o);
     assert!(text.contains("hostname = \"host-a\""));
     let dir = tempfile::tempdir().expect("tempdir");
+    for which in ["host-b", "nvidia", "l40s", "nic"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "spec", which]).output().expect("run");
+        let file = dir.path().join(format!("{which}.toml"));
+        std::fs::write(&file, ok(&o)).expect("write");
+        let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "validate"]).arg(&file).output().expect("run");
+        assert!(ok(&o).contains("is valid"), "{which}");
+    }
     let good = dir.path().join("lab.toml");
     std::fs::write(&good, &text).expect("write");
     let o = Command::new(env!("CARGO_BIN_EXE_devmig")).args(["sim", "validate"]).arg(&good).output().expect("run");

@@ -72,5 +72,11 @@ fn a_nic_host_with_variant_drivers_as_sysfs_shows_it_and_the_models_verdicts() {
     let (code, text) = run(root, &["check", VIRTIO_VF, VIRTIO_VF]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("at resume"), "{text}");
+    // Nova's [pci] device_spec: the VFs carry their traits and the live_migratable tag Nova
+    // (2025.1) needs before it live-migrates a variant driver's VF.
+    let (code, text) = run(root, &["placement", "device-spec"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("\"live_migratable\":\"yes\"").count(), 5, "every variant VF: {text}");
+    common::golden("variant-device-spec.txt", &text);
     m.unmount().expect("unmount");
 }

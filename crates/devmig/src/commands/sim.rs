@@ -36,8 +36,8 @@ pub fn require_root(what: &str) -> Result<(), CliError> {
 /// `devmig sim ...`.
 pub fn sim(cmd: &SimCommand, registry: &Registry, out: &mut dyn Write) -> Result<i32, CliError> {
     match cmd {
-        SimCommand::Spec { .. } => {
-            out.write_all(EXAMPLE_HOST_A.as_bytes()).map_err(crate::output::write_err)?;
+        SimCommand::Spec { which, .. } => {
+            out.write_all(which.text().as_bytes()).map_err(crate::output::write_err)?;
             Ok(0)
         }
         SimCommand::Fleet { hosts, devices, seed, dir, db, listen } => {
