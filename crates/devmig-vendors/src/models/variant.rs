@@ -106,16 +106,34 @@ fn relates(rule: FactRule, source: &str, target: &str) -> bool {
     }
 }
 
+/// One fact rule's texts, interned when the model is built: (rule code, field, message).
+type FactTexts = (&'static str, &'static str, &'static str);
+
 /// The model of the kernel's VFIO migration variant drivers, one catalog row per driver.
 #[derive(Debug)]
 pub struct VariantModel {
     catalog: Arc<Catalog>,
+    /// Per driver row, in the row's order: its facts' texts (no lock on the check path).
+    texts: BTreeMap<String, Vec<FactTexts>>,
 }
 
 impl VariantModel {
     /// A model reading `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        VariantModel { catalog }
+        let texts = catalog
+            .variant
+            .drivers
+            .iter()
+            .map(|d| {
+                let facts = d
+                    .facts
+                    .iter()
+                    .map(|f| (intern(&format!("{NAME}.{}", f.name)), intern(&f.name), intern(&f.why)))
+                    .collect();
+                (d.name.clone(), facts)
+            })
+            .collect();
+        VariantModel { catalog, texts }
     }
 
     fn row(&self, dev: &DeviceFacts) -> Option<&VariantDriver> {
@@ -166,12 +184,13 @@ impl VariantModel {
                 "the target VF's id must be the source's (or one the catalog lets it migrate to)",
             ),
         ];
-        for f in &t_row.facts {
+        let texts = self.texts.get(&t_row.name).map_or(&[][..], Vec::as_slice);
+        for (f, (rule, field, why)) in t_row.facts.iter().zip(texts) {
             let passed = match (s.facts.get(&f.name), t.facts.get(&f.name)) {
                 (Some(a), Some(b)) => relates(f.rule, a, b),
                 _ => false,
             };
-            out.push(Outcome::new(intern(&format!("{NAME}.{}", f.name)), intern(&f.name), passed, intern(&f.why)));
+            out.push(Outcome::new(rule, field, passed, why));
         }
         out
     }
