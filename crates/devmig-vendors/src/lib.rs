@@ -51,7 +51,7 @@ pub use facts::{DeviceFacts, FactsKind};
 pub use model::VendorModel;
 pub use pci_id::PciId;
 pub use registry::Registry;
-pub use variant_catalog::{AtResume, FactRule, VariantCatalog, VariantDriver, VariantFact};
+pub use variant_catalog::{AtResume, FactRule, VariantCatalog, VariantDriver, VariantFact, VariantRequirement};
 
 /// Longest version string the interface carries (the kernel's PATH_MAX minus the NUL).
 pub const MAX_VERSION_LEN: usize = 4095;

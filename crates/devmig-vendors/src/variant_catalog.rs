@@ -36,6 +36,43 @@ pub struct VariantFact {
     pub source: String,
 }
 
+/// A condition on one host file without which the driver offers no migration at all (the VF
+/// then has no version and is no target): a number at least some value, or an exact text.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantRequirement {
+    /// The file, relative to the VF's sysfs directory (as [`VariantFact::file`]).
+    pub file: String,
+    /// The lowest accepted number (`0x30` or decimal), compared as a number.
+    pub at_least: Option<String>,
+    /// The one accepted text.
+    pub equals: Option<String>,
+    /// Why the driver needs it, in one sentence.
+    pub why: String,
+    /// Where that is stated.
+    pub source: String,
+}
+
+/// A `0x`-prefixed hex or a decimal number.
+pub(crate) fn parse_number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl VariantRequirement {
+    /// Whether `value` (the file's text) meets it.
+    pub fn met_by(&self, value: &str) -> bool {
+        let at_least = match &self.at_least {
+            Some(min) => parse_number(value).zip(parse_number(min)).is_some_and(|(v, m)| v >= m),
+            None => true,
+        };
+        at_least && self.equals.as_deref().is_none_or(|want| value.trim() == want)
+    }
+}
+
 /// What only the destination's resume can tell (firmware or device checks no host file shows).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +102,9 @@ pub struct VariantDriver {
     /// Host facts that must relate.
     #[serde(default)]
     pub facts: Vec<VariantFact>,
+    /// Conditions each end must meet for the driver to offer migration at all.
+    #[serde(default)]
+    pub requires: Vec<VariantRequirement>,
     /// What only the destination's resume decides.
     #[serde(default)]
     pub at_resume: Vec<AtResume>,
@@ -115,6 +155,17 @@ impl VariantCatalog {
             for (j, e) in d.migrations.iter().enumerate() {
                 if let Some(id) = e.from.iter().chain(&e.to).find(|id| !d.ids.contains(id)) {
                     return Err(bad(format!("{at}.migrations[{j}] names {id}, which is not in {}'s ids", d.name)));
+                }
+            }
+            for (j, r) in d.requires.iter().enumerate() {
+                if !is_fact_file(&r.file) {
+                    return Err(bad(format!("{at}.requires[{j}].file {:?} is not a relative path", r.file)));
+                }
+                let number_ok = r.at_least.as_deref().is_none_or(|n| parse_number(n).is_some());
+                if !number_ok || (r.at_least.is_none() && r.equals.is_none()) {
+                    return Err(bad(format!(
+                        "{at}.requires[{j}] needs at_least (a number: 0x30 or 48) or equals (a text)"
+                    )));
                 }
             }
             let mut facts = BTreeSet::new();

@@ -126,7 +126,11 @@ fn variant() -> impl Strategy<Value = DeviceFacts> {
                 .with_param("physfn/infiniband/*/board_id", psid),
             2 => DeviceFacts::pci_function(qat_id, true, "qat_vfio_pci", None)
                 .with_param("physfn/qat/cfg_services", services),
-            _ => DeviceFacts::pci_function(id, true, driver, None),
+            _ => {
+                let f = DeviceFacts::pci_function(id, true, driver, None);
+                // hisi_acc migrates VFs of a v3 (PCI revision 0x30) or later PF only.
+                if driver == "hisi_acc_vfio_pci" { f.with_param("physfn/revision", "0x30") } else { f }
+            }
         })
 }
 

@@ -145,6 +145,16 @@ impl VariantModel {
         let row = self.row(dev).ok_or_else(|| {
             VendorError::unsupported(NAME, "not a VF of a catalogued variant driver's id table, bound to it")
         })?;
+        for r in &row.requires {
+            let value = dev.params.get(&r.file).map(|v| v.trim()).unwrap_or("");
+            if !r.met_by(value) {
+                let shown = if value.is_empty() { "nothing".to_string() } else { format!("{value:?}") };
+                return Err(VendorError::unsupported(
+                    NAME,
+                    format!("{}: {} shows {shown}: {}", row.name, r.file, r.why),
+                ));
+            }
+        }
         let mut facts = BTreeMap::new();
         for f in &row.facts {
             let value = dev.params.get(&f.file).map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -285,7 +295,8 @@ impl VendorModel for VariantModel {
     }
 
     fn param_files(&self, dev: &DeviceFacts) -> Vec<String> {
-        self.row(dev).map(|r| r.facts.iter().map(|f| f.file.clone()).collect()).unwrap_or_default()
+        let Some(row) = self.row(dev) else { return Vec::new() };
+        row.facts.iter().map(|f| &f.file).chain(row.requires.iter().map(|r| &r.file)).cloned().collect()
     }
 }
 
@@ -308,6 +319,23 @@ mod tests {
             "vfio_variant-v1-mlx5_vfio_pci-15b3:101e-fw=1-fw=2",
         ] {
             assert!(VariantVersion::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_vf_whose_pf_lacks_what_the_driver_needs_has_no_version() {
+        let model = VariantModel::new(Arc::new(Catalog::embedded()));
+        let vf = |rev: Option<&str>| {
+            let f = DeviceFacts::pci_function("19e5:a256", true, "hisi_acc_vfio_pci", None);
+            match rev {
+                Some(r) => f.with_param("physfn/revision", r),
+                None => f,
+            }
+        };
+        assert!(model.version(&vf(Some("0x30"))).is_ok());
+        for (rev, shown) in [(Some("0x21"), "\"0x21\""), (None, "nothing")] {
+            let e = model.version(&vf(rev)).expect_err("v2 and unknown PFs offer no migration").to_string();
+            assert!(e.contains("physfn/revision") && e.contains(shown) && e.contains("0x30"), "{e}");
         }
     }
 
