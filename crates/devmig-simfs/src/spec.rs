@@ -401,6 +401,8 @@ impl HostSpec {
         let mut addresses = BTreeSet::new();
         let mut modules: HashMap<String, (String, Option<String>)> = HashMap::new();
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // Parents whose driver hosts one type at a time (NVIDIA's time-sliced vGPUs).
+        let mut single_type = BTreeSet::new();
         for (key, d, is_vf) in self.functions() {
             let addr = d
                 .address
@@ -468,6 +470,9 @@ impl HostSpec {
                     bad(format!("{key}.mdev: {why}"))
                 })?;
                 parents.insert(addr.to_string(), m.types.iter().map(|t| t.id.clone()).collect());
+                if DriverShape::of(d.driver.as_deref().unwrap_or("")).single_type {
+                    single_type.insert(addr.to_string());
+                }
             }
         }
         // After every address is known good: VFs sit where offset and stride put them.
@@ -503,6 +508,15 @@ impl HostSpec {
                 .ok_or_else(|| bad(format!("{key}.parent {:?} is not an mdev parent of this host", m.parent)))?;
             if !types.contains(&m.type_id) {
                 return Err(bad(format!("{key}.type {:?} is not a type of {}", m.type_id, m.parent)));
+            }
+            if single_type.contains(&m.parent) {
+                let other = self.mdev[..i].iter().find(|o| o.parent == m.parent && o.type_id != m.type_id);
+                if let Some(o) = other {
+                    return Err(bad(format!(
+                        "{key}.type {:?}: {} holds one vGPU type at a time and already has a {}",
+                        m.type_id, m.parent, o.type_id
+                    )));
+                }
             }
             if m.aggregator == 0 {
                 return Err(bad(format!("{key}.aggregator must be at least 1")));
@@ -559,9 +573,23 @@ impl HostSpec {
             }
             numbers.insert(n);
         }
+        let mut in_use: Vec<u32> = Vec::new();
         for vf in d.sriov.iter().flat_map(|s| &s.vfs) {
-            if let Some(n) = vf.vgpu_type.filter(|n| *n != 0 && !numbers.contains(n)) {
+            let Some(n) = vf.vgpu_type.filter(|n| *n != 0) else { continue };
+            if !numbers.contains(&n) {
                 return Err(bad(format!("{key}: VF {} has vgpu_type {n}, not one of vgpu.types", vf.address)));
+            }
+            // A time-sliced GPU holds one type at a time, up to the type's instance count.
+            if let Some(first) = in_use.first().filter(|f| **f != n) {
+                return Err(bad(format!(
+                    "{key}: VF {} has vgpu_type {n}, another VF {first}: one type per GPU",
+                    vf.address
+                )));
+            }
+            in_use.push(n);
+            let max = catalog.nvidia_type(&format!("nvidia-{n}")).map_or(0, |t| t.max_instances);
+            if in_use.len() > max as usize {
+                return Err(bad(format!("{key}: more VFs of type {n} than its {max} instances")));
             }
         }
         Ok(())

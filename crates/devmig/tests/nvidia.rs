@@ -119,3 +119,33 @@ fn an_sriov_vgpu_host_lists_types_per_free_vf_and_the_model_judges_vfs() {
     assert_eq!(all.lines().count(), 4, "an idle GPU offers every type: {all}");
     m.unmount().expect("unmount");
 }
+
+/// A time-sliced NVIDIA GPU holds one vGPU type at a time: a spec giving it two is refused,
+/// naming the mdev; an SR-IOV vGPU PF's types must be catalogued types of its board.
+#[test]
+fn specs_that_no_nvidia_host_could_show_are_refused_by_key() {
+    let two_types = format!(
+        "{EXAMPLE_HOST_NVIDIA}\n[[mdev]]\nuuid = \"7f0b6a3c-2d4e-4a51-9c8e-0a1b2c3d4e02\"\nparent = \"0000:81:00.0\"\ntype = \"nvidia-18\"\n"
+    );
+    let e = HostSpec::from_toml(&two_types, "two", &Catalog::embedded()).expect_err("two types on one M60").to_string();
+    assert!(e.contains("mdev[1].type") && e.contains("one vGPU type at a time"), "{e}");
+    let l40s = devmig_simfs::spec::EXAMPLE_HOST_L40S;
+    let foreign = l40s.replace("\"nvidia-1155\"", "\"nvidia-11\"");
+    let e =
+        HostSpec::from_toml(&foreign, "foreign", &Catalog::embedded()).expect_err("an M60 type on an L40S").to_string();
+    assert!(e.contains("pci[0].vgpu.types[2]") && e.contains("10de:13f2"), "{e}");
+    let mixed_types = l40s.replace(
+        "vgpu_type = 1148\n[[pci.sriov.vfs]]\naddress = \"0000:41:00.5\"",
+        "vgpu_type = 1150\n[[pci.sriov.vfs]]\naddress = \"0000:41:00.5\"",
+    );
+    let e = HostSpec::from_toml(&mixed_types, "mixed", &Catalog::embedded())
+        .expect_err("two types on one L40S")
+        .to_string();
+    assert!(e.contains("one type per GPU"), "{e}");
+    let bad_vf = l40s.replace(
+        "vgpu_type = 1148\n[[pci.sriov.vfs]]\naddress = \"0000:41:00.5\"",
+        "vgpu_type = 1149\n[[pci.sriov.vfs]]\naddress = \"0000:41:00.5\"",
+    );
+    let e = HostSpec::from_toml(&bad_vf, "bad", &Catalog::embedded()).expect_err("1149 is not listed").to_string();
+    assert!(e.contains("0000:41:00.4") && e.contains("1149"), "{e}");
+}
