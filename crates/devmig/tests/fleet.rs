@@ -418,3 +418,60 @@ fn a_second_agent_under_one_host_name_is_refused_on_both_sides() {
     assert_ne!(other.trim(), held);
     assert_eq!(identity_of_twin().as_deref(), Some(held.as_str()), "the second agent took the name over");
 }
+
+/// SR-IOV vGPUs across a simulated fleet: an L40S-2Q vGPU goes to a VF that is one already, and
+/// once those are taken, to a free VF whose type the claim sets; the host then reports that VF
+/// as a vGPU in use and no longer offers its type.
+#[test]
+fn an_sriov_vgpu_is_placed_on_vfs_then_on_a_free_vfs_type() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    let (child, first) = common::spawn_until_first_line(
+        devmig().args(["sim", "fleet", "--hosts", "12", "--devices", "4", "--seed", "3", "--dir", &d]),
+        Duration::from_secs(120),
+    );
+    let _running = Running(child);
+    assert!(first.starts_with("fleet: http://127.0.0.1:"), "{first}");
+    let (db, token) = (format!("sqlite:{d}/fleet.db"), format!("{d}/agent-token"));
+    let mut typed = None;
+    for n in 0..8 {
+        let migration = format!("vgpu-{n}");
+        let (code, p) = run_json(&[
+            "fleet",
+            "place",
+            "--db",
+            &db,
+            "--agent-token-file",
+            &token,
+            "--source",
+            "sim-r00-0005:0000:41:00.1",
+            "--claim",
+            "--migration-id",
+            &migration,
+            "--agent-timeout-ms",
+            "30000",
+        ]);
+        assert_eq!((code, &p["placed"]), (0, &Value::Bool(true)), "placement {n}: {p}");
+        let target = p["assignments"][0]["target"].as_str().expect("target").to_string();
+        if target.ends_with("/nvidia-1148") {
+            typed = Some((p["host"].as_str().expect("host").to_string(), target));
+            break;
+        }
+    }
+    let (host, target) = typed.expect("a type target once the VFs with a type were claimed");
+    let vf = target.trim_end_matches("/nvidia-1148").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, devices) = run_json(&["fleet", "devices", "--db", &db, "--hosts", &host]);
+        let devices = devices["devices"].as_array().expect("devices").clone();
+        let now_a_vgpu = devices.iter().find(|d| d["device"] == vf.as_str()).is_some_and(|d| {
+            d["kind"] == "sriov_vf" && d["version"] == "nvidia-v1-vf-550.54.16-10de-26b9-L40S-2Q" && d["free"] == false
+        });
+        let type_gone = !devices.iter().any(|d| d["device"] == target.as_str());
+        if now_a_vgpu && type_gone {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{host} never reported {vf} as a vGPU: {devices:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
