@@ -393,7 +393,14 @@ impl Agent {
         if !report.verdict.is_compatible() {
             return Err(AgentError::Rejected(Box::new(report)));
         }
-        if let Some(file) = devmig_core::vf_vgpu::type_file(self.checker.root(), &ty) {
+        // Through the I/O pool: telling a VF's type from an mdev type stats sysfs files.
+        let (root, probe) = (self.checker.root().clone(), ty.clone());
+        let vf_file = self
+            .checker
+            .io()
+            .run_on(&root.join(ty.node_path()), move || devmig_core::vf_vgpu::type_file(&root, &probe))
+            .map_err(|f| sysfs_error("looking at the type target", f))?;
+        if let Some(file) = vf_file {
             return self.set_vf_type(&ty, &file, version);
         }
         let facts = self.type_facts(&ty)?;
@@ -454,7 +461,18 @@ impl Agent {
         let n = devmig_core::vf_vgpu::type_number(type_id)
             .ok_or_else(|| AgentError::BadRequest(format!("{ty} is not VF/nvidia-<number>")))?;
         // Written ahead: should the agent die before the claim is stored, the next start clears it.
-        self.store.lock().intend_mdev(vf, now())?;
+        // A row for this VF already there is another claim giving it a type right now.
+        if let Err(e) = self.store.lock().intend_mdev(vf, now()) {
+            let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation);
+            return Err(if busy {
+                AgentError::Conflict {
+                    code: "no_free_instance",
+                    detail: format!("{vf} is being given a vGPU type for another claim"),
+                }
+            } else {
+                e.into()
+            });
+        }
         if let Err(f) = self.checker.io().write(file, n.to_string().as_bytes()) {
             if !matches!(f, IoFailure::Timeout { .. }) {
                 self.store.lock().settle_mdev(vf)?;

@@ -133,11 +133,11 @@ pub(crate) fn discover_one(
     registry: &Registry,
     id: &DeviceId,
 ) -> Result<Device, CoreError> {
-    let node = node_dir(root, id);
-    let device = node.clone();
-    match io.run_on(&device, move || fs::metadata(&node).map(|m| m.is_dir())) {
-        Ok(Ok(true)) => Ok(discover_in_job(root, io, registry, id.clone())),
-        Ok(_) => Err(CoreError::DeviceNotFound { id: id.to_string(), root: root.path().into() }),
+    let device = root.join(id.node_path());
+    let (r, probe) = (root.clone(), id.clone());
+    match io.run_on(&device, move || node_dir(&r, &probe).is_dir()) {
+        Ok(true) => Ok(discover_in_job(root, io, registry, id.clone())),
+        Ok(false) => Err(CoreError::DeviceNotFound { id: id.to_string(), root: root.path().into() }),
         Err(failure) => Err(CoreError::Io { op: "stat", path: root.join(id.node_path()), failure }),
     }
 }
@@ -145,7 +145,7 @@ pub(crate) fn discover_one(
 /// Runs the discovery of one device on the I/O pool, so a hung attribute costs one timeout.
 fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: DeviceId) -> Device {
     let (r, reg, job_id) = (root.clone(), registry.clone(), id.clone());
-    match io.run_on(&node_dir(root, &id), move || discover_device(&r, &reg, job_id)) {
+    match io.run_on(&root.join(id.node_path()), move || discover_device(&r, &reg, job_id)) {
         Ok(d) => d,
         Err(failure) => {
             let kind = match &id {
@@ -163,7 +163,7 @@ fn discover_in_job(root: &SysfsRoot, io: &SysfsIo, registry: &Registry, id: Devi
 }
 
 /// The directory a device's attributes are in: its sysfs node, or for a type target of an
-/// SR-IOV vGPU VF the VF's own directory.
+/// SR-IOV vGPU VF the VF's own directory. It stats files: call it inside an I/O job.
 fn node_dir(root: &SysfsRoot, id: &DeviceId) -> PathBuf {
     crate::vf_vgpu::vf_dir(root, id).unwrap_or_else(|| root.join(id.node_path()))
 }

@@ -45,8 +45,9 @@ pub struct VariantVersion {
 impl VariantVersion {
     /// Parses the emitted form.
     pub fn parse(s: &str) -> Result<Self, VendorError> {
-        let rest =
-            s.strip_prefix(PREFIX).ok_or_else(|| VendorError::bad_version(NAME, s, "expected prefix {PREFIX}"))?;
+        let rest = s
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| VendorError::bad_version(NAME, s, format!("expected prefix {PREFIX}")))?;
         let mut parts = rest.split('-');
         let driver = parts.next().filter(|d| crate::variant_catalog::is_snake_name(d));
         let driver = driver.ok_or_else(|| VendorError::bad_version(NAME, s, "the driver name must be [a-z0-9_]+"))?;
@@ -312,6 +313,8 @@ mod tests {
         assert_eq!(v.render(), "vfio_variant-v1-qat_vfio_pci-8086:4941-services=asym;sym");
         let odd = VariantVersion { facts: BTreeMap::from([("fw".into(), "a-b=c %".into())]), ..v };
         assert_eq!(VariantVersion::parse(&odd.render()).expect("round trip"), odd);
+        let e = VariantVersion::parse("vfio_variant-v2-mlx5_vfio_pci-15b3:101e").expect_err("v2").to_string();
+        assert!(e.contains("expected prefix vfio_variant-v1-"), "{e}");
         for bad in [
             "vfio_variant-v1-Mlx5-15b3:101e",
             "vfio_variant-v1-mlx5_vfio_pci-15b3",
