@@ -300,7 +300,13 @@ impl Catalog {
         self.nvidia.migrations.extend(other.nvidia.migrations);
         self.nvidia.never.extend(other.nvidia.never);
         self.nvidia.types.extend(other.nvidia.types);
-        self.variant.drivers.extend(other.variant.drivers);
+        // A driver row named like an earlier one replaces it (an operator's narrower or wider rules).
+        for row in other.variant.drivers {
+            match self.variant.drivers.iter_mut().find(|d| d.name == row.name) {
+                Some(earlier) => *earlier = row,
+                None => self.variant.drivers.push(row),
+            }
+        }
     }
 
     fn validate(&self, origin: &str) -> Result<(), VendorError> {

@@ -263,3 +263,54 @@ fn an_operator_catalog_allows_newer_managers_and_cannot_allow_what_nvidia_rules_
     let _ = std::fs::remove_file(&dir);
     assert!(e.contains("10de:2331") && e.contains("H100, H200 and H800"), "{e}");
 }
+
+/// An operator's catalog adds a variant driver row (its ids, a fact and what only its resume
+/// decides) without recompiling; a row that could not work is refused naming the key.
+#[test]
+fn an_operator_catalog_adds_a_variant_driver_and_bad_rows_name_the_key() {
+    let row = r#"
+[[variant.drivers]]
+name = "acme_vfio_pci"
+title = "Acme NIC VF"
+ids = ["1234:5678"]
+source = "the operator's lab"
+[[variant.drivers.facts]]
+name = "fw"
+file = "physfn/acme/firmware"
+rule = "superset"
+why = "the target firmware must offer every source feature"
+source = "the operator's lab"
+[[variant.drivers.at_resume]]
+what = "the firmware restores the state"
+source = "the operator's lab"
+"#;
+    let mut catalog = Catalog::embedded();
+    catalog.extend(Catalog::from_toml(row, "extra").expect("a valid row"));
+    let r = Registry::new(catalog);
+    let vf = |features: &str| {
+        DeviceFacts::pci_function("1234:5678", true, "acme_vfio_pci", None).with_param("physfn/acme/firmware", features)
+    };
+    let source = r.version(&vf("tso lro")).expect("the new row's VF has a version");
+    assert_eq!(source, "vfio_variant-v1-acme_vfio_pci-1234:5678-fw=tso%20lro");
+    let d = r.evaluate(&source, &vf("lro tso gro")).expect("evaluates");
+    assert!(d.accepted(), "{d:?}");
+    assert_eq!(d.at_resume, vec!["the firmware restores the state".to_string()]);
+    assert_eq!(failed_rules(&r, &source, &vf("tso")), vec!["vfio_variant.fw"]);
+    // A row named like an embedded one replaces it: here mlx5 without the firmware rule.
+    let mlx5 = "[[variant.drivers]]\nname = \"mlx5_vfio_pci\"\ntitle = \"ConnectX VF\"\nids = [\"15b3:101e\"]\nsource = \"lab\"\n";
+    let mut catalog = Catalog::embedded();
+    catalog.extend(Catalog::from_toml(mlx5, "extra").expect("a valid row"));
+    assert_eq!(catalog.variant.drivers.iter().filter(|d| d.name == "mlx5_vfio_pci").count(), 1);
+    let r = Registry::new(catalog);
+    let cx7 = DeviceFacts::pci_function("15b3:101e", true, "mlx5_vfio_pci", None);
+    assert_eq!(r.version(&cx7).expect("no facts needed now"), "vfio_variant-v1-mlx5_vfio_pci-15b3:101e");
+    for (bad, key) in [
+        (row.replace("physfn/acme/firmware", "../../etc/passwd"), "variant.drivers[0].facts[0].file"),
+        (row.replace("\"superset\"", "\"newer\""), "rule"),
+        (row.replace("ids = [\"1234:5678\"]", "ids = []"), "variant.drivers[0]"),
+        (row.replace("name = \"fw\"", "name = \"Fw-1\""), "variant.drivers[0].facts[0].name"),
+    ] {
+        let e = Catalog::from_toml(&bad, "extra").expect_err("refused").to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
