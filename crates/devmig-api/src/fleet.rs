@@ -76,6 +76,10 @@ pub struct Assignment {
     /// The device the claim reserved, when it differs from `target` (a type's new mdev).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_device: Option<String>,
+    /// What only the destination driver's resume decides for this pair (a VFIO variant
+    /// driver's firmware checks), as the agent's check named it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_resume: Vec<String>,
 }
 
 /// One step-b call.
@@ -92,6 +96,9 @@ pub struct Probe {
     /// (`agent_unreachable`, `agent_refused`, `claim_failed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<Reason>,
+    /// What only the destination driver's resume decides (of an accepting verdict).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_resume: Vec<String>,
 }
 
 /// A host that was verified.

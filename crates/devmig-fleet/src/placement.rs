@@ -411,6 +411,14 @@ impl Fleet {
                             verdict: Verdict::accepted(Some(host.devices[i].version.as_str()), &sources[s].version),
                             claim_id: None,
                             claimed_device: None,
+                            // What the agent's accepting check said only the resume decides.
+                            at_resume: tried[*at]
+                                .probes
+                                .iter()
+                                .rev()
+                                .find(|p| p.source == sources[s].label && p.target == host.devices[i].device)
+                                .map(|p| p.at_resume.clone())
+                                .unwrap_or_default(),
                         })
                         .collect();
                     let Some(spec) = claim else {
@@ -452,6 +460,7 @@ impl Fleet {
                                 target: host.devices[assignment[s]].device.clone(),
                                 verdict: None,
                                 reasons: vec![Reason::new(ReasonCode::ClaimFailed, why)],
+                                at_resume: Vec::new(),
                             });
                             let failed = assignment[s];
                             host.edges[s].retain(|&x| x != failed);
@@ -501,11 +510,13 @@ impl Fleet {
                     Ok(report) => {
                         let ok = report.verdict.is_compatible();
                         let reasons = if ok { Vec::new() } else { report.reasons.clone() };
+                        let at_resume = if ok { report.at_resume.clone() } else { Vec::new() };
                         probes.push(Probe {
                             source: sources[s].label.clone(),
                             target,
                             verdict: Some(report.verdict),
                             reasons,
+                            at_resume,
                         });
                         if ok {
                             accepted.insert((s, i));
@@ -524,6 +535,7 @@ impl Fleet {
                             target,
                             verdict: None,
                             reasons: vec![Reason::new(f.code(), f.to_string())],
+                            at_resume: Vec::new(),
                         });
                         return (outcome, probes, None);
                     }

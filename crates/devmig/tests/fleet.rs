@@ -474,4 +474,21 @@ fn an_sriov_vgpu_is_placed_on_vfs_then_on_a_free_vfs_type() {
         assert!(std::time::Instant::now() < deadline, "{host} never reported {vf} as a vGPU: {devices:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A ConnectX VF on mlx5_vfio_pci: placed on a host with the same firmware and PSID, and the
+    // answer names what only the destination's firmware decides.
+    let (code, p) = run_json(&[
+        "fleet",
+        "place",
+        "--db",
+        &db,
+        "--agent-token-file",
+        &token,
+        "--source",
+        "sim-r00-0001:0000:17:00.1",
+        "--agent-timeout-ms",
+        "30000",
+    ]);
+    assert_eq!(code, 0, "{p}");
+    let at_resume = p["assignments"][0]["at_resume"].as_array().expect("at_resume").clone();
+    assert!(at_resume.iter().any(|w| w.as_str().is_some_and(|w| w.contains("LOAD_VHCA_STATE"))), "{p}");
 }

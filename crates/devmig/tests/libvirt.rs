@@ -33,6 +33,7 @@ fn assignment(source: &str, target: &str, kind: DeviceKind, claimed: Option<&str
         verdict: Verdict::Compatible,
         claim_id: claimed.map(|_| "c-1".to_string()),
         claimed_device: claimed.map(str::to_string),
+        at_resume: Vec::new(),
     }
 }
 

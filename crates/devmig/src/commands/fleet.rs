@@ -521,6 +521,11 @@ fn render_placement(p: &Placement, out: &mut dyn Write) -> Result<(), CliError> 
             ]
         });
         table(out, &["SOURCE", "TARGET", "STEP B", "CLAIM"], rows)?;
+        for a in &p.assignments {
+            for what in &a.at_resume {
+                line(out, format!("at resume ({}): only the destination can tell: {what}", a.target))?;
+            }
+        }
     }
     if !p.tried.is_empty() {
         line(out, "hosts tried:")?;
