@@ -21,18 +21,24 @@ fn run_json(args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// `devmig sim fleet` (seed 3) of `hosts` hosts with `devices` each, in `dir`, running until
+/// the guard drops; its first line, database URL and agent token file.
+fn sim_fleet(dir: &std::path::Path, hosts: &str, devices: &str) -> (Running, String, String, String) {
+    let d = dir.display().to_string();
+    let (child, first) = common::spawn_until_first_line(
+        devmig().args(["sim", "fleet", "--hosts", hosts, "--devices", devices, "--seed", "3", "--dir", &d]),
+        Duration::from_secs(120),
+    );
+    let running = Running(child);
+    assert!(first.starts_with("fleet: http://127.0.0.1:"), "{first}");
+    (running, first, format!("sqlite:{d}/fleet.db"), format!("{d}/agent-token"))
+}
+
 #[test]
 fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display().to_string();
-    let (child, first) = common::spawn_until_first_line(
-        devmig().args(["sim", "fleet", "--hosts", "6", "--devices", "8", "--seed", "3", "--dir", &d]),
-        Duration::from_secs(120),
-    );
-    let _running = Running(child);
-    assert!(first.starts_with("fleet: http://127.0.0.1:"), "{first}");
-    let db = format!("sqlite:{d}/fleet.db");
-    let token = format!("{d}/agent-token");
+    let (_running, first, db, token) = sim_fleet(dir.path(), "6", "8");
 
     let (code, hosts) = run_json(&["fleet", "hosts", "--db", &db]);
     assert_eq!(code, 0);
@@ -425,14 +431,7 @@ fn a_second_agent_under_one_host_name_is_refused_on_both_sides() {
 #[test]
 fn an_sriov_vgpu_is_placed_on_vfs_then_on_a_free_vfs_type() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let d = dir.path().display().to_string();
-    let (child, first) = common::spawn_until_first_line(
-        devmig().args(["sim", "fleet", "--hosts", "12", "--devices", "4", "--seed", "3", "--dir", &d]),
-        Duration::from_secs(120),
-    );
-    let _running = Running(child);
-    assert!(first.starts_with("fleet: http://127.0.0.1:"), "{first}");
-    let (db, token) = (format!("sqlite:{d}/fleet.db"), format!("{d}/agent-token"));
+    let (_running, _, db, token) = sim_fleet(dir.path(), "12", "4");
     let mut typed = None;
     for n in 0..8 {
         let migration = format!("vgpu-{n}");

@@ -3,17 +3,13 @@
 //! verdict is the nvidia model's (the userspace adapter); golden files hold what users see.
 mod common;
 
+use common::run_at as run;
 use devmig_simfs::spec::EXAMPLE_HOST_NVIDIA;
 use devmig_simfs::{HostSpec, mount};
 use devmig_vendors::{Catalog, Registry};
 
 const VGPU: &str = "7f0b6a3c-2d4e-4a51-9c8e-0a1b2c3d4e01";
 const M60: &str = "sys/class/mdev_bus/0000:81:00.0/mdev_supported_types";
-
-fn run(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = common::devmig_at(root, args);
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 #[test]
 fn an_nvidia_host_as_sysfs_shows_it_and_the_models_verdicts() {

@@ -5,6 +5,7 @@
 //! destination's resume can tell. Golden files hold what users see.
 mod common;
 
+use common::run_at as run;
 use devmig_simfs::spec::EXAMPLE_HOST_NIC;
 use devmig_simfs::{HostSpec, mount};
 use devmig_vendors::{Catalog, Registry};
@@ -12,11 +13,6 @@ use devmig_vendors::{Catalog, Registry};
 const MLX_VF: &str = "0000:17:00.1";
 const QAT_VF: &str = "0000:6b:00.1";
 const VIRTIO_VF: &str = "0000:21:00.1";
-
-fn run(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = common::devmig_at(root, args);
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 #[test]
 fn a_nic_host_with_variant_drivers_as_sysfs_shows_it_and_the_models_verdicts() {

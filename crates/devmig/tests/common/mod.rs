@@ -36,6 +36,12 @@ pub fn devmig_at(root: &std::path::Path, args: &[&str]) -> std::process::Output 
         .expect("run devmig")
 }
 
+/// [`devmig_at`]'s exit code and standard output.
+pub fn run_at(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = devmig_at(root, args);
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Runs the binary with `args`, `stdin` written to its standard input (the environment's agent
 /// left out).
 pub fn devmig_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
