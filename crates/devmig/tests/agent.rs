@@ -4,28 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::mount_spec as host;
 use devmig_core::tree::example_uuids::{A_VGPU, B_VGPU_EIGHTH, B_VGPU_HALF};
-use devmig_simfs::{HostSpec, Mounted, mount};
-use devmig_vendors::{Catalog, Registry};
 use serde_json::{Value, json};
 
 mod common;
 
 const ADMIN: &str = "admin-secret-0123456789";
-
-struct Host {
-    mounted: Mounted,
-    _mnt: tempfile::TempDir,
-}
-
-fn host(spec: &str) -> Host {
-    let mnt = tempfile::tempdir().expect("mnt");
-    let h = HostSpec::from_toml(spec, "t", &Catalog::embedded())
-        .expect("spec")
-        .build(Registry::new(Catalog::embedded()), "t")
-        .expect("build");
-    Host { mounted: mount(h, mnt.path()).expect("mount (root)"), _mnt: mnt }
-}
 
 /// A running agent process; killed on drop.
 struct Agent {

@@ -4,22 +4,17 @@
 mod common;
 
 use common::run_at as run;
+use devmig_simfs::HostSpec;
 use devmig_simfs::spec::EXAMPLE_HOST_NVIDIA;
-use devmig_simfs::{HostSpec, mount};
-use devmig_vendors::{Catalog, Registry};
+use devmig_vendors::Catalog;
 
 const VGPU: &str = "7f0b6a3c-2d4e-4a51-9c8e-0a1b2c3d4e01";
 const M60: &str = "sys/class/mdev_bus/0000:81:00.0/mdev_supported_types";
 
 #[test]
 fn an_nvidia_host_as_sysfs_shows_it_and_the_models_verdicts() {
-    let mnt = tempfile::tempdir().expect("mnt");
-    let host = HostSpec::from_toml(EXAMPLE_HOST_NVIDIA, "host-nvidia", &Catalog::embedded())
-        .expect("spec")
-        .build(Registry::new(Catalog::embedded()), "host-nvidia")
-        .expect("build");
-    let m = mount(host, mnt.path()).expect("mount (root)");
-    let root = m.path();
+    let host = common::mount_spec(EXAMPLE_HOST_NVIDIA);
+    let root = host.mounted.path();
     let read = |rel: &str| std::fs::read_to_string(root.join(rel)).expect(rel).trim_end().to_string();
 
     // The types as the vGPU Manager shows them; one type at a time on a time-sliced GPU.
@@ -56,20 +51,15 @@ fn an_nvidia_host_as_sysfs_shows_it_and_the_models_verdicts() {
     let (code, text) = run(root, &["match", VGPU]);
     assert_eq!(code, Some(0), "{text}");
     common::golden("nvidia-match.txt", &text);
-    m.unmount().expect("unmount");
+    host.mounted.unmount().expect("unmount");
 }
 
 /// SR-IOV vGPUs (vGPU 17 and later): an L40S whose VFs take vGPU types through
 /// `nvidia/current_vgpu_type`, read and written with real syscalls through the mount.
 #[test]
 fn an_sriov_vgpu_host_lists_types_per_free_vf_and_the_model_judges_vfs() {
-    let mnt = tempfile::tempdir().expect("mnt");
-    let host = HostSpec::from_toml(devmig_simfs::spec::EXAMPLE_HOST_L40S, "host-l40s", &Catalog::embedded())
-        .expect("spec")
-        .build(Registry::new(Catalog::embedded()), "host-l40s")
-        .expect("build");
-    let m = mount(host, mnt.path()).expect("mount (root)");
-    let root = m.path();
+    let host = common::mount_spec(devmig_simfs::spec::EXAMPLE_HOST_L40S);
+    let root = host.mounted.path();
     let vf = |addr: &str, file: &str| root.join(format!("sys/bus/pci/devices/{addr}/nvidia/{file}"));
     let read = |addr: &str, file: &str| std::fs::read_to_string(vf(addr, file)).expect(file);
     let write = |addr: &str, text: &str| {
@@ -113,7 +103,7 @@ fn an_sriov_vgpu_host_lists_types_per_free_vf_and_the_model_judges_vfs() {
     }
     let all = read("0000:41:00.7", "creatable_vgpu_types");
     assert_eq!(all.lines().count(), 4, "an idle GPU offers every type: {all}");
-    m.unmount().expect("unmount");
+    host.mounted.unmount().expect("unmount");
 }
 
 /// A time-sliced NVIDIA GPU holds one vGPU type at a time: a spec giving it two is refused,

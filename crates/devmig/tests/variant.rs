@@ -7,8 +7,6 @@ mod common;
 
 use common::run_at as run;
 use devmig_simfs::spec::EXAMPLE_HOST_NIC;
-use devmig_simfs::{HostSpec, mount};
-use devmig_vendors::{Catalog, Registry};
 
 const MLX_VF: &str = "0000:17:00.1";
 const QAT_VF: &str = "0000:6b:00.1";
@@ -16,13 +14,8 @@ const VIRTIO_VF: &str = "0000:21:00.1";
 
 #[test]
 fn a_nic_host_with_variant_drivers_as_sysfs_shows_it_and_the_models_verdicts() {
-    let mnt = tempfile::tempdir().expect("mnt");
-    let host = HostSpec::from_toml(EXAMPLE_HOST_NIC, "host-nic", &Catalog::embedded())
-        .expect("spec")
-        .build(Registry::new(Catalog::embedded()), "host-nic")
-        .expect("build");
-    let m = mount(host, mnt.path()).expect("mount (root)");
-    let root = m.path();
+    let host = common::mount_spec(EXAMPLE_HOST_NIC);
+    let root = host.mounted.path();
     let read = |rel: &str| std::fs::read_to_string(root.join(rel)).expect(rel).trim_end().to_string();
 
     // What the model reads, through the VF's physfn link, as the kernel lays it out.
@@ -74,5 +67,5 @@ fn a_nic_host_with_variant_drivers_as_sysfs_shows_it_and_the_models_verdicts() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(text.matches("\"live_migratable\":\"yes\"").count(), 5, "every variant VF: {text}");
     common::golden("variant-device-spec.txt", &text);
-    m.unmount().expect("unmount");
+    host.mounted.unmount().expect("unmount");
 }

@@ -36,6 +36,24 @@ pub fn devmig_at(root: &std::path::Path, args: &[&str]) -> std::process::Output 
         .expect("run devmig")
 }
 
+/// A host spec built and mounted (needs root) on a fresh directory; unmounted when dropped.
+pub struct MountedHost {
+    /// The mount.
+    pub mounted: devmig_simfs::Mounted,
+    _mnt: tempfile::TempDir,
+}
+
+/// Builds `spec` (TOML) with the embedded catalog and mounts it.
+pub fn mount_spec(spec: &str) -> MountedHost {
+    let mnt = tempfile::tempdir().expect("mnt");
+    let catalog = devmig_vendors::Catalog::embedded();
+    let host = devmig_simfs::HostSpec::from_toml(spec, "test", &catalog)
+        .expect("spec")
+        .build(devmig_vendors::Registry::new(catalog), "test")
+        .expect("build");
+    MountedHost { mounted: devmig_simfs::mount(host, mnt.path()).expect("mount (root)"), _mnt: mnt }
+}
+
 /// [`devmig_at`]'s exit code and standard output.
 pub fn run_at(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
     let out = devmig_at(root, args);
