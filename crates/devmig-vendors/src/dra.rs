@@ -108,12 +108,15 @@ pub fn attributes(attrs: &Attributes) -> Result<BTreeMap<String, DraValue>, DraL
                 for m in members {
                     out.insert(member(attr, m), DraValue::Bool(true));
                 }
+                // The whole set as one string too: what a source requiring the same set compares
+                // (CEL in DRA tests members by name; it cannot count them).
+                out.insert(name(attr), DraValue::String(string_value(&joined(members.iter()))));
             }
         }
     }
     if out.len() > MAX_ATTRIBUTES {
         return Err(DraLimit(format!(
-            "{} attributes, DRA takes at most {MAX_ATTRIBUTES} per device (sets count one per member)",
+            "{} attributes, DRA takes at most {MAX_ATTRIBUTES} per device (a set counts one per member and one)",
             out.len()
         )));
     }
@@ -158,7 +161,9 @@ pub fn selector(req: &Requirement) -> Result<String, DraLimit> {
                 "({has} && {a}.{n}.major() == {} && {a}.{n}.minor() == {} && {a}.{n}.patch() == {})",
                 v.major, v.minor, v.bugfix
             ),
-            Constraint::Equals { attr, value: AttrValue::Set(members) } => members_test(&a, attr, members.iter()),
+            Constraint::Equals { value: AttrValue::Set(members), .. } => {
+                format!("({has} && {a}.{n} == {})", quote(&string_value(&joined(members.iter()))))
+            }
             Constraint::OneOf { values, .. } => {
                 let list: Vec<String> = values.iter().map(|v| quote(&string_value(v))).collect();
                 format!("({has} && {a}.{n} in [{}])", list.join(", "))
@@ -175,6 +180,11 @@ pub fn selector(req: &Requirement) -> Result<String, DraLimit> {
         return Err(DraLimit(format!("the selector is {} bytes, DRA takes at most {MAX_EXPRESSION}", expr.len())));
     }
     Ok(expr)
+}
+
+/// A set as one string: its members in order, comma-separated.
+fn joined<'a>(members: impl Iterator<Item = &'a String>) -> String {
+    members.map(String::as_str).collect::<Vec<_>>().join(",")
 }
 
 fn members_test<'a>(a: &str, attr: &str, members: impl Iterator<Item = &'a String>) -> String {
@@ -206,7 +216,7 @@ mod tests {
         let members: std::collections::BTreeSet<String> = (0..40).map(|i| format!("alg{i}")).collect();
         let attrs = Attributes::from([("qat.crypto".to_string(), AttrValue::Set(members))]);
         let e = attributes(&attrs).expect_err("40 members");
-        assert!(e.0.contains("40 attributes") && e.0.contains("at most 32"), "{e}");
+        assert!(e.0.contains("41 attributes") && e.0.contains("at most 32"), "{e}");
     }
 
     #[test]

@@ -94,9 +94,13 @@ proptest! {
         let mut devices = Vec::new();
         let mut attrs_list = Vec::new();
         let mut sources = std::collections::BTreeSet::from(["acme-1.0-opaque".to_string(), "mtty-v1-0.1.40-mtty-2".to_string()]);
-        for i in 0..hosts {
-            let plan = HostPlan::draw(seed, i, 16);
-            for (_, _, facts) in plan.facts() {
+        // QAT VFs on qat_vfio_pci: a set that must be equal (the PF's services), not a superset.
+        let qat = ["sym;asym", "asym;sym", "sym", "sym;dc"].map(|services| {
+            devmig_vendors::DeviceFacts::pci_function("8086:4941", true, "qat_vfio_pci", None)
+                .with_param("physfn/qat/cfg_services", services)
+        });
+        let planned = (0..hosts).flat_map(|i| HostPlan::draw(seed, i, 16).facts().into_iter().map(|(_, _, f)| f));
+        for facts in planned.chain(qat) {
                 let Ok(version) = r.version(&facts) else { continue };
                 let described = r.describe(Some(&facts), kernel.then_some(version.as_str())).expect("describe");
                 let dra = attributes(&described.attributes).expect("within DRA's limits");
@@ -117,7 +121,6 @@ proptest! {
                 if !matches!(facts.kind, devmig_vendors::FactsKind::MdevType) {
                     sources.insert(version);
                 }
-            }
         }
         let mut selectors = Vec::new();
         let mut expected = Vec::new();
