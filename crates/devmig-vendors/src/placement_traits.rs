@@ -12,6 +12,7 @@
 //! | `OneOf` of one value | as `Equals` | as `Equals` |
 //! | `OneOf` of a catalog group | `<ATTR>_IN_<group hash>` for each group holding its value | the group's trait |
 //! | `Contains`, `Superset` | `<ATTR>_HAS_<member>` per member of its set | one trait per required member |
+//! | `Equals` (set) | `<ATTR>_EQ_<members, comma-joined>` for its set | that trait |
 //! | `SemverCompatible` | `<ATTR>_V<major>_GE<k>` for every `k` up to its minor (below 32; then 32, 64, 128, ...) | `<ATTR>_V<major>_GE<min_minor>` |
 //!
 //! A value is written as it is when it is 1..=40 of `[A-Z0-9]`, else as its capitalised,
@@ -93,7 +94,11 @@ pub fn target_traits(registry: &Registry, attrs: &Attributes) -> BTreeSet<String
             AttrValue::Int(i) => {
                 out.insert(name(attr, "EQ", &i.to_string()));
             }
-            AttrValue::Set(members) => out.extend(members.iter().map(|m| name(attr, "HAS", m))),
+            AttrValue::Set(members) => {
+                out.extend(members.iter().map(|m| name(attr, "HAS", m)));
+                // The whole set too: what a source requiring the same set asks for.
+                out.insert(name(attr, "EQ", &joined(members)));
+            }
             AttrValue::Semver(v) => {
                 let ks = (0..=v.minor.min(EXACT_MINORS - 1)).chain(
                     std::iter::successors(Some(EXACT_MINORS), |k| k.checked_mul(2)).take_while(|k| *k <= v.minor),
@@ -121,9 +126,7 @@ pub fn source_traits(registry: &Registry, model: &str, req: &Requirement) -> Sou
                 out.required.insert(name(attr, "EQ", &i.to_string()));
             }
             Constraint::Equals { attr, value: AttrValue::Set(members) } => {
-                // Set equality: require every member (a superset also passes).
-                out.required.extend(members.iter().map(|m| name(attr, "HAS", m)));
-                coarse_list.push(coarse(c, "a superset of the set".to_string()));
+                out.required.insert(name(attr, "EQ", &joined(members)));
             }
             Constraint::Equals { attr, value: AttrValue::Semver(v) } => {
                 let k = written_minor(v.minor);
@@ -195,6 +198,11 @@ fn encode_value(v: &str) -> String {
         readable.push('_');
     }
     format!("{readable}H{}", sha256_hex(v, 12).to_ascii_uppercase())
+}
+
+/// A set as one value: its members in order, comma-separated.
+fn joined(members: &BTreeSet<String>) -> String {
+    members.iter().map(String::as_str).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
