@@ -25,7 +25,8 @@ pub struct SimSpec {
     /// Hosts.
     pub hosts: usize,
     /// Migratable devices per host (vGPUs, NVMe and QAT VFs, mtty instances), 4..=64; one host
-    /// in three also has two ConnectX-7 VFs on mlx5_vfio_pci.
+    /// in three also has two ConnectX-7 VFs on mlx5_vfio_pci, another in three an L40S with four
+    /// SR-IOV vGPU VFs (two vGPUs, two free VFs offering their type).
     pub devices: usize,
     /// Seed: the same seed lays out the same fleet.
     pub seed: u64,

@@ -1,6 +1,7 @@
 //! The catalog of the kernel's VFIO migration variant drivers (`mlx5_vfio_pci`, ...): which
 //! functions each binds, which host facts must relate how, and what only the destination
-//! driver's resume decides. One row per driver; operators add rows with `--catalog`.
+//! driver's resume decides. One row per driver; an operator's `--catalog` adds rows, or replaces
+//! the row of the same name.
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
