@@ -52,7 +52,22 @@ fn plan_reports_equal_agent_reports() {
 fn load(store: &Store, seed: u64, hosts: usize, devices: usize) {
     let reg = registry();
     for i in 0..hosts {
-        let r = HostPlan::draw(seed, i, devices).report(&reg, "sim", "http://127.0.0.1:9", 1);
+        let mut r = HostPlan::draw(seed, i, devices).report(&reg, "sim", "http://127.0.0.1:9", 1);
+        // A QAT VF on qat_vfio_pci whose PF's services differ by host: set equality, which the
+        // database does not index (its post-filter decides).
+        let services = ["sym;asym", "asym;sym", "sym", "sym;dc"][i % 4];
+        let facts = devmig_vendors::DeviceFacts::pci_function("8086:4941", true, "qat_vfio_pci", None)
+            .with_param("physfn/qat/cfg_services", services);
+        r.devices.push(devmig_agent::DeviceRecord {
+            id: "0000:6c:00.1".into(),
+            kind: devmig_core::DeviceKind::SriovVf,
+            model: "vfio_variant".into(),
+            version: reg.version(&facts).expect("version"),
+            attributes: reg.attributes(&facts).expect("attributes"),
+            facts,
+            free: true,
+        });
+        r.devices.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(store.apply_report(&r, now_ms()).expect("report"), ReportOutcome::Applied);
     }
 }
