@@ -120,11 +120,6 @@ pub fn show(backend: &Backend, device: &str, output: Output, out: &mut dyn Write
     if let Some(detail) = &d.migration.detail {
         rows.push(("migration detail", detail.clone()));
     }
-    // What the device's vendor model read from sysfs beside the ids (a VF's storage URL, a
-    // variant driver's firmware version through physfn, an SR-IOV vGPU's type number).
-    for (file, value) in d.facts.iter().flat_map(|f| &f.params) {
-        rows.push(("model read", format!("{file}: {}", value.replace('\n', " | "))));
-    }
     for p in &d.problems {
         rows.push(("problem", p.clone()));
     }
