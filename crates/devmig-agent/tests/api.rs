@@ -450,3 +450,18 @@ async fn a_restart_clears_a_vf_type_no_claim_holds() {
         .expect("restart");
     assert_eq!(std::fs::read_to_string(&file).expect("read").trim(), "0", "the orphaned type is cleared");
 }
+
+/// A type claim on a VF that another claim is giving a type right now (its pending row is
+/// there) is a conflict, not an internal error, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_claim_racing_another_on_one_vf_is_a_conflict() {
+    let l = lab(devmig_simfs::spec::EXAMPLE_HOST_L40S, Duration::from_secs(5));
+    let v = version_on(&l, "0000:41:00.4").await;
+    let db = rusqlite::Connection::open(l.state_dir.path().join("claims.db")).expect("claims.db");
+    db.execute("INSERT INTO pending_mdevs(uuid, created_at) VALUES ('0000:41:00.6', 0)", []).expect("pending row");
+    let (s, p) = claim(&l, "m-race", &v, json!({"type": "0000:41:00.6/nvidia-1148"})).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("no_free_instance")), "{p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("another claim")), "{p}");
+    let file = l.mounted.path().join("sys/bus/pci/devices/0000:41:00.6/nvidia/current_vgpu_type");
+    assert_eq!(std::fs::read_to_string(file).expect("read").trim(), "0", "nothing written");
+}
