@@ -60,6 +60,27 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A target a claim created: an mdev (its node) or an SR-IOV vGPU VF's type (its type file).
+#[derive(Debug, Clone)]
+struct CreatedTarget {
+    /// The mdev's node, or the VF's `nvidia/current_vgpu_type`.
+    file: PathBuf,
+    /// True for a VF's type.
+    vf: bool,
+}
+
+impl CreatedTarget {
+    /// Whether it is still there: the mdev's node exists, the VF has a type other than 0.
+    fn exists(&self) -> bool {
+        if self.vf { std::fs::read_to_string(&self.file).is_ok_and(|t| t.trim() != "0") } else { self.file.exists() }
+    }
+
+    /// What undoing it writes, and where: `1` to the mdev's `remove`, `0` to the VF's type.
+    fn undo(&self) -> (PathBuf, &'static [u8]) {
+        if self.vf { (self.file.clone(), b"0") } else { (self.file.join("remove"), b"1") }
+    }
+}
+
 impl Agent {
     /// Opens the claim store and reconciles it with the devices present now.
     pub fn open(o: &AgentOptions, registry: Registry) -> Result<Self, AgentError> {
@@ -86,18 +107,10 @@ impl Agent {
         let pending = self.store.lock().pending_mdevs()?;
         for uuid in pending {
             let claimed = self.store.lock().active_on_device(&uuid)?.is_some();
-            let (node, _) = self.created_at(&uuid);
-            let probe = node.clone();
+            let target = self.created_target(&uuid);
+            let (node, probe) = (target.file.clone(), target.clone());
             // Through the I/O pool: a hung sysfs costs one timeout here (then removal is tried).
-            // A VF's type file exists with the VF: what was created is a type other than 0.
-            let exists = self
-                .checker
-                .io()
-                .run_on(&node, move || match std::fs::read_to_string(&probe) {
-                    Ok(text) if probe.ends_with(CURRENT_TYPE) => text.trim() != "0",
-                    _ => probe.exists(),
-                })
-                .unwrap_or(true);
+            let exists = self.checker.io().run_on(&node, move || probe.exists()).unwrap_or(true);
             if claimed || !exists {
                 self.store.lock().settle_mdev(&uuid)?;
             } else if let Some(why) = self.remove_mdev(&uuid) {
@@ -437,19 +450,26 @@ impl Agent {
                 });
             }
         }
-        let report = match self.check(&uuid, version) {
+        self.verify_created(&uuid, version)?;
+        tracing::info!(mdev = %uuid, r#type = %ty, ?settings, "created target mdev");
+        Ok(uuid)
+    }
+
+    /// Checks a target a claim just created (an mdev, or a VF given a type) as it now is; one
+    /// that fails the check, or cannot be checked, is undone.
+    fn verify_created(&self, key: &str, version: &str) -> Result<(), AgentError> {
+        let report = match self.check(key, version) {
             Ok(r) => r,
             Err(e) => {
-                self.remove_mdev(&uuid);
+                self.remove_mdev(key);
                 return Err(e);
             }
         };
         if !report.verdict.is_compatible() {
-            self.remove_mdev(&uuid);
+            self.remove_mdev(key);
             return Err(AgentError::Rejected(Box::new(report)));
         }
-        tracing::info!(mdev = %uuid, r#type = %ty, ?settings, "created target mdev");
-        Ok(uuid)
+        Ok(())
     }
 
     /// Writes the type number of `ty` (`<VF>/nvidia-<n>`) to the VF's `file`, then checks the
@@ -487,34 +507,18 @@ impl Agent {
                 _ => sysfs_error("setting the VF's vGPU type", f),
             });
         }
-        let report = match self.check(vf, version) {
-            Ok(r) => r,
-            Err(e) => {
-                self.remove_mdev(vf);
-                return Err(e);
-            }
-        };
-        if !report.verdict.is_compatible() {
-            self.remove_mdev(vf);
-            return Err(AgentError::Rejected(Box::new(report)));
-        }
+        self.verify_created(vf, version)?;
         tracing::info!(vf = %vf, r#type = n, "set the VF's vGPU type");
         Ok(vf.clone())
     }
 
-    /// Where a target a claim created lives: the file whose presence (or, for a VF, whose
-    /// non-zero type) says it exists, and what undoing it writes there or beside it.
-    fn created_at(&self, key: &str) -> (std::path::PathBuf, (std::path::PathBuf, &'static [u8])) {
+    /// A target a claim created, by its key in the pending table: a VF's address (its type
+    /// file) or an mdev's UUID (its node).
+    fn created_target(&self, key: &str) -> CreatedTarget {
         let root = self.checker.root();
         match key.parse::<DeviceId>() {
-            Ok(id @ DeviceId::Pci(_)) => {
-                let file = root.join(id.node_path()).join(CURRENT_TYPE);
-                (file.clone(), (file, b"0"))
-            }
-            _ => {
-                let node = root.join(DeviceId::Mdev(key.to_string()).node_path());
-                (node.clone(), (node.join("remove"), b"1"))
-            }
+            Ok(id @ DeviceId::Pci(_)) => CreatedTarget { file: root.join(id.node_path()).join(CURRENT_TYPE), vf: true },
+            _ => CreatedTarget { file: root.join(DeviceId::Mdev(key.to_string()).node_path()), vf: false },
         }
     }
 
@@ -534,7 +538,7 @@ impl Agent {
     /// Removes an mdev the agent created (clears the type it gave an SR-IOV vGPU VF); failures
     /// are logged and returned as a note.
     fn remove_mdev(&self, uuid: &str) -> Option<String> {
-        let (_, (path, undo)) = self.created_at(uuid);
+        let (path, undo) = self.created_target(uuid).undo();
         match self.checker.io().write(&path, undo) {
             Ok(()) => {
                 if let Err(e) = self.store.lock().settle_mdev(uuid) {

@@ -69,6 +69,34 @@ fn sriov_cap(num: usize, vf_device: u16) -> SriovCap {
     SriovCap { total: 64, num: u16::try_from(num).unwrap_or(u16::MAX), offset: 1, stride: 1, vf_device }
 }
 
+/// A function's bound driver as `PciSpec` takes it: driver, module, module version.
+type BoundDriver<'a> = Option<(&'a str, &'a str, Option<&'a str>)>;
+
+/// Lays out `pf` with SR-IOV on and its VFs (address and parameter files), each a function of
+/// the PF's vendor and class with device id and driver `vf`, in IOMMU groups from
+/// `first_group` on, then links them as PF and VFs.
+fn lay_out_vfs(
+    b: &TreeBuilder,
+    pf: PciSpec<'_>,
+    vf: (u16, BoundDriver<'_>),
+    first_group: u32,
+    vfs: &[(&str, Vec<(&str, &str)>)],
+) -> std::io::Result<()> {
+    let (vf_device, driver) = vf;
+    b.pci(&PciSpec { sriov: Some(sriov_cap(vfs.len(), vf_device)), ..pf })?;
+    for (j, (addr, params)) in vfs.iter().enumerate() {
+        b.pci(&PciSpec {
+            driver,
+            iommu_group: Some(first_group + u32::try_from(j).unwrap_or(0)),
+            params,
+            is_vf: true,
+            ..PciSpec::new(addr, pf.vendor, vf_device, pf.class)
+        })?;
+    }
+    let refs: Vec<&str> = vfs.iter().map(|(addr, _)| *addr).collect();
+    b.sriov(pf.addr, &refs)
+}
+
 fn uuid(host: usize, dev: usize) -> String {
     format!("{host:08x}-0000-4000-8000-{dev:012x}")
 }
@@ -202,85 +230,49 @@ impl HostPlan {
             b.mdev(uuid, "0000:00:02.0", ty, Some(*aggr), None, &[])?;
         }
         let nvme = Some(("nvme", "nvme", Some(self.nvme.1)));
-        b.pci(&PciSpec {
+        let pf = PciSpec {
             driver: nvme,
             iommu_group: Some(10),
-            sriov: Some(sriov_cap(self.nvme_vfs.len(), self.nvme.0)),
             ..PciSpec::new("0000:3d:00.0", 0x144d, self.nvme.0, 0x010802)
-        })?;
-        for (j, (addr, url)) in self.nvme_vfs.iter().enumerate() {
-            let params = [("remote_storage_url", url.as_str())];
-            b.pci(&PciSpec {
-                driver: nvme,
-                iommu_group: Some(100 + u32::try_from(j).unwrap_or(0)),
-                params: &params,
-                is_vf: true,
-                ..PciSpec::new(addr, 0x144d, self.nvme.0, 0x010802)
-            })?;
-        }
-        let refs: Vec<&str> = self.nvme_vfs.iter().map(|v| v.0.as_str()).collect();
-        b.sriov("0000:3d:00.0", &refs)?;
-        b.pci(&PciSpec {
+        };
+        let vfs: Vec<_> =
+            self.nvme_vfs.iter().map(|(a, url)| (a.as_str(), vec![("remote_storage_url", url.as_str())])).collect();
+        lay_out_vfs(&b, pf, (self.nvme.0, nvme), 100, &vfs)?;
+        let pf = PciSpec {
             driver: Some(("4xxx", "qat_4xxx", Some(self.qat))),
             iommu_group: Some(20),
-            sriov: Some(sriov_cap(self.qat_vfs.len(), 0x4941)),
             ..PciSpec::new("0000:6b:00.0", 0x8086, 0x4940, 0x0b4000)
-        })?;
-        for (j, (addr, algs)) in self.qat_vfs.iter().enumerate() {
-            let params = [("crypto_algorithms", *algs)];
-            b.pci(&PciSpec {
-                driver: Some(("4xxxvf", "qat_4xxxvf", Some(self.qat))),
-                iommu_group: Some(200 + u32::try_from(j).unwrap_or(0)),
-                params: &params,
-                is_vf: true,
-                ..PciSpec::new(addr, 0x8086, 0x4941, 0x0b4000)
-            })?;
-        }
-        let refs: Vec<&str> = self.qat_vfs.iter().map(|v| v.0.as_str()).collect();
-        b.sriov("0000:6b:00.0", &refs)?;
+        };
+        let vfs: Vec<_> =
+            self.qat_vfs.iter().map(|(a, algs)| (a.as_str(), vec![("crypto_algorithms", *algs)])).collect();
+        lay_out_vfs(&b, pf, (0x4941, Some(("4xxxvf", "qat_4xxxvf", Some(self.qat)))), 200, &vfs)?;
         if let Some(nic) = &self.nic {
             let params = [(NIC_FW, nic.firmware), (NIC_PSID, nic.psid)];
-            b.pci(&PciSpec {
+            let pf = PciSpec {
                 driver: Some(("mlx5_core", "mlx5_core", None)),
                 iommu_group: Some(30),
                 params: &params,
-                sriov: Some(sriov_cap(nic.vfs.len(), 0x101e)),
                 ..PciSpec::new("0000:17:00.0", 0x15b3, 0x1021, 0x020000)
-            })?;
-            for (j, addr) in nic.vfs.iter().enumerate() {
-                b.pci(&PciSpec {
-                    driver: Some(("mlx5_vfio_pci", "mlx5_vfio_pci", None)),
-                    iommu_group: Some(300 + u32::try_from(j).unwrap_or(0)),
-                    is_vf: true,
-                    ..PciSpec::new(addr, 0x15b3, 0x101e, 0x020000)
-                })?;
-            }
-            let refs: Vec<&str> = nic.vfs.iter().map(String::as_str).collect();
-            b.sriov("0000:17:00.0", &refs)?;
+            };
+            let vfs: Vec<_> = nic.vfs.iter().map(|a| (a.as_str(), Vec::new())).collect();
+            lay_out_vfs(&b, pf, (0x101e, Some(("mlx5_vfio_pci", "mlx5_vfio_pci", None))), 300, &vfs)?;
         }
         if let Some(g) = &self.sriov_gpu {
             let driver = Some(("nvidia", "nvidia", Some(g.manager)));
-            b.pci(&PciSpec {
-                driver,
-                iommu_group: Some(40),
-                sriov: Some(sriov_cap(g.vfs.len(), 0x26b9)),
-                ..PciSpec::new("0000:41:00.0", 0x10de, 0x26b9, 0x030200)
-            })?;
+            let pf =
+                PciSpec { driver, iommu_group: Some(40), ..PciSpec::new("0000:41:00.0", 0x10de, 0x26b9, 0x030200) };
             let free_listing = format!("ID    : vGPU Name\n{:<5} : {}", SRIOV_TYPE.0, SRIOV_TYPE.1);
-            for (j, (addr, ty)) in g.vfs.iter().enumerate() {
-                let current = ty.to_string();
-                let listing = if *ty == 0 { free_listing.as_str() } else { "ID    : vGPU Name" };
-                let params = [(CURRENT_TYPE, current.as_str()), (CREATABLE_TYPES, listing)];
-                b.pci(&PciSpec {
-                    driver,
-                    iommu_group: Some(400 + u32::try_from(j).unwrap_or(0)),
-                    params: &params,
-                    is_vf: true,
-                    ..PciSpec::new(addr, 0x10de, 0x26b9, 0x030200)
-                })?;
-            }
-            let refs: Vec<&str> = g.vfs.iter().map(|v| v.0.as_str()).collect();
-            b.sriov("0000:41:00.0", &refs)?;
+            let types: Vec<String> = g.vfs.iter().map(|(_, ty)| ty.to_string()).collect();
+            let vfs: Vec<_> = g
+                .vfs
+                .iter()
+                .zip(&types)
+                .map(|((a, ty), current)| {
+                    let listing = if *ty == 0 { free_listing.as_str() } else { "ID    : vGPU Name" };
+                    (a.as_str(), vec![(CURRENT_TYPE, current.as_str()), (CREATABLE_TYPES, listing)])
+                })
+                .collect();
+            lay_out_vfs(&b, pf, (0x26b9, driver), 400, &vfs)?;
         }
         b.module("mtty", Some(self.mtty))?;
         b.mdev_parent_virtual("mtty", "mtty")?;

@@ -561,7 +561,8 @@ impl HostSpec {
         bad: &dyn Fn(String) -> SimError,
     ) -> Result<(), SimError> {
         let board: Option<PciId> = d.id.parse().ok();
-        let mut numbers = BTreeSet::new();
+        // Type numbers of the PF, with their instance counts.
+        let mut numbers = BTreeMap::new();
         for (i, ty) in v.types.iter().enumerate() {
             let row = catalog.nvidia_type(ty).ok_or_else(|| {
                 bad(format!("{key}.vgpu.types[{i}] {ty:?} is not a catalogued NVIDIA type ([[nvidia.types]])"))
@@ -571,14 +572,14 @@ impl HostSpec {
             if Some(row.board) != board {
                 return Err(bad(format!("{key}.vgpu.types[{i}] {ty} is a type of {}, not of {}", row.board, d.id)));
             }
-            numbers.insert(n);
+            numbers.insert(n, row.max_instances);
         }
         let mut in_use: Vec<u32> = Vec::new();
         for vf in d.sriov.iter().flat_map(|s| &s.vfs) {
             let Some(n) = vf.vgpu_type.filter(|n| *n != 0) else { continue };
-            if !numbers.contains(&n) {
+            let Some(&max) = numbers.get(&n) else {
                 return Err(bad(format!("{key}: VF {} has vgpu_type {n}, not one of vgpu.types", vf.address)));
-            }
+            };
             // A time-sliced GPU holds one type at a time, up to the type's instance count.
             if let Some(first) = in_use.first().filter(|f| **f != n) {
                 return Err(bad(format!(
@@ -587,7 +588,6 @@ impl HostSpec {
                 )));
             }
             in_use.push(n);
-            let max = catalog.nvidia_type(&format!("nvidia-{n}")).map_or(0, |t| t.max_instances);
             if in_use.len() > max as usize {
                 return Err(bad(format!("{key}: more VFs of type {n} than its {max} instances")));
             }

@@ -33,6 +33,12 @@ impl fmt::Display for AttrValue {
     }
 }
 
+/// A set as one value: its members in order, comma-separated (how Placement traits and DRA
+/// carry a whole set, for sources that require that very set).
+pub(crate) fn joined(members: &BTreeSet<String>) -> String {
+    members.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+}
+
 /// The step-a attributes of one device, keyed by namespaced name (`i915.parent_id`).
 pub type Attributes = BTreeMap<String, AttrValue>;
 

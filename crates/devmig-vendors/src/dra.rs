@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::attributes::joined;
 use crate::digest::sha256_hex;
 use crate::{AttrValue, Attributes, Constraint, Requirement};
 
@@ -110,7 +111,7 @@ pub fn attributes(attrs: &Attributes) -> Result<BTreeMap<String, DraValue>, DraL
                 }
                 // The whole set as one string too: what a source requiring the same set compares
                 // (CEL in DRA tests members by name; it cannot count them).
-                out.insert(name(attr), DraValue::String(string_value(&joined(members.iter()))));
+                out.insert(name(attr), DraValue::String(string_value(&joined(members))));
             }
         }
     }
@@ -162,7 +163,7 @@ pub fn selector(req: &Requirement) -> Result<String, DraLimit> {
                 v.major, v.minor, v.bugfix
             ),
             Constraint::Equals { value: AttrValue::Set(members), .. } => {
-                format!("({has} && {a}.{n} == {})", quote(&string_value(&joined(members.iter()))))
+                format!("({has} && {a}.{n} == {})", quote(&string_value(&joined(members))))
             }
             Constraint::OneOf { values, .. } => {
                 let list: Vec<String> = values.iter().map(|v| quote(&string_value(v))).collect();
@@ -180,11 +181,6 @@ pub fn selector(req: &Requirement) -> Result<String, DraLimit> {
         return Err(DraLimit(format!("the selector is {} bytes, DRA takes at most {MAX_EXPRESSION}", expr.len())));
     }
     Ok(expr)
-}
-
-/// A set as one string: its members in order, comma-separated.
-fn joined<'a>(members: impl Iterator<Item = &'a String>) -> String {
-    members.map(String::as_str).collect::<Vec<_>>().join(",")
 }
 
 fn members_test<'a>(a: &str, attr: &str, members: impl Iterator<Item = &'a String>) -> String {

@@ -29,6 +29,7 @@
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+use crate::attributes::joined;
 use crate::described::{KERNEL_DRIVER_ATTR, KERNEL_VERSION_ATTR};
 use crate::digest::sha256_hex;
 use crate::models::MODEL_ATTR;
@@ -198,11 +199,6 @@ fn encode_value(v: &str) -> String {
         readable.push('_');
     }
     format!("{readable}H{}", sha256_hex(v, 12).to_ascii_uppercase())
-}
-
-/// A set as one value: its members in order, comma-separated.
-fn joined(members: &BTreeSet<String>) -> String {
-    members.iter().map(String::as_str).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

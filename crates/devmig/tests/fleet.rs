@@ -21,6 +21,13 @@ fn run_json(args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// `fleet place` of `source` (JSON) with `extra` options; a slow machine must not turn a
+/// verdict into `unreachable`, so agents get 30 s.
+fn place_json(db: &str, token: &str, source: &str, extra: &[&str]) -> (i32, Value) {
+    let base = ["fleet", "place", "--db", db, "--agent-token-file", token, "--source", source];
+    run_json(&[&base[..], &["--agent-timeout-ms", "30000"], extra].concat())
+}
+
 /// `devmig sim fleet` (seed 3) of `hosts` hosts with `devices` each, in `dir`, running until
 /// the guard drops; its first line, database URL and agent token file.
 fn sim_fleet(dir: &std::path::Path, hosts: &str, devices: &str) -> (Running, String, String, String) {
@@ -83,19 +90,7 @@ fn sim_fleet_then_hosts_place_evacuate_baseline_what_if() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-token-file"));
 
-    let (code, p) = run_json(&[
-        "fleet",
-        "place",
-        "--db",
-        &db,
-        "--agent-token-file",
-        &token,
-        "--source",
-        &source,
-        "--claim",
-        "--migration-id",
-        "cli-1",
-    ]);
+    let (code, p) = place_json(&db, &token, &source, &["--claim", "--migration-id", "cli-1"]);
     assert_eq!(code, if p["placed"] == true { 0 } else { 1 }, "{p}");
     assert_eq!(p["schema"], "devmig.placement/v1");
     assert!(!p["tried"].as_array().expect("tried").is_empty() || p["placed"] == false);
@@ -435,21 +430,8 @@ fn an_sriov_vgpu_is_placed_on_vfs_then_on_a_free_vfs_type() {
     let mut typed = None;
     for n in 0..8 {
         let migration = format!("vgpu-{n}");
-        let (code, p) = run_json(&[
-            "fleet",
-            "place",
-            "--db",
-            &db,
-            "--agent-token-file",
-            &token,
-            "--source",
-            "sim-r00-0005:0000:41:00.1",
-            "--claim",
-            "--migration-id",
-            &migration,
-            "--agent-timeout-ms",
-            "30000",
-        ]);
+        let (code, p) =
+            place_json(&db, &token, "sim-r00-0005:0000:41:00.1", &["--claim", "--migration-id", &migration]);
         assert_eq!((code, &p["placed"]), (0, &Value::Bool(true)), "placement {n}: {p}");
         let target = p["assignments"][0]["target"].as_str().expect("target").to_string();
         if target.ends_with("/nvidia-1148") {
@@ -475,18 +457,7 @@ fn an_sriov_vgpu_is_placed_on_vfs_then_on_a_free_vfs_type() {
     }
     // A ConnectX VF on mlx5_vfio_pci: placed on a host with the same firmware and PSID, and the
     // answer names what only the destination's firmware decides.
-    let (code, p) = run_json(&[
-        "fleet",
-        "place",
-        "--db",
-        &db,
-        "--agent-token-file",
-        &token,
-        "--source",
-        "sim-r00-0001:0000:17:00.1",
-        "--agent-timeout-ms",
-        "30000",
-    ]);
+    let (code, p) = place_json(&db, &token, "sim-r00-0001:0000:17:00.1", &[]);
     assert_eq!(code, 0, "{p}");
     let at_resume = p["assignments"][0]["at_resume"].as_array().expect("at_resume").clone();
     assert!(at_resume.iter().any(|w| w.as_str().is_some_and(|w| w.contains("LOAD_VHCA_STATE"))), "{p}");

@@ -304,8 +304,15 @@ impl VendorModel for NvidiaModel {
     }
 
     fn param_files(&self, dev: &DeviceFacts) -> Vec<String> {
-        let files: &[&str] =
-            if dev.is_vf() || dev.params.contains_key(CURRENT_TYPE) { &[CURRENT_TYPE, PF_DEVICE] } else { &NAME_FILES };
+        // A VF's type target comes with its VF's type and listed name (read by discovery with
+        // the listing); only the board is left to read.
+        let files: &[&str] = if dev.is_vf() {
+            &[CURRENT_TYPE, PF_DEVICE]
+        } else if dev.params.contains_key(CURRENT_TYPE) {
+            &[PF_DEVICE]
+        } else {
+            &NAME_FILES
+        };
         files.iter().map(|f| f.to_string()).collect()
     }
 }
